@@ -40,7 +40,7 @@ from ._jsvalues import (
 )
 from .errors import ConditionError, Problem
 
-__all__ = ["OPERATORS", "Predicate", "compile_condition", "eval_condition"]
+__all__ = ["OPERATORS", "Predicate", "attribute_paths", "compile_condition", "eval_condition"]
 
 Predicate = Callable[[Any], bool]
 """A compiled condition (over the attribute mapping) or value test (over one value)."""
@@ -80,6 +80,25 @@ def eval_condition(
 ) -> bool:
     """GrowthBook's ``evalCondition``: mistakes in the condition make it false, never raise."""
     return _Compiler(saved_groups, strict=False).condition(condition, "$")(attributes)
+
+
+def attribute_paths(condition: Any, path: str = "$") -> list[tuple[str, str]]:
+    """Every attribute path the condition reads, as (JSON path of the key, dotted path), so
+    a config can check its references and keep only the data its rules use. Paths inside
+    ``$elemMatch`` are relative to array elements and are not listed."""
+    found: list[tuple[str, str]] = []
+    if type(condition) is not dict:
+        return found
+    for key, value in condition.items():
+        at = _child(path, key)
+        if key in ("$and", "$or", "$nor") and type(value) is list:
+            for i, sub in enumerate(value):
+                found += attribute_paths(sub, _child(at, i))
+        elif key == "$not":
+            found += attribute_paths(value, at)
+        elif not key.startswith("$"):
+            found.append((at, key))
+    return found
 
 
 # --- small building blocks -------------------------------------------------------------

@@ -1,8 +1,13 @@
 """Every error sitecue raises on purpose, in one shallow tree.
 
     SitecueError
-     └── ConfigError          a site config is wrong; carries every Problem found
-          └── ConditionError  a targeting condition cannot be compiled
+     ├── ConfigError          a site config is wrong; carries every Problem found
+     │    └── ConditionError  a targeting condition cannot be compiled
+     └── RequestError         an HTTP request we refuse; carries its status
+          ├── BadRequest        400: the body or a parameter is wrong
+          ├── Forbidden         403: not allowed from this origin (or with this key)
+          ├── NotFound          404: no such site or thing
+          └── PayloadTooLarge   413: the body is over its cap
 
 Errors carry data (the JSON path and what was expected there), so the CLI and the HTTP
 layer can each present them in their own way.
@@ -19,9 +24,11 @@ class Problem(NamedTuple):
 
     path: str
     expected: str
+    file: str = ""  # the config file, once known
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.expected}"
+        where = f"{self.file}: " if self.file else ""
+        return f"{where}{self.path}: {self.expected}"
 
 
 class SitecueError(Exception):
@@ -38,3 +45,29 @@ class ConfigError(SitecueError):
 
 class ConditionError(ConfigError):
     """A targeting condition with an unknown operator or a malformed operand."""
+
+
+class RequestError(SitecueError):
+    """A request refused on purpose; the HTTP layer answers ``status`` with the message."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class BadRequest(RequestError):
+    status = 400
+
+
+class Forbidden(RequestError):
+    status = 403
+
+
+class NotFound(RequestError):
+    status = 404
+
+
+class PayloadTooLarge(RequestError):
+    status = 413

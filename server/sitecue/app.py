@@ -1,0 +1,273 @@
+"""The Starlette app: the tag's endpoints (``/cue.js``, ``/v1/decide``, ``/v1/events``) and
+``/healthz``.
+
+Each endpoint decodes its body (capped, typed), checks the caller's ``Origin`` against the
+site, runs the pure decision code, commits the records, and only then answers with the
+updated state cookie. Errors raised on purpose map to HTTP in one place, here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .decide import apply_feedback, decide
+from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError
+from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest, TriggerSpec
+from .rules import CompiledSite, load_sites
+from .settings import Settings
+from .state import MAX_AGE_S, StateCodec, VisitorState
+from .store import DecisionRecord, EventRecord, Store, open_store
+
+__all__ = ["build_app"]
+
+VISITOR_COOKIE = "sc_vid"
+STATE_COOKIE = "sc_s"
+_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+T = TypeVar("T")
+
+
+@dataclass
+class Runtime:
+    """What the endpoints share: the compiled sites, the cookie codec and the store."""
+
+    sites: dict[str, CompiledSite]
+    codec: StateCodec
+    store: Store
+
+    def site(self, name: str) -> CompiledSite:
+        site = self.sites.get(name)
+        if site is None:
+            raise NotFound(f"site: no site named '{name}' is configured")
+        return site
+
+
+@dataclass(frozen=True)
+class _Script:
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+def _load_script() -> _Script:
+    body = files("sitecue").joinpath("static/cue.js").read_bytes()
+    return _Script(
+        body, gzip.compress(body, 9, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body: expected at most {MAX_BODY_BYTES} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body: expected at most {MAX_BODY_BYTES} bytes")
+    return body
+
+
+def _decode(body: bytes, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as err:
+        raise BadRequest(f"body: {err}") from err
+    except msgspec.DecodeError as err:
+        raise BadRequest(f"body: expected a JSON object ({err})") from err
+
+
+def _check_origin(request: Request, site: CompiledSite) -> str | None:
+    """Browsers always send Origin with a cross-site or POST request; a call without one is
+    not from a page, and carries no ambient authority worth refusing."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in site.origins:
+        raise Forbidden(f"origin: '{origin}' is not one of the origins of site '{site.name}'")
+    return origin
+
+
+def _cors(response: Response, origin: str | None) -> Response:
+    if origin:
+        response.headers["access-control-allow-origin"] = origin
+        response.headers["access-control-allow-credentials"] = "true"
+        response.headers["vary"] = "Origin"
+    return response
+
+
+def _consented(site: CompiledSite, consent: bool | None) -> bool:
+    if site.config.consent == "required":
+        return consent is True
+    if site.config.consent == "implied":
+        return consent is not False
+    return True  # "none": the site does not ask
+
+
+def _visitor_and_state(request: Request, runtime: Runtime, consented: bool) -> VisitorState:
+    if not consented:
+        return VisitorState(visitor="")
+    visitor = request.cookies.get(VISITOR_COOKIE, "")
+    if not _VISITOR_ID.fullmatch(visitor):
+        visitor = secrets.token_urlsafe(16)
+    state = runtime.codec.decode(request.cookies.get(STATE_COOKIE), visitor)
+    return state if state is not None else VisitorState(visitor=visitor)
+
+
+def _set_cookies(
+    request: Request, response: Response, runtime: Runtime, state: VisitorState
+) -> None:
+    if not state.visitor:
+        return  # no consent: no cookies
+    path = request.scope.get("root_path", "").rstrip("/") + "/"
+    secure = request.url.scheme == "https"
+    for name, value in (
+        (VISITOR_COOKIE, state.visitor),
+        (STATE_COOKIE, runtime.codec.encode(state)),
+    ):
+        response.set_cookie(
+            name, value, max_age=MAX_AGE_S, path=path, secure=secure, httponly=True, samesite="lax"
+        )
+
+
+async def decide_endpoint(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = _decode(await _read_body(request), DecideRequest)
+    site = runtime.site(body.site)
+    origin = _check_origin(request, site)
+    state = _visitor_and_state(request, runtime, _consented(site, body.consent))
+    now = _now_ms()
+    outcome = decide(site, state, body, now)
+
+    visitor = state.visitor or "-"
+    events = [
+        EventRecord(site.name, visitor, "trigger", e.at or now, name=e.name) for e in body.events
+    ]
+    if body.pageview:
+        events.append(EventRecord(site.name, visitor, "pageview", now, name=body.page.url))
+    record = DecisionRecord(
+        secrets.token_urlsafe(12), site.name, visitor, now, body.page.url, outcome.verdicts
+    )
+    await runtime.store.write(events, [record])
+
+    answer = DecideResponse(
+        visitor=state.visitor,
+        identified=False,
+        decisions=outcome.decisions,
+        triggers=[
+            TriggerSpec(n, t.on, t.selector) for n in site.watched if (t := site.config.triggers[n])
+        ],
+        goals=list(site.goals),
+    )
+    response = Response(msgspec.json.encode(answer), media_type="application/json")
+    _set_cookies(request, response, runtime, outcome.state)
+    return _cors(response, origin)
+
+
+async def events_endpoint(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = _decode(await _read_body(request), EventsRequest)
+    site = runtime.site(body.site)
+    origin = _check_origin(request, site)
+    state = _visitor_and_state(request, runtime, _consented(site, None))
+    now = _now_ms()
+    accepted = apply_feedback(site, state, list(body.events), now)
+    visitor = state.visitor or "-"
+    records = [
+        EventRecord(
+            site.name, visitor, e.type, min(e.at or now, now), e.name, e.rule, e.variant, e.decision
+        )
+        for e in accepted
+    ]
+    await runtime.store.write(records, [])
+    response = Response(status_code=204)
+    _set_cookies(request, response, runtime, state)
+    return _cors(response, origin)
+
+
+async def preflight(request: Request) -> Response:
+    """CORS preflight: allowed for an origin that some site lists."""
+    runtime: Runtime = request.app.state.runtime
+    origin = request.headers.get("origin")
+    if origin is None or not any(origin in s.origins for s in runtime.sites.values()):
+        raise Forbidden(f"origin: '{origin}' is not an origin of any site")
+    response = Response(status_code=204)
+    response.headers["access-control-allow-methods"] = "POST"
+    response.headers["access-control-allow-headers"] = "content-type"
+    response.headers["access-control-max-age"] = "86400"
+    return _cors(response, origin)
+
+
+async def script_endpoint(request: Request) -> Response:
+    script: _Script = request.app.state.script
+    headers = {
+        "etag": script.etag,
+        "cache-control": "public, max-age=300",
+        "vary": "Accept-Encoding",
+    }
+    if request.headers.get("if-none-match") == script.etag:
+        return Response(status_code=304, headers=headers)
+    body = script.body
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        body, headers["content-encoding"] = script.gzipped, "gzip"
+    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+async def health_endpoint(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    ok = await runtime.store.healthy()
+    return JSONResponse(
+        {"status": "ok" if ok else "store unavailable", "sites": sorted(runtime.sites)},
+        200 if ok else 503,
+    )
+
+
+async def _request_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestError)
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+def build_app(settings: Settings) -> Starlette:
+    """The sitecue ASGI app. Sites are compiled before it starts, so a bad config fails fast."""
+    sites = load_sites(settings.config_dir, settings.allow_origins)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        store = await open_store(settings.db)
+        app.state.runtime = Runtime(sites, StateCodec(settings.secrets), store)
+        try:
+            yield {}
+        finally:
+            await store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/cue.js", script_endpoint, methods=["GET"]),
+            Route("/v1/decide", decide_endpoint, methods=["POST"]),
+            Route("/v1/decide", preflight, methods=["OPTIONS"]),
+            Route("/v1/events", events_endpoint, methods=["POST"]),
+            Route("/v1/events", preflight, methods=["OPTIONS"]),
+            Route("/healthz", health_endpoint, methods=["GET"]),
+        ],
+        exception_handlers={RequestError: _request_error},
+        lifespan=lifespan,
+    )
+    app.state.script = _load_script()
+    return app

@@ -1,0 +1,138 @@
+"""``sitecue``: serve, run the demo, check configs, print the JSON Schema.
+
+sitecue demo                      # the example news site and shop, on SQLite
+sitecue check config/sites/*.json # every mistake as  file: $.json.path: what was expected
+sitecue serve --config config --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import json_schema, load_site
+from .errors import ConfigError, Problem
+from .rules import compile_site
+from .settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+
+def _check(files: Sequence[str]) -> int:
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    paths = [Path(f) for f in files] or sorted((config_dir / "sites").glob("*.json"))
+    if not paths:
+        print(f"{config_dir / 'sites'}: no site files to check", file=sys.stderr)
+        return 1
+    problems: list[Problem] = []
+    summaries = []
+    for path in paths:
+        # Templates are named relative to the config directory, which holds sites/.
+        root = path.resolve().parent.parent
+        try:
+            site = compile_site(load_site(path), root)
+        except ConfigError as err:
+            problems += [p._replace(file=str(path)) for p in err.problems]
+            continue
+        summaries.append(f"{path}: site '{site.name}' OK, {len(site.rules)} rule(s)")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} mistake(s) found", file=sys.stderr)
+        return 1
+    print("\n".join(summaries))
+    return 0
+
+
+def _demo(host: str, port: int) -> int:
+    import uvicorn
+
+    from .demo import build_demo_app
+
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    origins = frozenset({f"http://{h}:{port}" for h in (host, "localhost", "127.0.0.1")})
+    settings = Settings.load(demo=True, allow_origins=origins)
+    app = build_demo_app(settings)
+    print(f"sitecue demo (data in {settings.data_dir.resolve()})")
+    print(f"  news site: http://{shown}:{port}/news/")
+    print(f"  shop:      http://{shown}:{port}/shop/")
+    print(f"  the tag:   http://{shown}:{port}/sc/cue.js")
+    sys.stdout.flush()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.config:
+        os.environ["SITECUE_CONFIG_DIR"] = args.config
+    if args.db:
+        os.environ["SITECUE_DB"] = args.db
+    Settings.load()  # fail here, naming the setting, rather than in every worker
+    uvicorn.run(
+        "sitecue.cli:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="warning",
+    )
+    return 0
+
+
+def app_from_environment() -> object:
+    """The app as configured by ``SITECUE_*`` variables (what each uvicorn worker runs)."""
+    from .app import build_app
+
+    return build_app(Settings.load())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sitecue", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the tag and the API")
+    serve.add_argument("--config", help="config directory (SITECUE_CONFIG_DIR, default ./config)")
+    serve.add_argument("--db", help="database URL (SITECUE_DB, default SQLite in SITECUE_DATA_DIR)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    demo = commands.add_parser("demo", help="serve the example news site and shop")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+
+    check = commands.add_parser("check", help="validate site configs")
+    check.add_argument("files", nargs="*", help="site files (default: every file in config/sites)")
+
+    commands.add_parser("schema", help="print the JSON Schema of a site file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args.files)
+        if args.command == "schema":
+            print(json.dumps(json_schema(), indent=2))
+            return 0
+        if args.command == "demo":
+            return _demo(args.host, args.port)
+        return _serve(args)
+    except SettingsError as err:
+        print(f"sitecue: {err}", file=sys.stderr)
+        return 2
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The site config a marketer writes: typed, decoded with every mistake's JSON path.
+
+One file per site under ``config/sites/``. Decoding is done section by section (each trigger,
+widget and rule on its own), so one typo does not hide the next: ``sitecue check`` lists them
+all. Meaning (references between sections, regexes, templates) is checked when the site is
+compiled, in :mod:`sitecue.rules`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from .errors import ConfigError, Problem
+
+__all__ = [
+    "Limit",
+    "Placement",
+    "Rule",
+    "Schedule",
+    "Show",
+    "SiteConfig",
+    "Trigger",
+    "Variant",
+    "Widget",
+    "json_schema",
+    "load_site",
+    "parse_site",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_WINDOW = r"^(session|total|[1-9][0-9]{0,2}d)$"
+_ORIGIN = r"^https?://[^/\s]+$"
+_AFTER = r"^(now|[0-9]{1,4}s)$"
+# What each pattern means, for error messages a marketer can act on.
+_PATTERN_MEANING = {
+    _NAME: "a name of letters, digits and _.:- (at most 64)",
+    _WINDOW: "a window: session, total or a number of days such as 7d",
+    _ORIGIN: "an origin such as https://news.example (no path)",
+    _AFTER: "now, or a number of seconds such as 5s",
+}
+
+Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
+Window = Annotated[str, msgspec.Meta(pattern=_WINDOW)]
+"""A counting window: this session, all time, or the last N calendar days (``7d``)."""
+
+TriggerKind = Literal["pageview", "click", "visible", "custom"]
+PlacementKind = Literal["modal", "slide-in", "bar", "inline", "replace"]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    pass
+
+
+class Trigger(_Strict, frozen=True):
+    """Something a visitor does that rules can count: a page view (matched on the path by
+    the server), a click or an element becoming visible (watched by the tag), or a custom
+    event the page sends with ``sitecue('event', name)``."""
+
+    on: TriggerKind
+    selector: str | None = None
+    path: Any = None
+
+
+class Widget(_Strict, frozen=True):
+    """A Jinja2 template (relative to the config directory) and the data it renders with."""
+
+    template: str
+    data: dict[str, Any] = {}
+
+
+class Placement(_Strict, frozen=True):
+    """Where a widget goes: an overlay (``modal``, ``slide-in``, ``bar``), inside an element
+    (``inline``), or instead of an element (``replace``)."""
+
+    type: PlacementKind
+    selector: str | None = None
+
+
+class Show(_Strict, frozen=True):
+    """When the tag shows a decided widget: at once, or ``N`` seconds into the page view."""
+
+    after: Annotated[str, msgspec.Meta(pattern=_AFTER)] = "now"
+
+
+class Limit(_Strict, frozen=True):
+    """Frequency caps: at most ``max`` impressions ``per`` window, and never again after the
+    visitor converted or dismissed, when ``stop_after`` says so."""
+
+    max: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    per: Window = "total"
+    stop_after: list[Literal["convert", "dismiss"]] = []
+
+
+class Variant(_Strict, frozen=True):
+    """One arm of a rule. ``widget: null`` is a control: nothing is shown, but it is logged."""
+
+    id: Name
+    weight: Annotated[float, msgspec.Meta(ge=0, le=100)]
+    widget: str | None
+
+
+class Schedule(_Strict, frozen=True):
+    """When a rule is live; either bound may be left out."""
+
+    starts: datetime | None = msgspec.field(default=None, name="from")
+    until: datetime | None = None
+
+
+class Rule(_Strict, frozen=True):
+    """Who sees what, where: a condition over the visitor's context, the variants, the caps."""
+
+    id: Name
+    placement: Placement
+    variants: Annotated[list[Variant], msgspec.Meta(min_length=1)]
+    when: dict[str, Any] = {}
+    show: Show = Show()
+    limit: Limit = Limit()
+    goal: str | None = None
+    priority: int = 0
+    schedule: Schedule | None = None
+
+
+class SiteConfig(_Strict, frozen=True):
+    """One site: where the tag may call from, its triggers, widgets and rules."""
+
+    site: Name
+    origins: list[Annotated[str, msgspec.Meta(pattern=_ORIGIN)]]
+    consent: Literal["implied", "required", "none"] = "implied"
+    timezone: str = "UTC"
+    triggers: dict[Name, Trigger] = {}
+    widgets: dict[Name, Widget] = {}
+    rules: list[Rule] = []
+    schema: str | None = msgspec.field(default=None, name="$schema")
+
+
+_AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
+
+
+def _problem(err: msgspec.ValidationError, base: str) -> Problem:
+    """Turn msgspec's ``Expected int, got str - at `$.x``` into a Problem below ``base``."""
+    match = _AT_PATH.match(str(err))
+    assert match is not None  # the pattern matches any text
+    path = base + (match["path"] or "$")[1:]
+    message = match["message"]
+    for pattern, meaning in _PATTERN_MEANING.items():
+        message = message.replace(f"`str` matching regex {pattern!r}", meaning)
+    return Problem(path, message[0].lower() + message[1:])
+
+
+def _convert(value: Any, kind: type[Any], path: str, problems: list[Problem]) -> Any:
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as err:
+        problems.append(_problem(err, path))
+        return None
+
+
+def parse_site(raw: Any) -> SiteConfig:
+    """Decode a site config from parsed JSON, reporting every structural mistake at once."""
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem("$", "expected an object with site, origins and rules")])
+    problems: list[Problem] = []
+    sections = {"triggers": Trigger, "widgets": Widget}
+    head = {k: v for k, v in raw.items() if k not in ("triggers", "widgets", "rules")}
+    site = _convert(head, SiteConfig, "$", problems)
+    parts: dict[str, Any] = {}
+    for section, kind in sections.items():
+        entries = raw.get(section, {})
+        if not isinstance(entries, dict):
+            problems.append(Problem(f"$.{section}", "expected an object of named entries"))
+            continue
+        parts[section] = {}
+        for name, value in entries.items():
+            at = _member(f"$.{section}", name)
+            if _convert(name, Name, at, problems) is not None:
+                parts[section][name] = _convert(value, kind, at, problems)
+    rules = raw.get("rules", [])
+    if not isinstance(rules, list):
+        problems.append(Problem("$.rules", "expected an array of rules"))
+        rules = []
+    parts["rules"] = [_convert(r, Rule, f"$.rules[{i}]", problems) for i, r in enumerate(rules)]
+    if problems:
+        raise ConfigError(problems)
+    config: SiteConfig = msgspec.structs.replace(site, **parts)
+    return config
+
+
+def _member(path: str, name: str) -> str:
+    return (
+        f"{path}.{name}"
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+        else f"{path}[{json.dumps(name)}]"
+    )
+
+
+def load_site(path: Path) -> SiteConfig:
+    """Read and decode one site file; a JSON syntax error is reported with line and column."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except json.JSONDecodeError as err:
+        raise ConfigError(
+            [Problem("$", f"valid JSON ({err.msg} at line {err.lineno}, column {err.colno})")]
+        ) from err
+    except OSError as err:
+        raise ConfigError([Problem("$", f"a readable file ({err.strerror})")]) from err
+    return parse_site(raw)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a site file, for editors; generated from the Structs above."""
+    schema = msgspec.json.schema(SiteConfig)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sitecue site configuration"
+    return schema

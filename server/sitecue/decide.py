@@ -1,0 +1,250 @@
+"""The decision: a pure function of (compiled site, visitor state, request, now).
+
+It applies the page's events to the state, builds the context conditions read, and walks the
+rules from the highest priority down. Every rule gets a verdict: shown (with its variant) or
+why not (the failed clause, a cap, the schedule, or the rule that won its slot), so "why did
+this visitor see that?" always has an answer. Nothing here does I/O; the HTTP layer decodes,
+calls it, and writes what it returns.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import msgspec
+
+from .bucketing import choose_variation, fnv_hash
+from .protocol import DecideRequest, Decision, Feedback, PageEvent
+from .rules import CompiledRule, CompiledSite
+from .state import Counter, VisitorState, day_of
+
+__all__ = ["Outcome", "Verdict", "apply_feedback", "decide", "decision_id"]
+
+UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+
+
+class Verdict(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One rule's fate in one decision: shown (with its variant) or why not."""
+
+    rule: str
+    matched: bool
+    variant: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Outcome:
+    decisions: list[Decision]
+    state: VisitorState
+    verdicts: list[Verdict]
+    counted: list[str] = field(default_factory=list)  # trigger names counted in this call
+
+
+def decision_id(visitor: str, view: str | None, rule: str, now: int) -> str:
+    """Stable within one page view, so a re-decision after a trigger repeats the same id and
+    the tag does not render a widget twice."""
+    seed = f"{visitor}|{view}|{rule}" if view else f"{visitor}|{now}|{rule}"
+    return base64.urlsafe_b64encode(
+        hashlib.blake2b(seed.encode(), digest_size=12).digest()
+    ).decode()
+
+
+def _page_context(request: DecideRequest) -> tuple[dict[str, Any], dict[str, str]]:
+    parts = urlsplit(request.page.url)
+    query = dict(parse_qsl(parts.query))
+    page = {
+        "url": request.page.url,
+        "path": parts.path or "/",
+        "query": query,
+        "referrer": request.page.referrer,
+        "title": request.page.title,
+    }
+    utm = {key: query[f"utm_{key}"] for key in UTM_KEYS if f"utm_{key}" in query}
+    return page, utm
+
+
+def _count_events(
+    site: CompiledSite,
+    state: VisitorState,
+    events: list[PageEvent],
+    page: dict[str, Any],
+    pageview: bool,
+    now: int,
+) -> list[str]:
+    counted = []
+    if pageview:
+        state.pageviews += 1
+        for name, matches in site.pageview_triggers:
+            if matches({"page": page}):
+                counted.append(name)
+    for event in events:
+        trigger = site.trigger(event.name)
+        if trigger is not None and trigger.on != "pageview":
+            counted.append(event.name)
+    today = day_of(now, site.zone)
+    for name in counted:
+        if name in site.windows:  # only what some rule reads is kept
+            state.triggers.setdefault(name, Counter()).add(today)
+    for counter in state.triggers.values():
+        counter.forget_before(today - site.keep_days + 1)
+    for goal in {e.name for e in events} & set(site.goals):
+        _convert_goal(site, state, goal, now)
+    return counted
+
+
+def _context(
+    site: CompiledSite,
+    state: VisitorState,
+    page: dict[str, Any],
+    utm: dict[str, str],
+    request: DecideRequest,
+    now: int,
+) -> dict[str, Any]:
+    today = day_of(now, site.zone)
+    triggers = {}
+    for name, windows in site.windows.items():
+        counter = state.triggers.get(name)
+        triggers[name] = {w: counter.count(w, today) if counter else 0 for w in windows}
+    local = datetime.fromtimestamp(now / 1000, site.zone)
+    return {
+        "page": page,
+        "utm": utm,
+        "visitor": {
+            "new": state.sessions <= 1,
+            "returning": state.sessions > 1,
+            "sessions": state.sessions,
+            "pageviews": state.pageviews,
+            "identified": False,
+        },
+        "attributes": {},
+        "triggers": triggers,
+        "time": {"hour": local.hour, "weekday": local.isoweekday()},
+        "device": {"viewport": request.page.viewport},
+    }
+
+
+def _blocked(
+    rule: CompiledRule, state: VisitorState, context: dict[str, Any], today: int, now: int
+) -> str | None:
+    """Why the rule cannot show now, or None if it can."""
+    schedule = rule.rule.schedule
+    if schedule is not None:
+        moment = datetime.fromtimestamp(now / 1000, UTC)
+        if schedule.starts is not None and moment < schedule.starts:
+            return "schedule: not started"
+        if schedule.until is not None and moment >= schedule.until:
+            return "schedule: ended"
+    for key, test in rule.clauses:
+        if not test(context):
+            return f"condition: {key}"
+    memory = state.rules.get(rule.id)
+    if memory is not None:
+        limit = rule.rule.limit
+        if "dismiss" in limit.stop_after and memory.dismissed:
+            return "cap: dismissed"
+        if "convert" in limit.stop_after and memory.converted:
+            return "cap: converted"
+        if limit.max is not None and memory.shown.count(limit.per, today) >= limit.max:
+            return f"cap: {limit.max} per {limit.per}"
+    return None
+
+
+def _variant(rule: CompiledRule, state: VisitorState, visitor: str) -> int:
+    sticky = state.rules.get(rule.id)
+    if sticky is not None and sticky.variant:
+        for i, variant in enumerate(rule.variants):
+            if variant.id == sticky.variant:
+                return i
+    n = fnv_hash(rule.id, visitor, 2)
+    return -1 if n is None else choose_variation(n, rule.ranges)
+
+
+def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now: int) -> Outcome:
+    """Decide what this page view shows. ``state`` is updated in place and returned."""
+    state.touch(now)
+    page, utm = _page_context(request)
+    counted = _count_events(site, state, list(request.events), page, request.pageview, now)
+    context = _context(site, state, page, utm, request, now)
+    today = day_of(now, site.zone)
+
+    decisions: list[Decision] = []
+    verdicts: list[Verdict] = []
+    taken: dict[str, str] = {}  # slot -> the rule that holds it
+    for rule in site.rules:
+        reason = _blocked(rule, state, context, today, now)
+        if reason is None and rule.slot in taken:
+            reason = f"lost on priority to {taken[rule.slot]}"
+        if reason is None:
+            index = _variant(rule, state, state.visitor)
+            if index < 0:
+                reason = "not in any variant"
+        if reason is not None:
+            verdicts.append(Verdict(rule.id, False, reason=reason))
+            continue
+        variant = rule.variants[index]
+        taken[rule.slot] = rule.id
+        state.rule(rule.id).variant = variant.id
+        html = None
+        if variant.widget is not None:
+            widget = site.config.widgets[variant.widget]
+            html = site.templates.render(
+                widget.template, {**widget.data, "rule": rule.id, "variant": variant.id}
+            )
+        decisions.append(
+            Decision(
+                id=decision_id(state.visitor, request.view, rule.id, now),
+                rule=rule.id,
+                variant=variant.id,
+                placement=rule.rule.placement,
+                show=rule.rule.show,
+                html=html,
+            )
+        )
+        verdicts.append(Verdict(rule.id, True, variant=variant.id))
+    return Outcome(decisions, state, verdicts, counted)
+
+
+def _convert_goal(site: CompiledSite, state: VisitorState, goal: str, now: int) -> None:
+    """A goal event converts every rule with that goal that the visitor was exposed to."""
+    for rule in site.rules:
+        memory = state.rules.get(rule.id)
+        if (
+            rule.rule.goal == goal
+            and memory is not None
+            and memory.variant
+            and not memory.converted
+        ):
+            memory.converted = now
+
+
+def apply_feedback(
+    site: CompiledSite, state: VisitorState, events: list[Feedback], now: int
+) -> list[Feedback]:
+    """Apply what the tag reports about decisions to the state; return the events accepted
+    (those about rules of this site the visitor was actually given)."""
+    state.touch(now)
+    accepted = []
+    for event in events:
+        at = min(event.at or now, now)
+        if event.type == "event":
+            if event.name in site.goals:
+                _convert_goal(site, state, event.name, at)
+            accepted.append(event)
+            continue
+        memory = state.rules.get(event.rule or "")
+        if memory is None or not memory.variant or event.variant != memory.variant:
+            continue  # not a decision this visitor received
+        if event.type == "impression" and memory.last_impression != event.decision:
+            memory.last_impression = event.decision or ""
+            memory.shown.add(day_of(at, site.zone))
+        elif event.type == "dismiss":
+            memory.dismissed = memory.dismissed or at
+        elif event.type == "convert":
+            memory.converted = memory.converted or at
+        accepted.append(event)
+    return accepted

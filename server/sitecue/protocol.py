@@ -1,0 +1,105 @@
+"""The wire protocol between the tag and the server: request and response bodies.
+
+Field names are fixed by DESIGN.md so the tag, the server and outside checks agree. Every
+string and list has a cap, so a body can never make the server do unbounded work.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from .config import Placement, Show
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "DecideRequest",
+    "DecideResponse",
+    "Decision",
+    "EventsRequest",
+    "Feedback",
+    "Page",
+    "PageEvent",
+    "TriggerSpec",
+]
+
+MAX_BODY_BYTES = 16 * 1024
+
+Text = Annotated[str, msgspec.Meta(max_length=2048)]
+Short = Annotated[str, msgspec.Meta(max_length=128)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+
+
+class Page(msgspec.Struct, frozen=True):
+    """Where the page view happens, as the tag sees it."""
+
+    url: Text
+    referrer: Text = ""
+    title: Text = ""
+    viewport: Literal["mobile", "tablet", "desktop"] | None = None
+
+
+class PageEvent(msgspec.Struct, frozen=True):
+    """A trigger (or custom event) that fired on the page since the last call."""
+
+    name: Short
+    at: Millis | None = None
+
+
+class DecideRequest(msgspec.Struct, frozen=True):
+    """``POST /v1/decide``: one per page view, and again when a watched trigger fires."""
+
+    site: Short
+    page: Page
+    events: Annotated[list[PageEvent], msgspec.Meta(max_length=50)] = []
+    token: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    consent: bool | None = None
+    view: Short | None = None  # the page view's id: repeated calls in one view reuse decision ids
+    pageview: bool = True  # false when re-deciding after a trigger within the same view
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """What to show, where and when; ``html`` is null for a control variant."""
+
+    id: str
+    rule: str
+    variant: str
+    placement: Placement
+    show: Show
+    html: str | None
+
+
+class TriggerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A trigger the tag should watch, because some rule counts it."""
+
+    name: str
+    on: str
+    selector: str | None = None
+
+
+class DecideResponse(msgspec.Struct, frozen=True):
+    visitor: str
+    identified: bool
+    decisions: list[Decision]
+    triggers: list[TriggerSpec]
+    goals: list[str]
+
+
+class Feedback(msgspec.Struct, frozen=True):
+    """What happened to a decision (``impression``, ``click``, ``dismiss``, ``convert``), or a
+    named page event (``event``, e.g. a goal such as ``subscribe``)."""
+
+    type: Literal["impression", "click", "dismiss", "convert", "event"]
+    decision: Short | None = None
+    rule: Short | None = None
+    variant: Short | None = None
+    name: Short | None = None
+    at: Millis | None = None
+
+
+class EventsRequest(msgspec.Struct, frozen=True):
+    """``POST /v1/events``, usually sent with ``navigator.sendBeacon``."""
+
+    site: Short
+    events: Annotated[list[Feedback], msgspec.Meta(min_length=1, max_length=50)]

@@ -1,0 +1,253 @@
+"""Compile a site config once into the form a page view evaluates.
+
+Here every reference is checked (triggers and windows named in conditions, widgets named by
+variants, templates on disk), conditions become closures, weights become bucket ranges, and
+the site learns what its rules read, so the state cookie keeps nothing else. Every mistake is
+reported at once, with its JSON path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .bucketing import bucket_ranges
+from .conditions import Predicate, attribute_paths, compile_condition
+from .config import Rule, SiteConfig, Trigger, Variant, Window, load_site
+from .errors import ConditionError, ConfigError, Problem
+from .widgets import TemplateProblem, Templates
+
+__all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "load_sites"]
+
+CONTEXT_ROOTS = ("page", "utm", "visitor", "attributes", "triggers", "time", "device")
+"""What a condition can read; see the decision engine for each root's fields."""
+
+_SELECTOR_TRIGGERS = ("click", "visible")
+_SELECTOR_PLACEMENTS = ("inline", "replace")
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    clauses: tuple[
+        tuple[str, Predicate], ...
+    ]  # (the clause's key, its test): the first to fail explains a miss
+    ranges: tuple[tuple[float, float], ...]
+    variants: tuple[Variant, ...]
+    slot: str  # rules competing for the same slot: only the highest priority shows
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass(frozen=True)
+class CompiledSite:
+    config: SiteConfig
+    rules: tuple[CompiledRule, ...]  # highest priority first
+    zone: ZoneInfo
+    templates: Templates
+    pageview_triggers: tuple[tuple[str, Predicate], ...]  # (name, test of the page context)
+    windows: dict[str, frozenset[str]]  # trigger name -> the windows some rule reads
+    watched: tuple[str, ...]  # triggers the tag must report because some rule counts them
+    goals: tuple[str, ...]
+    keep_days: int  # the longest day window any rule reads
+    origins: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def name(self) -> str:
+        return self.config.site
+
+    def trigger(self, name: str) -> Trigger | None:
+        return self.config.triggers.get(name)
+
+
+def _slot(rule: Rule) -> str:
+    placement = rule.placement
+    if placement.type in _SELECTOR_PLACEMENTS:
+        return f"{placement.type}:{placement.selector}"
+    return placement.type  # one modal, one slide-in and one bar at a time
+
+
+def compile_site(
+    config: SiteConfig, root: Path, extra_origins: frozenset[str] = frozenset()
+) -> CompiledSite:
+    """Check and compile ``config`` (whose templates live under ``root``)."""
+    problems: list[Problem] = []
+    try:
+        zone = ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            Problem(
+                "$.timezone",
+                f"expected an IANA time zone such as Europe/Stockholm, got {config.timezone!r}",
+            )
+        )
+        zone = ZoneInfo("UTC")
+
+    templates = Templates(root)
+    for name, widget in config.widgets.items():
+        try:
+            templates.compile(widget.template)
+        except TemplateProblem as err:
+            problems.append(Problem(f"$.widgets.{name}.template", f"expected {err}"))
+
+    pageview_triggers = []
+    for name, trigger in config.triggers.items():
+        at = f"$.triggers.{name}"
+        if trigger.on in _SELECTOR_TRIGGERS and not trigger.selector:
+            problems.append(
+                Problem(f"{at}.selector", f"expected a CSS selector for a {trigger.on} trigger")
+            )
+        if trigger.on == "pageview":
+            condition = {"page.path": trigger.path} if trigger.path is not None else {}
+            test = _compile(condition, f"{at}.path", problems)
+            pageview_triggers.append((name, test))
+        elif trigger.path is not None:
+            problems.append(
+                Problem(f"{at}.path", "expected no path: only pageview triggers match on the path")
+            )
+
+    windows: dict[str, set[str]] = {}
+    compiled: list[CompiledRule] = []
+    seen_ids: set[str] = set()
+    for i, rule in enumerate(config.rules):
+        at = f"$.rules[{i}]"
+        if rule.id in seen_ids:
+            problems.append(
+                Problem(f"{at}.id", f"expected a unique rule id, '{rule.id}' is used twice")
+            )
+        seen_ids.add(rule.id)
+        compiled.append(_compile_rule(rule, at, config, windows, problems))
+
+    if problems:
+        raise ConfigError(problems)
+    day_windows = [int(w[:-1]) for ws in windows.values() for w in ws if w.endswith("d")]
+    return CompiledSite(
+        config=config,
+        rules=tuple(sorted(compiled, key=lambda r: -r.rule.priority)),
+        zone=zone,
+        templates=templates,
+        pageview_triggers=tuple(pageview_triggers),
+        windows={name: frozenset(ws) for name, ws in windows.items()},
+        watched=tuple(n for n in windows if config.triggers[n].on != "pageview"),
+        goals=tuple(sorted({r.goal for r in config.rules if r.goal})),
+        keep_days=max([*day_windows, *[_days(r.limit.per) for r in config.rules]], default=1),
+        origins=frozenset(config.origins) | extra_origins,
+    )
+
+
+def _days(window: Window) -> int:
+    return int(window[:-1]) if window.endswith("d") else 1
+
+
+def _compile(condition: Any, path: str, problems: list[Problem]) -> Predicate:
+    try:
+        return compile_condition(condition, path=path)
+    except ConditionError as err:
+        problems.extend(err.problems)
+        return lambda _: False
+
+
+def _compile_rule(
+    rule: Rule, at: str, config: SiteConfig, windows: dict[str, set[str]], problems: list[Problem]
+) -> CompiledRule:
+    placement = rule.placement
+    if placement.type in _SELECTOR_PLACEMENTS and not placement.selector:
+        problems.append(
+            Problem(f"{at}.placement.selector", f"expected a CSS selector for '{placement.type}'")
+        )
+
+    for json_path, dotted in attribute_paths(rule.when, f"{at}.when"):
+        parts = dotted.split(".")
+        if parts[0] not in CONTEXT_ROOTS:
+            problems.append(
+                Problem(
+                    json_path, f"expected a path starting with one of {', '.join(CONTEXT_ROOTS)}"
+                )
+            )
+        elif parts[0] == "triggers":
+            if len(parts) != 3 or parts[1] not in config.triggers:
+                declared = ", ".join(config.triggers) or "none are declared"
+                problems.append(
+                    Problem(
+                        json_path, f"expected triggers.<declared trigger>.<window> ({declared})"
+                    )
+                )
+                continue
+            if not _is_window(parts[2]):
+                problems.append(
+                    Problem(
+                        json_path,
+                        "expected a window: session, total or a number of days such as 7d",
+                    )
+                )
+                continue
+            windows.setdefault(parts[1], set()).add(parts[2])
+    clauses = tuple(
+        (key, _compile({key: value}, f"{at}.when", problems)) for key, value in rule.when.items()
+    )
+
+    ids = [v.id for v in rule.variants]
+    for j, variant in enumerate(rule.variants):
+        if ids.index(variant.id) != j:
+            problems.append(
+                Problem(
+                    f"{at}.variants[{j}].id",
+                    f"expected a unique variant id, '{variant.id}' is used twice",
+                )
+            )
+        if variant.widget is not None and variant.widget not in config.widgets:
+            declared = ", ".join(config.widgets) or "none are declared"
+            problems.append(
+                Problem(
+                    f"{at}.variants[{j}].widget",
+                    f"expected a declared widget or null ({declared}), got '{variant.widget}'",
+                )
+            )
+    total = sum(v.weight for v in rule.variants)
+    if not math.isclose(total, 100, abs_tol=0.01):
+        problems.append(
+            Problem(
+                f"{at}.variants", f"expected weights adding up to 100, they add up to {total:g}"
+            )
+        )
+    ranges = bucket_ranges(len(rule.variants), 1.0, [v.weight / 100 for v in rule.variants])
+    return CompiledRule(rule, clauses, tuple(ranges), tuple(rule.variants), _slot(rule))
+
+
+def _is_window(text: str) -> bool:
+    return text in ("session", "total") or (
+        text.endswith("d") and text[:-1].isdigit() and 0 < int(text[:-1]) < 1000
+    )
+
+
+def load_sites(
+    config_dir: Path, extra_origins: frozenset[str] = frozenset()
+) -> dict[str, CompiledSite]:
+    """Load and compile every ``sites/*.json`` under ``config_dir``; raise one ConfigError
+    with every problem of every file, each naming its file."""
+    problems: list[Problem] = []
+    sites: dict[str, CompiledSite] = {}
+    files = sorted((config_dir / "sites").glob("*.json"))
+    if not files:
+        problems.append(Problem("$", "expected at least one site file", str(config_dir / "sites")))
+    for path in files:
+        try:
+            site = compile_site(load_site(path), config_dir, extra_origins)
+        except ConfigError as err:
+            problems.extend(p._replace(file=str(path)) for p in err.problems)
+            continue
+        if site.name in sites:
+            problems.append(
+                Problem(
+                    "$.site", f"expected a site name used once, '{site.name}' is taken", str(path)
+                )
+            )
+        sites[site.name] = site
+    if problems:
+        raise ConfigError(problems)
+    return sites

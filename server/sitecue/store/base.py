@@ -1,0 +1,51 @@
+"""The storage interface the HTTP layer writes through, and the records it writes."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from ..decide import Verdict
+
+
+class EventRecord(msgspec.Struct, frozen=True):
+    """Something the tag reported: a trigger, a page event, or feedback on a decision."""
+
+    site: str
+    visitor: str
+    type: str
+    at: int
+    name: str | None = None
+    rule: str | None = None
+    variant: str | None = None
+    decision: str | None = None
+
+
+class DecisionRecord(msgspec.Struct, frozen=True):
+    """One call to decide: what was shown and, for every rule, why or why not."""
+
+    id: str
+    site: str
+    visitor: str
+    at: int
+    url: str
+    verdicts: list[Verdict]
+
+
+class Store(Protocol):
+    async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
+        """Commit the records; return only once they are durable."""
+
+    async def healthy(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+async def open_store(url: str) -> Store:
+    """Open the store named by ``url`` (``sqlite:///path/to/file.db``)."""
+    if url.startswith("sqlite:///"):
+        from .sqlite import SQLiteStore
+
+        return await SQLiteStore.open(url.removeprefix("sqlite:///"))
+    raise ValueError(f"SITECUE_DB: expected a sqlite:///path URL, got {url!r}")

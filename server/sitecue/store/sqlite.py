@@ -1,0 +1,71 @@
+"""The embedded default: SQLite in WAL mode, shared safely by several worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+import msgspec
+
+from .base import DecisionRecord, EventRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL, visitor TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL,
+    name TEXT, rule TEXT, variant TEXT, decision TEXT
+);
+CREATE INDEX IF NOT EXISTS events_visitor ON events (site, visitor, at);
+CREATE TABLE IF NOT EXISTS decisions (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL, visitor TEXT NOT NULL, at INTEGER NOT NULL, url TEXT NOT NULL,
+    verdicts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_visitor ON decisions (site, visitor, at);
+"""
+
+_encode = msgspec.json.Encoder().encode
+
+
+class SQLiteStore:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: str) -> SQLiteStore:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
+        await db.executescript(_SCHEMA)
+        await db.commit()
+        return cls(db)
+
+    async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
+        if events:
+            await self._db.executemany(
+                "INSERT INTO events (site, visitor, type, at, name, rule, variant, decision)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision)
+                    for e in events
+                ],
+            )
+        if decisions:
+            await self._db.executemany(
+                "INSERT OR REPLACE INTO decisions (id, site, visitor, at, url, verdicts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode())
+                    for d in decisions
+                ],
+            )
+        await self._db.commit()
+
+    async def healthy(self) -> bool:
+        async with self._db.execute("SELECT 1") as cursor:
+            return await cursor.fetchone() == (1,)
+
+    async def close(self) -> None:
+        await self._db.close()

@@ -1,0 +1,89 @@
+// sitecue's tag. Paste `<script async src="/sc/cue.js" data-site="news"></script>`.
+// Calls made before it loads are kept when the page defines the queue first:
+//   window.sitecue = window.sitecue || function () { (sitecue.q = sitecue.q || []).push(arguments) };
+
+import { pageContext, takeToken } from './context.js';
+import { beacon, post } from './transport.js';
+import { watcher } from './triggers.js';
+import { render } from './render.js';
+
+const script = document.currentScript;
+
+function start() {
+  const site = script.dataset.site;
+  const base = script.src.replace(/\/cue\.js([?#].*)?$/, '');
+  const token = takeToken();
+  const queued = (window.sitecue && window.sitecue.q) || [];
+  const seen = new Set(); // decision ids already presented in this page view
+  let watched = null; // trigger names the server listens to; null until it answered
+  let pending = [];
+  let consent;
+  let timer = 0;
+  const view = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const triggers = watcher(fire);
+
+  function decide(pageview) {
+    const events = pending;
+    pending = [];
+    post(base + '/v1/decide', { site, page: pageContext(), events, token, consent, view, pageview })
+      .then(apply)
+      .catch(() => {});
+  }
+
+  function apply(answer) {
+    watched = new Set(answer.triggers.map((t) => t.name));
+    triggers.watch(answer.triggers);
+    for (const d of answer.decisions) {
+      if (seen.has(d.id)) continue;
+      seen.add(d.id);
+      const wait = d.show.after === 'now' ? 0 : parseInt(d.show.after, 10) * 1000;
+      setTimeout(() => present(d), wait);
+    }
+  }
+
+  function present(d) {
+    const report = (type) => send({ type, decision: d.id, rule: d.rule, variant: d.variant });
+    // A control shows nothing but still counts as an impression.
+    if (d.html === null || render(d, report)) report('impression');
+  }
+
+  function send(event) {
+    event.at = Date.now();
+    beacon(base + '/v1/events', { site, events: [event] });
+  }
+
+  function fire(name) {
+    if (watched === null || watched.has(name)) {
+      pending.push({ name, at: Date.now() });
+      if (watched !== null) {
+        clearTimeout(timer);
+        timer = setTimeout(() => decide(false), 50); // one request for a burst of triggers
+      }
+    } else send({ type: 'event', name }); // a goal converts; anything else is logged
+  }
+
+  function run(args) {
+    const [command, value] = args;
+    if (command === 'event' && typeof value === 'string') fire(value);
+    else if (command === 'consent') consent = !!value;
+  }
+
+  window.sitecue = function () {
+    try {
+      run(arguments);
+    } catch (e) {
+      /* never break the host page */
+    }
+  };
+  queued.forEach(run);
+  decide(true);
+}
+
+if (script && !window.__sitecueStarted) {
+  window.__sitecueStarted = true;
+  try {
+    start();
+  } catch (e) {
+    /* never break the host page */
+  }
+}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import conformance
+from growthbook_cases import conformance
 from sitecue.bucketing import (
     bucket_ranges,
     choose_variation,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from condition_oracle import evaluate as reference
-from conftest import conformance
+from growthbook_cases import conformance
 from sitecue.conditions import compile_condition, eval_condition
 from sitecue.errors import ConditionError, ConfigError, Problem
 

@@ -1,23 +1,37 @@
-# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+# The README's two commands: `make demo` and `make test`. Each installs what it needs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint bench
+.PHONY: demo test lint system bench
 
-$(BIN)/sitecue-installed: pyproject.toml
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-lint: $(BIN)/sitecue-installed
+demo: $(STAMP)
+	$(BIN)/sitecue demo
+
+# From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag.
+system:
+	@command -v chromium >/dev/null && command -v npm >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium nodejs npm; }
+
+snippet/node_modules/.package-lock.json: snippet/package-lock.json
+	cd snippet && npm ci --silent --no-audit --no-fund
+
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: system $(STAMP) snippet/node_modules/.package-lock.json lint
 	$(BIN)/pytest
 
-bench: $(BIN)/sitecue-installed
+bench: $(STAMP)
 	$(BIN)/python bench/conditions.py

@@ -1,0 +1,264 @@
+"""The HTTP surface the tag talks to, through the real ASGI app and a real SQLite file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from sitecue.app import build_app
+from sitecue.bucketing import bucket_ranges, choose_variation, fnv_hash
+from sitecue.settings import Settings
+from sites import CONFIG_DIR
+
+NEWS = "https://news.example"
+SHOP = "https://shop.example"
+SECRET = "api-test-secret-0123456789"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    env = {
+        "SITECUE_DATA_DIR": str(tmp_path),
+        "SITECUE_SECRETS": SECRET,
+        "SITECUE_CONFIG_DIR": str(CONFIG_DIR),
+    }
+    return Settings.load(env=env)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(build_app(settings), base_url=NEWS) as client:
+        yield client
+
+
+def in_variant(rule: str, weights: list[float], wanted: int) -> str:
+    ranges = bucket_ranges(len(weights), 1.0, weights)
+    return next(
+        v
+        for i in range(10_000)
+        if choose_variation(fnv_hash(rule, v := f"api-visitor-{i:05d}", 2) or 0, ranges) == wanted
+    )
+
+
+def decide(client: TestClient, site: str = "news", origin: str = NEWS, **body: Any) -> Any:
+    payload = {"site": site, "page": {"url": f"{origin}/news/articles/1"}, **body}
+    response = client.post(
+        "/v1/decide",
+        content=json.dumps(payload),
+        headers={"origin": origin, "content-type": "text/plain"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def send(client: TestClient, site: str, origin: str, *events: dict[str, Any]) -> None:
+    response = client.post(
+        "/v1/events", json={"site": site, "events": list(events)}, headers={"origin": origin}
+    )
+    assert response.status_code == 204, response.text
+
+
+def test_decide_sets_first_party_cookies(client: TestClient) -> None:
+    response = client.post(
+        "/v1/decide", json={"site": "news", "page": {"url": NEWS + "/"}}, headers={"origin": NEWS}
+    )
+    cookies = response.headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    for cookie in cookies:
+        assert (
+            "HttpOnly" in cookie
+            and "SameSite=lax" in cookie
+            and "Path=/" in cookie
+            and "Secure" in cookie
+        )
+        assert "Max-Age=34560000" in cookie  # 400 days, the most browsers keep
+    assert response.json()["visitor"] == client.cookies["sc_vid"]
+    assert response.headers["access-control-allow-origin"] == NEWS
+    assert response.headers["access-control-allow-credentials"] == "true"
+
+
+def test_no_secure_flag_over_plain_http(settings: Settings) -> None:
+    with TestClient(build_app(settings), base_url="http://news.example") as client:
+        response = client.post(
+            "/v1/decide", json={"site": "news", "page": {"url": "x"}}, headers={"origin": NEWS}
+        )
+        assert all("Secure" not in c for c in response.headers.get_list("set-cookie"))
+
+
+def test_scenario_1_paywall_faq_then_dismiss(client: TestClient) -> None:
+    client.cookies.set("sc_vid", in_variant("paywall-faq", [0.9, 0.1], 0), domain="news.example")
+    for _ in range(2):
+        assert decide(client, events=[{"name": "paywall_view"}])["decisions"] == []
+    answer = decide(client, events=[{"name": "paywall_view"}])
+    (d,) = answer["decisions"]
+    assert d["rule"] == "paywall-faq" and d["variant"] == "faq" and "7 days" in d["html"]
+    assert answer["triggers"] == [{"name": "paywall_view", "on": "visible", "selector": "#paywall"}]
+    assert answer["goals"] == ["subscribe"]
+    send(
+        client,
+        "news",
+        NEWS,
+        {"type": "impression", "decision": d["id"], "rule": d["rule"], "variant": d["variant"]},
+    )
+    send(
+        client,
+        "news",
+        NEWS,
+        {"type": "dismiss", "decision": d["id"], "rule": d["rule"], "variant": d["variant"]},
+    )
+    for _ in range(3):
+        assert decide(client, events=[{"name": "paywall_view"}])["decisions"] == []
+
+
+def test_scenario_3_free_express_once_a_day_never_after_convert(client: TestClient) -> None:
+    cart = {"url": f"{SHOP}/shop/cart.html"}
+    assert [d["rule"] for d in decide(client, "shop", SHOP, page=cart)["decisions"]] == [
+        "first-purchase"
+    ]
+    answer = decide(
+        client, "shop", SHOP, page={"url": f"{SHOP}/shop/"}, events=[{"name": "add_to_cart"}]
+    )
+    assert "free-express" not in [d["rule"] for d in answer["decisions"]]  # not the cart page
+    (slide,) = [
+        d
+        for d in decide(client, "shop", SHOP, page=cart)["decisions"]
+        if d["rule"] == "free-express"
+    ]
+    assert slide["placement"] == {"type": "slide-in"}
+    send(
+        client,
+        "shop",
+        SHOP,
+        {
+            "type": "impression",
+            "decision": slide["id"],
+            "rule": "free-express",
+            "variant": slide["variant"],
+        },
+    )
+    again = decide(client, "shop", SHOP, page=cart, events=[{"name": "add_to_cart"}])
+    assert "free-express" not in [d["rule"] for d in again["decisions"]]  # once a day
+    send(client, "shop", SHOP, {"type": "event", "name": "purchase"})
+    assert "free-express" not in [
+        d["rule"] for d in decide(client, "shop", SHOP, page=cart)["decisions"]
+    ]
+
+
+def test_records_are_committed_before_the_answer(client: TestClient, settings: Settings) -> None:
+    decide(client, events=[{"name": "paywall_view"}])
+    db = sqlite3.connect(settings.data_dir / "sitecue.db")
+    (verdicts,) = db.execute("SELECT verdicts FROM decisions").fetchone()
+    assert json.loads(verdicts) == [
+        {"rule": "paywall-faq", "matched": False, "reason": "condition: triggers.paywall_view.7d"}
+    ]
+    assert sorted(r[0] for r in db.execute("SELECT type FROM events")) == ["pageview", "trigger"]
+
+
+def test_a_tampered_state_cookie_is_ignored(client: TestClient) -> None:
+    for _ in range(2):
+        decide(client, events=[{"name": "paywall_view"}])
+    client.cookies.set("sc_s", client.cookies["sc_s"][:-3] + "AAA", domain="news.example")
+    visitor = client.cookies["sc_vid"]
+    answer = decide(client, events=[{"name": "paywall_view"}])  # would be the third
+    assert answer["decisions"] == [] and answer["visitor"] == visitor
+
+
+def test_consent_required_means_no_cookies(settings: Settings, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    (config / "sites").mkdir(parents=True)
+    (config / "widgets").symlink_to(CONFIG_DIR / "widgets")
+    raw = json.loads((CONFIG_DIR / "sites" / "news.json").read_text())
+    (config / "sites" / "news.json").write_text(json.dumps({**raw, "consent": "required"}))
+    strict = Settings(config, settings.data_dir, settings.db, settings.secrets)
+    with TestClient(build_app(strict), base_url=NEWS) as client:
+        without = client.post(
+            "/v1/decide", json={"site": "news", "page": {"url": "x"}}, headers={"origin": NEWS}
+        )
+        assert without.status_code == 200 and "set-cookie" not in without.headers
+        with_consent = client.post(
+            "/v1/decide", json={"site": "news", "page": {"url": "x"}, "consent": True}
+        )
+        assert len(with_consent.headers.get_list("set-cookie")) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{", 400, "body: expected a JSON object"),
+        (b"[]", 400, "body: Expected `object`, got `array`"),
+        (b'{"site": "news"}', 400, "Object missing required field `page`"),
+        (
+            b'{"site": "news", "page": {"url": 5}}',
+            400,
+            "Expected `str`, got `int` - at `$.page.url`",
+        ),
+        (b'{"site": "news", "page": {"url": "x", "viewport": "watch"}}', 400, "$.page.viewport"),
+        (b'{"site": "nope", "page": {"url": "x"}}', 404, "site: no site named 'nope'"),
+        (b'{"site": "news", "page": {"url": "' + b"x" * 17000 + b'"}}', 413, "at most 16384 bytes"),
+    ],
+)
+def test_bad_decide_bodies_get_a_4xx_that_names_the_field(
+    client: TestClient, body: bytes, status: int, message: str
+) -> None:
+    response = client.post("/v1/decide", content=body, headers={"origin": NEWS})
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"site": "news", "events": []}, "Expected `array` of length >= 1 - at `$.events`"),
+        ({"site": "news", "events": [{"type": "explode"}]}, "$.events[0].type"),
+        ({"site": "news", "events": [{"type": "click", "at": -1}]}, "$.events[0].at"),
+    ],
+)
+def test_bad_event_bodies(client: TestClient, body: dict[str, Any], message: str) -> None:
+    response = client.post("/v1/events", json=body, headers={"origin": NEWS})
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_other_origins_are_refused(client: TestClient) -> None:
+    response = client.post(
+        "/v1/decide", json={"site": "news", "page": {"url": "x"}}, headers={"origin": SHOP}
+    )
+    assert response.status_code == 403
+    assert (
+        response.json()["error"]
+        == "origin: 'https://shop.example' is not one of the origins of site 'news'"
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_preflight_only_for_known_origins(client: TestClient) -> None:
+    ok = client.options(
+        "/v1/decide", headers={"origin": NEWS, "access-control-request-method": "POST"}
+    )
+    assert ok.status_code == 204 and ok.headers["access-control-allow-origin"] == NEWS
+    assert (
+        client.options("/v1/events", headers={"origin": "https://evil.example"}).status_code == 403
+    )
+
+
+def test_the_tag_is_served_cached_and_compressed(client: TestClient) -> None:
+    plain = client.get("/cue.js", headers={"accept-encoding": "identity"})
+    assert plain.status_code == 200 and plain.headers["content-type"].startswith("text/javascript")
+    assert "/v1/decide" in plain.text
+    zipped = client.get("/cue.js", headers={"accept-encoding": "gzip"})
+    assert (
+        zipped.headers["content-encoding"] == "gzip" and zipped.content == plain.content
+    )  # httpx inflates
+    assert int(zipped.headers["content-length"]) == len(gzip.compress(plain.content, 9, mtime=0))
+    again = client.get("/cue.js", headers={"if-none-match": plain.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "sites": ["news", "shop"]}

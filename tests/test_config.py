@@ -1,0 +1,154 @@
+"""Site configs: every mistake reported with its JSON path, and the committed schema current."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitecue.config import json_schema, parse_site
+from sitecue.errors import ConfigError
+from sitecue.rules import load_sites
+from sites import CONFIG_DIR, NEWS, rule, site
+
+
+def problems_of(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        site(raw)
+    return [str(p) for p in caught.value.problems]
+
+
+def with_changes(**changes: Any) -> dict[str, Any]:
+    return {**NEWS, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"origins": ["news.example"]},
+            "$.origins[0]: expected an origin such as https://news.example",
+        ),
+        ({"consent": "maybe"}, "$.consent: invalid enum value 'maybe'"),
+        ({"timezone": "Mars/Olympus"}, "$.timezone: expected an IANA time zone"),
+        ({"triggers": {"t": {"on": "hover"}}}, "$.triggers.t.on: invalid enum value 'hover'"),
+        ({"triggers": {"t": {"on": "click"}}}, "$.triggers.t.selector: expected a CSS selector"),
+        (
+            {"widgets": {"w": {"template": "widgets/nope.html"}}},
+            "$.widgets.w.template: expected a template file",
+        ),
+        (
+            {"rules": [rule(placement={"type": "popup"})]},
+            "$.rules[0].placement.type: invalid enum value 'popup'",
+        ),
+        (
+            {"rules": [rule(placement={"type": "replace"})]},
+            "$.rules[0].placement.selector: expected a CSS selector",
+        ),
+        (
+            {"rules": [rule(when={"triggers.nope.7d": 1})]},
+            '$.rules[0].when["triggers.nope.7d"]: expected triggers.<declared trigger>',
+        ),
+        (
+            {"rules": [rule(when={"triggers.paywall_view.week": 1})]},
+            '$.rules[0].when["triggers.paywall_view.week"]: expected a window',
+        ),
+        (
+            {"rules": [rule(when={"page.path": {"$regex": "(("}})]},
+            '$.rules[0].when["page.path"].$regex: expected a valid regular expression',
+        ),
+        (
+            {"rules": [rule(when={"page.path": {"$regx": "a"}})]},
+            '$.rules[0].when["page.path"].$regx: expected a known operator',
+        ),
+        (
+            {"rules": [rule(when={"pages.path": "/"})]},
+            '$.rules[0].when["pages.path"]: expected a path starting with one of page',
+        ),
+        (
+            {"rules": [rule(variants=[{"id": "a", "weight": 60, "widget": "faq"}])]},
+            "$.rules[0].variants: expected weights adding up to 100, they add up to 60",
+        ),
+        (
+            {"rules": [rule(variants=[{"id": "a", "weight": 100, "widget": "nope"}])]},
+            "$.rules[0].variants[0].widget: expected a declared widget or null (faq), got 'nope'",
+        ),
+        (
+            {"rules": [rule(), rule()]},
+            "$.rules[1].id: expected a unique rule id, 'paywall-faq' is used twice",
+        ),
+        ({"rules": [rule(limit={"per": "week"})]}, "$.rules[0].limit.per: expected a window"),
+        ({"rules": [rule(extra=1)]}, "$.rules[0]: object contains unknown field `extra`"),
+    ],
+)
+def test_each_mistake_names_its_path(changes: dict[str, Any], expected: str) -> None:
+    found = problems_of(with_changes(**changes))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_every_mistake_is_reported_not_just_the_first() -> None:
+    found = problems_of(
+        with_changes(
+            origins=["bad"],
+            triggers={"a": {"on": "hover"}, "b": {"on": "visible"}},
+            rules=[rule(placement={"type": "popup"}), rule(id="two", variants=[])],
+        )
+    )
+    assert [p.split(":")[0] for p in found] == [
+        "$.origins[0]",
+        "$.triggers.a.on",
+        "$.rules[0].placement.type",
+        "$.rules[1].variants",
+    ]
+
+
+def test_a_template_syntax_error_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "widgets").mkdir()
+    (tmp_path / "widgets" / "bad.html").write_text("{% if %}")
+    raw = with_changes(widgets={"w": {"template": "widgets/bad.html"}}, rules=[])
+    (tmp_path / "sites" / "news.json").write_text(json.dumps(raw))
+    with pytest.raises(ConfigError) as caught:
+        load_sites(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.file.endswith("news.json")
+    assert problem.path == "$.widgets.w.template" and "line 1" in problem.expected
+
+
+def test_invalid_json_says_where(tmp_path: Path) -> None:
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "news.json").write_text('{"site": "news",\n  "origins": [}')
+    with pytest.raises(ConfigError) as caught:
+        load_sites(tmp_path)
+    assert "line 2, column 15" in str(caught.value)
+
+
+def test_the_example_configs_load() -> None:
+    sites = load_sites(CONFIG_DIR)
+    assert sorted(sites) == ["news", "shop"]
+    assert sites["news"].rules[0].id == "paywall-faq"
+
+
+def test_committed_schema_is_current() -> None:
+    committed = json.loads((CONFIG_DIR / "sitecue.schema.json").read_text())
+    assert committed == json_schema(), "run: sitecue schema > config/sitecue.schema.json"
+
+
+def test_schema_describes_the_rule_fields() -> None:
+    rule_schema = json_schema()["$defs"]["Rule"]
+    assert {"id", "placement", "variants", "when", "limit", "priority", "schedule"} <= set(
+        rule_schema["properties"]
+    )
+    assert rule_schema["additionalProperties"] is False
+
+
+def test_schedule_is_read_from_from_and_until() -> None:
+    config = parse_site(
+        with_changes(
+            rules=[rule(schedule={"from": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z"})]
+        )
+    )
+    schedule = config.rules[0].schedule
+    assert schedule is not None and schedule.starts is not None and schedule.starts.month == 11

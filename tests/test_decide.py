@@ -1,0 +1,244 @@
+"""decide(): the pure decision, with every verdict explained."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sitecue.decide import Outcome, apply_feedback, decide
+from sitecue.protocol import DecideRequest, Feedback, Page, PageEvent
+from sitecue.state import VisitorState
+from sites import rule, site
+
+NOW = int(datetime(2026, 11, 25, 12, tzinfo=UTC).timestamp() * 1000)
+DAY = 86_400_000
+
+
+def request(
+    path: str = "/articles/1", events: list[str] = (), view: str | None = "v", pageview: bool = True
+) -> DecideRequest:  # type: ignore[assignment]
+    return DecideRequest(
+        site="news",
+        page=Page(url=f"https://news.example{path}?utm_source=mail"),
+        events=[PageEvent(name=e) for e in events],
+        view=view,
+        pageview=pageview,
+    )
+
+
+def run(compiled: Any, state: VisitorState, *reqs: DecideRequest, now: int = NOW) -> Outcome:
+    outcome = None
+    for r in reqs:
+        outcome = decide(compiled, state, r, now)
+    assert outcome is not None
+    return outcome
+
+
+def visitor_for(variant: str) -> str:
+    compiled = site()
+    for i in range(1000):
+        state = VisitorState(visitor=f"visitor-{variant}-{i:04d}")
+        out = run(compiled, state, *[request(events=["paywall_view"])] * 3)
+        if out.decisions and out.decisions[0].variant == variant:
+            return state.visitor
+    raise AssertionError(variant)
+
+
+def test_the_third_paywall_in_seven_days_shows_the_faq() -> None:
+    compiled, state = site(), VisitorState(visitor=visitor_for("faq"))
+    first = run(compiled, state, request(events=["paywall_view"]))
+    assert first.decisions == []
+    assert first.verdicts[0].reason == "condition: triggers.paywall_view.7d"
+    third = run(compiled, state, request(events=["paywall_view"]), request(events=["paywall_view"]))
+    (decision,) = third.decisions
+    assert (decision.rule, decision.variant) == ("paywall-faq", "faq")
+    assert decision.placement.selector == "#paywall"
+    assert decision.html is not None and "Try us free for 7 days" in decision.html
+    assert third.verdicts[0].matched
+
+
+def test_views_older_than_the_window_do_not_count() -> None:
+    compiled, state = site(), VisitorState(visitor=visitor_for("faq"))
+    run(
+        compiled,
+        state,
+        request(events=["paywall_view"]),
+        request(events=["paywall_view"]),
+        now=NOW - 7 * DAY,
+    )
+    assert run(compiled, state, request(events=["paywall_view"])).decisions == []
+    assert run(
+        compiled, state, request(events=["paywall_view"]), request(events=["paywall_view"])
+    ).decisions
+
+
+def test_the_control_is_decided_and_logged_but_shows_nothing() -> None:
+    compiled, state = site(), VisitorState(visitor=visitor_for("control"))
+    (decision,) = run(compiled, state, *[request(events=["paywall_view"])] * 3).decisions
+    assert decision.variant == "control" and decision.html is None
+
+
+def test_variant_is_sticky_when_weights_change() -> None:
+    state = VisitorState(visitor=visitor_for("control"))
+    run(site(), state, *[request(events=["paywall_view"])] * 3)
+    reweighted = site(
+        rules=[
+            rule(
+                variants=[
+                    {"id": "faq", "weight": 99, "widget": "faq"},
+                    {"id": "control", "weight": 1, "widget": None},
+                ]
+            )
+        ]
+    )
+    (decision,) = run(reweighted, state, request()).decisions
+    assert decision.variant == "control"
+
+
+def test_dismissed_never_again() -> None:
+    compiled, state = site(), VisitorState(visitor=visitor_for("faq"))
+    (d,) = run(compiled, state, *[request(events=["paywall_view"])] * 3).decisions
+    apply_feedback(compiled, state, [Feedback("impression", d.id, d.rule, d.variant)], NOW)
+    apply_feedback(compiled, state, [Feedback("dismiss", d.id, d.rule, d.variant)], NOW)
+    later = run(compiled, state, request(events=["paywall_view"]), now=NOW + 3 * DAY)
+    assert later.decisions == [] and later.verdicts[0].reason == "cap: dismissed"
+
+
+def test_the_goal_event_converts_and_stops_the_rule() -> None:
+    compiled, state = site(), VisitorState(visitor=visitor_for("faq"))
+    run(compiled, state, *[request(events=["paywall_view"])] * 3)
+    apply_feedback(compiled, state, [Feedback("event", name="subscribe")], NOW)
+    assert state.rules["paywall-faq"].converted == NOW
+    assert run(compiled, state, request()).verdicts[0].reason == "cap: converted"
+
+
+def test_feedback_about_a_rule_never_decided_is_refused() -> None:
+    compiled, state = site(), VisitorState(visitor="visitor-0000-0000")
+    accepted = apply_feedback(
+        compiled, state, [Feedback("dismiss", "x", "paywall-faq", "faq")], NOW
+    )
+    assert accepted == [] and "paywall-faq" not in state.rules
+
+
+def test_max_per_day_counts_impressions() -> None:
+    compiled = site(rules=[rule(when={}, limit={"max": 1, "per": "1d"})])
+    state = VisitorState(visitor=visitor_for("faq"))
+    (d,) = run(compiled, state, request()).decisions
+    # decided again before it was seen (e.g. a re-decision): still allowed
+    assert run(compiled, state, request(view="v2")).decisions
+    apply_feedback(compiled, state, [Feedback("impression", d.id, d.rule, d.variant)] * 2, NOW)
+    assert state.rules["paywall-faq"].shown.total == 1  # the same impression twice counts once
+    assert run(compiled, state, request(view="v3")).verdicts[0].reason == "cap: 1 per 1d"
+    assert run(compiled, state, request(view="v4"), now=NOW + DAY).decisions
+
+
+def test_same_view_repeats_the_decision_id() -> None:
+    compiled = site(rules=[rule(when={})])
+    state = VisitorState(visitor=visitor_for("faq"))
+    a = run(compiled, state, request(view="page-1")).decisions[0].id
+    b = run(compiled, state, request(view="page-1", pageview=False)).decisions[0].id
+    c = run(compiled, state, request(view="page-2")).decisions[0].id
+    assert a == b != c
+
+
+def test_priority_wins_the_slot_and_the_loser_says_so() -> None:
+    always = [{"id": "on", "weight": 100, "widget": "faq"}]
+    low = rule(id="low", when={}, priority=1, variants=always)
+    high = rule(id="high", when={}, priority=5, variants=always)
+    out = run(site(rules=[low, high]), VisitorState(visitor="visitor-0000-0007"), request())
+    assert [d.rule for d in out.decisions] == ["high"]
+    assert {v.rule: v.reason for v in out.verdicts} == {
+        "high": None,
+        "low": "lost on priority to high",
+    }
+
+
+def test_different_slots_both_show() -> None:
+    banner = rule(
+        id="banner",
+        when={},
+        placement={"type": "bar"},
+        variants=[{"id": "on", "weight": 100, "widget": "faq"}],
+    )
+    modal = rule(
+        id="modal",
+        when={},
+        placement={"type": "modal"},
+        variants=[{"id": "on", "weight": 100, "widget": "faq"}],
+    )
+    out = run(site(rules=[banner, modal]), VisitorState(visitor="visitor-0000-0001"), request())
+    assert sorted(d.rule for d in out.decisions) == ["banner", "modal"]
+
+
+def test_schedule() -> None:
+    always = [{"id": "on", "weight": 100, "widget": "faq"}]
+    future = rule(when={}, variants=always, schedule={"from": "2026-12-01T00:00:00Z"})
+    past = rule(
+        id="past",
+        when={},
+        variants=always,
+        placement={"type": "modal"},
+        schedule={"until": "2026-11-25T11:00:00Z"},
+    )
+    live = rule(
+        id="live",
+        when={},
+        variants=always,
+        placement={"type": "bar"},
+        schedule={"from": "2026-11-25T00:00:00Z", "until": "2026-11-26T00:00:00Z"},
+    )
+    out = run(
+        site(rules=[future, past, live]), VisitorState(visitor="visitor-0000-0002"), request()
+    )
+    reasons = {v.rule: v.reason for v in out.verdicts}
+    assert reasons == {
+        "paywall-faq": "schedule: not started",
+        "past": "schedule: ended",
+        "live": None,
+    }
+
+
+def test_pageview_triggers_count_on_matching_paths() -> None:
+    compiled = site(
+        rules=[
+            rule(
+                when={"triggers.article_read.session": {"$gte": 2}},
+                variants=[{"id": "on", "weight": 100, "widget": "faq"}],
+            )
+        ]
+    )
+    state = VisitorState(visitor="visitor-0000-0003")
+    assert run(compiled, state, request("/")).decisions == []
+    assert run(compiled, state, request("/articles/1")).decisions == []
+    assert (
+        run(compiled, state, request("/articles/1", pageview=False)).decisions == []
+    )  # not a new view
+    assert run(compiled, state, request("/articles/2")).decisions
+
+
+def test_the_context_has_page_utm_visitor_and_time() -> None:
+    when = {
+        "page.path": "/articles/1",
+        "utm.source": "mail",
+        "visitor.new": True,
+        "time.hour": 12,
+        "page.query.utm_source": "mail",
+    }
+    compiled = site(
+        rules=[rule(when=when, variants=[{"id": "on", "weight": 100, "widget": "faq"}])]
+    )
+    assert run(compiled, VisitorState(visitor="visitor-0000-0004"), request()).decisions
+
+
+def test_state_keeps_only_triggers_rules_read() -> None:
+    compiled, state = site(), VisitorState(visitor="visitor-0000-0005")
+    run(compiled, state, request(events=["paywall_view", "subscribe", "unknown"]))
+    assert set(state.triggers) == {"paywall_view"}
+
+
+def test_old_day_buckets_are_forgotten() -> None:
+    compiled, state = site(), VisitorState(visitor="visitor-0000-0006")
+    run(compiled, state, request(events=["paywall_view"]), now=NOW - 30 * DAY)
+    run(compiled, state, request(events=["paywall_view"]))
+    counter = state.triggers["paywall_view"]
+    assert len(counter.days) == 1 and counter.total == 2

@@ -1,0 +1,37 @@
+"""The tag's build: the committed file is what the source builds to, within its size budget."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+from pathlib import Path
+
+SNIPPET = Path(__file__).resolve().parent.parent / "snippet"
+BUILT = Path(__file__).resolve().parent.parent / "server" / "sitecue" / "static" / "cue.js"
+GZIP_BUDGET = 5 * 1024
+
+
+def test_committed_tag_matches_its_source(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    assert node, "Node.js is needed to build the tag (make test installs it)"
+    assert (SNIPPET / "node_modules" / "esbuild").is_dir(), "run: npm ci --prefix snippet"
+    out = tmp_path / "cue.js"
+    result = subprocess.run(
+        [node, "build.mjs", str(out)], cwd=SNIPPET, capture_output=True, text=True, check=True
+    )
+    assert "gzip" in result.stdout and "brotli" in result.stdout
+    assert out.read_bytes() == BUILT.read_bytes(), (
+        "stale: run `npm run build --prefix snippet` and commit"
+    )
+
+
+def test_tag_is_within_its_gzip_budget() -> None:
+    size = len(gzip.compress(BUILT.read_bytes(), 9))
+    assert size <= GZIP_BUDGET, f"cue.js is {size} B gzipped, over the {GZIP_BUDGET} B budget"
+
+
+def test_tag_uses_nothing_a_strict_csp_blocks() -> None:
+    code = BUILT.read_text()
+    for forbidden in ("eval(", "new Function", "document.write"):
+        assert forbidden not in code

@@ -92,6 +92,7 @@ def compile_site(
     for name, widget in config.widgets.items():
         try:
             templates.compile(widget.template)
+            templates.try_render(widget.template, {**widget.data, "rule": "", "variant": ""})
         except TemplateProblem as err:
             problems.append(Problem(f"$.widgets.{name}.template", f"expected {err}"))
 

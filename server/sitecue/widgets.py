@@ -50,3 +50,11 @@ class Templates:
     def render(self, name: str, data: dict[str, Any]) -> str:
         """Render a compiled template; missing data is an error, never a silent blank."""
         return self._compiled[name].render(data).strip()
+
+    def try_render(self, name: str, data: dict[str, Any]) -> None:
+        """Render once at load, so a template that needs data its widget lacks (or that the
+        sandbox refuses) fails ``sitecue check`` instead of every page view."""
+        try:
+            self.render(name, data)
+        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as err:
+            raise TemplateProblem(f"a template that renders with its data ({err})") from err

@@ -152,3 +152,12 @@ def test_schedule_is_read_from_from_and_until() -> None:
     )
     schedule = config.rules[0].schedule
     assert schedule is not None and schedule.starts is not None and schedule.starts.month == 11
+
+
+def test_a_template_missing_its_data_fails_at_load() -> None:
+    found = problems_of(
+        with_changes(widgets={"faq": {"template": "widgets/faq.html", "data": {"trial_days": 7}}})
+    )
+    assert found == [
+        "$.widgets.faq.template: expected a template that renders with its data ('price' is undefined)"
+    ]

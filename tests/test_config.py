@@ -159,5 +159,6 @@ def test_a_template_missing_its_data_fails_at_load() -> None:
         with_changes(widgets={"faq": {"template": "widgets/faq.html", "data": {"trial_days": 7}}})
     )
     assert found == [
-        "$.widgets.faq.template: expected a template that renders with its data ('price' is undefined)"
+        "$.widgets.faq.template: expected a template that renders with its data "
+        "('price' is undefined)"
     ]

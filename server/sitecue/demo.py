@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .app import build_app
@@ -16,8 +18,20 @@ from .settings import Settings
 __all__ = ["build_demo_app"]
 
 
+ARTICLES = 5
+
+
 def build_demo_app(settings: Settings) -> Starlette:
     sitecue = build_app(settings)
+    article = (settings.config_dir / "demo" / "news" / "article.html").read_text()
+
+    async def news_article(request: Request) -> HTMLResponse:
+        """The news site's article pages, each with the paywall under its first paragraph."""
+        n = request.path_params["n"]
+        if not 1 <= n <= ARTICLES:
+            return HTMLResponse("No such story", status_code=404)
+        page = article.replace("{n}", str(n)).replace("{next}", str(n % ARTICLES + 1))
+        return HTMLResponse(page)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -28,6 +42,7 @@ def build_demo_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Mount("/sc", app=sitecue),
+            Route("/news/articles/{n:int}.html", news_article),
             Mount("/", app=StaticFiles(directory=settings.config_dir / "demo", html=True)),
         ],
         lifespan=lifespan,

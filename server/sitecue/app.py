@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .decide import apply_feedback, decide
+from .decide import apply_feedback, consented, decide
 from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest, TriggerSpec
 from .rules import CompiledSite, load_sites
@@ -113,17 +113,7 @@ def _cors(response: Response, origin: str | None) -> Response:
     return response
 
 
-def _consented(site: CompiledSite, consent: bool | None) -> bool:
-    if site.config.consent == "required":
-        return consent is True
-    if site.config.consent == "implied":
-        return consent is not False
-    return True  # "none": the site does not ask
-
-
-def _visitor_and_state(request: Request, runtime: Runtime, consented: bool) -> VisitorState:
-    if not consented:
-        return VisitorState(visitor="")
+def _visitor_and_state(request: Request, runtime: Runtime) -> VisitorState:
     visitor = request.cookies.get(VISITOR_COOKIE, "")
     if not _VISITOR_ID.fullmatch(visitor):
         visitor = secrets.token_urlsafe(16)
@@ -132,12 +122,19 @@ def _visitor_and_state(request: Request, runtime: Runtime, consented: bool) -> V
 
 
 def _set_cookies(
-    request: Request, response: Response, runtime: Runtime, state: VisitorState
+    request: Request, response: Response, runtime: Runtime, state: VisitorState, persist: bool
 ) -> None:
-    if not state.visitor:
-        return  # no consent: no cookies
+    """Store the state; without consent store nothing, and forget what a visitor who has
+    just declined had."""
     path = request.scope.get("root_path", "").rstrip("/") + "/"
     secure = request.url.scheme == "https"
+    if not persist:
+        if VISITOR_COOKIE in request.cookies or STATE_COOKIE in request.cookies:
+            for name in (VISITOR_COOKIE, STATE_COOKIE):
+                response.delete_cookie(
+                    name, path=path, secure=secure, httponly=True, samesite="lax"
+                )
+        return
     for name, value in (
         (VISITOR_COOKIE, state.visitor),
         (STATE_COOKIE, runtime.codec.encode(state)),
@@ -152,9 +149,9 @@ async def decide_endpoint(request: Request) -> Response:
     body = _decode(await _read_body(request), DecideRequest)
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
-    state = _visitor_and_state(request, runtime, _consented(site, body.consent))
     now = _now_ms()
-    outcome = decide(site, state, body, now)
+    outcome = decide(site, _visitor_and_state(request, runtime), body, now)
+    state = outcome.state
 
     visitor = state.visitor or "-"
     events = [
@@ -169,7 +166,7 @@ async def decide_endpoint(request: Request) -> Response:
 
     answer = DecideResponse(
         visitor=state.visitor,
-        identified=False,
+        identified=state.contact is not None,
         decisions=outcome.decisions,
         triggers=[
             TriggerSpec(n, t.on, t.selector) for n in site.watched if (t := site.config.triggers[n])
@@ -177,7 +174,7 @@ async def decide_endpoint(request: Request) -> Response:
         goals=list(site.goals),
     )
     response = Response(msgspec.json.encode(answer), media_type="application/json")
-    _set_cookies(request, response, runtime, outcome.state)
+    _set_cookies(request, response, runtime, state, outcome.persist)
     return _cors(response, origin)
 
 
@@ -186,7 +183,10 @@ async def events_endpoint(request: Request) -> Response:
     body = _decode(await _read_body(request), EventsRequest)
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
-    state = _visitor_and_state(request, runtime, _consented(site, None))
+    state = _visitor_and_state(request, runtime)
+    persist = consented(site, None, state)
+    if not persist:
+        state = VisitorState(visitor="")
     now = _now_ms()
     accepted = apply_feedback(site, state, list(body.events), now)
     visitor = state.visitor or "-"
@@ -198,7 +198,7 @@ async def events_endpoint(request: Request) -> Response:
     ]
     await runtime.store.write(records, [])
     response = Response(status_code=204)
-    _set_cookies(request, response, runtime, state)
+    _set_cookies(request, response, runtime, state, persist)
     return _cors(response, origin)
 
 

@@ -36,13 +36,15 @@ __all__ = [
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 _WINDOW = r"^(session|total|[1-9][0-9]{0,2}d)$"
 _ORIGIN = r"^https?://[^/\s]+$"
-_AFTER = r"^(now|[0-9]{1,4}s)$"
+_AFTER = r"^(now|exit|[0-9]{1,4}s|(100|[1-9]?[0-9])%)$"
+_DURATION = r"^[1-9][0-9]{0,3}[mhd]$"
 # What each pattern means, for error messages a marketer can act on.
 _PATTERN_MEANING = {
     _NAME: "a name of letters, digits and _.:- (at most 64)",
     _WINDOW: "a window: session, total or a number of days such as 7d",
     _ORIGIN: "an origin such as https://news.example (no path)",
-    _AFTER: "now, or a number of seconds such as 5s",
+    _AFTER: "now, a delay such as 5s, a scroll depth such as 50%, or exit",
+    _DURATION: "a duration such as 30m, 12h or 1d",
 }
 
 Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
@@ -83,17 +85,21 @@ class Placement(_Strict, frozen=True):
 
 
 class Show(_Strict, frozen=True):
-    """When the tag shows a decided widget: at once, or ``N`` seconds into the page view."""
+    """When the tag shows a decided widget: at once (``now``), ``N`` seconds into the page view
+    (``5s``), once the visitor has scrolled ``N`` percent (``50%``), or on exit intent
+    (``exit``)."""
 
     after: Annotated[str, msgspec.Meta(pattern=_AFTER)] = "now"
 
 
 class Limit(_Strict, frozen=True):
-    """Frequency caps: at most ``max`` impressions ``per`` window, and never again after the
-    visitor converted or dismissed, when ``stop_after`` says so."""
+    """Frequency caps: at most ``max`` impressions ``per`` window, at least ``gap`` between two
+    impressions, and never again after the visitor converted or dismissed, when ``stop_after``
+    says so."""
 
     max: Annotated[int, msgspec.Meta(ge=1)] | None = None
     per: Window = "total"
+    gap: Annotated[str, msgspec.Meta(pattern=_DURATION)] | None = None
     stop_after: list[Literal["convert", "dismiss"]] = []
 
 
@@ -127,12 +133,16 @@ class Rule(_Strict, frozen=True):
 
 
 class SiteConfig(_Strict, frozen=True):
-    """One site: where the tag may call from, its triggers, widgets and rules."""
+    """One site: where the tag may call from, its triggers, widgets and rules.
+
+    ``consent``: ``implied`` keeps state unless the visitor declines, ``required`` only once
+    they accept, ``none`` means the site does not ask (state is always kept)."""
 
     site: Name
     origins: list[Annotated[str, msgspec.Meta(pattern=_ORIGIN)]]
     consent: Literal["implied", "required", "none"] = "implied"
     timezone: str = "UTC"
+    max_per_view: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # decisions shown per page view
     triggers: dict[Name, Trigger] = {}
     widgets: dict[Name, Widget] = {}
     rules: list[Rule] = []

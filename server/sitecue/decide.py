@@ -23,7 +23,7 @@ from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
 
-__all__ = ["Outcome", "Verdict", "apply_feedback", "decide", "decision_id"]
+__all__ = ["Outcome", "Verdict", "apply_feedback", "consented", "decide", "decision_id"]
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
 
@@ -42,7 +42,20 @@ class Outcome:
     decisions: list[Decision]
     state: VisitorState
     verdicts: list[Verdict]
+    persist: bool  # whether the state may be stored (the visitor consented, where asked)
     counted: list[str] = field(default_factory=list)  # trigger names counted in this call
+
+
+def consented(site: CompiledSite, said: bool | None, state: VisitorState) -> bool:
+    """May this visitor's state be kept? ``said`` is what the page reports now; otherwise
+    what the visitor said before (kept in the state), then the site's mode."""
+    answer = said if said is not None else state.consent
+    mode = site.config.consent
+    if mode == "required":
+        return answer is True
+    if mode == "implied":
+        return answer is not False
+    return True  # "none": the site does not ask
 
 
 def decision_id(visitor: str, view: str | None, rule: str, now: int) -> str:
@@ -79,6 +92,7 @@ def _count_events(
     counted = []
     if pageview:
         state.pageviews += 1
+        state.session_pageviews += 1
         for name, matches in site.pageview_triggers:
             if matches({"page": page}):
                 counted.append(name)
@@ -90,8 +104,7 @@ def _count_events(
     for name in counted:
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
-    for counter in state.triggers.values():
-        counter.forget_before(today - site.keep_days + 1)
+    state.keep_only(set(site.windows), site.rule_ids, today - site.keep_days + 1)
     for goal in {e.name for e in events} & set(site.goals):
         _convert_goal(site, state, goal, now)
     return counted
@@ -118,10 +131,13 @@ def _context(
             "new": state.sessions <= 1,
             "returning": state.sessions > 1,
             "sessions": state.sessions,
+            "visits": state.sessions,
             "pageviews": state.pageviews,
-            "identified": False,
+            "session_pageviews": state.session_pageviews,
+            "identified": state.contact is not None,
         },
-        "attributes": {},
+        # Offsite attributes only from a verified identification, never from page JavaScript.
+        "attributes": state.attributes if state.verified else {},
         "triggers": triggers,
         "time": {"hour": local.hour, "weekday": local.isoweekday()},
         "device": {"viewport": request.page.viewport},
@@ -151,6 +167,8 @@ def _blocked(
             return "cap: converted"
         if limit.max is not None and memory.shown.count(limit.per, today) >= limit.max:
             return f"cap: {limit.max} per {limit.per}"
+        if rule.gap_ms and memory.last_shown and now - memory.last_shown < rule.gap_ms:
+            return f"cap: at most one per {limit.gap}"
     return None
 
 
@@ -165,10 +183,19 @@ def _variant(rule: CompiledRule, state: VisitorState, visitor: str) -> int:
 
 
 def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now: int) -> Outcome:
-    """Decide what this page view shows. ``state`` is updated in place and returned."""
-    state.touch(now)
+    """Decide what this page view shows. ``state`` is updated in place and returned; without
+    consent (where the site needs it) a blank state is used, and only rules that need no
+    history can show."""
+    persist = consented(site, request.consent, state)
+    if persist:
+        if request.consent is not None:
+            state.consent = request.consent
+        state.touch(now)
+    else:
+        state = VisitorState(visitor="")
     page, utm = _page_context(request)
-    counted = _count_events(site, state, list(request.events), page, request.pageview, now)
+    events = list(request.events) if persist else []
+    counted = _count_events(site, state, events, page, request.pageview and persist, now)
     context = _context(site, state, page, utm, request, now)
     today = day_of(now, site.zone)
 
@@ -176,9 +203,16 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
     verdicts: list[Verdict] = []
     taken: dict[str, str] = {}  # slot -> the rule that holds it
     for rule in site.rules:
-        reason = _blocked(rule, state, context, today, now)
+        if not persist and rule.needs_state:
+            reason: str | None = (
+                "consent: the rule needs the visitor's history, kept only with consent"
+            )
+        else:
+            reason = _blocked(rule, state, context, today, now)
         if reason is None and rule.slot in taken:
             reason = f"lost on priority to {taken[rule.slot]}"
+        if reason is None and len(decisions) >= site.config.max_per_view:
+            reason = f"cap: {site.config.max_per_view} per page view"
         if reason is None:
             index = _variant(rule, state, state.visitor)
             if index < 0:
@@ -188,7 +222,8 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
             continue
         variant = rule.variants[index]
         taken[rule.slot] = rule.id
-        state.rule(rule.id).variant = variant.id
+        if persist:
+            state.rule(rule.id).variant = variant.id
         html = None
         if variant.widget is not None:
             widget = site.config.widgets[variant.widget]
@@ -197,7 +232,7 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
             )
         decisions.append(
             Decision(
-                id=decision_id(state.visitor, request.view, rule.id, now),
+                id=decision_id(state.visitor or "anonymous", request.view, rule.id, now),
                 rule=rule.id,
                 variant=variant.id,
                 placement=rule.rule.placement,
@@ -206,7 +241,7 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
             )
         )
         verdicts.append(Verdict(rule.id, True, variant=variant.id))
-    return Outcome(decisions, state, verdicts, counted)
+    return Outcome(decisions, state, verdicts, persist, counted)
 
 
 def _convert_goal(site: CompiledSite, state: VisitorState, goal: str, now: int) -> None:
@@ -241,6 +276,7 @@ def apply_feedback(
             continue  # not a decision this visitor received
         if event.type == "impression" and memory.last_impression != event.decision:
             memory.last_impression = event.decision or ""
+            memory.last_shown = max(memory.last_shown, at)
             memory.shown.add(day_of(at, site.zone))
         elif event.type == "dismiss":
             memory.dismissed = memory.dismissed or at

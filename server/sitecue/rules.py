@@ -26,6 +26,8 @@ CONTEXT_ROOTS = ("page", "utm", "visitor", "attributes", "triggers", "time", "de
 """What a condition can read; see the decision engine for each root's fields."""
 
 _SELECTOR_TRIGGERS = ("click", "visible")
+# What a condition cannot know without the visitor's stored state.
+_STATEFUL_ROOTS = {"visitor", "attributes", "triggers"}
 _SELECTOR_PLACEMENTS = ("inline", "replace")
 
 
@@ -38,6 +40,8 @@ class CompiledRule:
     ranges: tuple[tuple[float, float], ...]
     variants: tuple[Variant, ...]
     slot: str  # rules competing for the same slot: only the highest priority shows
+    needs_state: bool  # reads the visitor's history or caps it, so cannot run without consent
+    gap_ms: int
 
     @property
     def id(self) -> str:
@@ -56,6 +60,7 @@ class CompiledSite:
     goals: tuple[str, ...]
     keep_days: int  # the longest day window any rule reads
     origins: frozenset[str] = field(default_factory=frozenset)
+    rule_ids: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def name(self) -> str:
@@ -138,6 +143,7 @@ def compile_site(
         goals=tuple(sorted({r.goal for r in config.rules if r.goal})),
         keep_days=max([*day_windows, *[_days(r.limit.per) for r in config.rules]], default=1),
         origins=frozenset(config.origins) | extra_origins,
+        rule_ids=frozenset(r.id for r in config.rules),
     )
 
 
@@ -217,7 +223,24 @@ def _compile_rule(
             )
         )
     ranges = bucket_ranges(len(rule.variants), 1.0, [v.weight / 100 for v in rule.variants])
-    return CompiledRule(rule, clauses, tuple(ranges), tuple(rule.variants), _slot(rule))
+    roots = {dotted.split(".")[0] for _, dotted in attribute_paths(rule.when)}
+    limit = rule.limit
+    needs_state = bool(
+        roots & _STATEFUL_ROOTS
+        or limit.max
+        or limit.gap
+        or limit.stop_after
+        or len(rule.variants) > 1
+    )
+    return CompiledRule(
+        rule, clauses, tuple(ranges), tuple(rule.variants), _slot(rule), needs_state, _ms(limit.gap)
+    )
+
+
+def _ms(duration: str | None) -> int:
+    if duration is None:
+        return 0
+    return int(duration[:-1]) * {"m": 60_000, "h": 3_600_000, "d": 86_400_000}[duration[-1]]
 
 
 def _is_window(text: str) -> bool:

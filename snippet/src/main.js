@@ -6,6 +6,7 @@ import { pageContext, takeToken } from './context.js';
 import { beacon, post } from './transport.js';
 import { watcher } from './triggers.js';
 import { render } from './render.js';
+import { when } from './timing.js';
 
 const script = document.currentScript;
 
@@ -36,8 +37,7 @@ function start() {
     for (const d of answer.decisions) {
       if (seen.has(d.id)) continue;
       seen.add(d.id);
-      const wait = d.show.after === 'now' ? 0 : parseInt(d.show.after, 10) * 1000;
-      setTimeout(() => present(d), wait);
+      when(d.show.after, () => present(d));
     }
   }
 

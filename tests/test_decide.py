@@ -242,3 +242,128 @@ def test_old_day_buckets_are_forgotten() -> None:
     run(compiled, state, request(events=["paywall_view"]))
     counter = state.triggers["paywall_view"]
     assert len(counter.days) == 1 and counter.total == 2
+
+
+ALWAYS = [{"id": "on", "weight": 100, "widget": "faq"}]
+
+
+def shown(compiled: Any, state: VisitorState, at: int) -> list[str]:
+    """Decide at ``at`` and report an impression for every decision, as the tag would."""
+    out = run(compiled, state, request(view=str(at)), now=at)
+    apply_feedback(
+        compiled,
+        state,
+        [Feedback("impression", d.id, d.rule, d.variant) for d in out.decisions],
+        at,
+    )
+    return [d.rule for d in out.decisions]
+
+
+def test_minimum_gap_between_impressions() -> None:
+    compiled = site(rules=[rule(when={}, variants=ALWAYS, limit={"gap": "2h"})])
+    state = VisitorState(visitor="visitor-gap-0000")
+    assert shown(compiled, state, NOW) == ["paywall-faq"]
+    assert shown(compiled, state, NOW + 3_600_000) == []
+    assert (
+        run(compiled, state, request(), now=NOW + 3_600_000).verdicts[0].reason
+        == "cap: at most one per 2h"
+    )
+    assert shown(compiled, state, NOW + 7_200_000) == ["paywall-faq"]
+
+
+def test_max_per_session() -> None:
+    compiled = site(rules=[rule(when={}, variants=ALWAYS, limit={"max": 2, "per": "session"})])
+    state = VisitorState(visitor="visitor-ses-0000")
+    assert [shown(compiled, state, NOW + i * 60_000) for i in range(3)] == [["paywall-faq"]] * 2 + [
+        []
+    ]
+    assert shown(compiled, state, NOW + 2 * 3_600_000) == ["paywall-faq"]  # a new session
+
+
+def test_max_in_total() -> None:
+    compiled = site(rules=[rule(when={}, variants=ALWAYS, limit={"max": 1})])
+    state = VisitorState(visitor="visitor-tot-0000")
+    assert shown(compiled, state, NOW) == ["paywall-faq"]
+    assert shown(compiled, state, NOW + 100 * DAY) == []
+
+
+def test_per_page_view_cap_across_rules() -> None:
+    rules = [
+        rule(
+            id=f"r{i}",
+            when={},
+            variants=ALWAYS,
+            priority=i,
+            placement={"type": "inline", "selector": f"#s{i}"},
+        )
+        for i in range(4)
+    ]
+    compiled = site(rules=rules, max_per_view=2)
+    out = run(compiled, VisitorState(visitor="visitor-cap-0000"), request())
+    assert [d.rule for d in out.decisions] == ["r3", "r2"]
+    assert {v.rule: v.reason for v in out.verdicts if not v.matched} == {
+        "r1": "cap: 2 per page view",
+        "r0": "cap: 2 per page view",
+    }
+
+
+def consent_site(mode: str) -> Any:
+    stateless = rule(
+        id="banner",
+        when={"page.path": "/articles/1"},
+        variants=ALWAYS,
+        placement={"type": "bar"},
+        limit={},
+    )
+    return site(consent=mode, rules=[rule(), stateless])
+
+
+def test_consent_required_without_an_answer_uses_the_page_alone() -> None:
+    compiled = consent_site("required")
+    state = VisitorState(visitor="visitor-con-0000")
+    out = run(compiled, state, request(events=["paywall_view"]))
+    assert not out.persist and out.state.visitor == "" and out.state.triggers == {}
+    assert [d.rule for d in out.decisions] == ["banner"]  # needs no history: may show
+    reasons = {v.rule: v.reason for v in out.verdicts}
+    assert (
+        reasons["paywall-faq"]
+        == "consent: the rule needs the visitor's history, kept only with consent"
+    )
+
+
+def test_consent_required_and_given_is_remembered() -> None:
+    compiled = consent_site("required")
+    state = VisitorState(visitor="visitor-con-0001")
+    yes = DecideRequest(site="news", page=Page(url="https://news.example/articles/1"), consent=True)
+    assert run(compiled, state, yes).persist and state.consent is True
+    assert run(compiled, state, request()).persist  # later views need not repeat it
+
+
+def test_consent_implied_until_declined() -> None:
+    compiled = consent_site("implied")
+    state = VisitorState(visitor="visitor-con-0002")
+    assert run(compiled, state, request()).persist
+    no = DecideRequest(site="news", page=Page(url="https://news.example/"), consent=False)
+    assert not run(compiled, state, no).persist
+
+
+def test_consent_none_always_keeps_state() -> None:
+    compiled = consent_site("none")
+    no = DecideRequest(site="news", page=Page(url="https://news.example/"), consent=False)
+    assert run(compiled, VisitorState(visitor="visitor-con-0003"), no).persist
+
+
+def test_attributes_count_only_when_verified() -> None:
+    compiled = site(rules=[rule(when={"attributes.tier": "gold"}, variants=ALWAYS)])
+    state = VisitorState(visitor="visitor-att-0000", contact="c-1", attributes={"tier": "gold"})
+    assert run(compiled, state, request()).decisions == []  # linked by page JavaScript only
+    state.verified = True
+    assert run(compiled, state, request()).decisions
+
+
+def test_removed_rules_and_unread_triggers_are_forgotten() -> None:
+    state = VisitorState(visitor="visitor-gc-0000")
+    run(site(rules=[rule(when={}, variants=ALWAYS)]), state, request(events=["paywall_view"]))
+    assert set(state.rules) == {"paywall-faq"}
+    run(site(rules=[rule(id="other", when={}, variants=ALWAYS)]), state, request())
+    assert set(state.rules) == {"other"} and state.triggers == {}

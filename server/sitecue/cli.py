@@ -60,7 +60,7 @@ def _demo(host: str, port: int) -> int:
     print(f"sitecue demo (data in {settings.data_dir.resolve()})")
     print(f"  news site: http://{shown}:{port}/news/")
     print(f"  shop:      http://{shown}:{port}/shop/")
-    print(f"  the tag:   http://{shown}:{port}/sc/cue.js")
+    print(f"  the tag:   http://{shown}:{port}/sc/cue.js (the shop's: /shop/sc/cue.js)")
     sys.stdout.flush()
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0

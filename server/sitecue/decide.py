@@ -104,7 +104,7 @@ def _count_events(
     for name in counted:
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
-    state.keep_only(set(site.windows), site.rule_ids, today - site.keep_days + 1)
+    state.keep_only(site.trigger_days, site.rule_days, today)
     for goal in {e.name for e in events} & set(site.goals):
         _convert_goal(site, state, goal, now)
     return counted

@@ -1,5 +1,6 @@
-"""The demo: sitecue under ``/sc/`` and the example sites' pages beside it, on one origin,
-exactly as a site would put sitecue behind its own host."""
+"""The demo: the example sites' pages with sitecue beside them on one origin, exactly as a
+site puts sitecue behind its own host: the news site proxies ``/sc/`` to it, the shop
+``/shop/sc/``. Each path keeps its own cookies, as two real sites on two hosts would."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def build_demo_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Mount("/sc", app=sitecue),
+            Mount("/shop/sc", app=sitecue),
             Route("/news/articles/{n:int}.html", news_article),
             Mount("/", app=StaticFiles(directory=settings.config_dir / "demo", html=True)),
         ],

@@ -58,9 +58,9 @@ class CompiledSite:
     windows: dict[str, frozenset[str]]  # trigger name -> the windows some rule reads
     watched: tuple[str, ...]  # triggers the tag must report because some rule counts them
     goals: tuple[str, ...]
-    keep_days: int  # the longest day window any rule reads
+    trigger_days: dict[str, int]  # trigger -> the longest day window read (0: none)
+    rule_days: dict[str, int]  # rule -> the day window its impression cap reads (0: none)
     origins: frozenset[str] = field(default_factory=frozenset)
-    rule_ids: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def name(self) -> str:
@@ -131,7 +131,6 @@ def compile_site(
 
     if problems:
         raise ConfigError(problems)
-    day_windows = [int(w[:-1]) for ws in windows.values() for w in ws if w.endswith("d")]
     return CompiledSite(
         config=config,
         rules=tuple(sorted(compiled, key=lambda r: -r.rule.priority)),
@@ -141,14 +140,15 @@ def compile_site(
         windows={name: frozenset(ws) for name, ws in windows.items()},
         watched=tuple(n for n in windows if config.triggers[n].on != "pageview"),
         goals=tuple(sorted({r.goal for r in config.rules if r.goal})),
-        keep_days=max([*day_windows, *[_days(r.limit.per) for r in config.rules]], default=1),
+        trigger_days={name: max(map(_days, ws)) for name, ws in windows.items()},
+        rule_days={r.id: _days(r.limit.per) if r.limit.max else 0 for r in config.rules},
         origins=frozenset(config.origins) | extra_origins,
-        rule_ids=frozenset(r.id for r in config.rules),
     )
 
 
 def _days(window: Window) -> int:
-    return int(window[:-1]) if window.endswith("d") else 1
+    """How many day buckets a window reads; session and total read none."""
+    return int(window[:-1]) if window.endswith("d") else 0
 
 
 def _compile(condition: Any, path: str, problems: list[Problem]) -> Predicate:

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 from collections import Counter as Tally
-from collections.abc import Collection
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -108,15 +108,19 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
                 memory.shown.session = 0
         self.last_seen = max(self.last_seen, now)
 
-    def keep_only(self, triggers: Collection[str], rules: Collection[str], since_day: int) -> None:
+    def keep_only(
+        self, trigger_days: Mapping[str, int], rule_days: Mapping[str, int], today: int
+    ) -> None:
         """Forget what no compiled rule reads: other triggers, removed rules, and day buckets
-        older than the longest window in use."""
-        for name in [n for n in self.triggers if n not in triggers]:
+        older than the longest day window that reads each counter (0: none at all)."""
+        for name in [n for n in self.triggers if n not in trigger_days]:
             del self.triggers[name]
-        for rule_id in [r for r in self.rules if r not in rules]:
+        for rule_id in [r for r in self.rules if r not in rule_days]:
             del self.rules[rule_id]
-        for counter in self._counters():
-            counter.forget_before(since_day)
+        for name, counter in self.triggers.items():
+            counter.forget_before(today - trigger_days[name] + 1)
+        for rule_id, memory in self.rules.items():
+            memory.shown.forget_before(today - rule_days[rule_id] + 1)
 
     def _counters(self) -> list[Counter]:
         return [*self.triggers.values(), *(m.shown for m in self.rules.values())]

@@ -8,10 +8,13 @@ updated state cookie. Errors raised on purpose map to HTTP in one place, here.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import logging
 import re
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +29,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .decide import apply_feedback, consented, decide
-from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError
+from .errors import (
+    BadRequest,
+    ConfigError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    RequestError,
+)
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest, TriggerSpec
 from .rules import CompiledSite, load_sites
 from .settings import Settings
@@ -34,6 +45,8 @@ from .state import MAX_AGE_S, StateCodec, VisitorState
 from .store import DecisionRecord, EventRecord, Store, open_store
 
 __all__ = ["build_app"]
+
+log = logging.getLogger("sitecue")
 
 VISITOR_COOKIE = "sc_vid"
 STATE_COOKIE = "sc_s"
@@ -46,9 +59,23 @@ T = TypeVar("T")
 class Runtime:
     """What the endpoints share: the compiled sites, the cookie codec and the store."""
 
+    settings: Settings
     sites: dict[str, CompiledSite]
     codec: StateCodec
     store: Store
+
+    def reload(self) -> list[Problem]:
+        """Recompile every site from disk and swap them in at once; a request sees the old
+        sites or the new ones, never a mix. A bad config changes nothing: its problems are
+        returned (and logged), and the old sites keep serving."""
+        try:
+            sites = load_sites(self.settings.config_dir, self.settings.allow_origins)
+        except ConfigError as err:
+            log.error("reload refused, the old config keeps serving:\n%s", err)
+            return err.problems
+        self.sites = sites
+        log.info("reloaded %d site(s): %s", len(sites), ", ".join(sorted(sites)))
+        return []
 
     def site(self, name: str) -> CompiledSite:
         site = self.sites.get(name)
@@ -251,10 +278,18 @@ def build_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await open_store(settings.db)
-        app.state.runtime = Runtime(sites, StateCodec(settings.secrets), store)
+        runtime = app.state.runtime = Runtime(settings, sites, StateCodec(settings.secrets), store)
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+            hangup = True
+        except (ValueError, RuntimeError, NotImplementedError):
+            hangup = False  # not the main thread (as in tests), or no SIGHUP on this platform
         try:
             yield {}
         finally:
+            if hangup:
+                loop.remove_signal_handler(signal.SIGHUP)
             await store.close()
 
     app = Starlette(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sites import CONFIG_DIR
 
 ORIGIN = "https://news.example"

@@ -8,6 +8,7 @@ import aiosqlite
 import msgspec
 
 from .base import DecisionRecord, EventRecord
+from .writer import GroupWriter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -28,8 +29,13 @@ _encode = msgspec.json.Encoder().encode
 
 
 class SQLiteStore:
+    """Writes go through one GroupWriter per process; several processes share the file in
+    WAL mode, waiting on each other's commits up to the busy timeout."""
+
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self.writer = GroupWriter(self._flush)
+        self.writer.start()
 
     @classmethod
     async def open(cls, path: str) -> SQLiteStore:
@@ -43,7 +49,11 @@ class SQLiteStore:
         return cls(db)
 
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
-        if events:
+        await self.writer.write(events, decisions)
+
+    async def _flush(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
+        """Insert one group and commit it, or roll all of it back."""
+        try:
             await self._db.executemany(
                 "INSERT INTO events (site, visitor, type, at, name, rule, variant, decision)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -52,7 +62,6 @@ class SQLiteStore:
                     for e in events
                 ],
             )
-        if decisions:
             await self._db.executemany(
                 "INSERT OR REPLACE INTO decisions (id, site, visitor, at, url, verdicts)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -61,11 +70,15 @@ class SQLiteStore:
                     for d in decisions
                 ],
             )
-        await self._db.commit()
+            await self._db.commit()
+        except BaseException:
+            await self._db.rollback()
+            raise
 
     async def healthy(self) -> bool:
         async with self._db.execute("SELECT 1") as cursor:
             return await cursor.fetchone() == (1,)
 
     async def close(self) -> None:
+        await self.writer.stop()
         await self._db.close()

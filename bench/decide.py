@@ -1,0 +1,234 @@
+"""Throughput and latency of POST /v1/decide against a bare Starlette baseline, and the cost
+of decide() alone as rules grow.
+
+Both servers run the same way (uvicorn, 2 workers, this machine) and take the same load from
+wrk: first as fast as they go (peak requests/s), then paced at half of sitecue's peak for
+p50/p99 latency. sitecue gets the demo config and a realistic state cookie (a returning
+reader who has met the paywall), and commits its records to SQLite before answering.
+
+    python bench/decide.py            # needs wrk (apt-get install wrk)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from sitecue.decide import decide  # noqa: E402
+from sitecue.protocol import DecideRequest, Page, PageEvent  # noqa: E402
+from sitecue.state import StateCodec, VisitorState  # noqa: E402
+from sites import rule, site  # noqa: E402
+
+ORIGIN = "https://news.example"
+BODY = {
+    "site": "news",
+    "page": {"url": f"{ORIGIN}/news/articles/2.html", "title": "Story", "viewport": "desktop"},
+    "events": [{"name": "paywall_view"}],
+    "view": "bench-view",
+}
+DURATION = "8s"
+CONNECTIONS = 32
+
+
+def start(args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(
+                urllib.request.Request(f"http://127.0.0.1:{port}/v1/decide", b"{}"), timeout=1
+            )
+        except urllib.error.HTTPError:
+            return proc  # answering (a 4xx for the empty body is fine)
+        except OSError:
+            time.sleep(0.1)
+        else:
+            return proc
+    proc.kill()
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def realistic_cookie(port: int) -> str:
+    """Cookies of a reader who has seen the paywall on two earlier days."""
+    cookies = ""
+    for _ in range(2):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/decide",
+            json.dumps(BODY).encode(),
+            {"origin": ORIGIN, "cookie": cookies},
+        )
+        with urllib.request.urlopen(request) as response:
+            cookies = "; ".join(c.split(";")[0] for c in response.headers.get_all("set-cookie"))
+    return cookies
+
+
+def wrk(port: int, cookie: str, rate: float | None = None) -> dict[str, float]:
+    """Run wrk; with ``rate``, each connection waits between requests to approach it."""
+    delay = f"function delay() return {CONNECTIONS * 1000 / rate:.3f} end" if rate else ""
+    script = f"""
+wrk.method = "POST"
+wrk.body = [[{json.dumps(BODY)}]]
+wrk.headers["Content-Type"] = "text/plain"
+wrk.headers["Origin"] = "{ORIGIN}"
+wrk.headers["Cookie"] = "{cookie}"
+{delay}
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %f %f %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect))
+end
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{CONNECTIONS}",
+            f"-d{DURATION}",
+            "-s",
+            f.name,
+            f"http://127.0.0.1:{port}/v1/decide",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(f.name)
+    match = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
+    assert match, out
+    requests, micros, p50, p99, errors = match.groups()
+    return {
+        "rps": int(requests) / (int(micros) / 1e6),
+        "p50_ms": float(p50) / 1000,
+        "p99_ms": float(p99) / 1000,
+        "errors": int(errors),
+    }
+
+
+def http_bench() -> None:
+    data = Path(tempfile.mkdtemp(prefix="sitecue-bench-"))
+    env = {
+        **os.environ,
+        "SITECUE_DATA_DIR": str(data),
+        "SITECUE_SECRETS": "bench-secret-0123456789",
+        "SITECUE_CONFIG_DIR": str(ROOT / "config"),
+        "PYTHONPATH": str(ROOT / "bench"),
+    }
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--workers",
+        "2",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    sitecue = start(
+        [*uvicorn, "--factory", "sitecue.cli:app_from_environment", "--port", "8971"], 8971, env
+    )
+    bare = start([*uvicorn, "bare_app:app", "--port", "8972"], 8972, env)
+    try:
+        cookie = realistic_cookie(8971)
+        print(f"state cookie sent by the benchmark: {len(cookie)} B (both cookies)")
+        peak_bare = wrk(8972, "")
+        peak = wrk(8971, cookie)
+        half = wrk(8971, cookie, rate=peak["rps"] / 2)
+        half_bare = wrk(8972, "", rate=peak["rps"] / 2)
+    finally:
+        for proc in (sitecue, bare):
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(data, ignore_errors=True)
+
+    def row(name: str, r: dict[str, float]) -> str:
+        latency = f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+        return f"  {name:30} {r['rps']:8.0f} req/s  {latency}"
+
+    print(f"peak, {CONNECTIONS} connections, 2 uvicorn workers each:")
+    print(row("bare Starlette, constant 1 KB", peak_bare))
+    print(row("sitecue POST /v1/decide", peak))
+    print(f"  ratio {peak['rps'] / peak_bare['rps']:.2f} (target >= 0.5)")
+    print(f"paced at half of sitecue's peak (~{peak['rps'] / 2:.0f} req/s):")
+    print(row("bare Starlette", half_bare))
+    print(row("sitecue", half) + "  (target p99 < 10 ms)")
+    errors = sum(r["errors"] for r in (peak, half, peak_bare, half_bare))
+    print(f"  non-2xx answers and connection errors: {errors}")
+
+
+def rules_of(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    pool = [
+        ("triggers.paywall_view.7d", {"$gte": 3}),
+        ("triggers.paywall_view.session", {"$gte": 1}),
+        ("page.path", {"$regex": "^/news/articles/"}),
+        ("utm.source", {"$in": ["mail", "crm", "ads"]}),
+        ("visitor.sessions", {"$gte": 2}),
+        ("device.viewport", {"$ne": "mobile"}),
+        ("time.hour", {"$lt": 22}),
+    ]
+    return [
+        rule(
+            id=f"rule-{i}",
+            when=dict(rng.sample(pool, rng.randint(3, 6))),
+            priority=rng.randint(0, 9),
+            placement={"type": "inline", "selector": f"#slot-{i % 5}"},
+        )
+        for i in range(n)
+    ]
+
+
+def decide_alone() -> None:
+    print("decide() alone, a returning reader with a paywall event:")
+    per_rule = {}
+    for n in (20, 200):
+        compiled = site(rules=rules_of(n, random.Random(n)))
+        request = DecideRequest(
+            site="news",
+            page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
+            events=[PageEvent(name="paywall_view")],
+            view="v",
+        )
+        codec = StateCodec(["bench-secret-0123456789"])
+        seed = VisitorState(visitor="bench-visitor-000001")
+        for _ in range(3):
+            decide(compiled, seed, request, 1_790_000_000_000)
+        cookie = codec.encode(seed)
+
+        def call(
+            compiled: Any = compiled,
+            cookie: str = cookie,
+            codec: StateCodec = codec,
+            request: DecideRequest = request,
+        ) -> None:
+            state = codec.decode(cookie, "bench-visitor-000001")
+            assert state is not None
+            decide(compiled, state, request, 1_790_000_000_000)
+
+        us = min(timeit.repeat(call, number=300, repeat=5)) / 300 * 1e6
+        per_rule[n] = us / n
+        print(
+            f"  {n:4d} rules  {us:8.1f} µs per call (cookie decoded inside), {us / n:.2f} µs a rule"
+        )
+    growth = per_rule[200] / per_rule[20]
+    print(f"  per-rule cost at 200 rules: {growth:.2f}x that at 20 (<= 1: linear or better)")
+
+
+if __name__ == "__main__":
+    decide_alone()
+    if shutil.which("wrk"):
+        http_bench()
+    else:
+        print("wrk not found: apt-get install wrk for the HTTP figures")

@@ -74,7 +74,7 @@ def test_decide_sets_first_party_cookies(client: TestClient) -> None:
     for cookie in cookies:
         assert (
             "HttpOnly" in cookie
-            and "SameSite=lax" in cookie
+            and "SameSite=Lax" in cookie
             and "Path=/" in cookie
             and "Secure" in cookie
         )

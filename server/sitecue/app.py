@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .api.admin import reload_endpoint
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
@@ -298,6 +299,7 @@ def build_app(settings: Settings) -> Starlette:
             Route("/v1/decide", preflight, methods=["OPTIONS"]),
             Route("/v1/events", events_endpoint, methods=["POST"]),
             Route("/v1/events", preflight, methods=["OPTIONS"]),
+            Route("/v1/reload", reload_endpoint, methods=["POST"]),
             Route("/healthz", health_endpoint, methods=["GET"]),
         ],
         exception_handlers={RequestError: _request_error},

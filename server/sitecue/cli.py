@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import json_schema, load_site
 from .errors import ConfigError, Problem
 from .rules import compile_site
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, database_url
 
 __all__ = ["main"]
 
@@ -86,6 +86,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apikey_create(sites: list[str], label: str, db: str | None) -> int:
+    """Create an admin key; its text is printed once, on the last line."""
+    import asyncio
+
+    from .api.keys import mint_key
+    from .store import open_store
+
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    known = {p.stem for p in (config_dir / "sites").glob("*.json")}
+    unknown = sorted(set(sites) - known) if known else []
+    if unknown:
+        print(
+            f"--site: no site named {', '.join(unknown)} in {config_dir / 'sites'}", file=sys.stderr
+        )
+        return 2
+    text, record = mint_key(sites, label)
+
+    async def store_it() -> None:
+        store = await open_store(database_url(db))
+        try:
+            await store.add_api_key(record)
+        finally:
+            await store.close()
+
+    asyncio.run(store_it())
+    print(f"admin key for {', '.join(record.sites)} (shown once; only its hash is stored):")
+    print(text)
+    return 0
+
+
 def app_from_environment() -> object:
     """The app as configured by ``SITECUE_*`` variables (what each uvicorn worker runs)."""
     from .app import build_app
@@ -112,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*", help="site files (default: every file in config/sites)")
 
     commands.add_parser("schema", help="print the JSON Schema of a site file")
+
+    apikey = commands.add_parser("apikey", help="admin API keys")
+    apikey_commands = apikey.add_subparsers(dest="apikey_command", required=True)
+    create = apikey_commands.add_parser("create", help="create a key for one or more sites")
+    create.add_argument("--site", action="append", required=True, help="a site the key may act on")
+    create.add_argument("--label", default="", help="who or what the key is for")
+    create.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
     return parser
 
 
@@ -125,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return _demo(args.host, args.port)
+        if args.command == "apikey":
+            return _apikey_create(args.site, args.label, args.db)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)

@@ -5,6 +5,7 @@
      │    └── ConditionError  a targeting condition cannot be compiled
      └── RequestError         an HTTP request we refuse; carries its status
           ├── BadRequest        400: the body or a parameter is wrong
+          ├── Unauthorized      401: no admin key, or not a valid one
           ├── Forbidden         403: not allowed from this origin (or with this key)
           ├── NotFound          404: no such site or thing
           └── PayloadTooLarge   413: the body is over its cap
@@ -59,6 +60,10 @@ class RequestError(SitecueError):
 
 class BadRequest(RequestError):
     status = 400
+
+
+class Unauthorized(RequestError):
+    status = 401
 
 
 class Forbidden(RequestError):

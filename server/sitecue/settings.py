@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "database_url"]
 
 DEFAULT_CONFIG_DIR = "config"
 DEFAULT_DATA_DIR = ".sitecue"
@@ -47,7 +47,7 @@ class Settings:
             raise SettingsError(
                 f"SITECUE_CONFIG_DIR: expected a directory with a sites/ folder, got {config}"
             )
-        url = db or env.get("SITECUE_DB") or f"sqlite:///{data_dir / 'sitecue.db'}"
+        url = database_url(db, env)
         keys = [k for k in env.get("SITECUE_SECRETS", "").split(",") if k]
         if not keys:
             if not demo and not (data_dir / "secret").exists():
@@ -59,6 +59,12 @@ class Settings:
             raise SettingsError("SITECUE_SECRETS: expected secrets of at least 16 characters")
         extra = {o for o in env.get("SITECUE_ALLOW_ORIGINS", "").split(",") if o}
         return cls(config, data_dir, url, keys, frozenset(extra) | allow_origins)
+
+
+def database_url(db: str | None = None, env: Mapping[str, str] = os.environ) -> str:
+    """``--db``, else ``SITECUE_DB``, else SQLite in ``SITECUE_DATA_DIR``."""
+    data_dir = Path(env.get("SITECUE_DATA_DIR", DEFAULT_DATA_DIR))
+    return db or env.get("SITECUE_DB") or f"sqlite:///{data_dir / 'sitecue.db'}"
 
 
 def _demo_secret(data_dir: Path) -> str:

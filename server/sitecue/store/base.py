@@ -33,9 +33,23 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     verdicts: list[Verdict]
 
 
+class ApiKey(msgspec.Struct, frozen=True):
+    """An admin key as stored: only a hash of its secret, and the sites it may act on."""
+
+    id: str
+    secret_hash: str
+    sites: list[str]
+    label: str
+    created: int
+
+
 class Store(Protocol):
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
         """Commit the records; return only once they are durable."""
+
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    async def api_key(self, key_id: str) -> ApiKey | None: ...
 
     async def healthy(self) -> bool: ...
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from .base import DecisionRecord, EventRecord
+from .base import ApiKey, DecisionRecord, EventRecord
 from .writer import GroupWriter
 
 _SCHEMA = """
@@ -23,6 +23,10 @@ CREATE TABLE IF NOT EXISTS decisions (
     verdicts TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_visitor ON decisions (site, visitor, at);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL, sites TEXT NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL
+);
 """
 
 _encode = msgspec.json.Encoder().encode
@@ -74,6 +78,21 @@ class SQLiteStore:
         except BaseException:
             await self._db.rollback()
             raise
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._db.execute(
+            "INSERT INTO api_keys (id, secret_hash, sites, label, created) VALUES (?, ?, ?, ?, ?)",
+            (key.id, key.secret_hash, _encode(key.sites).decode(), key.label, key.created),
+        )
+        await self._db.commit()
+
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        query = "SELECT id, secret_hash, sites, label, created FROM api_keys WHERE id = ?"
+        async with self._db.execute(query, (key_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return ApiKey(row[0], row[1], msgspec.json.decode(row[2], type=list[str]), row[3], row[4])
 
     async def healthy(self) -> bool:
         async with self._db.execute("SELECT 1") as cursor:

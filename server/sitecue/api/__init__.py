@@ -1,0 +1,1 @@
+"""The operator's side: admin endpoints behind bearer API keys."""

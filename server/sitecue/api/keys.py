@@ -1,0 +1,54 @@
+"""Admin API keys: ``sck_<id>_<secret>``, shown once; only a hash of the secret is stored.
+
+Each key names the sites it may act on. Lookup is by the public id, and the secret is checked
+with a constant-time comparison, so a wrong key learns nothing from the timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+
+from starlette.requests import Request
+
+from ..errors import Forbidden, Unauthorized
+from ..store import ApiKey, Store
+
+__all__ = ["authenticate", "mint_key", "require_sites"]
+
+_KEY = re.compile(r"sck_([0-9a-f]{12})_([A-Za-z0-9_-]{32})")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def mint_key(sites: list[str], label: str = "") -> tuple[str, ApiKey]:
+    """A new key: the text to hand to the operator, and the record to store."""
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
+    record = ApiKey(key_id, _hash(secret), sorted(set(sites)), label, int(time.time()))
+    return f"sck_{key_id}_{secret}", record
+
+
+async def authenticate(request: Request, store: Store) -> ApiKey:
+    """The key in ``Authorization: Bearer …``, or Unauthorized."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    match = _KEY.fullmatch(token.strip()) if scheme.lower() == "bearer" else None
+    if match is None:
+        raise Unauthorized("authorization: expected 'Bearer sck_…' with an admin API key")
+    key = await store.api_key(match[1])
+    if key is None or not hmac.compare_digest(key.secret_hash, _hash(match[2])):
+        raise Unauthorized("authorization: this API key is not valid")
+    return key
+
+
+def require_sites(key: ApiKey, sites: list[str] | set[str]) -> None:
+    """Forbidden unless the key covers every one of ``sites``."""
+    missing = sorted(set(sites) - set(key.sites))
+    if missing:
+        raise Forbidden(
+            f"this API key is for {', '.join(key.sites)}; it may not act on {', '.join(missing)}"
+        )

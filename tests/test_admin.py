@@ -1,0 +1,125 @@
+"""Admin keys and POST /v1/reload: hashed at rest, scoped to sites, reload swaps or refuses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from sitecue.app import build_app
+from sitecue.cli import main
+from sitecue.settings import Settings
+from sites import CONFIG_DIR
+
+ORIGIN = "https://news.example"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config, ignore=shutil.ignore_patterns("demo"))
+    values = {
+        "SITECUE_DATA_DIR": str(tmp_path / "data"),
+        "SITECUE_SECRETS": "admin-test-secret-0000",
+        "SITECUE_CONFIG_DIR": str(config),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def client(env: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:
+        yield client
+
+
+def new_key(capsys: pytest.CaptureFixture[str], *sites: str) -> str:
+    """A key made the way an operator makes one: with the CLI, on the same settings."""
+    assert main(["apikey", "create", *[a for s in sites for a in ("--site", s)]]) == 0
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def reload(client: TestClient, key: str | None) -> tuple[int, dict[str, object]]:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    response = client.post("/v1/reload", headers=headers)
+    return response.status_code, response.json()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [None, "sck_nope", "sck_000000000000_" + "a" * 32],
+)
+def test_reload_needs_a_valid_key(client: TestClient, key: str | None) -> None:
+    status, body = reload(client, key)
+    assert status == 401 and str(body["error"]).startswith("authorization:")
+
+
+def test_a_wrong_secret_is_refused(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    key = new_key(capsys, "news", "shop")
+    assert reload(client, key[:-1] + ("A" if key[-1] != "A" else "B"))[0] == 401
+
+
+def test_a_key_for_one_site_may_not_reload_them_all(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, body = reload(client, new_key(capsys, "news"))
+    assert status == 403 and body["error"] == "this API key is for news; it may not act on shop"
+
+
+def test_reload_swaps_in_the_new_config(
+    client: TestClient, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_key(capsys, "news", "shop")
+    site_file = Path(env["SITECUE_CONFIG_DIR"]) / "sites" / "news.json"
+    news = json.loads(site_file.read_text())
+    welcome = {"id": "welcome", "placement": {"type": "bar"}, "when": {"page.path": "/"},
+               "variants": [{"id": "on", "weight": 100, "widget": "subscription-faq"}]}  # fmt: skip
+    site_file.write_text(json.dumps({**news, "rules": [welcome]}))
+    assert reload(client, key) == (200, {"reloaded": ["news", "shop"]})
+    answer = client.post("/v1/decide", json={"site": "news", "page": {"url": f"{ORIGIN}/"}}).json()
+    assert [d["rule"] for d in answer["decisions"]] == ["welcome"]
+
+
+def test_a_bad_config_is_refused_and_the_old_keeps_serving(
+    client: TestClient, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_key(capsys, "news", "shop")
+    site_file = Path(env["SITECUE_CONFIG_DIR"]) / "sites" / "news.json"
+    news = json.loads(site_file.read_text())
+    site_file.write_text(json.dumps({**news, "rules": [{**news["rules"][0], "priority": "high"}]}))
+    status, body = reload(client, key)
+    assert status == 422
+    assert body["problems"] == [
+        {
+            "file": str(site_file),
+            "path": "$.rules[0].priority",
+            "expected": "expected `int`, got `str`",
+        }
+    ]
+    answer = client.post(
+        "/v1/decide",
+        json={"site": "news", "page": {"url": f"{ORIGIN}/"}, "events": [{"name": "paywall_view"}]},
+    )
+    assert answer.status_code == 200 and answer.json()["triggers"][0]["name"] == "paywall_view"
+
+
+def test_only_a_hash_of_the_key_is_stored(
+    client: TestClient, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_key(capsys, "news")
+    secret = key.split("_", 2)[2]  # sck_<id>_<secret>; the secret may hold underscores
+    dump = "\n".join(sqlite3.connect(Path(env["SITECUE_DATA_DIR"]) / "sitecue.db").iterdump())
+    assert "api_keys" in dump and secret not in dump
+
+
+def test_apikey_create_refuses_unknown_sites(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["apikey", "create", "--site", "blog"]) == 2
+    assert "--site: no site named blog" in capsys.readouterr().err

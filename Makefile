@@ -33,5 +33,8 @@ lint: $(STAMP)
 test: system $(STAMP) snippet/node_modules/.package-lock.json lint
 	$(BIN)/pytest
 
+# wrk, from Debian's packages, is the load generator of bench/decide.py.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python bench/conditions.py
+	$(BIN)/python bench/decide.py

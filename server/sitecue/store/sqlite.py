@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 """
 
+log = logging.getLogger("sitecue")
 _encode = msgspec.json.Encoder().encode
 Rows = list[tuple[object, ...]]
 
@@ -52,6 +54,12 @@ class SQLiteStore:
         self._writes = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._writes.execute("PRAGMA busy_timeout=5000")
         self._writes.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint copies the WAL into the database and fsyncs: run it beside the request
+        # path, not inside whichever commit happens to cross the WAL's size threshold.
+        self._writes.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpoints = asyncio.create_task(
+            self._checkpoint_every(1.0), name="sitecue-checkpoint"
+        )
         self.writer = GroupWriter(self._flush)
         self.writer.start()
 
@@ -77,6 +85,14 @@ class SQLiteStore:
         ]
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._commit, event_rows, decision_rows)
+
+    async def _checkpoint_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as err:  # busy or locked: the next round will do it
+                log.warning("WAL checkpoint skipped: %s", err)
 
     def _commit(
         self, event_rows: list[tuple[object, ...]], decision_rows: list[tuple[object, ...]]
@@ -123,6 +139,7 @@ class SQLiteStore:
             return await cursor.fetchone() == (1,)
 
     async def close(self) -> None:
+        self._checkpoints.cancel()
         await self.writer.stop()
         self._thread.submit(self._writes.close).result()
         self._thread.shutdown()

@@ -262,3 +262,12 @@ def test_the_tag_is_served_cached_and_compressed(client: TestClient) -> None:
 
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "sites": ["news", "shop"]}
+
+
+def test_decision_records_sort_by_time(client: TestClient, settings: Settings) -> None:
+    for _ in range(3):
+        decide(client)
+    db = sqlite3.connect(settings.data_dir / "sitecue.db")
+    rows = db.execute("SELECT id, at FROM decisions ORDER BY id").fetchall()
+    assert len(rows) == 3 and len({r[0] for r in rows}) == 3
+    assert [r[1] for r in rows] == sorted(r[1] for r in rows)

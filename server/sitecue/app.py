@@ -39,6 +39,7 @@ from .errors import (
     Problem,
     RequestError,
 )
+from .ids import record_id
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest, TriggerSpec
 from .rules import CompiledSite, load_sites
 from .settings import Settings
@@ -187,7 +188,7 @@ async def decide_endpoint(request: Request) -> Response:
     if body.pageview:
         events.append(EventRecord(site.name, visitor, "pageview", now, name=body.page.url))
     record = DecisionRecord(
-        secrets.token_urlsafe(12), site.name, visitor, now, body.page.url, outcome.verdicts
+        record_id(now), site.name, visitor, now, body.page.url, outcome.verdicts
     )
     await runtime.store.write(events, [record])
 

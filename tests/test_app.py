@@ -153,12 +153,15 @@ def test_scenario_3_free_express_once_a_day_never_after_convert(client: TestClie
 
 def test_records_are_committed_before_the_answer(client: TestClient, settings: Settings) -> None:
     decide(client, events=[{"name": "paywall_view"}])
+    decide(client, pageview=False, events=[{"name": "paywall_view"}])
     db = sqlite3.connect(settings.data_dir / "sitecue.db")
-    (verdicts,) = db.execute("SELECT verdicts FROM decisions").fetchone()
-    assert json.loads(verdicts) == [
+    rows = db.execute("SELECT verdicts, pageview FROM decisions ORDER BY id").fetchall()
+    assert json.loads(rows[0][0]) == [
         {"rule": "paywall-faq", "matched": False, "reason": "condition: triggers.paywall_view.7d"}
     ]
-    assert sorted(r[0] for r in db.execute("SELECT type FROM events")) == ["pageview", "trigger"]
+    assert [r[1] for r in rows] == [1, 0]  # a page view, then a re-decision after a trigger
+    events = db.execute("SELECT type, name FROM events").fetchall()
+    assert events == [("trigger", "paywall_view"), ("trigger", "paywall_view")]
 
 
 def test_a_tampered_state_cookie_is_ignored(client: TestClient) -> None:

@@ -185,10 +185,8 @@ async def decide_endpoint(request: Request) -> Response:
     events = [
         EventRecord(site.name, visitor, "trigger", e.at or now, name=e.name) for e in body.events
     ]
-    if body.pageview:
-        events.append(EventRecord(site.name, visitor, "pageview", now, name=body.page.url))
     record = DecisionRecord(
-        record_id(now), site.name, visitor, now, body.page.url, outcome.verdicts
+        record_id(now), site.name, visitor, now, body.page.url, outcome.verdicts, body.pageview
     )
     await runtime.store.write(events, [record])
 

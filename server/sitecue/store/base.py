@@ -23,7 +23,8 @@ class EventRecord(msgspec.Struct, frozen=True):
 
 
 class DecisionRecord(msgspec.Struct, frozen=True):
-    """One call to decide: what was shown and, for every rule, why or why not."""
+    """One call to decide: what was shown and, for every rule, why or why not. The record of
+    a page view is its first decision (``pageview``); later ones follow triggers."""
 
     id: str
     site: str
@@ -31,6 +32,7 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     at: int
     url: str
     verdicts: list[Verdict]
+    pageview: bool = True
 
 
 class ApiKey(msgspec.Struct, frozen=True):

@@ -25,7 +25,7 @@ CREATE INDEX IF NOT EXISTS events_visitor ON events (site, visitor, at);
 CREATE TABLE IF NOT EXISTS decisions (
     id TEXT PRIMARY KEY,
     site TEXT NOT NULL, visitor TEXT NOT NULL, at INTEGER NOT NULL, url TEXT NOT NULL,
-    verdicts TEXT NOT NULL
+    verdicts TEXT NOT NULL, pageview INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_visitor ON decisions (site, visitor, at);
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -81,7 +81,8 @@ class SQLiteStore:
             (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision) for e in events
         ]
         decision_rows: Rows = [
-            (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode()) for d in decisions
+            (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview)
+            for d in decisions
         ]
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._commit, event_rows, decision_rows)
@@ -108,8 +109,8 @@ class SQLiteStore:
                     event_rows,
                 )
                 self._writes.executemany(
-                    "INSERT INTO decisions (id, site, visitor, at, url, verdicts)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO decisions (id, site, visitor, at, url, verdicts, pageview)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     decision_rows,
                 )
                 self._writes.execute("COMMIT")

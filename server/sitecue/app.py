@@ -40,7 +40,7 @@ from .errors import (
     RequestError,
 )
 from .ids import record_id
-from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest, TriggerSpec
+from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
 from .rules import CompiledSite, load_sites
 from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
@@ -157,7 +157,7 @@ def _set_cookies(
     just declined had. The values are URL-safe base64 and dots, so they need no quoting, and
     the header is written directly (http.cookies was the costliest step of a decision)."""
     attributes = f"; Path={request.scope.get('root_path', '').rstrip('/')}/; HttpOnly; SameSite=Lax"
-    if request.url.scheme == "https":
+    if request.scope.get("scheme") == "https":
         attributes += "; Secure"
     if persist:
         cookies = [(VISITOR_COOKIE, state.visitor), (STATE_COOKIE, runtime.codec.encode(state))]
@@ -194,9 +194,7 @@ async def decide_endpoint(request: Request) -> Response:
         visitor=state.visitor,
         identified=state.contact is not None,
         decisions=outcome.decisions,
-        triggers=[
-            TriggerSpec(n, t.on, t.selector) for n in site.watched if (t := site.config.triggers[n])
-        ],
+        triggers=list(site.watched),
         goals=list(site.goals),
     )
     response = Response(msgspec.json.encode(answer), media_type="application/json")

@@ -18,6 +18,7 @@ from .bucketing import bucket_ranges
 from .conditions import Predicate, attribute_paths, compile_condition
 from .config import Rule, SiteConfig, Trigger, Variant, Window, load_site
 from .errors import ConditionError, ConfigError, Problem
+from .protocol import TriggerSpec
 from .widgets import TemplateProblem, Templates
 
 __all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "load_sites"]
@@ -56,7 +57,7 @@ class CompiledSite:
     templates: Templates
     pageview_triggers: tuple[tuple[str, Predicate], ...]  # (name, test of the page context)
     windows: dict[str, frozenset[str]]  # trigger name -> the windows some rule reads
-    watched: tuple[str, ...]  # triggers the tag must report because some rule counts them
+    watched: tuple[TriggerSpec, ...]  # what the tag must report, because some rule counts it
     goals: tuple[str, ...]
     trigger_days: dict[str, int]  # trigger -> the longest day window read (0: none)
     rule_days: dict[str, int]  # rule -> the day window its impression cap reads (0: none)
@@ -138,7 +139,11 @@ def compile_site(
         templates=templates,
         pageview_triggers=tuple(pageview_triggers),
         windows={name: frozenset(ws) for name, ws in windows.items()},
-        watched=tuple(n for n in windows if config.triggers[n].on != "pageview"),
+        watched=tuple(
+            TriggerSpec(n, t.on, t.selector)
+            for n in windows
+            if (t := config.triggers[n]).on != "pageview"  # pageviews are counted by the server
+        ),
         goals=tuple(sorted({r.goal for r in config.rules if r.goal})),
         trigger_days={name: max(map(_days, ws)) for name, ws in windows.items()},
         rule_days={r.id: _days(r.limit.per) if r.limit.max else 0 for r in config.rules},

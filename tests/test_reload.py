@@ -7,9 +7,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,15 +16,10 @@ from typing import Any
 
 import pytest
 
+from servers import free_port, sitecue_process
 from sites import CONFIG_DIR
 
 ORIGIN = "https://news.example"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -40,34 +33,10 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes],
         "SITECUE_DATA_DIR": str(tmp_path / "data"),
         "SITECUE_SECRETS": "reload-test-secret-000",
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sitecue.cli",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-    yield url, config, proc, log
-    proc.terminate()
-    proc.wait(timeout=10)
+    args = ["serve", "--config", str(config), "--port", str(port)]
+    with sitecue_process(args, env, log, f"{url}/healthz") as proc:
+        yield url, config, proc, log
 
 
 def decide(url: str) -> Any:

@@ -4,16 +4,13 @@ Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
+
+from servers import free_port, sitecue_process
 
 CHROMIUM = "/usr/bin/chromium"
 # Without these, Chromium keeps trying to reach Google's services, which this network refuses.
@@ -28,44 +25,18 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``sitecue demo`` on a free port with a fresh data directory, as a user would run it."""
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("demo-data")
     env = {**os.environ, "SITECUE_DATA_DIR": str(data)}
-    root = Path(__file__).resolve().parents[2]
-    log = (data / "demo.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sitecue.cli", "demo", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/sc/healthz", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                output = (data / "demo.log").read_text()
-                raise RuntimeError(f"sitecue demo did not start:\n{output}") from None
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    os.chdir(Path(__file__).resolve().parents[2])  # the demo reads ./config, as from a checkout
+    with sitecue_process(
+        ["demo", "--port", str(port)], env, data / "demo.log", f"{url}/sc/healthz"
+    ):
+        yield url
 
 
 @pytest.fixture(scope="module")

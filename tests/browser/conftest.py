@@ -32,10 +32,9 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("demo-data")
     env = {**os.environ, "SITECUE_DATA_DIR": str(data)}
     url = f"http://127.0.0.1:{port}"
-    os.chdir(Path(__file__).resolve().parents[2])  # the demo reads ./config, as from a checkout
-    with sitecue_process(
-        ["demo", "--port", str(port)], env, data / "demo.log", f"{url}/sc/healthz"
-    ):
+    checkout = Path(__file__).resolve().parents[2]  # the demo reads ./config, as from a checkout
+    args = ["demo", "--port", str(port)]
+    with sitecue_process(args, env, data / "demo.log", f"{url}/sc/healthz", cwd=checkout):
         yield url
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -43,7 +43,6 @@ class Outcome:
     state: VisitorState
     verdicts: list[Verdict]
     persist: bool  # whether the state may be stored (the visitor consented, where asked)
-    counted: list[str] = field(default_factory=list)  # trigger names counted in this call
 
 
 def consented(site: CompiledSite, said: bool | None, state: VisitorState) -> bool:
@@ -87,8 +86,11 @@ def _count_events(
     events: list[PageEvent],
     page: dict[str, Any],
     pageview: bool,
+    today: int,
     now: int,
-) -> list[str]:
+) -> None:
+    """Count this call's triggers on the day the server receives them: the visitor's clock
+    is not trusted, and the tag reports triggers as they fire."""
     counted = []
     if pageview:
         state.pageviews += 1
@@ -100,14 +102,12 @@ def _count_events(
         trigger = site.trigger(event.name)
         if trigger is not None and trigger.on != "pageview":
             counted.append(event.name)
-    today = day_of(now, site.zone)
     for name in counted:
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
     state.keep_only(site.trigger_days, site.rule_days, today)
-    for goal in {e.name for e in events} & set(site.goals):
+    for goal in {e.name for e in events if e.name in site.goals}:
         _convert_goal(site, state, goal, now)
-    return counted
 
 
 def _context(
@@ -116,9 +116,9 @@ def _context(
     page: dict[str, Any],
     utm: dict[str, str],
     request: DecideRequest,
+    today: int,
     now: int,
 ) -> dict[str, Any]:
-    today = day_of(now, site.zone)
     triggers = {}
     for name, windows in site.windows.items():
         counter = state.triggers.get(name)
@@ -172,13 +172,14 @@ def _blocked(
     return None
 
 
-def _variant(rule: CompiledRule, state: VisitorState, visitor: str) -> int:
+def _variant(rule: CompiledRule, state: VisitorState) -> int:
+    """The visitor's sticky variant if it still exists, else their bucket; -1 for none."""
     sticky = state.rules.get(rule.id)
     if sticky is not None and sticky.variant:
         for i, variant in enumerate(rule.variants):
             if variant.id == sticky.variant:
                 return i
-    n = fnv_hash(rule.id, visitor, 2)
+    n = fnv_hash(rule.id, state.visitor, 2)
     return -1 if n is None else choose_variation(n, rule.ranges)
 
 
@@ -194,10 +195,10 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
     else:
         state = VisitorState(visitor="")
     page, utm = _page_context(request)
-    events = list(request.events) if persist else []
-    counted = _count_events(site, state, events, page, request.pageview and persist, now)
-    context = _context(site, state, page, utm, request, now)
     today = day_of(now, site.zone)
+    events = list(request.events) if persist else []
+    _count_events(site, state, events, page, request.pageview and persist, today, now)
+    context = _context(site, state, page, utm, request, today, now)
 
     decisions: list[Decision] = []
     verdicts: list[Verdict] = []
@@ -214,7 +215,7 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
         if reason is None and len(decisions) >= site.config.max_per_view:
             reason = f"cap: {site.config.max_per_view} per page view"
         if reason is None:
-            index = _variant(rule, state, state.visitor)
+            index = _variant(rule, state)
             if index < 0:
                 reason = "not in any variant"
         if reason is not None:
@@ -241,7 +242,7 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
             )
         )
         verdicts.append(Verdict(rule.id, True, variant=variant.id))
-    return Outcome(decisions, state, verdicts, persist, counted)
+    return Outcome(decisions, state, verdicts, persist)
 
 
 def _convert_goal(site: CompiledSite, state: VisitorState, goal: str, now: int) -> None:

@@ -1,5 +1,5 @@
-"""The Starlette app: the tag's endpoints (``/cue.js``, ``/v1/decide``, ``/v1/events``) and
-``/healthz``.
+"""The Starlette app: the tag's endpoints (``/cue.js``, ``/v1/decide``, ``/v1/events``),
+``/healthz``, and the admin ones from :mod:`sitecue.api`.
 
 Each endpoint decodes its body (capped, typed), checks the caller's ``Origin`` against the
 site, runs the pure decision code, commits the records, and only then answers with the

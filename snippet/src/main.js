@@ -65,7 +65,10 @@ function start() {
   function run(args) {
     const [command, value] = args;
     if (command === 'event' && typeof value === 'string') fire(value);
-    else if (command === 'consent') consent = !!value;
+    else if (command === 'consent') {
+      consent = !!value;
+      if (watched !== null) decide(false); // store (or forget) the state now, not next page
+    }
   }
 
   window.sitecue = function () {

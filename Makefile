@@ -17,10 +17,11 @@ demo: $(STAMP)
 	$(BIN)/sitecue demo
 
 # From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag.
+# Each only when missing: a Node.js installed some other way already brings its own npm.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
 system:
-	@command -v chromium >/dev/null && command -v npm >/dev/null || { \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium nodejs npm; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) chromium; }
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) nodejs npm; }
 
 snippet/node_modules/.package-lock.json: snippet/package-lock.json
 	cd snippet && npm ci --silent --no-audit --no-fund

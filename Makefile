@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 # From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag.
 # Each only when missing: a Node.js installed some other way already brings its own npm.
-APT_INSTALL = DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq
+APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 system:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) chromium; }
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) nodejs npm; }

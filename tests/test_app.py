@@ -99,6 +99,8 @@ def test_scenario_1_paywall_faq_then_dismiss(client: TestClient) -> None:
     answer = decide(client, events=[{"name": "paywall_view"}])
     (d,) = answer["decisions"]
     assert d["rule"] == "paywall-faq" and d["variant"] == "faq" and "7 days" in d["html"]
+    assert d["placement"] == {"type": "replace", "selector": "#paywall"}
+    assert d["show"] == {"after": "now"}
     assert answer["triggers"] == [{"name": "paywall_view", "on": "visible", "selector": "#paywall"}]
     assert answer["goals"] == ["subscribe"]
     send(
@@ -131,7 +133,8 @@ def test_scenario_3_free_express_once_a_day_never_after_convert(client: TestClie
         for d in decide(client, "shop", SHOP, page=cart)["decisions"]
         if d["rule"] == "free-express"
     ]
-    assert slide["placement"] == {"type": "slide-in"}
+    assert slide["placement"] == {"type": "slide-in", "selector": None}
+    assert slide["show"] == {"after": "now"}  # defaults are spelled out: the tag relies on them
     send(
         client,
         "shop",

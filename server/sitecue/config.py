@@ -55,7 +55,7 @@ TriggerKind = Literal["pageview", "click", "visible", "custom"]
 PlacementKind = Literal["modal", "slide-in", "bar", "inline", "replace"]
 
 
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pass
 
 

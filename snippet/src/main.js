@@ -37,7 +37,7 @@ function start() {
     for (const d of answer.decisions) {
       if (seen.has(d.id)) continue;
       seen.add(d.id);
-      when(d.show.after, () => present(d));
+      when((d.show && d.show.after) || 'now', () => present(d));
     }
   }
 

@@ -19,6 +19,7 @@ import msgspec
 from .errors import ConfigError, Problem
 
 __all__ = [
+    "WINDOW_PATTERN",
     "Limit",
     "Placement",
     "Rule",
@@ -34,21 +35,21 @@ __all__ = [
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-_WINDOW = r"^(session|total|[1-9][0-9]{0,2}d)$"
+WINDOW_PATTERN = r"^(session|total|[1-9][0-9]{0,2}d)$"
 _ORIGIN = r"^https?://[^/\s]+$"
 _AFTER = r"^(now|exit|[0-9]{1,4}s|(100|[1-9]?[0-9])%)$"
 _DURATION = r"^[1-9][0-9]{0,3}[mhd]$"
 # What each pattern means, for error messages a marketer can act on.
 _PATTERN_MEANING = {
     _NAME: "a name of letters, digits and _.:- (at most 64)",
-    _WINDOW: "a window: session, total or a number of days such as 7d",
+    WINDOW_PATTERN: "a window: session, total or a number of days such as 7d",
     _ORIGIN: "an origin such as https://news.example (no path)",
     _AFTER: "now, a delay such as 5s, a scroll depth such as 50%, or exit",
     _DURATION: "a duration such as 30m, 12h or 1d",
 }
 
 Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
-Window = Annotated[str, msgspec.Meta(pattern=_WINDOW)]
+Window = Annotated[str, msgspec.Meta(pattern=WINDOW_PATTERN)]
 """A counting window: this session, all time, or the last N calendar days (``7d``)."""
 
 TriggerKind = Literal["pageview", "click", "visible", "custom"]

@@ -9,6 +9,7 @@ reported at once, with its JSON path.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .bucketing import bucket_ranges
 from .conditions import Predicate, attribute_paths, compile_condition
-from .config import Rule, SiteConfig, Trigger, Variant, Window, load_site
+from .config import WINDOW_PATTERN, Rule, SiteConfig, Trigger, Variant, Window, load_site
 from .errors import ConditionError, ConfigError, Problem
 from .protocol import TriggerSpec
 from .widgets import TemplateProblem, Templates
@@ -190,7 +191,7 @@ def _compile_rule(
                     )
                 )
                 continue
-            if not _is_window(parts[2]):
+            if not re.fullmatch(WINDOW_PATTERN, parts[2]):
                 problems.append(
                     Problem(
                         json_path,
@@ -246,12 +247,6 @@ def _ms(duration: str | None) -> int:
     if duration is None:
         return 0
     return int(duration[:-1]) * {"m": 60_000, "h": 3_600_000, "d": 86_400_000}[duration[-1]]
-
-
-def _is_window(text: str) -> bool:
-    return text in ("session", "total") or (
-        text.endswith("d") and text[:-1].isdigit() and 0 < int(text[:-1]) < 1000
-    )
 
 
 def load_sites(

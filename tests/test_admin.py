@@ -3,46 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from sitecue.app import build_app
+from admin_keys import ORIGIN, new_key
 from sitecue.cli import main
-from sitecue.settings import Settings
-from sites import CONFIG_DIR
-
-ORIGIN = "https://news.example"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    config = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, config, ignore=shutil.ignore_patterns("demo"))
-    values = {
-        "SITECUE_DATA_DIR": str(tmp_path / "data"),
-        "SITECUE_SECRETS": "admin-test-secret-0000",
-        "SITECUE_CONFIG_DIR": str(config),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-@pytest.fixture
-def client(env: dict[str, str]) -> Iterator[TestClient]:
-    with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:
-        yield client
-
-
-def new_key(capsys: pytest.CaptureFixture[str], *sites: str) -> str:
-    """A key made the way an operator makes one: with the CLI, on the same settings."""
-    assert main(["apikey", "create", *[a for s in sites for a in ("--site", s)]]) == 0
-    return capsys.readouterr().out.strip().splitlines()[-1]
 
 
 def reload(client: TestClient, key: str | None) -> tuple[int, dict[str, object]]:

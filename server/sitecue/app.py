@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .api.admin import reload_endpoint
+from .api.decisions import decisions_endpoint
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
@@ -297,6 +298,7 @@ def build_app(settings: Settings) -> Starlette:
             Route("/v1/events", events_endpoint, methods=["POST"]),
             Route("/v1/events", preflight, methods=["OPTIONS"]),
             Route("/v1/reload", reload_endpoint, methods=["POST"]),
+            Route("/v1/decisions", decisions_endpoint, methods=["GET"]),
             Route("/healthz", health_endpoint, methods=["GET"]),
         ],
         exception_handlers={RequestError: _request_error},

@@ -35,6 +35,22 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     pageview: bool = True
 
 
+class DecisionQuery(msgspec.Struct, frozen=True):
+    """Which decision records to list: one site, newest first, optionally narrowed. ``rule``,
+    ``variant`` and ``matched`` look at the verdicts: a record qualifies when one verdict has
+    them all (``matched`` without ``rule``: any rule matched, i.e. something was shown)."""
+
+    site: str
+    visitor: str | None = None
+    rule: str | None = None
+    variant: str | None = None
+    matched: bool | None = None
+    since: int | None = None  # epoch ms, inclusive
+    until: int | None = None  # epoch ms, exclusive
+    before: str | None = None  # the cursor: records older than this id
+    limit: int = 100
+
+
 class ApiKey(msgspec.Struct, frozen=True):
     """An admin key as stored: only a hash of its secret, and the sites it may act on."""
 
@@ -48,6 +64,9 @@ class ApiKey(msgspec.Struct, frozen=True):
 class Store(Protocol):
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
         """Commit the records; return only once they are durable."""
+
+    async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
+        """One page of decision records, newest first."""
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 

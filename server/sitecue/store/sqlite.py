@@ -12,31 +12,60 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from .base import ApiKey, DecisionRecord, EventRecord
+from ..decide import Verdict
+from .base import ApiKey, DecisionQuery, DecisionRecord, EventRecord
 from .writer import GroupWriter
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    site TEXT NOT NULL, visitor TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL,
-    name TEXT, rule TEXT, variant TEXT, decision TEXT
-);
-CREATE INDEX IF NOT EXISTS events_visitor ON events (site, visitor, at);
-CREATE TABLE IF NOT EXISTS decisions (
-    id TEXT PRIMARY KEY,
-    site TEXT NOT NULL, visitor TEXT NOT NULL, at INTEGER NOT NULL, url TEXT NOT NULL,
-    verdicts TEXT NOT NULL, pageview INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_visitor ON decisions (site, visitor, at);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL, sites TEXT NOT NULL, label TEXT NOT NULL, created INTEGER NOT NULL
-);
-"""
+# Versioned migrations, applied in order at start; PRAGMA user_version records the last one.
+# Append new ones; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL, visitor TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL,
+        name TEXT, rule TEXT, variant TEXT, decision TEXT
+    );
+    CREATE INDEX events_visitor ON events (site, visitor, at);
+    CREATE TABLE decisions (
+        id TEXT PRIMARY KEY,
+        site TEXT NOT NULL, visitor TEXT NOT NULL, at INTEGER NOT NULL, url TEXT NOT NULL,
+        verdicts TEXT NOT NULL, pageview INTEGER NOT NULL
+    );
+    CREATE INDEX decisions_visitor ON decisions (site, visitor, at);
+    CREATE INDEX decisions_site ON decisions (site, id);
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL, sites TEXT NOT NULL, label TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    """,
+]
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply the migrations this database has not seen, each in its own transaction; return
+    the schema version. Workers starting together take turns on the write lock."""
+    for version, script in enumerate(MIGRATIONS, start=1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < version:
+                # Statement by statement: executescript would commit on its own, outside
+                # this transaction. (No statement holds a semicolon of its own.)
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
 
 log = logging.getLogger("sitecue")
 _encode = msgspec.json.Encoder().encode
 Rows = list[tuple[object, ...]]
+_verdicts = msgspec.json.Decoder(list[Verdict]).decode
 
 
 class SQLiteStore:
@@ -54,6 +83,7 @@ class SQLiteStore:
         self._writes = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._writes.execute("PRAGMA busy_timeout=5000")
         self._writes.execute("PRAGMA synchronous=NORMAL")
+        migrate(self._writes)
         # A checkpoint copies the WAL into the database and fsyncs: run it beside the request
         # path, not inside whichever commit happens to cross the WAL's size threshold.
         self._writes.execute("PRAGMA wal_autocheckpoint=0")
@@ -69,7 +99,6 @@ class SQLiteStore:
         db = await aiosqlite.connect(path)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA busy_timeout=5000")
-        await db.executescript(_SCHEMA)
         await db.commit()
         return cls(db, path)
 
@@ -119,6 +148,40 @@ class SQLiteStore:
                 raise
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
+        where: list[str] = ["site = ?"]
+        args: list[object] = [query.site]
+        for column, op, value in (
+            ("visitor", "=", query.visitor),
+            ("at", ">=", query.since),
+            ("at", "<", query.until),
+            ("id", "<", query.before),
+        ):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                args.append(value)
+        verdict: list[str] = []
+        for field, value in (
+            ("rule", query.rule),
+            ("variant", query.variant),
+            ("matched", query.matched),
+        ):
+            if value is not None:
+                verdict.append(f"json_extract(v.value, '$.{field}') = ?")
+                args.append(value)
+        if verdict:  # some single verdict has every one of them
+            each = "SELECT 1 FROM json_each(decisions.verdicts) AS v"
+            where.append(f"EXISTS ({each} WHERE {' AND '.join(verdict)})")
+        sql = (
+            "SELECT id, site, visitor, at, url, verdicts, pageview FROM decisions"
+            f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+        )
+        async with self._db.execute(sql, (*args, query.limit)) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            DecisionRecord(r[0], r[1], r[2], r[3], r[4], _verdicts(r[5]), bool(r[6])) for r in rows
+        ]
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._db.execute(

@@ -27,14 +27,16 @@ def test_data_is_escaped_never_rendered_as_html(templates: Templates) -> None:
 
 def test_the_sandbox_keeps_templates_from_python_internals(templates: Templates) -> None:
     templates.compile("escape.html")
-    with pytest.raises(SecurityError):
+    with pytest.raises(TemplateProblem, match="renders with its data") as caught:
         templates.render("escape.html", {})
+    assert isinstance(caught.value.__cause__, SecurityError)
 
 
 def test_missing_data_is_an_error_not_a_blank(templates: Templates) -> None:
     templates.compile("offer.html")
-    with pytest.raises(jinja2.UndefinedError):
+    with pytest.raises(TemplateProblem, match="'text' is undefined") as caught:
         templates.render("offer.html", {})
+    assert isinstance(caught.value.__cause__, jinja2.UndefinedError)
 
 
 def test_compiled_once(templates: Templates) -> None:

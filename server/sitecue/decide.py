@@ -225,12 +225,6 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
         taken[rule.slot] = rule.id
         if persist:
             state.rule(rule.id).variant = variant.id
-        html = None
-        if variant.widget is not None:
-            widget = site.config.widgets[variant.widget]
-            html = site.templates.render(
-                widget.template, {**widget.data, "rule": rule.id, "variant": variant.id}
-            )
         decisions.append(
             Decision(
                 id=decision_id(state.visitor or "anonymous", request.view, rule.id, now),
@@ -238,7 +232,7 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
                 variant=variant.id,
                 placement=rule.rule.placement,
                 show=rule.rule.show,
-                html=html,
+                html=rule.html[index],
             )
         )
         verdicts.append(Verdict(rule.id, True, variant=variant.id))

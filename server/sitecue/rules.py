@@ -41,6 +41,7 @@ class CompiledRule:
     ]  # (the clause's key, its test): the first to fail explains a miss
     ranges: tuple[tuple[float, float], ...]
     variants: tuple[Variant, ...]
+    html: tuple[str | None, ...]  # each variant's widget, rendered at load; None for a control
     slot: str  # rules competing for the same slot: only the highest priority shows
     needs_state: bool  # reads the visitor's history or caps it, so cannot run without consent
     gap_ms: int
@@ -55,7 +56,6 @@ class CompiledSite:
     config: SiteConfig
     rules: tuple[CompiledRule, ...]  # highest priority first
     zone: ZoneInfo
-    templates: Templates
     pageview_triggers: tuple[tuple[str, Predicate], ...]  # (name, test of the page context)
     windows: dict[str, frozenset[str]]  # trigger name -> the windows some rule reads
     watched: tuple[TriggerSpec, ...]  # what the tag must report, because some rule counts it
@@ -96,12 +96,15 @@ def compile_site(
         zone = ZoneInfo("UTC")
 
     templates = Templates(root)
+    rendered: set[str] = set()  # the widgets whose templates render
     for name, widget in config.widgets.items():
         try:
             templates.compile(widget.template)
-            templates.try_render(widget.template, {**widget.data, "rule": "", "variant": ""})
+            templates.render(widget.template, {**widget.data, "rule": "", "variant": ""})
         except TemplateProblem as err:
             problems.append(Problem(f"$.widgets.{name}.template", f"expected {err}"))
+        else:
+            rendered.add(name)
 
     pageview_triggers = []
     for name, trigger in config.triggers.items():
@@ -129,7 +132,7 @@ def compile_site(
                 Problem(f"{at}.id", f"expected a unique rule id, '{rule.id}' is used twice")
             )
         seen_ids.add(rule.id)
-        compiled.append(_compile_rule(rule, at, config, windows, problems))
+        compiled.append(_compile_rule(rule, at, config, templates, rendered, windows, problems))
 
     if problems:
         raise ConfigError(problems)
@@ -137,7 +140,6 @@ def compile_site(
         config=config,
         rules=tuple(sorted(compiled, key=lambda r: -r.rule.priority)),
         zone=zone,
-        templates=templates,
         pageview_triggers=tuple(pageview_triggers),
         windows={name: frozenset(ws) for name, ws in windows.items()},
         watched=tuple(
@@ -166,7 +168,13 @@ def _compile(condition: Any, path: str, problems: list[Problem]) -> Predicate:
 
 
 def _compile_rule(
-    rule: Rule, at: str, config: SiteConfig, windows: dict[str, set[str]], problems: list[Problem]
+    rule: Rule,
+    at: str,
+    config: SiteConfig,
+    templates: Templates,
+    rendered: set[str],
+    windows: dict[str, set[str]],
+    problems: list[Problem],
 ) -> CompiledRule:
     placement = rule.placement
     if placement.type in _SELECTOR_PLACEMENTS and not placement.selector:
@@ -238,8 +246,24 @@ def _compile_rule(
         or limit.stop_after
         or len(rule.variants) > 1
     )
+    html = tuple(
+        templates.render(
+            config.widgets[v.widget].template,
+            {**config.widgets[v.widget].data, "rule": rule.id, "variant": v.id},
+        )
+        if v.widget in rendered
+        else None
+        for v in rule.variants
+    )
     return CompiledRule(
-        rule, clauses, tuple(ranges), tuple(rule.variants), _slot(rule), needs_state, _ms(limit.gap)
+        rule,
+        clauses,
+        tuple(ranges),
+        tuple(rule.variants),
+        html,
+        _slot(rule),
+        needs_state,
+        _ms(limit.gap),
     )
 
 

@@ -174,8 +174,12 @@ class StateCodec:
     def __init__(self, secrets: list[str]) -> None:
         if not secrets:
             raise ValueError("the state cookie needs at least one secret")
+        # itsdangerous derives each key from (salt, secret) on every sign and verify; derive
+        # them once here, the same way ("django-concat"), and hand over the derived keys.
+        salt = b"sitecue.state"
+        derived = [hashlib.sha256(salt + b"signer" + s.encode()).digest() for s in secrets]
         self._signer = itsdangerous.TimestampSigner(
-            secrets, salt="sitecue.state", digest_method=hashlib.sha256
+            derived, salt=salt, key_derivation="none", digest_method=hashlib.sha256
         )
         self.rejected: Tally[str] = Tally()
 

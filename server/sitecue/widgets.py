@@ -1,8 +1,9 @@
 """Widget HTML: Jinja2 templates rendered in the sandbox with autoescaping.
 
-Templates are compiled once, when the site loads; a page view only renders. Whatever a
-visitor sends reaches a template only as escaped data, never as markup, and the sandbox
-keeps a template from reaching Python internals.
+Templates are compiled and rendered when the site loads (a widget's HTML depends only on
+the config), so a page view renders nothing and a template that fails fails ``sitecue
+check``. Data reaches a template only as escaped text, never as markup, and the sandbox keeps
+a template from reaching Python internals.
 """
 
 from __future__ import annotations
@@ -48,13 +49,9 @@ class Templates:
         return self._compiled[name]
 
     def render(self, name: str, data: dict[str, Any]) -> str:
-        """Render a compiled template; missing data is an error, never a silent blank."""
-        return self._compiled[name].render(data).strip()
-
-    def try_render(self, name: str, data: dict[str, Any]) -> None:
-        """Render once at load, so a template that needs data its widget lacks (or that the
-        sandbox refuses) fails ``sitecue check`` instead of every page view."""
+        """Render a compiled template; data it needs but lacks (or that the sandbox refuses)
+        is a TemplateProblem, never a silent blank."""
         try:
-            self.render(name, data)
+            return self._compiled[name].render(data).strip()
         except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as err:
             raise TemplateProblem(f"a template that renders with its data ({err})") from err

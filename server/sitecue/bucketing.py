@@ -13,7 +13,7 @@ here is the one a GrowthBook SDK would make for the same seed and id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "bucket_ranges",
@@ -33,11 +33,14 @@ Range = tuple[float, float]
 def fnv1a32(text: str) -> int:
     """32-bit FNV-1a over UTF-16 code units, as JavaScript's ``charCodeAt`` sees a string."""
     h = _FNV_OFFSET
-    if not text.isascii() and any(ord(c) > 0xFFFF for c in text):
+    units: Iterable[int]
+    if text.isascii():
+        units = text.encode("ascii")  # one byte per code unit
+    elif any(ord(c) > 0xFFFF for c in text):
         data = text.encode("utf-16-be", "surrogatepass")
         units = [(data[i] << 8) | data[i + 1] for i in range(0, len(data), 2)]
     else:
-        units = [ord(c) for c in text]
+        units = map(ord, text)
     for unit in units:
         h = ((h ^ unit) * _FNV_PRIME) & 0xFFFFFFFF
     return h

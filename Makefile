@@ -10,18 +10,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
 	touch $@
 
 demo: $(STAMP)
 	$(BIN)/sitecue demo
 
-# From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag.
+# From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag, and
+# PostgreSQL's server, which the store tests start in a throwaway cluster of their own.
 # Each only when missing: a Node.js installed some other way already brings its own npm.
 APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 system:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) chromium; }
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) nodejs npm; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) postgresql; }
 
 snippet/node_modules/.package-lock.json: snippet/package-lock.json
 	cd snippet && npm ci --silent --no-audit --no-fund

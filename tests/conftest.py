@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN
+from postgres_cluster import postgres_cluster
 from sitecue.app import build_app
 from sitecue.settings import Settings
 from sites import CONFIG_DIR
@@ -34,3 +35,10 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def client(env: dict[str, str]) -> Iterator[TestClient]:
     with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One throwaway PostgreSQL cluster for the whole run; tests make databases in it."""
+    with postgres_cluster() as url:
+        yield url

@@ -50,6 +50,27 @@ class DecisionQuery(msgspec.Struct, frozen=True):
     before: str | None = None  # the cursor: records older than this id
     limit: int = 100
 
+    def verdict(self) -> dict[str, str | bool]:
+        """What one verdict of a qualifying record must hold (empty: any record)."""
+        fields = (("rule", self.rule), ("variant", self.variant), ("matched", self.matched))
+        return {name: value for name, value in fields if value is not None}
+
+
+_encode = msgspec.json.Encoder().encode
+Row = tuple[object, ...]
+EVENT_COLUMNS = "site, visitor, type, at, name, rule, variant, decision"
+DECISION_COLUMNS = "id, site, visitor, at, url, verdicts, pageview"
+
+
+def event_row(e: EventRecord) -> Row:
+    """An event as a row of EVENT_COLUMNS."""
+    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision)
+
+
+def decision_row(d: DecisionRecord) -> Row:
+    """A decision as a row of DECISION_COLUMNS, the verdicts as JSON text."""
+    return (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview)
+
 
 class ApiKey(msgspec.Struct, frozen=True):
     """An admin key as stored: only a hash of its secret, and the sites it may act on."""
@@ -68,6 +89,9 @@ class Store(Protocol):
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         """One page of decision records, newest first."""
 
+    async def events(self, site: str, visitors: list[str]) -> list[EventRecord]:
+        """Every event of these visitors (one person's browsers), oldest first."""
+
     async def add_api_key(self, key: ApiKey) -> None: ...
 
     async def api_key(self, key_id: str) -> ApiKey | None: ...
@@ -78,9 +102,14 @@ class Store(Protocol):
 
 
 async def open_store(url: str) -> Store:
-    """Open the store named by ``url`` (``sqlite:///path/to/file.db``)."""
+    """Open the store named by ``url``: ``sqlite:///path/to/file.db`` (the embedded default)
+    or ``postgresql://user@host/db`` (many nodes, one database; needs the postgres extra)."""
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 
         return await SQLiteStore.open(url.removeprefix("sqlite:///"))
-    raise ValueError(f"SITECUE_DB: expected a sqlite:///path URL, got {url!r}")
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return await PostgresStore.open(url)
+    raise ValueError(f"SITECUE_DB: expected a sqlite:///path or postgresql:// URL, got {url!r}")

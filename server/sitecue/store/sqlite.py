@@ -15,7 +15,17 @@ import aiosqlite
 import msgspec
 
 from ..decide import Verdict
-from .base import ApiKey, DecisionQuery, DecisionRecord, EventRecord
+from .base import (
+    DECISION_COLUMNS,
+    EVENT_COLUMNS,
+    ApiKey,
+    DecisionQuery,
+    DecisionRecord,
+    EventRecord,
+    Row,
+    decision_row,
+    event_row,
+)
 from .writer import GroupWriter
 
 # Versioned migrations, applied in order at start; PRAGMA user_version records the last one.
@@ -66,7 +76,6 @@ def migrate(db: sqlite3.Connection) -> int:
 
 log = logging.getLogger("sitecue")
 _encode = msgspec.json.Encoder().encode
-Rows = list[tuple[object, ...]]
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
 
 
@@ -112,13 +121,8 @@ class SQLiteStore:
         await self.writer.write(events, decisions)
 
     async def _flush(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
-        event_rows: Rows = [
-            (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision) for e in events
-        ]
-        decision_rows: Rows = [
-            (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview)
-            for d in decisions
-        ]
+        event_rows = list(map(event_row, events))
+        decision_rows = list(map(decision_row, decisions))
         async with self._write_lock():
             self._commit(event_rows, decision_rows)
 
@@ -144,18 +148,15 @@ class SQLiteStore:
             except sqlite3.Error as err:  # busy or locked: the next round will do it
                 log.warning("WAL checkpoint skipped: %s", err)
 
-    def _commit(self, event_rows: Rows, decision_rows: Rows) -> None:
+    def _commit(self, event_rows: list[Row], decision_rows: list[Row]) -> None:
         """Insert one group and commit it, or roll all of it back."""
         self._writes.execute("BEGIN IMMEDIATE")
         try:
             self._writes.executemany(
-                "INSERT INTO events (site, visitor, type, at, name, rule, variant, decision)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                event_rows,
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", event_rows
             )
             self._writes.executemany(
-                "INSERT INTO decisions (id, site, visitor, at, url, verdicts, pageview)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 decision_rows,
             )
             self._writes.execute("COMMIT")
@@ -175,20 +176,14 @@ class SQLiteStore:
             if value is not None:
                 where.append(f"{column} {op} ?")
                 args.append(value)
-        verdict: list[str] = []
-        for field, value in (
-            ("rule", query.rule),
-            ("variant", query.variant),
-            ("matched", query.matched),
-        ):
-            if value is not None:
-                verdict.append(f"json_extract(v.value, '$.{field}') = ?")
-                args.append(value)
+        verdict = query.verdict()
         if verdict:  # some single verdict has every one of them
             each = "SELECT 1 FROM json_each(decisions.verdicts) AS v"
-            where.append(f"EXISTS ({each} WHERE {' AND '.join(verdict)})")
+            tests = " AND ".join(f"json_extract(v.value, '$.{field}') = ?" for field in verdict)
+            where.append(f"EXISTS ({each} WHERE {tests})")
+            args.extend(verdict.values())
         sql = (
-            "SELECT id, site, visitor, at, url, verdicts, pageview FROM decisions"
+            f"SELECT {DECISION_COLUMNS} FROM decisions"
             f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         )
         async with self._db.execute(sql, (*args, query.limit)) as cursor:
@@ -196,6 +191,15 @@ class SQLiteStore:
         return [
             DecisionRecord(r[0], r[1], r[2], r[3], r[4], _verdicts(r[5]), bool(r[6])) for r in rows
         ]
+
+    async def events(self, site: str, visitors: list[str]) -> list[EventRecord]:
+        marks = ", ".join("?" * len(visitors))
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM events"
+            f" WHERE site = ? AND visitor IN ({marks}) ORDER BY at, id"
+        )
+        async with self._db.execute(sql, (site, *visitors)) as cursor:
+            return [EventRecord(*row) for row in await cursor.fetchall()]
 
     async def add_api_key(self, key: ApiKey) -> None:
         async with self._write_lock():
@@ -215,8 +219,11 @@ class SQLiteStore:
         return ApiKey(row[0], row[1], msgspec.json.decode(row[2], type=list[str]), row[3], row[4])
 
     async def healthy(self) -> bool:
-        async with self._db.execute("SELECT 1") as cursor:
-            return await cursor.fetchone() == (1,)
+        try:
+            async with self._db.execute("SELECT COUNT(*) FROM api_keys") as cursor:
+                return await cursor.fetchone() is not None
+        except (sqlite3.Error, ValueError):  # ValueError: the connection is closed
+            return False
 
     async def close(self) -> None:
         self._checkpoints.cancel()

@@ -1,0 +1,173 @@
+"""PostgreSQL (asyncpg, pooled): the engine for many stateless nodes sharing one database.
+
+The same records and the same GroupWriter as the SQLite engine; each group is one
+transaction on a pooled connection. Nodes starting together apply the migrations one at a
+time under an advisory lock.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import msgspec
+
+from ..decide import Verdict
+from .base import (
+    DECISION_COLUMNS,
+    EVENT_COLUMNS,
+    ApiKey,
+    DecisionQuery,
+    DecisionRecord,
+    EventRecord,
+    decision_row,
+    event_row,
+)
+from .writer import GroupWriter
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+# Versioned migrations, applied in order at start and recorded in schema_migrations.
+# Append new ones; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE events (
+        id BIGSERIAL PRIMARY KEY,
+        site TEXT NOT NULL, visitor TEXT NOT NULL, type TEXT NOT NULL, at BIGINT NOT NULL,
+        name TEXT, rule TEXT, variant TEXT, decision TEXT
+    );
+    CREATE INDEX events_visitor ON events (site, visitor, at);
+    CREATE TABLE decisions (
+        site TEXT NOT NULL, id TEXT NOT NULL,
+        visitor TEXT NOT NULL, at BIGINT NOT NULL, url TEXT NOT NULL,
+        verdicts JSONB NOT NULL, pageview BOOLEAN NOT NULL,
+        PRIMARY KEY (site, id)
+    );
+    CREATE INDEX decisions_visitor ON decisions (site, visitor, id);
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL, sites TEXT[] NOT NULL, label TEXT NOT NULL,
+        created BIGINT NOT NULL
+    );
+    """,
+]
+
+_MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
+_encode = msgspec.json.Encoder().encode
+_verdicts = msgspec.json.Decoder(list[Verdict]).decode
+
+
+async def migrate(db: asyncpg.Connection) -> int:
+    """Apply the migrations this database has not seen; return the schema version."""
+    async with db.transaction():
+        await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)"
+        )
+        done = await db.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version > done:
+                await db.execute(script)
+                await db.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2)", version, int(time.time())
+                )
+    return len(MIGRATIONS)
+
+
+class PostgresStore:
+    """Reads and writes through one asyncpg pool; writes grouped by a GroupWriter."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.writer = GroupWriter(self._flush)
+        self.writer.start()
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        async with pool.acquire() as db:
+            await migrate(db)
+        return cls(pool)
+
+    async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
+        await self.writer.write(events, decisions)
+
+    async def _flush(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            if events:
+                await db.executemany(
+                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    map(event_row, events),
+                )
+            if decisions:
+                await db.executemany(
+                    f"INSERT INTO decisions ({DECISION_COLUMNS})"
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+                    map(decision_row, decisions),
+                )
+
+    async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
+        where = ["site = $1"]
+        args: list[object] = [query.site]
+        for column, op, value in (
+            ("visitor", "=", query.visitor),
+            ("at", ">=", query.since),
+            ("at", "<", query.until),
+            ("id", "<", query.before),
+        ):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} {op} ${len(args)}")
+        verdict = query.verdict()
+        if verdict:  # some single verdict has every one of them: JSONB containment says so
+            args.append(_encode([verdict]).decode())
+            where.append(f"verdicts @> ${len(args)}::jsonb")
+        args.append(query.limit)
+        sql = (
+            f"SELECT {DECISION_COLUMNS} FROM decisions"
+            f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ${len(args)}"
+        )
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(sql, *args)
+        return [DecisionRecord(r[0], r[1], r[2], r[3], r[4], _verdicts(r[5]), r[6]) for r in rows]
+
+    async def events(self, site: str, visitors: list[str]) -> list[EventRecord]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events"
+                " WHERE site = $1 AND visitor = ANY($2::text[]) ORDER BY at, id",
+                site,
+                visitors,
+            )
+        return [EventRecord(*row) for row in rows]
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        async with self._pool.acquire() as db:
+            await db.execute(
+                "INSERT INTO api_keys (id, secret_hash, sites, label, created)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                key.id,
+                key.secret_hash,
+                key.sites,
+                key.label,
+                key.created,
+            )
+
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        async with self._pool.acquire() as db:
+            row = await db.fetchrow(
+                "SELECT id, secret_hash, sites, label, created FROM api_keys WHERE id = $1", key_id
+            )
+        return None if row is None else ApiKey(row[0], row[1], list(row[2]), row[3], row[4])
+
+    async def healthy(self) -> bool:
+        try:
+            async with self._pool.acquire(timeout=2) as db:
+                return bool(await db.fetchval("SELECT 1") == 1)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+
+    async def close(self) -> None:
+        await self.writer.stop()
+        await self._pool.close()

@@ -1,0 +1,53 @@
+"""A throwaway PostgreSQL cluster for the tests: Debian's server binaries, initdb and pg_ctl in
+a temporary directory, listening only on a Unix socket there. Nothing is mocked.
+
+PostgreSQL refuses to run as root, so as root (in CI) the cluster runs as the ``postgres``
+user that Debian's package creates.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["postgres_cluster"]
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(
+            f"PostgreSQL's {name} is not installed: apt-get install postgresql (make system does)"
+        )
+    return found[-1]
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """Start a cluster; yield the URL of its ``postgres`` database; stop and remove it."""
+    root = Path(tempfile.mkdtemp(prefix="sitecue-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+
+    def run(name: str, *args: str) -> None:
+        subprocess.run([*as_user, _bin(name), *args], check=True, capture_output=True)
+
+    data, port = str(root / "data"), "5432"  # a socket in our own directory: no clash
+    try:
+        run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        options = f"-k {root} -c listen_addresses='' -p {port} -c fsync=off -c max_connections=300"
+        run("pg_ctl", "-D", data, "-o", options, "-w", "-l", str(root / "log"), "start")
+        try:
+            yield f"postgresql://postgres@/postgres?host={root}&port={port}"
+        finally:
+            run("pg_ctl", "-D", data, "-m", "immediate", "stop")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,242 @@
+"""The store, on both engines: every test here runs against SQLite and against a real
+PostgreSQL server (a throwaway cluster), through the same interface."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from sitecue.decide import Verdict
+from sitecue.ids import record_id
+from sitecue.store import ApiKey, DecisionQuery, DecisionRecord, EventRecord, Store, open_store
+
+T0 = 1_790_000_000_000
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sitecue.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        db = await asyncpg.connect(server)
+        try:
+            await db.execute(sql)
+        finally:
+            await db.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    yield server.replace("@/postgres?", f"@/{name}?")
+    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+def with_store(url: str, body: Callable[[Store], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        store = await open_store(url)
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def decision(
+    i: int, visitor: str = "reader-1", shown: str | None = None, at: int | None = None
+) -> DecisionRecord:
+    verdicts = [
+        Verdict("paywall-faq", shown is not None, variant=shown, reason=None if shown else "x"),
+        Verdict("newsletter", False, reason="condition: page.path"),
+    ]
+    when = T0 + i * 1000 if at is None else at
+    return DecisionRecord(record_id(when), "news", visitor, when, f"https://n/{i}", verdicts)
+
+
+def event(i: int, visitor: str = "reader-1", kind: str = "trigger") -> EventRecord:
+    return EventRecord("news", visitor, kind, T0 + i, name="paywall_view")
+
+
+def test_records_are_read_back_as_written_newest_first(store_url: str) -> None:
+    written = [decision(i, shown="faq" if i == 2 else None) for i in range(3)]
+
+    async def body(store: Store) -> list[DecisionRecord]:
+        for record in written:
+            await store.write([], [record])
+        return await store.decisions(DecisionQuery(site="news"))
+
+    assert with_store(store_url, body) == written[::-1]
+
+
+def test_records_outlive_the_process_that_wrote_them(store_url: str) -> None:
+    record = decision(1)
+
+    async def write(store: Store) -> None:
+        await store.write([event(1)], [record])
+
+    async def read(store: Store) -> tuple[list[EventRecord], list[DecisionRecord]]:
+        return await store.events("news", ["reader-1"]), await store.decisions(
+            DecisionQuery(site="news")
+        )
+
+    with_store(store_url, write)
+    assert with_store(store_url, read) == ([event(1)], [record])
+
+
+def test_filters_narrow_by_visitor_verdict_and_time(store_url: str) -> None:
+    records = [
+        decision(0, "reader-a"),
+        decision(1, "reader-a", shown="faq"),
+        decision(2, "reader-b", shown="control"),
+        decision(3, "reader-b"),
+    ]
+    other_site = DecisionRecord(record_id(T0), "shop", "reader-a", T0, "u", [])
+
+    async def body(store: Store) -> dict[str, list[int]]:
+        await store.write([], [*records, other_site])
+
+        async def ids(**narrow: Any) -> list[int]:
+            found = await store.decisions(DecisionQuery(site="news", **narrow))
+            return sorted(records.index(r) for r in found)
+
+        return {
+            "visitor": await ids(visitor="reader-a"),
+            "shown": await ids(rule="paywall-faq", matched=True),
+            "variant": await ids(variant="control"),
+            "rule and variant": await ids(rule="paywall-faq", variant="faq"),
+            "never shown": await ids(rule="newsletter", matched=True),
+            "anything shown": await ids(matched=True),
+            "time range": await ids(since=T0 + 1000, until=T0 + 3000),
+        }
+
+    assert with_store(store_url, body) == {
+        "visitor": [0, 1],
+        "shown": [1, 2],
+        "variant": [2],
+        "rule and variant": [1],
+        "never shown": [],
+        "anything shown": [1, 2],
+        "time range": [1, 2],
+    }
+
+
+def test_cursor_pages_cover_every_record_once(store_url: str) -> None:
+    async def body(store: Store) -> list[str]:
+        await store.write([], [decision(i) for i in range(25)])
+        seen: list[str] = []
+        before = None
+        while True:
+            page = await store.decisions(DecisionQuery(site="news", before=before, limit=10))
+            seen += [r.id for r in page]
+            if len(page) < 10:
+                return seen
+            before = page[-1].id
+
+    seen = with_store(store_url, body)
+    assert len(seen) == 25 and seen == sorted(set(seen), reverse=True)
+
+
+def test_concurrent_writes_share_commits_and_all_land(store_url: str) -> None:
+    async def body(store: Store) -> tuple[int, int, list[int]]:
+        await asyncio.gather(
+            *(store.write([event(i, f"v{i}")], [decision(i, f"v{i}")]) for i in range(400))
+        )
+        found = await store.decisions(DecisionQuery(site="news", limit=1000))
+        events = await store.events("news", [f"v{i}" for i in range(400)])
+        return len(found), len(events), store.writer.batches  # type: ignore[attr-defined]
+
+    decisions, events, batches = with_store(store_url, body)
+    assert (decisions, events) == (400, 400)
+    assert sum(batches) == 800 and len(batches) < 100  # groups, not a commit per request
+
+
+def test_a_failed_group_stores_nothing_and_tells_every_waiter(store_url: str) -> None:
+    clash = decision(7)
+
+    async def body(store: Store) -> tuple[list[BaseException | None], int, int]:
+        await store.write([], [clash])
+        outcomes = await asyncio.gather(
+            store.write([event(1, "innocent")], [decision(8, "innocent")]),
+            store.write([], [clash]),  # the same id again: the whole group is refused
+            return_exceptions=True,
+        )
+        kept = await store.decisions(DecisionQuery(site="news"))
+        innocent = await store.events("news", ["innocent"])
+        await store.write([event(2, "later")], [])  # the writer carries on
+        later = await store.events("news", ["later"])
+        return list(outcomes), len(kept), len(innocent) + 10 * len(later)
+
+    outcomes, kept, events = with_store(store_url, body)
+    assert all(isinstance(o, Exception) for o in outcomes)
+    assert kept == 1 and events == 10
+
+
+def test_events_of_several_browsers_come_oldest_first(store_url: str) -> None:
+    async def body(store: Store) -> list[tuple[str, int]]:
+        await store.write([event(3, "phone"), event(1, "laptop"), event(2, "other")], [])
+        return [(e.visitor, e.at - T0) for e in await store.events("news", ["laptop", "phone"])]
+
+    assert with_store(store_url, body) == [("laptop", 1), ("phone", 3)]
+
+
+def test_api_keys_are_found_by_id(store_url: str) -> None:
+    key = ApiKey("0123456789ab", "hash", ["news", "shop"], "ops", 1_790_000_000)
+
+    async def body(store: Store) -> tuple[ApiKey | None, ApiKey | None]:
+        await store.add_api_key(key)
+        return await store.api_key(key.id), await store.api_key("ffffffffffff")
+
+    assert with_store(store_url, body) == (key, None)
+
+
+def test_nodes_starting_together_migrate_once(store_url: str) -> None:
+    async def main() -> list[bool]:
+        stores = await asyncio.gather(*(open_store(store_url) for _ in range(4)))
+        healthy = [await s.healthy() for s in stores]
+        for s in stores:
+            await s.close()
+        return healthy
+
+    assert asyncio.run(main()) == [True] * 4
+    assert with_store(store_url, lambda s: s.healthy()) is True  # and again, all applied
+
+
+def test_a_closed_store_is_not_healthy(store_url: str) -> None:
+    async def main() -> bool:
+        store = await open_store(store_url)
+        await store.close()
+        return await store.healthy()
+
+    assert asyncio.run(main()) is False
+
+
+def test_sqlite_keeps_its_write_ahead_log_bounded(tmp_path: Path) -> None:
+    """Checkpoints run beside the writes, so the WAL starts over instead of growing forever:
+    four rounds of writes leave it about the size one round made."""
+    path = tmp_path / "sitecue.db"
+
+    async def main() -> list[int]:
+        store = await open_store(f"sqlite:///{path}")
+        sizes = []
+        try:
+            for round_ in range(4):
+                for i in range(200):  # one commit each: the costliest way to grow a WAL
+                    await store.write([event(i)], [decision(round_ * 1000 + i)])
+                sizes.append(os.path.getsize(f"{path}-wal"))
+                await asyncio.sleep(1.5)  # a checkpoint runs every second
+        finally:
+            await store.close()
+        return sizes
+
+    sizes = asyncio.run(main())
+    assert sizes[-1] < 1.5 * sizes[0], sizes

@@ -91,3 +91,32 @@ def test_apikey_create_refuses_unknown_sites(
 ) -> None:
     assert main(["apikey", "create", "--site", "blog"]) == 2
     assert "--site: no site named blog" in capsys.readouterr().err
+
+
+# Every admin endpoint, asked about the shop: (method, path).
+ADMIN_ON_SHOP = [
+    ("GET", "/v1/decisions?site=shop"),
+    ("POST", "/v1/reload"),
+    ("GET", "/metrics?site=shop"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ON_SHOP)
+def test_a_news_key_gets_403_for_the_shop(
+    client: TestClient, capsys: pytest.CaptureFixture[str], method: str, path: str
+) -> None:
+    key = new_key(capsys, "news")
+    response = client.request(method, path, headers={"authorization": f"Bearer {key}"})
+    assert response.status_code == 403
+    assert "may not act on shop" in response.json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ON_SHOP)
+@pytest.mark.parametrize("key", [None, "sck_000000000000_" + "a" * 32])
+def test_every_admin_endpoint_needs_a_valid_key(
+    client: TestClient, method: str, path: str, key: str | None
+) -> None:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    response = client.request(method, path, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"].startswith("authorization:")

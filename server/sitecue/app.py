@@ -24,12 +24,16 @@ from typing import Any, TypeVar
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .api.admin import reload_endpoint
 from .api.decisions import decisions_endpoint
+from .api.keys import authenticate, require_sites
+from .api.openapi import openapi_endpoint
+from .api.responses import ErrorBody, Health, json_response
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
@@ -41,6 +45,7 @@ from .errors import (
     RequestError,
 )
 from .ids import record_id
+from .metrics import Metrics
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
 from .rules import CompiledSite, load_sites
 from .settings import Settings
@@ -54,6 +59,7 @@ log = logging.getLogger("sitecue")
 VISITOR_COOKIE = "sc_vid"
 STATE_COOKIE = "sc_s"
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_OUTCOME = {True: "shown", False: "not shown"}
 
 T = TypeVar("T")
 
@@ -66,6 +72,7 @@ class Runtime:
     sites: dict[str, CompiledSite]
     codec: StateCodec
     store: Store
+    metrics: Metrics
 
     def reload(self) -> list[Problem]:
         """Recompile every site from disk and swap them in at once; a request sees the old
@@ -190,6 +197,8 @@ async def decide_endpoint(request: Request) -> Response:
         record_id(now), site.name, visitor, now, body.page.url, outcome.verdicts, body.pageview
     )
     await runtime.store.write(events, [record])
+    for verdict in outcome.verdicts:
+        runtime.metrics.decisions[(site.name, verdict.rule, _OUTCOME[verdict.matched])] += 1
 
     answer = DecideResponse(
         visitor=state.visitor,
@@ -198,7 +207,7 @@ async def decide_endpoint(request: Request) -> Response:
         triggers=list(site.watched),
         goals=list(site.goals),
     )
-    response = Response(msgspec.json.encode(answer), media_type="application/json")
+    response = json_response(answer)
     _set_cookies(request, response, runtime, state, outcome.persist)
     return _cors(response, origin)
 
@@ -256,17 +265,43 @@ async def script_endpoint(request: Request) -> Response:
 
 
 async def health_endpoint(request: Request) -> Response:
+    """``GET /healthz``: 200 when the store answers, 503 when it does not."""
     runtime: Runtime = request.app.state.runtime
     ok = await runtime.store.healthy()
-    return JSONResponse(
-        {"status": "ok" if ok else "store unavailable", "sites": sorted(runtime.sites)},
-        200 if ok else 503,
+    return json_response(
+        Health("ok" if ok else "store unavailable", sorted(runtime.sites)), 200 if ok else 503
     )
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text, behind an admin key; series labelled with a site
+    only for the key's sites (or the one ``site`` asked for, which the key must cover)."""
+    runtime: Runtime = request.app.state.runtime
+    key = await authenticate(request, runtime.store)
+    site = request.query_params.get("site")
+    sites = {site} if site else set(key.sites)
+    require_sites(key, sites)
+    text = runtime.metrics.render(
+        sites, {"cookie": runtime.codec.rejected}, runtime.store.writer.depth
+    )
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def _request_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestError)
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return json_response(ErrorBody(exc.message), exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take), in the same
+    JSON shape as ours."""
+    assert isinstance(exc, HTTPException)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    if exc.headers and "Allow" in exc.headers:
+        message += f"; this path takes {exc.headers['Allow']}"
+    response = json_response(ErrorBody(message), exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -276,7 +311,9 @@ def build_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await open_store(settings.db)
-        runtime = app.state.runtime = Runtime(settings, sites, StateCodec(settings.secrets), store)
+        store.writer.on_commit = metrics.batches.observe
+        codec = StateCodec(settings.secrets)
+        runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics)
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, runtime.reload)
@@ -290,18 +327,25 @@ def build_app(settings: Settings) -> Starlette:
                 loop.remove_signal_handler(signal.SIGHUP)
             await store.close()
 
+    metrics = Metrics()
+    routes = [
+        ("/cue.js", script_endpoint, "GET"),
+        ("/v1/decide", decide_endpoint, "POST"),
+        ("/v1/decide", preflight, "OPTIONS"),
+        ("/v1/events", events_endpoint, "POST"),
+        ("/v1/events", preflight, "OPTIONS"),
+        ("/v1/reload", reload_endpoint, "POST"),
+        ("/v1/decisions", decisions_endpoint, "GET"),
+        ("/openapi.json", openapi_endpoint, "GET"),
+        ("/metrics", metrics_endpoint, "GET"),
+        ("/healthz", health_endpoint, "GET"),
+    ]
     app = Starlette(
         routes=[
-            Route("/cue.js", script_endpoint, methods=["GET"]),
-            Route("/v1/decide", decide_endpoint, methods=["POST"]),
-            Route("/v1/decide", preflight, methods=["OPTIONS"]),
-            Route("/v1/events", events_endpoint, methods=["POST"]),
-            Route("/v1/events", preflight, methods=["OPTIONS"]),
-            Route("/v1/reload", reload_endpoint, methods=["POST"]),
-            Route("/v1/decisions", decisions_endpoint, methods=["GET"]),
-            Route("/healthz", health_endpoint, methods=["GET"]),
+            Route(path, metrics.timed(path, endpoint), methods=[method])
+            for path, endpoint, method in routes
         ],
-        exception_handlers={RequestError: _request_error},
+        exception_handlers={RequestError: _request_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.script = _load_script()

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .keys import authenticate, require_sites
+from .responses import json_response
 
 if TYPE_CHECKING:
     from ..app import Runtime
 
-__all__ = ["reload_endpoint"]
+__all__ = ["ConfigProblem", "Refused", "Reloaded", "reload_endpoint"]
+
+
+class Reloaded(msgspec.Struct, frozen=True):
+    reloaded: list[str]  # the sites now serving
+
+
+class ConfigProblem(msgspec.Struct, frozen=True):
+    file: str
+    path: str  # the JSON path in the file
+    expected: str
+
+
+class Refused(msgspec.Struct, frozen=True):
+    error: str
+    problems: list[ConfigProblem]
 
 
 async def reload_endpoint(request: Request) -> Response:
@@ -24,13 +41,9 @@ async def reload_endpoint(request: Request) -> Response:
     require_sites(key, set(runtime.sites))
     problems = runtime.reload()
     if problems:
-        return JSONResponse(
-            {
-                "error": "config refused; the old config keeps serving",
-                "problems": [
-                    {"file": p.file, "path": p.path, "expected": p.expected} for p in problems
-                ],
-            },
-            status_code=422,
+        refused = Refused(
+            "config refused; the old config keeps serving",
+            [ConfigProblem(p.file, p.path, p.expected) for p in problems],
         )
-    return JSONResponse({"reloaded": sorted(runtime.sites)})
+        return json_response(refused, 422)
+    return json_response(Reloaded(sorted(runtime.sites)))

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from ..errors import BadRequest
 from ..store import DecisionQuery, DecisionRecord, Store
 from .keys import authenticate, require_sites
+from .responses import json_response
 
 if TYPE_CHECKING:
     from ..app import Runtime
@@ -91,4 +92,4 @@ async def decisions_endpoint(request: Request) -> Response:
     records = await runtime.store.decisions(msgspec.structs.replace(query, limit=query.limit + 1))
     more = len(records) > query.limit
     page = DecisionPage(records[: query.limit], records[query.limit - 1].id if more else None)
-    return Response(_encode(page), media_type="application/json")
+    return json_response(page)

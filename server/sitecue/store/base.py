@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from ..decide import Verdict
+
+if TYPE_CHECKING:
+    from .writer import GroupWriter
 
 
 class EventRecord(msgspec.Struct, frozen=True):
@@ -83,6 +86,8 @@ class ApiKey(msgspec.Struct, frozen=True):
 
 
 class Store(Protocol):
+    writer: GroupWriter  # every write goes through it
+
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
         """Commit the records; return only once they are durable."""
 

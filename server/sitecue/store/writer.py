@@ -35,7 +35,8 @@ class _Pending:
 class GroupWriter:
     flush: Flush  # writes and commits one group in one transaction
     max_records: int = 2000
-    batches: list[int] = field(default_factory=list)  # recent group sizes, for the metrics
+    batches: list[int] = field(default_factory=list)  # the last hundred group sizes
+    on_commit: Callable[[int], None] = lambda size: None  # told each committed group's size
     _queue: list[_Pending] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -93,6 +94,7 @@ class GroupWriter:
                     p.done.set_exception(err)
             return
         self.batches = [*self.batches[-99:], size]
+        self.on_commit(size)
         for p in group:
             if not p.done.done():
                 p.done.set_result(None)

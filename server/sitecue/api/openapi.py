@@ -1,0 +1,182 @@
+"""``GET /openapi.json``: every endpoint, its parameters, bodies and answers, with the schemas
+generated from the same msgspec types the endpoints decode and encode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import __version__
+from ..protocol import DecideRequest, DecideResponse, EventsRequest
+from .admin import Refused, Reloaded
+from .decisions import MAX_PAGE, DecisionPage
+from .responses import ErrorBody, Health
+
+__all__ = ["openapi", "openapi_endpoint"]
+
+_REF = "#/components/schemas/{name}"
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ref(kind: type) -> dict[str, Any]:
+    return {"$ref": _REF.format(name=kind.__name__)}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    why = {
+        400: "the body or a parameter is wrong; the message names it",
+        401: "no admin key, or not a valid one",
+        403: "not allowed from this origin, or with this key",
+        404: "no such site",
+        413: "the body is over 16 KiB",
+        422: "the config was refused",
+    }
+    return {str(s): {"description": why[s], **_json(_ref(ErrorBody))} for s in statuses}
+
+
+def _tag_body(kind: type) -> dict[str, Any]:
+    """A body the tag sends: JSON, or text/plain from navigator.sendBeacon."""
+    schema = _ref(kind)
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": schema}, "text/plain": {"schema": schema}},
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any], required: bool = False) -> Any:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 128}
+_MILLIS = {"type": "integer", "minimum": 0, "maximum": 2**53}
+_ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the whole HTTP surface."""
+    types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
+    _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
+    paths: dict[str, Any] = {
+        "/cue.js": {
+            "get": {
+                "summary": "The tag (compressed, with an ETag)",
+                "responses": {
+                    "200": {"description": "the script", "content": {"text/javascript": {}}},
+                    "304": {"description": "unchanged since the ETag sent"},
+                },
+            }
+        },
+        "/v1/decide": {
+            "post": {
+                "summary": "Decide what this page view shows, and update the state cookie",
+                "requestBody": _tag_body(DecideRequest),
+                "responses": {
+                    "200": {"description": "the decisions", **_json(_ref(DecideResponse))},
+                    **_errors(400, 403, 404, 413),
+                },
+            }
+        },
+        "/v1/events": {
+            "post": {
+                "summary": "Impressions, clicks, dismissals, conversions and goal events",
+                "requestBody": _tag_body(EventsRequest),
+                "responses": {"204": {"description": "recorded"}, **_errors(400, 403, 404, 413)},
+            }
+        },
+        "/v1/decisions": {
+            "get": {
+                "summary": "The decision log, newest first, with why for every rule",
+                "security": _ADMIN,
+                "parameters": [
+                    _query("site", "the site whose decisions to list", _TEXT, required=True),
+                    _query("visitor", "one visitor (sc_vid)", _TEXT),
+                    _query("rule", "decisions where this rule has a verdict", _TEXT),
+                    _query("variant", "... that chose this variant", _TEXT),
+                    _query("matched", "... that matched (true) or not", {"type": "boolean"}),
+                    _query("from", "epoch ms, inclusive", _MILLIS),
+                    _query("until", "epoch ms, exclusive", _MILLIS),
+                    _query("cursor", "the `next` of the previous page", {"type": "string"}),
+                    _query(
+                        "limit",
+                        "records per page",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "a page; with Accept: application/x-ndjson, every match",
+                        "content": {
+                            "application/json": {"schema": _ref(DecisionPage)},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/reload": {
+            "post": {
+                "summary": "Recompile every site from disk; a bad config keeps the old serving",
+                "security": _ADMIN,
+                "responses": {
+                    "200": {"description": "reloaded", **_json(_ref(Reloaded))},
+                    "422": {"description": "refused, with every problem", **_json(_ref(Refused))},
+                    **_errors(401, 403),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics; site series only for the key's sites",
+                "security": _ADMIN,
+                "parameters": [_query("site", "only this site's series", _TEXT)],
+                "responses": {
+                    "200": {"description": "text format 0.0.4", "content": {"text/plain": {}}},
+                    **_errors(401, 403),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Whether this node and its store answer",
+                "responses": {
+                    "200": {"description": "ok", **_json(_ref(Health))},
+                    "503": {"description": "the store is unavailable", **_json(_ref(Health))},
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sitecue", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+_DOCUMENT = msgspec.json.encode(openapi())
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    return Response(_DOCUMENT, media_type="application/json")

@@ -1,0 +1,66 @@
+"""GET /metrics: what an operator's Prometheus scrapes, counted from real requests."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from admin_keys import ORIGIN, new_key
+from sitecue.metrics import Histogram
+
+SHOP = "https://shop.example"
+
+
+def scrape(client: TestClient, key: str) -> dict[str, float]:
+    response = client.get("/metrics", headers={"authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_requests_decisions_rejects_and_the_writer_are_counted(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = {"site": "news", "page": {"url": f"{ORIGIN}/news/articles/1.html"}}
+    for _ in range(3):
+        client.post("/v1/decide", json=page, headers={"origin": ORIGIN})
+    client.post("/v1/decide", json={"site": "news"}, headers={"origin": ORIGIN})  # no page
+    client.cookies.set("sc_s", "forged.value.sig", domain="news.example")
+    client.post("/v1/decide", json=page, headers={"origin": ORIGIN})
+    shop = {"site": "shop", "page": {"url": f"{SHOP}/shop/"}}
+    client.post("/v1/decide", json=shop, headers={"origin": SHOP})
+
+    samples = scrape(client, new_key(capsys, "news"))
+    decide = 'route="/v1/decide"'
+    assert samples[f'sitecue_requests_total{{method="POST",{decide},status="200"}}'] == 5
+    assert samples[f'sitecue_requests_total{{method="POST",{decide},status="400"}}'] == 1
+    assert samples[f"sitecue_request_seconds_count{{{decide}}}"] == 6
+    assert samples[f'sitecue_request_seconds_bucket{{{decide},le="+Inf"}}'] == 6
+    not_shown = 'sitecue_decisions_total{site="news",rule="paywall-faq",outcome="not shown"}'
+    assert samples[not_shown] == 4
+    assert samples['sitecue_rejected_total{kind="cookie",reason="bad signature"}'] == 1
+    assert samples["sitecue_writer_queue_records"] == 0
+    assert samples["sitecue_writer_batch_records_count"] == 5  # one group per request here
+    assert not any('site="shop"' in name for name in samples)  # a news key sees news only
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    histogram = Histogram((0.01, 0.1))
+    for value in (0.005, 0.05, 0.05, 3.0):
+        histogram.observe(value)
+    lines = list(histogram.lines("t", (("route", 'a"b'),)))
+    assert lines == [
+        't_bucket{route="a\\"b",le="0.01"} 1',
+        't_bucket{route="a\\"b",le="0.1"} 3',
+        't_bucket{route="a\\"b",le="+Inf"} 4',
+        't_sum{route="a\\"b"} 3.105000',
+        't_count{route="a\\"b"} 4',
+    ]
+    assert all(re.fullmatch(r"\w+\{[^}]*\} [\d.]+", line) for line in lines)

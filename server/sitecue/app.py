@@ -279,7 +279,9 @@ async def metrics_endpoint(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     key = await authenticate(request, runtime.store)
     site = request.query_params.get("site")
-    sites = {site} if site else set(key.sites)
+    if site == "":
+        raise BadRequest("site: expected a site name, or no site parameter for all the key's")
+    sites = {site} if site is not None else set(key.sites)
     require_sites(key, sites)
     text = runtime.metrics.render(
         sites, {"cookie": runtime.codec.rejected}, runtime.store.writer.depth

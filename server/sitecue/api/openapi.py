@@ -150,7 +150,7 @@ def openapi() -> dict[str, Any]:
                 "parameters": [_query("site", "only this site's series", _TEXT)],
                 "responses": {
                     "200": {"description": "text format 0.0.4", "content": {"text/plain": {}}},
-                    **_errors(401, 403),
+                    **_errors(400, 401, 403),
                 },
             }
         },

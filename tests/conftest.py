@@ -1,12 +1,15 @@
-"""Fixtures for the admin API tests: a server's settings in a temporary directory, the real
-app on them, and admin keys made the way an operator makes them."""
+"""Fixtures: a server's settings in a temporary directory and the real app on them; one
+throwaway PostgreSQL cluster per run; and an empty database on each engine."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
@@ -42,3 +45,24 @@ def postgres_server() -> Iterator[str]:
     """One throwaway PostgreSQL cluster for the whole run; tests make databases in it."""
     with postgres_cluster() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sitecue.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        db = await asyncpg.connect(server)
+        try:
+            await db.execute(sql)
+        finally:
+            await db.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    yield server.replace("@/postgres?", f"@/{name}?")
+    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))

@@ -5,40 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import asyncpg
-import pytest
 
 from sitecue.decide import Verdict
 from sitecue.ids import record_id
 from sitecue.store import ApiKey, DecisionQuery, DecisionRecord, EventRecord, Store, open_store
 
 T0 = 1_790_000_000_000
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database on each engine."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sitecue.db'}"
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        db = await asyncpg.connect(server)
-        try:
-            await db.execute(sql)
-        finally:
-            await db.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    yield server.replace("@/postgres?", f"@/{name}?")
-    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 def with_store(url: str, body: Callable[[Store], Awaitable[Any]]) -> Any:

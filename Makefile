@@ -42,3 +42,4 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python bench/conditions.py
 	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/store.py

@@ -29,8 +29,9 @@ def _bin(name: str) -> str:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """Start a cluster; yield the URL of its ``postgres`` database; stop and remove it."""
+def postgres_cluster(fsync: bool = False) -> Iterator[str]:
+    """Start a cluster; yield the URL of its ``postgres`` database; stop and remove it.
+    Tests run without fsync (nothing here must survive a power cut); benchmarks with it."""
     root = Path(tempfile.mkdtemp(prefix="sitecue-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
@@ -43,7 +44,8 @@ def postgres_cluster() -> Iterator[str]:
     data, port = str(root / "data"), "5432"  # a socket in our own directory: no clash
     try:
         run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = f"-k {root} -c listen_addresses='' -p {port} -c fsync=off -c max_connections=300"
+        options = f"-k {root} -c listen_addresses='' -p {port} -c max_connections=300"
+        options += "" if fsync else " -c fsync=off"
         run("pg_ctl", "-D", data, "-o", options, "-w", "-l", str(root / "log"), "start")
         try:
             yield f"postgresql://postgres@/postgres?host={root}&port={port}"

@@ -277,3 +277,26 @@ def test_decision_records_sort_by_time(client: TestClient, settings: Settings) -
     rows = db.execute("SELECT id, at FROM decisions ORDER BY id").fetchall()
     assert len(rows) == 3 and len({r[0] for r in rows}) == 3
     assert [r[1] for r in rows] == sorted(r[1] for r in rows)
+
+
+def test_an_oversized_body_without_a_length_is_cut_off(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"site": "news", "events": [' + b'{"type": "click"},' * 1000
+        yield b'{"type": "click"}]}'
+
+    response = client.post("/v1/events", content=chunks(), headers={"origin": NEWS})
+    assert response.status_code == 413 and "at most 16384 bytes" in response.json()["error"]
+
+
+def test_events_for_an_unknown_site(client: TestClient) -> None:
+    body = {"site": "nope", "events": [{"type": "event", "name": "subscribe"}]}
+    response = client.post("/v1/events", json=body, headers={"origin": NEWS})
+    assert response.status_code == 404 and "site: no site named 'nope'" in response.json()["error"]
+
+
+def test_unknown_paths_and_methods_answer_in_json(client: TestClient) -> None:
+    missing = client.get("/v1/nothing")
+    assert missing.status_code == 404 and missing.json()["error"] == "GET /v1/nothing: Not Found"
+    wrong = client.put("/v1/decide")
+    assert wrong.status_code == 405 and "this path takes POST" in wrong.json()["error"]
+    assert wrong.headers["allow"] == "POST"

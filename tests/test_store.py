@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from sitecue.decide import Verdict
 from sitecue.ids import record_id
-from sitecue.store import ApiKey, DecisionQuery, DecisionRecord, EventRecord, Store, open_store
+from sitecue.store import (
+    ApiKey,
+    Contact,
+    DecisionQuery,
+    DecisionRecord,
+    EventRecord,
+    Store,
+    open_store,
+)
+from sitecue.store import sqlite as sqlite_store
 
 T0 = 1_790_000_000_000
 
@@ -215,3 +225,56 @@ def test_sqlite_keeps_its_write_ahead_log_bounded(tmp_path: Path) -> None:
 
     sizes = asyncio.run(main())
     assert sizes[-1] < 1.5 * sizes[0], sizes
+
+
+def test_contacts_are_created_replaced_and_kept_per_site(store_url: str) -> None:
+    first = Contact("shop", "customer-1", {"customer": True, "tier": "gold", "aov": 87.5}, T0)
+    later = Contact("shop", "customer-1", {"customer": True, "tier": "platinum"}, T0 + 1)
+
+    async def body(store: Store) -> list[Contact | None]:
+        await store.put_contact(first)
+        seen = [await store.contact("shop", "customer-1")]
+        await store.put_contact(later)
+        return [
+            *seen,
+            await store.contact("shop", "customer-1"),
+            await store.contact("news", "customer-1"),
+        ]
+
+    assert with_store(store_url, body) == [first, later, None]
+
+
+def test_browsers_link_to_one_contact_and_its_log_is_found(store_url: str) -> None:
+    async def body(store: Store) -> tuple[list[str], list[str], list[str]]:
+        await store.write([], [decision(0, "laptop"), decision(1, "phone"), decision(2, "other")])
+        await store.link("news", "phone", "customer-9", T0 + 2)
+        await store.link("news", "laptop", "customer-9", T0 + 1)
+        await store.link("news", "other", "customer-9", T0 + 3)
+        await store.link("news", "other", "customer-5", T0 + 4)  # the browser changed hands
+        logged = await store.decisions(DecisionQuery(site="news", contact="customer-9"))
+        return (
+            await store.visitors("news", "customer-9"),
+            await store.visitors("news", "customer-5"),
+            sorted(r.visitor for r in logged),
+        )
+
+    assert with_store(store_url, body) == (["laptop", "phone"], ["other"], ["laptop", "phone"])
+
+
+def test_a_database_of_an_older_version_is_brought_up_to_date(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in sqlite_store.MIGRATIONS[0].split(";"):
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO api_keys VALUES ('0123456789ab', 'h', '[\"news\"]', 'old', 1)")
+    db.close()
+
+    async def body(store: Store) -> tuple[ApiKey | None, list[str]]:
+        await store.link("news", "laptop", "customer-1", T0)
+        return await store.api_key("0123456789ab"), await store.visitors("news", "customer-1")
+
+    key, linked = with_store(f"sqlite:///{path}", body)
+    assert key is not None and key.label == "old" and linked == ["laptop"]
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == len(sqlite_store.MIGRATIONS) == 2

@@ -1,5 +1,13 @@
 """Durable records: every accepted event and every decision, with its reasons."""
 
-from .base import ApiKey, DecisionQuery, DecisionRecord, EventRecord, Store, open_store
+from .base import ApiKey, Contact, DecisionQuery, DecisionRecord, EventRecord, Store, open_store
 
-__all__ = ["ApiKey", "DecisionQuery", "DecisionRecord", "EventRecord", "Store", "open_store"]
+__all__ = [
+    "ApiKey",
+    "Contact",
+    "DecisionQuery",
+    "DecisionRecord",
+    "EventRecord",
+    "Store",
+    "open_store",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -45,6 +45,7 @@ class DecisionQuery(msgspec.Struct, frozen=True):
 
     site: str
     visitor: str | None = None
+    contact: str | None = None  # every browser linked to this contact
     rule: str | None = None
     variant: str | None = None
     matched: bool | None = None
@@ -65,6 +66,22 @@ EVENT_COLUMNS = "site, visitor, type, at, name, rule, variant, decision"
 DECISION_COLUMNS = "id, site, visitor, at, url, verdicts, pageview"
 
 
+# Statements both engines run, with ``?`` placeholders (PostgreSQL's are numbered on load).
+INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_DECISION = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT_API_KEY = (
+    "INSERT INTO api_keys (id, secret_hash, sites, label, created) VALUES (?, ?, ?, ?, ?)"
+)
+UPSERT_CONTACT = (
+    "INSERT INTO contacts (site, id, attributes, updated) VALUES (?, ?, ?, ?) ON CONFLICT"
+    " (site, id) DO UPDATE SET attributes = excluded.attributes, updated = excluded.updated"
+)
+UPSERT_LINK = (
+    "INSERT INTO links (site, visitor, contact, at) VALUES (?, ?, ?, ?) ON CONFLICT"
+    " (site, visitor) DO UPDATE SET contact = excluded.contact, at = excluded.at"
+)
+
+
 def event_row(e: EventRecord) -> Row:
     """An event as a row of EVENT_COLUMNS."""
     return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision)
@@ -73,6 +90,16 @@ def event_row(e: EventRecord) -> Row:
 def decision_row(d: DecisionRecord) -> Row:
     """A decision as a row of DECISION_COLUMNS, the verdicts as JSON text."""
     return (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview)
+
+
+class Contact(msgspec.Struct, frozen=True):
+    """A person the site knows (a customer, a subscriber), with the offsite attributes the
+    site's own systems hold about them: loyalty tier, average order value, and so on."""
+
+    site: str
+    id: str
+    attributes: dict[str, Any] = {}
+    updated: int = 0  # epoch ms
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -96,6 +123,17 @@ class Store(Protocol):
 
     async def events(self, site: str, visitors: list[str]) -> list[EventRecord]:
         """Every event of these visitors (one person's browsers), oldest first."""
+
+    async def put_contact(self, contact: Contact) -> None:
+        """Create the contact, or replace its attributes."""
+
+    async def contact(self, site: str, contact_id: str) -> Contact | None: ...
+
+    async def link(self, site: str, visitor: str, contact_id: str, at: int) -> None:
+        """Link a browser to a contact (a browser belongs to one contact at a time)."""
+
+    async def visitors(self, site: str, contact_id: str) -> list[str]:
+        """The browsers linked to a contact, earliest link first."""
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 

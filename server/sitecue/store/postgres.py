@@ -7,7 +7,9 @@ time under an advisory lock.
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -16,7 +18,13 @@ from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
     EVENT_COLUMNS,
+    INSERT_API_KEY,
+    INSERT_DECISION,
+    INSERT_EVENT,
+    UPSERT_CONTACT,
+    UPSERT_LINK,
     ApiKey,
+    Contact,
     DecisionQuery,
     DecisionRecord,
     EventRecord,
@@ -50,11 +58,35 @@ MIGRATIONS: list[str] = [
         created BIGINT NOT NULL
     );
     """,
+    """
+    CREATE TABLE contacts (
+        site TEXT NOT NULL, id TEXT NOT NULL, attributes JSONB NOT NULL, updated BIGINT NOT NULL,
+        PRIMARY KEY (site, id)
+    );
+    CREATE TABLE links (
+        site TEXT NOT NULL, visitor TEXT NOT NULL, contact TEXT NOT NULL, at BIGINT NOT NULL,
+        PRIMARY KEY (site, visitor)
+    );
+    CREATE INDEX links_contact ON links (site, contact, at);
+    """,
 ]
 
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, …``."""
+    count = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+_INSERT_EVENT = _numbered(INSERT_EVENT)
+_INSERT_DECISION = _numbered(INSERT_DECISION)
+_INSERT_API_KEY = _numbered(INSERT_API_KEY)
+_UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
+_UPSERT_LINK = _numbered(UPSERT_LINK)
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
+_attributes = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 async def migrate(db: asyncpg.Connection) -> int:
@@ -97,19 +129,23 @@ class PostgresStore:
         async with self._pool.acquire() as db, db.transaction():
             if events:
                 await db.executemany(
-                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    _INSERT_EVENT,
                     map(event_row, events),
                 )
             if decisions:
                 await db.executemany(
-                    f"INSERT INTO decisions ({DECISION_COLUMNS})"
-                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+                    _INSERT_DECISION,
                     map(decision_row, decisions),
                 )
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         where = ["site = $1"]
         args: list[object] = [query.site]
+        if query.contact is not None:
+            args.append(query.contact)
+            where.append(
+                f"visitor IN (SELECT visitor FROM links WHERE site = $1 AND contact = ${len(args)})"
+            )
         for column, op, value in (
             ("visitor", "=", query.visitor),
             ("at", ">=", query.since),
@@ -142,16 +178,48 @@ class PostgresStore:
             )
         return [EventRecord(*row) for row in rows]
 
+    async def put_contact(self, contact: Contact) -> None:
+        async with self._pool.acquire() as db:
+            await db.execute(
+                _UPSERT_CONTACT,
+                contact.site,
+                contact.id,
+                _encode(contact.attributes).decode(),
+                contact.updated,
+            )
+
+    async def contact(self, site: str, contact_id: str) -> Contact | None:
+        async with self._pool.acquire() as db:
+            row = await db.fetchrow(
+                "SELECT attributes::text, updated FROM contacts WHERE site = $1 AND id = $2",
+                site,
+                contact_id,
+            )
+        return None if row is None else Contact(site, contact_id, _attributes(row[0]), row[1])
+
+    async def link(self, site: str, visitor: str, contact_id: str, at: int) -> None:
+        async with self._pool.acquire() as db:
+            await db.execute(
+                _UPSERT_LINK,
+                site,
+                visitor,
+                contact_id,
+                at,
+            )
+
+    async def visitors(self, site: str, contact_id: str) -> list[str]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(
+                "SELECT visitor FROM links WHERE site = $1 AND contact = $2 ORDER BY at, visitor",
+                site,
+                contact_id,
+            )
+        return [row[0] for row in rows]
+
     async def add_api_key(self, key: ApiKey) -> None:
         async with self._pool.acquire() as db:
             await db.execute(
-                "INSERT INTO api_keys (id, secret_hash, sites, label, created)"
-                " VALUES ($1, $2, $3, $4, $5)",
-                key.id,
-                key.secret_hash,
-                key.sites,
-                key.label,
-                key.created,
+                _INSERT_API_KEY, key.id, key.secret_hash, key.sites, key.label, key.created
             )
 
     async def api_key(self, key_id: str) -> ApiKey | None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import msgspec
@@ -18,7 +19,13 @@ from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
     EVENT_COLUMNS,
+    INSERT_API_KEY,
+    INSERT_DECISION,
+    INSERT_EVENT,
+    UPSERT_CONTACT,
+    UPSERT_LINK,
     ApiKey,
+    Contact,
     DecisionQuery,
     DecisionRecord,
     EventRecord,
@@ -51,6 +58,17 @@ MIGRATIONS: list[str] = [
         created INTEGER NOT NULL
     );
     """,
+    """
+    CREATE TABLE contacts (
+        site TEXT NOT NULL, id TEXT NOT NULL, attributes TEXT NOT NULL, updated INTEGER NOT NULL,
+        PRIMARY KEY (site, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE links (
+        site TEXT NOT NULL, visitor TEXT NOT NULL, contact TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (site, visitor)
+    ) WITHOUT ROWID;
+    CREATE INDEX links_contact ON links (site, contact, at);
+    """,
 ]
 
 
@@ -77,6 +95,7 @@ def migrate(db: sqlite3.Connection) -> int:
 log = logging.getLogger("sitecue")
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
+_attributes = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class SQLiteStore:
@@ -115,7 +134,11 @@ class SQLiteStore:
         for pragma in ("journal_mode=WAL", "busy_timeout=5000", "journal_size_limit=67108864"):
             async with db.execute(f"PRAGMA {pragma}") as cursor:
                 await cursor.fetchall()
-        return cls(db, path)
+        try:
+            return cls(db, path)
+        except BaseException:
+            await db.close()  # or its thread would keep the process alive
+            raise
 
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
         await self.writer.write(events, decisions)
@@ -152,13 +175,8 @@ class SQLiteStore:
         """Insert one group and commit it, or roll all of it back."""
         self._writes.execute("BEGIN IMMEDIATE")
         try:
-            self._writes.executemany(
-                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", event_rows
-            )
-            self._writes.executemany(
-                f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                decision_rows,
-            )
+            self._writes.executemany(INSERT_EVENT, event_rows)
+            self._writes.executemany(INSERT_DECISION, decision_rows)
             self._writes.execute("COMMIT")
         except BaseException:
             self._writes.execute("ROLLBACK")
@@ -167,6 +185,9 @@ class SQLiteStore:
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         where: list[str] = ["site = ?"]
         args: list[object] = [query.site]
+        if query.contact is not None:
+            where.append("visitor IN (SELECT visitor FROM links WHERE site = ? AND contact = ?)")
+            args += [query.site, query.contact]
         for column, op, value in (
             ("visitor", "=", query.visitor),
             ("at", ">=", query.since),
@@ -201,14 +222,39 @@ class SQLiteStore:
         async with self._db.execute(sql, (site, *visitors)) as cursor:
             return [EventRecord(*row) for row in await cursor.fetchall()]
 
-    async def add_api_key(self, key: ApiKey) -> None:
+    async def _execute(self, sql: str, args: Row) -> None:
+        """One statement outside the request path, committed at once."""
         async with self._write_lock():
-            await self._db.execute(
-                "INSERT INTO api_keys (id, secret_hash, sites, label, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (key.id, key.secret_hash, _encode(key.sites).decode(), key.label, key.created),
-            )
-            await self._db.commit()
+            self._writes.execute(sql, args)
+
+    async def put_contact(self, contact: Contact) -> None:
+        await self._execute(
+            UPSERT_CONTACT,
+            (contact.site, contact.id, _encode(contact.attributes).decode(), contact.updated),
+        )
+
+    async def contact(self, site: str, contact_id: str) -> Contact | None:
+        sql = "SELECT attributes, updated FROM contacts WHERE site = ? AND id = ?"
+        async with self._db.execute(sql, (site, contact_id)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else Contact(site, contact_id, _attributes(row[0]), row[1])
+
+    async def link(self, site: str, visitor: str, contact_id: str, at: int) -> None:
+        await self._execute(
+            UPSERT_LINK,
+            (site, visitor, contact_id, at),
+        )
+
+    async def visitors(self, site: str, contact_id: str) -> list[str]:
+        sql = "SELECT visitor FROM links WHERE site = ? AND contact = ? ORDER BY at, visitor"
+        async with self._db.execute(sql, (site, contact_id)) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._execute(
+            INSERT_API_KEY,
+            (key.id, key.secret_hash, _encode(key.sites).decode(), key.label, key.created),
+        )
 
     async def api_key(self, key_id: str) -> ApiKey | None:
         query = "SELECT id, secret_hash, sites, label, created FROM api_keys WHERE id = ?"

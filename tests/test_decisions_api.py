@@ -72,6 +72,10 @@ def test_filters(logged: TestClient, capsys: pytest.CaptureFixture[str]) -> None
     key = new_key(capsys, "news")
     by_a = get(logged, key, site="news", visitor="reader-a-000000000001")["items"]
     assert len(by_a) == 3
+    store = logged.app.state.runtime.store  # type: ignore[attr-defined]
+    logged.portal.call(store.link, "news", "reader-b-000000000002", "customer-7", 1)
+    by_contact = get(logged, key, site="news", contact="customer-7")["items"]
+    assert {r["visitor"] for r in by_contact} == {"reader-b-000000000002"} and len(by_contact) == 4
     shown = get(logged, key, site="news", rule="paywall-faq", matched="true")["items"]
     assert len(shown) == 1 and shown[0]["visitor"] == "reader-a-000000000001"
     (verdict,) = shown[0]["verdicts"]

@@ -1,6 +1,7 @@
 """``GET /v1/decisions``: the decision log, for "why did this visitor see that?".
 
-Newest first, narrowed by site (required), visitor, rule, variant, matched and time range.
+Newest first, narrowed by site (required), visitor, contact (every browser linked to them),
+rule, variant, matched and time range.
 A page holds at most ``limit`` records and the id to ask for the next one (``cursor``); with
 ``Accept: application/x-ndjson`` every matching record is streamed, one JSON line each,
 fetched in chunks so an export of any size never sits in memory whole.
@@ -60,6 +61,7 @@ def parse_query(params: Mapping[str, str]) -> DecisionQuery:
     return DecisionQuery(
         site=site,
         visitor=params.get("visitor"),
+        contact=params.get("contact"),
         rule=params.get("rule"),
         variant=params.get("variant"),
         matched=None if matched is None else matched == "true",

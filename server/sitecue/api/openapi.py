@@ -102,6 +102,7 @@ def openapi() -> dict[str, Any]:
                 "parameters": [
                     _query("site", "the site whose decisions to list", _TEXT, required=True),
                     _query("visitor", "one visitor (sc_vid)", _TEXT),
+                    _query("contact", "every browser linked to this contact", _TEXT),
                     _query("rule", "decisions where this rule has a verdict", _TEXT),
                     _query("variant", "... that chose this variant", _TEXT),
                     _query("matched", "... that matched (true) or not", {"type": "boolean"}),

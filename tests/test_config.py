@@ -52,6 +52,14 @@ def with_changes(**changes: Any) -> dict[str, Any]:
             '$.rules[0].when["triggers.nope.7d"]: expected triggers.<declared trigger>',
         ),
         (
+            {"attributes": {"tier": "string"}, "rules": [rule(when={"attributes.tierr": "x"})]},
+            '$.rules[0].when["attributes.tierr"]: expected attributes.<declared attribute> (tier)',
+        ),
+        (
+            {"attributes": {"tier": "colour"}},
+            "$.attributes.tier: invalid enum value 'colour'",
+        ),
+        (
             {"rules": [rule(when={"triggers.paywall_view.week": 1})]},
             '$.rules[0].when["triggers.paywall_view.week"]: expected a window',
         ),

@@ -20,6 +20,7 @@ from .errors import ConfigError, Problem
 
 __all__ = [
     "WINDOW_PATTERN",
+    "AttributeType",
     "Limit",
     "Placement",
     "Rule",
@@ -53,6 +54,8 @@ Window = Annotated[str, msgspec.Meta(pattern=WINDOW_PATTERN)]
 """A counting window: this session, all time, or the last N calendar days (``7d``)."""
 
 TriggerKind = Literal["pageview", "click", "visible", "custom"]
+AttributeType = Literal["boolean", "number", "string"]
+"""The type of an offsite attribute a site declares (loyalty tier, average order value…)."""
 PlacementKind = Literal["modal", "slide-in", "bar", "inline", "replace"]
 
 
@@ -144,6 +147,7 @@ class SiteConfig(_Strict, frozen=True):
     consent: Literal["implied", "required", "none"] = "implied"
     timezone: str = "UTC"
     max_per_view: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # decisions shown per page view
+    attributes: dict[Name, AttributeType] = {}  # offsite attributes contacts may carry
     triggers: dict[Name, Trigger] = {}
     widgets: dict[Name, Widget] = {}
     rules: list[Rule] = []

@@ -190,6 +190,11 @@ def _compile_rule(
                     json_path, f"expected a path starting with one of {', '.join(CONTEXT_ROOTS)}"
                 )
             )
+        elif parts[0] == "attributes" and (len(parts) < 2 or parts[1] not in config.attributes):
+            declared = ", ".join(config.attributes) or "none are declared"
+            problems.append(
+                Problem(json_path, f"expected attributes.<declared attribute> ({declared})")
+            )
         elif parts[0] == "triggers":
             if len(parts) != 3 or parts[1] not in config.triggers:
                 declared = ", ".join(config.triggers) or "none are declared"

@@ -181,8 +181,8 @@ def parse_site(raw: Any) -> SiteConfig:
     if not isinstance(raw, dict):
         raise ConfigError([Problem("$", "expected an object with site, origins and rules")])
     problems: list[Problem] = []
-    sections = {"triggers": Trigger, "widgets": Widget}
-    head = {k: v for k, v in raw.items() if k not in ("triggers", "widgets", "rules")}
+    sections: dict[str, Any] = {"triggers": Trigger, "widgets": Widget, "attributes": AttributeType}
+    head = {k: v for k, v in raw.items() if k not in (*sections, "rules")}
     site = _convert(head, SiteConfig, "$", problems)
     parts: dict[str, Any] = {}
     for section, kind in sections.items():

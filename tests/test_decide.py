@@ -355,7 +355,8 @@ def test_consent_none_always_keeps_state() -> None:
 
 def test_attributes_count_only_when_verified() -> None:
     compiled = site(
-        attributes={"tier": "string"}, rules=[rule(when={"attributes.tier": "gold"}, variants=ALWAYS)]
+        attributes={"tier": "string"},
+        rules=[rule(when={"attributes.tier": "gold"}, variants=ALWAYS)],
     )
     state = VisitorState(visitor="visitor-att-0000", contact="c-1", attributes={"tier": "gold"})
     assert run(compiled, state, request()).decisions == []  # linked by page JavaScript only

@@ -278,3 +278,25 @@ def test_a_database_of_an_older_version_is_brought_up_to_date(tmp_path: Path) ->
     assert key is not None and key.label == "old" and linked == ["laptop"]
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == len(sqlite_store.MIGRATIONS) == 2
+
+
+def test_erasure_forgets_the_person_but_keeps_the_counts(store_url: str) -> None:
+    async def body(store: Store) -> tuple[bool, bool, object, list[str], list[str], list[str]]:
+        await store.put_contact(Contact("news", "customer-1", {"subscriber": False}, T0))
+        await store.link("news", "laptop", "customer-1", T0)
+        await store.write([event(1, "laptop"), event(2, "stranger")], [decision(1, "laptop")])
+        erased = await store.erase_contact("news", "customer-1")
+        again = await store.erase_contact("news", "customer-1")
+        records = await store.decisions(DecisionQuery(site="news"))
+        return (
+            erased,
+            again,
+            await store.contact("news", "customer-1"),
+            await store.visitors("news", "customer-1"),
+            [f"{r.visitor}:{r.url}" for r in records],
+            [e.visitor for e in await store.events("news", ["laptop", "erased", "stranger"])],
+        )
+
+    erased, again, contact, visitors, records, events = with_store(store_url, body)
+    assert (erased, again, contact, visitors) == (True, False, None, [])
+    assert records == ["erased:"] and sorted(events) == ["erased", "stranger"]

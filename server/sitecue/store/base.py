@@ -82,6 +82,17 @@ UPSERT_LINK = (
 )
 
 
+# (site, contact) twice: who the contact's browsers are, then the contact itself.
+ERASE = [
+    "UPDATE events SET visitor = 'erased' WHERE site = ?"
+    " AND visitor IN (SELECT visitor FROM links WHERE site = ? AND contact = ?)",
+    "UPDATE decisions SET visitor = 'erased', url = '' WHERE site = ?"
+    " AND visitor IN (SELECT visitor FROM links WHERE site = ? AND contact = ?)",
+    "DELETE FROM links WHERE site = ? AND contact = ?",
+    "DELETE FROM contacts WHERE site = ? AND id = ?",
+]
+
+
 def event_row(e: EventRecord) -> Row:
     """An event as a row of EVENT_COLUMNS."""
     return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision)
@@ -134,6 +145,11 @@ class Store(Protocol):
 
     async def visitors(self, site: str, contact_id: str) -> list[str]:
         """The browsers linked to a contact, earliest link first."""
+
+    async def erase_contact(self, site: str, contact_id: str) -> bool:
+        """Forget a person: the contact, its links, and who they were in the logs (their
+        browsers' events and decisions stay, under the visitor ``erased`` and without URLs,
+        so experiment counts hold). False if nothing was held."""
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 

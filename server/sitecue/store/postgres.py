@@ -17,6 +17,7 @@ import msgspec
 from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
+    ERASE,
     EVENT_COLUMNS,
     INSERT_API_KEY,
     INSERT_DECISION,
@@ -83,6 +84,7 @@ _INSERT_DECISION = _numbered(INSERT_DECISION)
 _INSERT_API_KEY = _numbered(INSERT_API_KEY)
 _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
+_ERASE = [_numbered(sql) for sql in ERASE]
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
@@ -215,6 +217,15 @@ class PostgresStore:
                 contact_id,
             )
         return [row[0] for row in rows]
+
+    async def erase_contact(self, site: str, contact_id: str) -> bool:
+        held = 0
+        async with self._pool.acquire() as db, db.transaction():
+            for sql in _ERASE:
+                args = (site, site, contact_id) if sql.count("$") == 3 else (site, contact_id)
+                status = await db.execute(sql, *args)
+                held += int(status.split()[-1]) if status.startswith("DELETE") else 0
+        return held > 0
 
     async def add_api_key(self, key: ApiKey) -> None:
         async with self._pool.acquire() as db:

@@ -18,6 +18,7 @@ import msgspec
 from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
+    ERASE,
     EVENT_COLUMNS,
     INSERT_API_KEY,
     INSERT_DECISION,
@@ -249,6 +250,21 @@ class SQLiteStore:
         sql = "SELECT visitor FROM links WHERE site = ? AND contact = ? ORDER BY at, visitor"
         async with self._db.execute(sql, (site, contact_id)) as cursor:
             return [row[0] for row in await cursor.fetchall()]
+
+    async def erase_contact(self, site: str, contact_id: str) -> bool:
+        held = 0
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                for sql in ERASE:
+                    args = (site, site, contact_id) if sql.count("?") == 3 else (site, contact_id)
+                    changed = self._writes.execute(sql, args).rowcount
+                    held += changed if sql.startswith("DELETE") else 0
+                self._writes.execute("COMMIT")
+            except BaseException:
+                self._writes.execute("ROLLBACK")
+                raise
+        return held > 0
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._execute(

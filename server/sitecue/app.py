@@ -20,9 +20,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -30,17 +29,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .api.admin import reload_endpoint
+from .api.bodies import ErrorBody, Health, decode, json_response, read_body
 from .api.decisions import decisions_endpoint
 from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
-from .api.responses import ErrorBody, Health, json_response
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
     ConfigError,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
     Problem,
     RequestError,
 )
@@ -60,8 +58,6 @@ VISITOR_COOKIE = "sc_vid"
 STATE_COOKIE = "sc_s"
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _OUTCOME = {True: "shown", False: "not shown"}
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -110,27 +106,6 @@ def _load_script() -> _Script:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body: expected at most {MAX_BODY_BYTES} bytes")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"body: expected at most {MAX_BODY_BYTES} bytes")
-    return body
-
-
-def _decode(body: bytes, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as err:
-        raise BadRequest(f"body: {err}") from err
-    except msgspec.DecodeError as err:
-        raise BadRequest(f"body: expected a JSON object ({err})") from err
 
 
 def _check_origin(request: Request, site: CompiledSite) -> str | None:
@@ -182,7 +157,7 @@ def _set_cookies(
 
 async def decide_endpoint(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    body = _decode(await _read_body(request), DecideRequest)
+    body = decode(await read_body(request, MAX_BODY_BYTES), DecideRequest)
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
     now = _now_ms()
@@ -214,7 +189,7 @@ async def decide_endpoint(request: Request) -> Response:
 
 async def events_endpoint(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    body = _decode(await _read_body(request), EventsRequest)
+    body = decode(await read_body(request, MAX_BODY_BYTES), EventsRequest)
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
     state = _visitor_and_state(request, runtime)

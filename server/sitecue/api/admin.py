@@ -8,8 +8,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .bodies import json_response
 from .keys import authenticate, require_sites
-from .responses import json_response
 
 if TYPE_CHECKING:
     from ..app import Runtime

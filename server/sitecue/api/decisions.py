@@ -19,8 +19,8 @@ from starlette.responses import Response, StreamingResponse
 
 from ..errors import BadRequest
 from ..store import DecisionQuery, DecisionRecord, Store
+from .bodies import json_response
 from .keys import authenticate, require_sites
-from .responses import json_response
 
 if TYPE_CHECKING:
     from ..app import Runtime

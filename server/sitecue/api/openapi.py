@@ -12,8 +12,8 @@ from starlette.responses import Response
 from .. import __version__
 from ..protocol import DecideRequest, DecideResponse, EventsRequest
 from .admin import Refused, Reloaded
+from .bodies import ErrorBody, Health
 from .decisions import MAX_PAGE, DecisionPage
-from .responses import ErrorBody, Health
 
 __all__ = ["openapi", "openapi_endpoint"]
 

@@ -1,0 +1,57 @@
+"""Bodies in and out: a request body read within its cap and decoded into its type (a 4xx
+naming the field otherwise), and a Struct encoded as the response."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import BadRequest, PayloadTooLarge
+
+__all__ = ["ErrorBody", "Health", "decode", "json_response", "read_body"]
+
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes (declared or sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body: expected at most {limit} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body: expected at most {limit} bytes")
+    return body
+
+
+def decode(body: bytes, kind: type[T]) -> T:
+    """``body`` as JSON of type ``kind``; a 400 names what was wrong and where."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as err:
+        raise BadRequest(f"body: {err}") from err
+    except msgspec.DecodeError as err:
+        raise BadRequest(f"body: expected a JSON object ({err})") from err
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """Every 4xx: what was wrong, naming the field or parameter (``body: Expected `int`,
+    got `str` - at `$.page.url```)."""
+
+    error: str
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str  # "ok", or "store unavailable" (with a 503)
+    sites: list[str]
+
+
+def json_response(body: msgspec.Struct, status: int = 200) -> Response:
+    """A msgspec Struct as a JSON response."""
+    return Response(_encode(body), status, media_type="application/json")

@@ -20,6 +20,14 @@ from sitecue.settings import Settings
 from sites import CONFIG_DIR
 
 schema = schemathesis.openapi.from_dict(openapi())
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(context: object, value: object) -> dict[str, bytes]:
+    """Customer and campaign lists: any text, as the API must cope with what it is sent."""
+    return {"data": value if isinstance(value, bytes) else str(value).encode()}
+
+
 EXCLUDED = [
     # Valid by the schema is not enough for a 2xx: the site must exist, the origin match.
     schemathesis.checks.positive_data_acceptance,
@@ -52,6 +60,7 @@ def test_every_route_is_described(admin: tuple[TestClient, str]) -> None:
     document = client.get("/openapi.json").json()
     routes = {(r.path, m) for r in client.app.routes for m in r.methods or ()}  # type: ignore[attr-defined]
     described = {(p, m.upper()) for p, ops in document["paths"].items() for m in ops}
+    described.discard(("/v1/contacts/{contact}", "PARAMETERS"))  # shared, not a method
     assert {(p, m) for p, m in routes if m not in ("HEAD", "OPTIONS")} == described
 
 
@@ -79,5 +88,6 @@ def _httpx(request: dict[str, object]) -> dict[str, object]:
     if "json" in request:
         out["json"] = request["json"]
     if "data" in request:
-        out["content"] = request["data"]
+        data = request["data"]
+        out["content" if isinstance(data, (bytes, str)) else "data"] = data
     return out

@@ -232,9 +232,9 @@ def test_contacts_are_created_replaced_and_kept_per_site(store_url: str) -> None
     later = Contact("shop", "customer-1", {"customer": True, "tier": "platinum"}, T0 + 1)
 
     async def body(store: Store) -> list[Contact | None]:
-        await store.put_contact(first)
+        await store.put_contacts([first])
         seen = [await store.contact("shop", "customer-1")]
-        await store.put_contact(later)
+        await store.put_contacts([later])
         return [
             *seen,
             await store.contact("shop", "customer-1"),
@@ -282,7 +282,7 @@ def test_a_database_of_an_older_version_is_brought_up_to_date(tmp_path: Path) ->
 
 def test_erasure_forgets_the_person_but_keeps_the_counts(store_url: str) -> None:
     async def body(store: Store) -> tuple[bool, bool, object, list[str], list[str], list[str]]:
-        await store.put_contact(Contact("news", "customer-1", {"subscriber": False}, T0))
+        await store.put_contacts([Contact("news", "customer-1", {"subscriber": False}, T0)])
         await store.link("news", "laptop", "customer-1", T0)
         await store.write([event(1, "laptop"), event(2, "stranger")], [decision(1, "laptop")])
         erased = await store.erase_contact("news", "customer-1")

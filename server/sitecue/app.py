@@ -30,9 +30,11 @@ from starlette.routing import Route
 
 from .api.admin import reload_endpoint
 from .api.bodies import ErrorBody, Health, decode, json_response, read_body
+from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
 from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
+from .api.tokens import tokens_endpoint
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
@@ -42,6 +44,7 @@ from .errors import (
     Problem,
     RequestError,
 )
+from .identity import TokenCodec, TokenRejected, identify
 from .ids import record_id
 from .metrics import Metrics
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
@@ -69,6 +72,7 @@ class Runtime:
     codec: StateCodec
     store: Store
     metrics: Metrics
+    tokens: TokenCodec
 
     def reload(self) -> list[Problem]:
         """Recompile every site from disk and swap them in at once; a request sees the old
@@ -161,13 +165,27 @@ async def decide_endpoint(request: Request) -> Response:
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
     now = _now_ms()
-    outcome = decide(site, _visitor_and_state(request, runtime), body, now)
+    state = _visitor_and_state(request, runtime)
+    rejected = None
+    if (body.token or body.identify) and consented(site, body.consent, state):
+        try:
+            await identify(
+                runtime.store, runtime.tokens, site, state, body.token, body.identify, now
+            )
+        except TokenRejected as err:
+            rejected = err.reason
+            log.warning(
+                "email token refused (%s) for visitor %s on %s", err, state.visitor, site.name
+            )
+    outcome = decide(site, state, body, now)
     state = outcome.state
 
     visitor = state.visitor or "-"
-    events = [
-        EventRecord(site.name, visitor, "trigger", e.at or now, name=e.name) for e in body.events
-    ]
+    # Triggers count on the day the server receives them (the visitor's clock is not
+    # trusted), and are stored so, for recounting when the person is identified.
+    events = [EventRecord(site.name, visitor, "trigger", now, name=e.name) for e in body.events]
+    if rejected is not None:
+        events.append(EventRecord(site.name, visitor, "token rejected", now, name=rejected))
     record = DecisionRecord(
         record_id(now), site.name, visitor, now, body.page.url, outcome.verdicts, body.pageview
     )
@@ -259,7 +277,9 @@ async def metrics_endpoint(request: Request) -> Response:
     sites = {site} if site is not None else set(key.sites)
     require_sites(key, sites)
     text = runtime.metrics.render(
-        sites, {"cookie": runtime.codec.rejected}, runtime.store.writer.depth
+        sites,
+        {"cookie": runtime.codec.rejected, "token": runtime.tokens.rejected},
+        runtime.store.writer.depth,
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -290,7 +310,8 @@ def build_app(settings: Settings) -> Starlette:
         store = await open_store(settings.db)
         store.writer.on_commit = metrics.batches.observe
         codec = StateCodec(settings.secrets)
-        runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics)
+        tokens = TokenCodec(settings.secrets)
+        runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, runtime.reload)
@@ -306,21 +327,25 @@ def build_app(settings: Settings) -> Starlette:
 
     metrics = Metrics()
     routes = [
-        ("/cue.js", script_endpoint, "GET"),
-        ("/v1/decide", decide_endpoint, "POST"),
-        ("/v1/decide", preflight, "OPTIONS"),
-        ("/v1/events", events_endpoint, "POST"),
-        ("/v1/events", preflight, "OPTIONS"),
-        ("/v1/reload", reload_endpoint, "POST"),
-        ("/v1/decisions", decisions_endpoint, "GET"),
-        ("/openapi.json", openapi_endpoint, "GET"),
-        ("/metrics", metrics_endpoint, "GET"),
-        ("/healthz", health_endpoint, "GET"),
+        ("/cue.js", script_endpoint, ["GET"]),
+        ("/v1/decide", decide_endpoint, ["POST"]),
+        ("/v1/decide", preflight, ["OPTIONS"]),
+        ("/v1/events", events_endpoint, ["POST"]),
+        ("/v1/events", preflight, ["OPTIONS"]),
+        ("/v1/reload", reload_endpoint, ["POST"]),
+        ("/v1/decisions", decisions_endpoint, ["GET"]),
+        ("/v1/tokens", tokens_endpoint, ["POST"]),
+        ("/v1/contacts/import", import_endpoint, ["POST"]),
+        ("/v1/contacts/{contact}", contact_endpoint, ["GET", "PUT", "PATCH", "DELETE"]),
+        ("/v1/contacts/{contact}/export", export_endpoint, ["GET"]),
+        ("/openapi.json", openapi_endpoint, ["GET"]),
+        ("/metrics", metrics_endpoint, ["GET"]),
+        ("/healthz", health_endpoint, ["GET"]),
     ]
     app = Starlette(
         routes=[
-            Route(path, metrics.timed(path, endpoint), methods=[method])
-            for path, endpoint, method in routes
+            Route(path, metrics.timed(path, endpoint), methods=methods)
+            for path, endpoint, methods in routes
         ],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error},
         lifespan=lifespan,

@@ -38,9 +38,13 @@ def format_of(name: str) -> Format:
 def _lines(text: str, kind: Format) -> Iterator[tuple[int, Any]]:
     """(line number, parsed row) for every non-blank line."""
     if kind == "csv":
-        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-            if any(cell.strip() for cell in row):
-                yield number, row
+        rows = csv.reader(io.StringIO(text, newline=""))
+        try:
+            for number, row in enumerate(rows, start=1):
+                if any(cell.strip() for cell in row):
+                    yield number, row
+        except csv.Error as err:
+            raise BadRequest(f"line {rows.line_num}: expected a CSV row ({err})") from None
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections import Counter as Tally
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,11 +24,19 @@ from .config import AttributeType
 from .errors import BadRequest
 from .rules import CompiledSite
 from .state import Counter, VisitorState, day_of
-from .store import DecisionRecord, EventRecord
+from .store import DecisionQuery, DecisionRecord, EventRecord, Store
 
-__all__ = ["TokenCodec", "TokenRejected", "check_attributes", "parse_ttl", "rebuild"]
+__all__ = [
+    "TokenCodec",
+    "TokenRejected",
+    "check_attributes",
+    "identify",
+    "parse_ttl",
+    "rebuild",
+]
 
 MAX_CONTACT_ID = 128
+MAX_PAGEVIEWS = 10_000  # the most recent page views recounted when a person is identified
 _TTL = re.compile(r"([1-9][0-9]{0,3})([hd])")
 
 
@@ -54,6 +63,7 @@ class TokenCodec:
     def __init__(self, secrets: list[str]) -> None:
         self._secrets = secrets
         self._signers: dict[str, itsdangerous.Signer] = {}
+        self.rejected: Tally[str] = Tally()  # tokens refused, by reason, for the metrics
 
     def _signer(self, site: str) -> itsdangerous.Signer:
         signer = self._signers.get(site)
@@ -77,17 +87,19 @@ class TokenCodec:
         TokenRejected with the reason."""
         try:
             payload = self._signer(site).unsign(token).decode()
-        except itsdangerous.BadSignature:
-            raise TokenRejected("bad signature") from None
-        name, _, expiry = payload.partition(".")
-        try:
+            name, _, expiry = payload.partition(".")
             contact = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
             expires = int(expiry, 36)
+        except itsdangerous.BadSignature:
+            reason = "bad signature"
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise TokenRejected("malformed") from None  # signed by us, so never in practice
-        if expires <= now:
-            raise TokenRejected("expired")
-        return contact
+            reason = "malformed"  # signed with our key, so never in practice
+        else:
+            if expires > now:
+                return contact
+            reason = "expired"
+        self.rejected[reason] += 1
+        raise TokenRejected(reason)
 
 
 def _base36(n: int) -> str:
@@ -176,3 +188,36 @@ def rebuild(
     for name, counter in triggers.items():
         counter.session = session.get(name, 0)
     state.triggers = triggers
+
+
+async def identify(
+    store: Store,
+    tokens: TokenCodec,
+    site: CompiledSite,
+    state: VisitorState,
+    token: str | None,
+    claimed: str | None,
+    now: int,
+) -> None:
+    """Link this browser to the contact its email token names: store the link, recount the
+    person's history across all their browsers, and take a snapshot of their attributes
+    (the one time a decision reads the database). A contact merely ``claimed`` by page
+    JavaScript is linked, but never unlocks attributes or other browsers' history. A bad
+    token raises TokenRejected; the visit goes on as it was."""
+    if token:
+        contact = tokens.verify(site.name, token, now // 1000)
+        if contact == state.contact and state.verified:
+            return  # the same link clicked again
+        await store.link(site.name, state.visitor, contact, now)
+        record = await store.contact(site.name, contact)
+        visitors = await store.visitors(site.name, contact)
+        pageviews = await store.decisions(
+            DecisionQuery(site=site.name, contact=contact, limit=MAX_PAGEVIEWS)
+        )
+        events = await store.events(site.name, visitors)
+        rebuild(site, state, events, [p for p in pageviews if p.pageview])
+        state.contact, state.verified = contact, True
+        state.attributes = record.attributes if record is not None else {}
+    elif claimed and claimed != state.contact:
+        await store.link(site.name, state.visitor, claimed, now)
+        state.contact, state.verified, state.attributes = claimed, False, {}

@@ -54,6 +54,8 @@ class DecideRequest(msgspec.Struct, frozen=True):
     page: Page
     events: Annotated[list[PageEvent], msgspec.Meta(max_length=50)] = []
     token: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    # sitecue('identify', {id}): links the browser to a contact, unverified
+    identify: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     consent: bool | None = None
     view: Short | None = None  # the page view's id: repeated calls in one view reuse decision ids
     pageview: bool = True  # false when re-deciding after a trigger within the same view

@@ -11,7 +11,10 @@ from starlette.responses import Response
 
 from ..errors import BadRequest, PayloadTooLarge
 
-__all__ = ["ErrorBody", "Health", "decode", "json_response", "read_body"]
+__all__ = ["MAX_ADMIN_BODY", "ErrorBody", "Health", "decode", "json_response", "read_body"]
+
+MAX_ADMIN_BODY = 8 * 1024 * 1024
+"""Admin bodies (customer and campaign lists) may be larger than the tag's."""
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode

@@ -13,7 +13,9 @@ from .. import __version__
 from ..protocol import DecideRequest, DecideResponse, EventsRequest
 from .admin import Refused, Reloaded
 from .bodies import ErrorBody, Health
+from .contacts import AttributesBody, ContactExport, ContactView, Imported
 from .decisions import MAX_PAGE, DecisionPage
+from .tokens import TokenRequest, Tokens
 
 __all__ = ["openapi", "openapi_endpoint"]
 
@@ -62,11 +64,19 @@ def _query(name: str, description: str, schema: dict[str, Any], required: bool =
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 128}
 _MILLIS = {"type": "integer", "minimum": 0, "maximum": 2**53}
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
+_SITE = _query("site", "the site", _TEXT, required=True)
+_CONTACT = {
+    "name": "contact",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+}
 
 
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole HTTP surface."""
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
+    types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
         "/cue.js": {
@@ -135,6 +145,87 @@ def openapi() -> dict[str, Any]:
                     "200": {"description": "reloaded", **_json(_ref(Reloaded))},
                     "422": {"description": "refused, with every problem", **_json(_ref(Refused))},
                     **_errors(401, 403),
+                },
+            }
+        },
+        "/v1/tokens": {
+            "post": {
+                "summary": "Email tokens for a campaign; CSV or NDJSON lists answered as CSV",
+                "security": _ADMIN,
+                "parameters": [
+                    _query("site", "with a CSV or NDJSON body: the site", _TEXT),
+                    _query("ttl", "with a CSV or NDJSON body: how long, e.g. 30d", _TEXT),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _ref(TokenRequest)},
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "a token per contact",
+                        "content": {
+                            "application/json": {"schema": _ref(Tokens)},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(400, 401, 403, 404, 413),
+                },
+            }
+        },
+        "/v1/contacts/import": {
+            "post": {
+                "summary": "Import a customer list (NDJSON or CSV); all lines or none",
+                "security": _ADMIN,
+                "parameters": [_SITE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": {"description": "imported", **_json(_ref(Imported))},
+                    **_errors(400, 401, 403, 404, 413),
+                },
+            }
+        },
+        "/v1/contacts/{contact}": {
+            "parameters": [_CONTACT, _SITE],
+            **{
+                method: {
+                    "summary": summary,
+                    "security": _ADMIN,
+                    **({"requestBody": _json(_ref(AttributesBody))} if body else {}),
+                    "responses": {
+                        "200": {"description": "the contact", **_json(_ref(ContactView))},
+                        **_errors(400, 401, 403, 404, 413),
+                    },
+                }
+                for method, summary, body in (
+                    ("get", "The contact and the browsers linked to it", False),
+                    ("put", "Create the contact, or replace its attributes", True),
+                    ("patch", "Change some attributes (null removes one)", True),
+                )
+            },
+            "delete": {
+                "summary": "Erase the person: contact, links, and who they were in the logs",
+                "security": _ADMIN,
+                "responses": {"204": {"description": "erased"}, **_errors(400, 401, 403, 404)},
+            },
+        },
+        "/v1/contacts/{contact}/export": {
+            "get": {
+                "summary": "Everything held about the person (a data-protection request)",
+                "security": _ADMIN,
+                "parameters": [_CONTACT, _SITE],
+                "responses": {
+                    "200": {"description": "the export", **_json(_ref(ContactExport))},
+                    **_errors(400, 401, 403, 404),
                 },
             }
         },

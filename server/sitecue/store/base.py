@@ -93,6 +93,11 @@ ERASE = [
 ]
 
 
+def contact_row(c: Contact) -> Row:
+    """A contact as a row of UPSERT_CONTACT, the attributes as JSON text."""
+    return (c.site, c.id, _encode(c.attributes).decode(), c.updated)
+
+
 def event_row(e: EventRecord) -> Row:
     """An event as a row of EVENT_COLUMNS."""
     return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision)
@@ -135,8 +140,8 @@ class Store(Protocol):
     async def events(self, site: str, visitors: list[str]) -> list[EventRecord]:
         """Every event of these visitors (one person's browsers), oldest first."""
 
-    async def put_contact(self, contact: Contact) -> None:
-        """Create the contact, or replace its attributes."""
+    async def put_contacts(self, contacts: list[Contact]) -> None:
+        """Create each contact, or replace its attributes, all in one transaction."""
 
     async def contact(self, site: str, contact_id: str) -> Contact | None: ...
 

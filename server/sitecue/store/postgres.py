@@ -29,6 +29,7 @@ from .base import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    contact_row,
     decision_row,
     event_row,
 )
@@ -180,15 +181,9 @@ class PostgresStore:
             )
         return [EventRecord(*row) for row in rows]
 
-    async def put_contact(self, contact: Contact) -> None:
-        async with self._pool.acquire() as db:
-            await db.execute(
-                _UPSERT_CONTACT,
-                contact.site,
-                contact.id,
-                _encode(contact.attributes).decode(),
-                contact.updated,
-            )
+    async def put_contacts(self, contacts: list[Contact]) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            await db.executemany(_UPSERT_CONTACT, map(contact_row, contacts))
 
     async def contact(self, site: str, contact_id: str) -> Contact | None:
         async with self._pool.acquire() as db:

@@ -31,6 +31,7 @@ from .base import (
     DecisionRecord,
     EventRecord,
     Row,
+    contact_row,
     decision_row,
     event_row,
 )
@@ -228,11 +229,15 @@ class SQLiteStore:
         async with self._write_lock():
             self._writes.execute(sql, args)
 
-    async def put_contact(self, contact: Contact) -> None:
-        await self._execute(
-            UPSERT_CONTACT,
-            (contact.site, contact.id, _encode(contact.attributes).decode(), contact.updated),
-        )
+    async def put_contacts(self, contacts: list[Contact]) -> None:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                self._writes.executemany(UPSERT_CONTACT, map(contact_row, contacts))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                self._writes.execute("ROLLBACK")
+                raise
 
     async def contact(self, site: str, contact_id: str) -> Contact | None:
         sql = "SELECT attributes, updated FROM contacts WHERE site = ? AND id = ?"

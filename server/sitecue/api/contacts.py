@@ -1,0 +1,150 @@
+"""Contacts: the people a site knows, with typed offsite attributes from its own systems.
+
+    GET    /v1/contacts/{id}?site=S          the contact and the browsers linked to it
+    PUT    /v1/contacts/{id}?site=S          {"attributes": {…}}: create, or replace them all
+    PATCH  /v1/contacts/{id}?site=S          {"attributes": {…}}: change some (null removes)
+    DELETE /v1/contacts/{id}?site=S          erasure: the contact, its links, and who they
+                                             were in the logs
+    GET    /v1/contacts/{id}/export?site=S   everything held about them (an access request)
+    POST   /v1/contacts/import?site=S        a customer list, NDJSON or CSV
+
+Attributes must be declared by the site (``"attributes": {"loyalty_tier": "string"}``) and
+of their declared type; a mistake is a 400 that names the attribute, and the line.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..bulk import contacts, format_of
+from ..errors import BadRequest, NotFound
+from ..identity import MAX_CONTACT_ID, check_attributes
+from ..rules import CompiledSite
+from ..store import Contact, DecisionQuery, DecisionRecord, EventRecord
+from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
+from .keys import authenticate, require_sites
+
+if TYPE_CHECKING:
+    from ..app import Runtime
+
+__all__ = [
+    "AttributesBody",
+    "ContactExport",
+    "ContactView",
+    "Imported",
+    "contact_endpoint",
+    "export_endpoint",
+    "import_endpoint",
+]
+
+EXPORT_LIMIT = 100_000
+
+
+class AttributesBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    attributes: dict[str, Any]
+
+
+class ContactView(msgspec.Struct, frozen=True):
+    site: str
+    id: str
+    attributes: dict[str, Any]
+    updated: int  # epoch ms
+    visitors: list[str]  # the browsers linked to this contact
+
+
+class ContactExport(msgspec.Struct, frozen=True):
+    contact: ContactView | None
+    decisions: list[DecisionRecord]
+    events: list[EventRecord]
+
+
+class Imported(msgspec.Struct, frozen=True):
+    imported: int
+
+
+async def _site(request: Request) -> tuple[Runtime, CompiledSite]:
+    """The runtime and the site named by ``?site=``, which the key must cover."""
+    runtime: Runtime = request.app.state.runtime
+    key = await authenticate(request, runtime.store)
+    name = request.query_params.get("site")
+    if not name:
+        raise BadRequest("site: expected the site the contact belongs to")
+    require_sites(key, {name})
+    return runtime, runtime.site(name)
+
+
+def _contact_id(request: Request) -> str:
+    contact_id: str = request.path_params["contact"]
+    if len(contact_id) > MAX_CONTACT_ID:
+        raise BadRequest(f"contact: expected an id of at most {MAX_CONTACT_ID} characters")
+    return contact_id
+
+
+def _set(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The attributes that have a value (null clears one)."""
+    return {k: v for k, v in attributes.items() if v is not None}
+
+
+async def _view(runtime: Runtime, site: str, contact_id: str) -> ContactView | None:
+    contact = await runtime.store.contact(site, contact_id)
+    visitors = await runtime.store.visitors(site, contact_id)
+    if contact is None and not visitors:
+        return None
+    attributes, updated = (contact.attributes, contact.updated) if contact else ({}, 0)
+    return ContactView(site, contact_id, attributes, updated, visitors)
+
+
+async def contact_endpoint(request: Request) -> Response:
+    runtime, site = await _site(request)
+    contact_id = _contact_id(request)
+    if request.method == "DELETE":
+        if not await runtime.store.erase_contact(site.name, contact_id):
+            raise NotFound(f"contact: nothing is held about '{contact_id}' on {site.name}")
+        return Response(status_code=204)
+    if request.method in ("PUT", "PATCH"):
+        asked = decode(await read_body(request, MAX_ADMIN_BODY), AttributesBody)
+        check_attributes(site.config.attributes, asked.attributes, "attributes")
+        attributes = asked.attributes
+        if request.method == "PATCH":
+            held = await runtime.store.contact(site.name, contact_id)
+            attributes = {**(held.attributes if held else {}), **attributes}
+        attributes = _set(attributes)
+        now = time.time_ns() // 1_000_000
+        await runtime.store.put_contacts([Contact(site.name, contact_id, attributes, now)])
+    view = await _view(runtime, site.name, contact_id)
+    if view is None:
+        raise NotFound(f"contact: nothing is held about '{contact_id}' on {site.name}")
+    return json_response(view)
+
+
+async def export_endpoint(request: Request) -> Response:
+    """Everything held about a person: the contact, and every decision and event of every
+    browser linked to them."""
+    runtime, site = await _site(request)
+    contact_id = _contact_id(request)
+    view = await _view(runtime, site.name, contact_id)
+    if view is None:
+        raise NotFound(f"contact: nothing is held about '{contact_id}' on {site.name}")
+    query = DecisionQuery(site=site.name, contact=contact_id, limit=EXPORT_LIMIT)
+    decisions = await runtime.store.decisions(query)
+    events = await runtime.store.events(site.name, view.visitors) if view.visitors else []
+    return json_response(ContactExport(view, decisions, events))
+
+
+async def import_endpoint(request: Request) -> Response:
+    """A customer list: NDJSON of ``{"id", "attributes"}`` or CSV ``id,<attribute>,…``.
+    Every line is checked before any is stored, so a bad file changes nothing."""
+    runtime, site = await _site(request)
+    body = await read_body(request, MAX_ADMIN_BODY)
+    kind = format_of(request.headers.get("content-type", ""))
+    people = contacts(body.decode("utf-8", "replace"), kind, site.config.attributes)
+    now = time.time_ns() // 1_000_000
+    await runtime.store.put_contacts(
+        [Contact(site.name, p.id, _set(p.attributes), now) for p in people]
+    )
+    return json_response(Imported(len(people)))

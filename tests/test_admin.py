@@ -93,30 +93,38 @@ def test_apikey_create_refuses_unknown_sites(
     assert "--site: no site named blog" in capsys.readouterr().err
 
 
-# Every admin endpoint, asked about the shop: (method, path).
-ADMIN_ON_SHOP = [
-    ("GET", "/v1/decisions?site=shop"),
-    ("POST", "/v1/reload"),
-    ("GET", "/metrics?site=shop"),
+# Every admin endpoint, asked about the shop: (method, path, JSON body).
+ADMIN_ON_SHOP: list[tuple[str, str, object]] = [
+    ("GET", "/v1/decisions?site=shop", None),
+    ("POST", "/v1/reload", None),
+    ("GET", "/metrics?site=shop", None),
+    ("POST", "/v1/tokens", {"site": "shop", "contacts": ["c-1"]}),
+    ("GET", "/v1/contacts/c-1?site=shop", None),
+    ("PUT", "/v1/contacts/c-1?site=shop", {"attributes": {"customer": True}}),
+    ("PATCH", "/v1/contacts/c-1?site=shop", {"attributes": {"customer": True}}),
+    ("DELETE", "/v1/contacts/c-1?site=shop", None),
+    ("GET", "/v1/contacts/c-1/export?site=shop", None),
+    ("POST", "/v1/contacts/import?site=shop", None),
 ]
 
 
-@pytest.mark.parametrize(("method", "path"), ADMIN_ON_SHOP)
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ON_SHOP)
 def test_a_news_key_gets_403_for_the_shop(
-    client: TestClient, capsys: pytest.CaptureFixture[str], method: str, path: str
+    client: TestClient, capsys: pytest.CaptureFixture[str], method: str, path: str, body: object
 ) -> None:
     key = new_key(capsys, "news")
-    response = client.request(method, path, headers={"authorization": f"Bearer {key}"})
+    headers = {"authorization": f"Bearer {key}"}
+    response = client.request(method, path, headers=headers, json=body)
     assert response.status_code == 403
     assert "may not act on shop" in response.json()["error"]
 
 
-@pytest.mark.parametrize(("method", "path"), ADMIN_ON_SHOP)
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ON_SHOP)
 @pytest.mark.parametrize("key", [None, "sck_000000000000_" + "a" * 32])
 def test_every_admin_endpoint_needs_a_valid_key(
-    client: TestClient, method: str, path: str, key: str | None
+    client: TestClient, method: str, path: str, body: object, key: str | None
 ) -> None:
     headers = {"authorization": f"Bearer {key}"} if key else {}
-    response = client.request(method, path, headers=headers)
+    response = client.request(method, path, headers=headers, json=body)
     assert response.status_code == 401
     assert response.json()["error"].startswith("authorization:")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sitecue.cli import main
 from sitecue.config import json_schema
+from sitecue.identity import TokenCodec
+from sitecue.settings import database_url
+from sitecue.store import open_store
 from sites import CONFIG_DIR
 
 
@@ -63,3 +69,46 @@ def test_serve_without_secrets_refuses_naming_the_variable(
     assert (
         "SITECUE_SECRETS: expected one or more comma-separated secrets" in capsys.readouterr().err
     )
+
+
+def test_token_mint_makes_tokens_the_server_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SITECUE_SECRETS", "cli-token-secret-0000")
+    assert main(["token", "mint", "--site", "news", "--contact", "customer-123"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert TokenCodec(["cli-token-secret-0000"]).verify("news", token, int(time.time())) == (
+        "customer-123"
+    )
+    campaign = tmp_path / "campaign.ndjson"
+    campaign.write_text('{"id": "a-1"}\n"a-2"\n')
+    assert main(["token", "mint", "--site", "news", "--file", str(campaign), "--ttl", "12h"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "contact,token" and [r.split(",")[0] for r in rows[1:]] == ["a-1", "a-2"]
+    assert main(["token", "mint", "--site", "nope", "--contact", "x"]) == 2
+
+
+def test_contacts_import_names_the_bad_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path))
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("id,customer,avg_order_value\nc-1,true,87.5\nc-2,false,\n")
+    bad.write_text("id,customer\nc-3,maybe\n")
+    assert main(["contacts", "import", str(good), "--site", "shop"]) == 0
+    assert "imported 2 contact(s) into shop" in capsys.readouterr().out
+    assert main(["contacts", "import", str(bad), "--site", "shop"]) == 1
+    assert (
+        f"{bad}: line 2: customer: expected true or false, got 'maybe'" in capsys.readouterr().err
+    )
+
+    async def held() -> object:
+        store = await open_store(database_url())
+        try:
+            return await store.contact("shop", "c-1")
+        finally:
+            await store.close()
+
+    contact: Any = asyncio.run(held())
+    assert contact.attributes == {"customer": True, "avg_order_value": 87.5}

@@ -1,8 +1,11 @@
-"""``sitecue``: serve, run the demo, check configs, print the JSON Schema.
+"""``sitecue``: serve, run the demo, check configs, print the JSON Schema, and make keys,
+tokens and contacts on the same settings as the server.
 
 sitecue demo                      # the example news site and shop, on SQLite
 sitecue check config/sites/*.json # every mistake as  file: $.json.path: what was expected
 sitecue serve --config config --workers 2
+sitecue token mint --site news --contact customer-123      # the token on the last line
+sitecue contacts import customers.csv --site shop
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import json_schema, load_site
-from .errors import ConfigError, Problem
+from .errors import BadRequest, ConfigError, Problem
 from .rules import compile_site
 from .settings import Settings, SettingsError, database_url
 
@@ -116,6 +119,78 @@ def _apikey_create(sites: list[str], label: str, db: str | None) -> int:
     return 0
 
 
+def _known_site(site: str) -> bool:
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    if (config_dir / "sites" / f"{site}.json").exists():
+        return True
+    print(f"--site: no site named {site} in {config_dir / 'sites'}", file=sys.stderr)
+    return False
+
+
+def _token_mint(site: str, contact: str | None, file: str | None, ttl: str) -> int:
+    """Email tokens on the same settings as the server: one on the last line, or for a
+    campaign list (CSV or NDJSON of contact ids) ``contact,token`` rows as CSV."""
+    import csv
+    import time
+
+    from .bulk import contact_ids, format_of
+    from .identity import TokenCodec, parse_ttl
+
+    if not _known_site(site):
+        return 2
+    try:
+        expires = int(time.time()) + parse_ttl(ttl)
+    except ValueError as err:
+        print(f"--{err}", file=sys.stderr)
+        return 2
+    codec = TokenCodec(Settings.load().secrets)
+    if file is None:
+        assert contact is not None
+        print(f"token for {contact} on {site}, valid until {time.ctime(expires)}; add ?sc_t=…")
+        print(codec.mint(site, contact, expires))
+        return 0
+    ids = contact_ids(Path(file).read_text(), format_of(file))
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(("contact", "token"))
+    out.writerows((c, codec.mint(site, c, expires)) for c in ids)
+    return 0
+
+
+def _contacts_import(site: str, file: str, db: str | None) -> int:
+    """Import a customer list (NDJSON or CSV) into the contacts of ``site``."""
+    import asyncio
+    import time
+
+    from .bulk import contacts, format_of
+    from .rules import load_sites
+    from .store import Contact, open_store
+
+    if not _known_site(site):
+        return 2
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    declared = load_sites(config_dir)[site].config.attributes
+    people = contacts(Path(file).read_text(), format_of(file), declared)
+    now = time.time_ns() // 1_000_000
+
+    async def store_them() -> None:
+        store = await open_store(database_url(db))
+        try:
+            await store.put_contacts(
+                [
+                    Contact(
+                        site, p.id, {k: v for k, v in p.attributes.items() if v is not None}, now
+                    )
+                    for p in people
+                ]
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(store_them())
+    print(f"imported {len(people)} contact(s) into {site}")
+    return 0
+
+
 def app_from_environment() -> object:
     """The app as configured by ``SITECUE_*`` variables (what each uvicorn worker runs)."""
     from .app import build_app
@@ -149,6 +224,22 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--site", action="append", required=True, help="a site the key may act on")
     create.add_argument("--label", default="", help="who or what the key is for")
     create.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
+
+    token = commands.add_parser("token", help="email tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    mint = token_commands.add_parser("mint", help="mint tokens for a contact or a list")
+    mint.add_argument("--site", required=True)
+    who = mint.add_mutually_exclusive_group(required=True)
+    who.add_argument("--contact", help="one contact id")
+    who.add_argument("--file", help="a campaign list: CSV or NDJSON of contact ids")
+    mint.add_argument("--ttl", default="30d", help="how long the tokens work (30d, 12h)")
+
+    contacts = commands.add_parser("contacts", help="contacts and their offsite attributes")
+    contacts_commands = contacts.add_subparsers(dest="contacts_command", required=True)
+    load = contacts_commands.add_parser("import", help="import a customer list")
+    load.add_argument("file", help="NDJSON of {id, attributes}, or CSV id,<attribute>,…")
+    load.add_argument("--site", required=True)
+    load.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
     return parser
 
 
@@ -164,12 +255,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args.host, args.port)
         if args.command == "apikey":
             return _apikey_create(args.site, args.label, args.db)
+        if args.command == "token":
+            return _token_mint(args.site, args.contact, args.file, args.ttl)
+        if args.command == "contacts":
+            return _contacts_import(args.site, args.file, args.db)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)
         return 2
     except ConfigError as err:
         print(err, file=sys.stderr)
+        return 1
+    except BadRequest as err:  # a list with a mistake: the line and what was expected
+        print(f"{getattr(args, 'file', '')}: {err.message}", file=sys.stderr)
         return 1
 
 

@@ -1,0 +1,134 @@
+"""/v1/contacts: typed attributes, imports that name the bad line, export and erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from admin_keys import new_key
+
+SHOP = "https://shop.example"
+
+
+@pytest.fixture
+def key(capsys: pytest.CaptureFixture[str]) -> str:
+    return new_key(capsys, "shop")
+
+
+def call(client: TestClient, key: str, method: str, path: str, **kw: Any) -> Any:
+    params = kw.pop("params", {"site": "shop"})
+    headers = {"authorization": f"Bearer {key}", **kw.pop("headers", {})}
+    return client.request(method, path, params=params, headers=headers, **kw)
+
+
+def test_put_get_patch_and_delete(client: TestClient, key: str) -> None:
+    path = "/v1/contacts/customer-1"
+    assert call(client, key, "GET", path).status_code == 404
+    put = call(
+        client, key, "PUT", path, json={"attributes": {"customer": True, "loyalty_tier": "gold"}}
+    )
+    assert put.status_code == 200 and put.json()["attributes"] == {
+        "customer": True,
+        "loyalty_tier": "gold",
+    }
+    patch = call(
+        client,
+        key,
+        "PATCH",
+        path,
+        json={"attributes": {"loyalty_tier": None, "avg_order_value": 87.5}},
+    )
+    assert patch.json()["attributes"] == {"customer": True, "avg_order_value": 87.5}
+    assert call(client, key, "GET", path).json()["attributes"] == patch.json()["attributes"]
+    assert call(client, key, "DELETE", path).status_code == 204
+    assert call(client, key, "GET", path).status_code == 404
+    assert call(client, key, "DELETE", path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"tier": "gold"}, "attributes.tier: expected an attribute the site declares"),
+        ({"avg_order_value": "lots"}, "attributes.avg_order_value: expected a number, got 'lots'"),
+        ({"customer": 1}, "attributes.customer: expected a boolean, got 1"),
+    ],
+)
+def test_undeclared_or_mistyped_attributes_are_refused(
+    client: TestClient, key: str, attributes: dict[str, Any], message: str
+) -> None:
+    response = call(client, key, "PUT", "/v1/contacts/c-1", json={"attributes": attributes})
+    assert response.status_code == 400 and response.json()["error"].startswith(message)
+
+
+def test_import_csv_and_ndjson(client: TestClient, key: str) -> None:
+    csv = "id,customer,loyalty_tier,avg_order_value\nc-1,true,gold,87.5\nc-2,false,,\n"
+    answer = call(
+        client,
+        key,
+        "POST",
+        "/v1/contacts/import",
+        content=csv,
+        headers={"content-type": "text/csv"},
+    )
+    assert answer.json() == {"imported": 2}
+    ndjson = '{"id": "c-3", "attributes": {"customer": true, "email_engagement": 0.4}}\n'
+    answer = call(
+        client,
+        key,
+        "POST",
+        "/v1/contacts/import",
+        content=ndjson,
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert answer.json() == {"imported": 1}
+    assert call(client, key, "GET", "/v1/contacts/c-1").json()["attributes"] == {
+        "customer": True,
+        "loyalty_tier": "gold",
+        "avg_order_value": 87.5,
+    }
+    assert call(client, key, "GET", "/v1/contacts/c-2").json()["attributes"] == {"customer": False}
+    assert (
+        call(client, key, "GET", "/v1/contacts/c-3").json()["attributes"]["email_engagement"] == 0.4
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "message"),
+    [
+        (
+            "id,customer\nc-1,true\nc-2,maybe\n",
+            "text/csv",
+            "line 3: customer: expected true or false",
+        ),
+        ("id,tier\nc-1,gold\n", "text/csv", "line 1.tier: expected an attribute the site declares"),
+        ("customer\ntrue\n", "text/csv", "line 1: expected a header row starting with id"),
+        ('{"id": "c-1"}\n{"id": 5}\n', "application/x-ndjson", "line 2: Expected `str`, got `int`"),
+        ('{"id": "c-1"}\nnot json\n', "application/x-ndjson", "line 2: expected one JSON value"),
+    ],
+)
+def test_a_bad_line_is_named_and_nothing_is_imported(
+    client: TestClient, key: str, body: str, kind: str, message: str
+) -> None:
+    response = call(
+        client, key, "POST", "/v1/contacts/import", content=body, headers={"content-type": kind}
+    )
+    assert response.status_code == 400 and response.json()["error"].startswith(message)
+    assert call(client, key, "GET", "/v1/contacts/c-1").status_code == 404
+
+
+def test_export_holds_every_browser_and_erasure_forgets_them(client: TestClient, key: str) -> None:
+    call(client, key, "PUT", "/v1/contacts/c-9", json={"attributes": {"customer": True}})
+    for browser in ("laptop-0000000000001", "phone-00000000000002"):
+        client.cookies.clear()
+        client.cookies.set("sc_vid", browser, domain="news.example")
+        body = {"site": "shop", "page": {"url": f"{SHOP}/shop/"}, "identify": "c-9"}
+        assert client.post("/v1/decide", json=body, headers={"origin": SHOP}).status_code == 200
+    export = call(client, key, "GET", "/v1/contacts/c-9/export").json()
+    assert export["contact"]["visitors"] == ["laptop-0000000000001", "phone-00000000000002"]
+    assert {d["visitor"] for d in export["decisions"]} == set(export["contact"]["visitors"])
+    assert call(client, key, "DELETE", "/v1/contacts/c-9").status_code == 204
+    assert call(client, key, "GET", "/v1/contacts/c-9/export").status_code == 404
+    log = call(client, key, "GET", "/v1/decisions").json()["items"]
+    assert {d["visitor"] for d in log} == {"erased"} and {d["url"] for d in log} == {""}

@@ -1,0 +1,172 @@
+"""Visitors identified by email tokens through the real app: attributes unlock rules, a
+person's browsers share their history, and a bad token identifies nobody."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from admin_keys import ORIGIN, new_key
+from sitecue.identity import TokenCodec
+
+SHOP = "https://shop.example"
+
+
+def admin(client: TestClient, key: str, method: str, path: str, **kw: Any) -> Any:
+    headers = {"authorization": f"Bearer {key}", **kw.pop("headers", {})}
+    response = client.request(method, path, headers=headers, **kw)
+    assert response.status_code < 300, response.text
+    return response
+
+
+def tokens(client: TestClient, key: str, site: str, *contacts: str) -> list[str]:
+    body = {"site": site, "contacts": list(contacts), "ttl": "7d"}
+    answer = admin(client, key, "POST", "/v1/tokens", json=body).json()
+    assert answer["expires"] > time.time() + 6 * 86_400
+    return [t["token"] for t in answer["tokens"]]
+
+
+def visit(
+    client: TestClient, browser: str, site: str, path: str, events: list[str] = (), **extra: Any
+) -> dict[str, Any]:  # type: ignore[assignment]
+    """A page view from ``browser``, which keeps its cookies from one view to the next."""
+    if client.cookies.get("sc_vid") != browser:
+        client.cookies.clear()
+        client.cookies.set("sc_vid", browser, domain="news.example")
+    origin = SHOP if site == "shop" else ORIGIN
+    body = {"site": site, "page": {"url": f"{origin}{path}"}, **extra}
+    body["events"] = [{"name": e} for e in events]
+    response = client.post("/v1/decide", json=body, headers={"origin": origin})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def offers(answer: dict[str, Any]) -> list[str]:
+    return [d["rule"] for d in answer["decisions"]]
+
+
+@pytest.fixture
+def shop_key(capsys: pytest.CaptureFixture[str]) -> str:
+    return new_key(capsys, "shop", "news")
+
+
+def test_scenario_2_customers_get_the_loyalty_offer_everyone_else_the_first_purchase(
+    client: TestClient, shop_key: str
+) -> None:
+    admin(
+        client,
+        shop_key,
+        "PUT",
+        "/v1/contacts/c-1",
+        params={"site": "shop"},
+        json={"attributes": {"customer": True, "loyalty_tier": "gold"}},
+    )
+    admin(
+        client,
+        shop_key,
+        "PUT",
+        "/v1/contacts/c-2",
+        params={"site": "shop"},
+        json={"attributes": {"customer": False}},
+    )
+    customer, prospect = tokens(client, shop_key, "shop", "c-1", "c-2")
+
+    stranger = visit(client, "stranger-00000000001", "shop", "/shop/")
+    assert offers(stranger) == ["first-purchase"] and not stranger["identified"]
+    known = visit(client, "customer-browser-001", "shop", "/shop/", token=customer)
+    assert offers(known) == ["loyalty-offer"] and known["identified"]
+    # The attributes travel in the cookie: the next page view reads no token and no database.
+    assert offers(visit(client, "customer-browser-001", "shop", "/shop/")) == ["loyalty-offer"]
+    assert offers(visit(client, "prospect-browser-001", "shop", "/shop/", token=prospect)) == [
+        "first-purchase"
+    ]
+
+
+def test_page_javascript_links_but_never_unlocks_attributes(
+    client: TestClient, shop_key: str
+) -> None:
+    admin(
+        client,
+        shop_key,
+        "PUT",
+        "/v1/contacts/c-1",
+        params={"site": "shop"},
+        json={"attributes": {"customer": True}},
+    )
+    claimed = visit(client, "claimer-000000000001", "shop", "/shop/", identify="c-1")
+    assert claimed["identified"] and offers(claimed) == ["first-purchase"]
+    linked = admin(client, shop_key, "GET", "/v1/contacts/c-1", params={"site": "shop"}).json()
+    assert linked["visitors"] == ["claimer-000000000001"]
+
+
+def test_the_person_s_browsers_share_their_history(client: TestClient, shop_key: str) -> None:
+    """Two paywall views on the laptop, then the email link opened on the phone: one more
+    paywall there is the third, and the FAQ shows."""
+    (token,) = tokens(client, shop_key, "news", "reader-7")
+    article = "/news/articles/1.html"
+    visit(client, "laptop-0000000000007", "news", article, ["paywall_view"])
+    visit(client, "laptop-0000000000007", "news", article, ["paywall_view"], token=token)
+    phone = visit(client, "phone-00000000000007", "news", article, token=token)
+    assert phone["identified"] and offers(phone) == []
+    third = visit(client, "phone-00000000000007", "news", article, ["paywall_view"])
+    assert offers(third) == ["paywall-faq"]
+    history = admin(
+        client, shop_key, "GET", "/v1/decisions", params={"site": "news", "contact": "reader-7"}
+    ).json()["items"]
+    assert {d["visitor"] for d in history} == {"laptop-0000000000007", "phone-00000000000007"}
+    assert len(history) == 4  # the laptop's anonymous page view counts in the profile
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda t, c: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), "bad signature"),
+        (lambda t, c: c.mint("shop", "c-1", int(time.time()) + 60), "bad signature"),  # shop's
+        (lambda t, c: c.mint("news", "c-1", int(time.time()) - 1), "expired"),
+        (lambda t, c: t.split(".", 1)[1], "bad signature"),
+    ],
+)
+def test_a_bad_token_identifies_nobody_and_is_recorded(
+    client: TestClient, shop_key: str, env: dict[str, str], tamper: Any, reason: str
+) -> None:
+    (good,) = tokens(client, shop_key, "news", "c-1")
+    codec = TokenCodec(env["SITECUE_SECRETS"].split(","))
+    answer = visit(client, "visitor-bad-token-01", "news", "/news/", token=tamper(good, codec))
+    assert answer["identified"] is False
+    metrics = admin(client, shop_key, "GET", "/metrics").text
+    assert f'sitecue_rejected_total{{kind="token",reason="{reason}"}} 1' in metrics
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    events = client.portal.call(store.events, "news", ["visitor-bad-token-01"])
+    assert [(e.type, e.name) for e in events] == [("token rejected", reason)]
+
+
+def test_tokens_for_a_campaign_list_come_back_as_csv(client: TestClient, shop_key: str) -> None:
+    ids = "\n".join(f"customer-{i}" for i in range(2000))
+    response = admin(
+        client,
+        shop_key,
+        "POST",
+        "/v1/tokens",
+        params={"site": "news", "ttl": "30d"},
+        content="id\n" + ids,
+        headers={"content-type": "text/csv"},
+    )
+    rows = response.text.splitlines()
+    assert rows[0] == "contact,token" and len(rows) == 2001
+    contact, token = rows[1].split(",")
+    assert contact == "customer-0"
+    assert visit(client, "csv-visitor-00000001", "news", "/news/", token=token)["identified"]
+
+
+def test_bad_token_requests_are_named(client: TestClient, shop_key: str) -> None:
+    headers = {"authorization": f"Bearer {shop_key}"}
+    for body, message in (
+        ({"site": "news", "contacts": []}, "Expected `array` of length >= 1 - at `$.contacts`"),
+        ({"site": "news", "contacts": ["c"], "ttl": "forever"}, "ttl: expected a lifetime"),
+        ({"site": "nope", "contacts": ["c"]}, "may not act on nope"),
+    ):
+        response = client.post("/v1/tokens", json=body, headers=headers)
+        assert 400 <= response.status_code < 500 and message in response.json()["error"]

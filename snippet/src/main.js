@@ -13,7 +13,8 @@ const script = document.currentScript;
 function start() {
   const site = script.dataset.site;
   const base = script.src.replace(/\/cue\.js([?#].*)?$/, '');
-  const token = takeToken();
+  let token = takeToken(); // sent with the first decision only
+  let identify; // a contact id from sitecue('identify', {id}): linked, never verified
   const queued = (window.sitecue && window.sitecue.q) || [];
   const seen = new Set(); // decision ids already presented in this page view
   let watched = null; // trigger names the server listens to; null until it answered
@@ -26,7 +27,9 @@ function start() {
   function decide(pageview) {
     const events = pending;
     pending = [];
-    post(base + '/v1/decide', { site, page: pageContext(), events, token, consent, view, pageview })
+    const body = { site, page: pageContext(), events, token, identify, consent, view, pageview };
+    token = undefined;
+    post(base + '/v1/decide', body)
       .then(apply)
       .catch(() => {});
   }
@@ -68,6 +71,9 @@ function start() {
     else if (command === 'consent') {
       consent = !!value;
       if (watched !== null) decide(false); // store (or forget) the state now, not next page
+    } else if (command === 'identify' && value && value.id) {
+      identify = String(value.id);
+      if (watched !== null) decide(false);
     }
   }
 

@@ -4,7 +4,9 @@ Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +27,44 @@ CHROMIUM_ARGS = [
 ]
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]  # the demo reads ./config, as from a checkout
+
+
 @pytest.fixture(scope="session")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``sitecue demo`` on a free port with a fresh data directory, as a user would run it."""
+def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The demo's settings: a fresh data directory, and nothing else."""
+    return {**os.environ, "SITECUE_DATA_DIR": str(tmp_path_factory.mktemp("demo-data"))}
+
+
+@pytest.fixture(scope="session")
+def demo_url(demo_env: dict[str, str]) -> Iterator[str]:
+    """``sitecue demo`` on a free port, as a user would run it."""
     port = free_port()
-    data = tmp_path_factory.mktemp("demo-data")
-    env = {**os.environ, "SITECUE_DATA_DIR": str(data)}
     url = f"http://127.0.0.1:{port}"
-    checkout = Path(__file__).resolve().parents[2]  # the demo reads ./config, as from a checkout
-    args = ["demo", "--port", str(port)]
-    with sitecue_process(args, env, data / "demo.log", f"{url}/sc/healthz", cwd=checkout):
+    log = Path(demo_env["SITECUE_DATA_DIR"]) / "demo.log"
+    with sitecue_process(
+        ["demo", "--port", str(port)], demo_env, log, f"{url}/sc/healthz", cwd=CHECKOUT
+    ):
         yield url
+
+
+@pytest.fixture(scope="session")
+def operator(demo_env: dict[str, str]) -> Callable[..., str]:
+    """Run a ``sitecue`` command as an operator would beside the running demo (same
+    ``SITECUE_DATA_DIR``), and return its last line of output."""
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "sitecue.cli", *args],
+            cwd=CHECKOUT,
+            env=demo_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +86,14 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     context.set_default_timeout(10_000)
     yield context
     context.close()
+
+
+@pytest.fixture
+def browser_context_pair(browser: Browser) -> Iterator[tuple[BrowserContext, BrowserContext]]:
+    """Two fresh profiles: two people, or one person's two devices."""
+    first, second = browser.new_context(), browser.new_context()
+    for c in (first, second):
+        c.set_default_timeout(10_000)
+    yield first, second
+    first.close()
+    second.close()

@@ -8,15 +8,17 @@ from playwright.sync_api import BrowserContext, Page, expect
 from sitecue.bucketing import bucket_ranges, choose_variation, fnv_hash
 
 
-def visitor_in_variant(rule: str, weights: list[float], wanted: int) -> str:
-    """A visitor id that the rule's bucketing puts in variant ``wanted`` (ids are the
-    visitor's own to choose; the cookie only carries a random one)."""
+def visitor_in_variant(rule: str, weights: list[float], wanted: int, nth: int = 0) -> str:
+    """The ``nth`` visitor id that the rule's bucketing puts in variant ``wanted`` (ids are
+    the visitor's own to choose; the cookie only carries a random one)."""
     ranges = bucket_ranges(len(weights), 1.0, weights)
     for i in range(10_000):
         candidate = f"browser-test-visitor-{i:04d}"
         n = fnv_hash(rule, candidate, 2)
         if n is not None and choose_variation(n, ranges) == wanted:
-            return candidate
+            if nth == 0:
+                return candidate
+            nth -= 1
     raise AssertionError("no visitor id found")
 
 

@@ -44,6 +44,11 @@ def visit(
     return response.json()  # type: ignore[no-any-return]
 
 
+def put_contact(client: TestClient, key: str, contact: str, attributes: dict[str, Any]) -> None:
+    body = {"attributes": attributes}
+    admin(client, key, "PUT", f"/v1/contacts/{contact}", params={"site": "shop"}, json=body)
+
+
 def offers(answer: dict[str, Any]) -> list[str]:
     return [d["rule"] for d in answer["decisions"]]
 
@@ -56,22 +61,8 @@ def shop_key(capsys: pytest.CaptureFixture[str]) -> str:
 def test_scenario_2_customers_get_the_loyalty_offer_everyone_else_the_first_purchase(
     client: TestClient, shop_key: str
 ) -> None:
-    admin(
-        client,
-        shop_key,
-        "PUT",
-        "/v1/contacts/c-1",
-        params={"site": "shop"},
-        json={"attributes": {"customer": True, "loyalty_tier": "gold"}},
-    )
-    admin(
-        client,
-        shop_key,
-        "PUT",
-        "/v1/contacts/c-2",
-        params={"site": "shop"},
-        json={"attributes": {"customer": False}},
-    )
+    put_contact(client, shop_key, "c-1", {"customer": True, "loyalty_tier": "gold"})
+    put_contact(client, shop_key, "c-2", {"customer": False})
     customer, prospect = tokens(client, shop_key, "shop", "c-1", "c-2")
 
     stranger = visit(client, "stranger-00000000001", "shop", "/shop/")
@@ -88,14 +79,7 @@ def test_scenario_2_customers_get_the_loyalty_offer_everyone_else_the_first_purc
 def test_page_javascript_links_but_never_unlocks_attributes(
     client: TestClient, shop_key: str
 ) -> None:
-    admin(
-        client,
-        shop_key,
-        "PUT",
-        "/v1/contacts/c-1",
-        params={"site": "shop"},
-        json={"attributes": {"customer": True}},
-    )
+    put_contact(client, shop_key, "c-1", {"customer": True})
     claimed = visit(client, "claimer-000000000001", "shop", "/shop/", identify="c-1")
     assert claimed["identified"] and offers(claimed) == ["first-purchase"]
     linked = admin(client, shop_key, "GET", "/v1/contacts/c-1", params={"site": "shop"}).json()

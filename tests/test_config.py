@@ -52,6 +52,18 @@ def with_changes(**changes: Any) -> dict[str, Any]:
             '$.rules[0].when["triggers.nope.7d"]: expected triggers.<declared trigger>',
         ),
         (
+            {"triggers": {"deep": {"on": "scroll"}}},
+            "$.triggers.deep.percent: expected a scroll depth from 1 to 100 for a scroll trigger",
+        ),
+        (
+            {"triggers": {"idle": {"on": "inactivity", "seconds": 0}}},
+            "$.triggers.idle.seconds: expected `int` >= 1",
+        ),
+        (
+            {"triggers": {"stay": {"on": "time", "seconds": 30, "selector": "#x"}}},
+            "$.triggers.stay.selector: expected no selector for a time trigger",
+        ),
+        (
             {"attributes": {"tier": "string"}, "rules": [rule(when={"attributes.tierr": "x"})]},
             '$.rules[0].when["attributes.tierr"]: expected attributes.<declared attribute> (tier)',
         ),

@@ -53,7 +53,18 @@ Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
 Window = Annotated[str, msgspec.Meta(pattern=WINDOW_PATTERN)]
 """A counting window: this session, all time, or the last N calendar days (``7d``)."""
 
-TriggerKind = Literal["pageview", "click", "visible", "custom"]
+TriggerKind = Literal[
+    "pageview",
+    "click",
+    "change",
+    "visible",
+    "video",
+    "scroll",
+    "time",
+    "inactivity",
+    "exit",
+    "custom",
+]
 AttributeType = Literal["boolean", "number", "string"]
 """The type of an offsite attribute a site declares (loyalty tier, average order value…)."""
 PlacementKind = Literal["modal", "slide-in", "bar", "inline", "replace"]
@@ -64,13 +75,20 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class Trigger(_Strict, frozen=True):
-    """Something a visitor does that rules can count: a page view (matched on the path by
-    the server), a click or an element becoming visible (watched by the tag), or a custom
-    event the page sends with ``sitecue('event', name)``."""
+    """Something a visitor does that rules can count. The server matches page views on the
+    path; the tag watches the rest, each at most once per page view except clicks, changes
+    and video plays: a ``click`` or ``change`` on an element matching ``selector`` (added
+    later or not), an element becoming ``visible``, a ``video`` starting to play (any, or
+    those matching ``selector``), ``scroll`` past ``percent`` of the page, ``time`` on the
+    page or ``inactivity`` for ``seconds``, and ``exit`` intent (the pointer leaving through
+    the top; on a phone, a fast scroll back up). A ``custom`` event is sent by the page:
+    ``sitecue('event', name)``."""
 
     on: TriggerKind
     selector: str | None = None
     path: Any = None
+    percent: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+    seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
 
 
 class Widget(_Strict, frozen=True):

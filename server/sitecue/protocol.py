@@ -78,6 +78,8 @@ class TriggerSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     on: str
     selector: str | None = None
+    percent: int | None = None
+    seconds: int | None = None
 
 
 class DecideResponse(msgspec.Struct, frozen=True):

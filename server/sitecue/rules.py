@@ -27,7 +27,23 @@ __all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "loa
 CONTEXT_ROOTS = ("page", "utm", "visitor", "attributes", "triggers", "time", "device")
 """What a condition can read; see the decision engine for each root's fields."""
 
-_SELECTOR_TRIGGERS = ("click", "visible")
+# The parameters each kind of trigger takes besides its kind, and whether it must have them.
+_TRIGGER_PARAMS: dict[str, dict[str, bool]] = {
+    "pageview": {"path": False},
+    "click": {"selector": True},
+    "change": {"selector": True},
+    "visible": {"selector": True},
+    "video": {"selector": False},
+    "scroll": {"percent": True},
+    "time": {"seconds": True},
+    "inactivity": {"seconds": True},
+}
+_TRIGGER_MEANING = {
+    "selector": "a CSS selector",
+    "path": "a condition on the path",
+    "percent": "a scroll depth from 1 to 100",
+    "seconds": "a number of seconds from 1 to 3600",
+}
 # What a condition cannot know without the visitor's stored state.
 _STATEFUL_ROOTS = {"visitor", "attributes", "triggers"}
 _SELECTOR_PLACEMENTS = ("inline", "replace")
@@ -109,18 +125,21 @@ def compile_site(
     pageview_triggers = []
     for name, trigger in config.triggers.items():
         at = f"$.triggers.{name}"
-        if trigger.on in _SELECTOR_TRIGGERS and not trigger.selector:
-            problems.append(
-                Problem(f"{at}.selector", f"expected a CSS selector for a {trigger.on} trigger")
-            )
+        takes = _TRIGGER_PARAMS.get(trigger.on, {})
+        for param, meaning in _TRIGGER_MEANING.items():
+            given = getattr(trigger, param) is not None
+            if takes.get(param) and not given:
+                problems.append(
+                    Problem(f"{at}.{param}", f"expected {meaning} for a {trigger.on} trigger")
+                )
+            elif param not in takes and given:
+                problems.append(
+                    Problem(f"{at}.{param}", f"expected no {param} for a {trigger.on} trigger")
+                )
         if trigger.on == "pageview":
             condition = {"page.path": trigger.path} if trigger.path is not None else {}
             test = _compile(condition, f"{at}.path", problems)
             pageview_triggers.append((name, test))
-        elif trigger.path is not None:
-            problems.append(
-                Problem(f"{at}.path", "expected no path: only pageview triggers match on the path")
-            )
 
     windows: dict[str, set[str]] = {}
     compiled: list[CompiledRule] = []
@@ -143,7 +162,7 @@ def compile_site(
         pageview_triggers=tuple(pageview_triggers),
         windows={name: frozenset(ws) for name, ws in windows.items()},
         watched=tuple(
-            TriggerSpec(n, t.on, t.selector)
+            TriggerSpec(n, t.on, t.selector, t.percent, t.seconds)
             for n in windows
             if (t := config.triggers[n]).on != "pageview"  # pageviews are counted by the server
         ),

@@ -21,7 +21,8 @@ function start() {
   let pending = [];
   let consent;
   let timer = 0;
-  const view = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const newView = () => Math.random().toString(36).slice(2) + Date.now().toString(36);
+  let view = newView();
   const triggers = watcher(fire);
 
   function decide(pageview) {
@@ -86,6 +87,37 @@ function start() {
   };
   queued.forEach(run);
   decide(true);
+  spaPageViews(() => {
+    view = newView();
+    triggers.reset();
+    decide(true);
+  });
+}
+
+// A single-page app changes the URL without loading a page: each new path or query
+// (pushState, replaceState, the back and forward buttons) is a page view of its own.
+function spaPageViews(pageview) {
+  let last = location.pathname + location.search;
+  const check = () => {
+    const now = location.pathname + location.search;
+    if (now !== last) {
+      last = now;
+      pageview();
+    }
+  };
+  for (const method of ['pushState', 'replaceState']) {
+    const original = history[method];
+    history[method] = function () {
+      const result = original.apply(this, arguments);
+      try {
+        check();
+      } catch (e) {
+        /* never break the host page */
+      }
+      return result;
+    };
+  }
+  addEventListener('popstate', check);
 }
 
 if (script && !window.__sitecueStarted) {

@@ -1,5 +1,7 @@
 // When to show a decided widget: `now`, `5s` into the page view, at `50%` scroll depth,
-// or on exit intent (the pointer leaving through the top of the window).
+// or on exit intent (see intent.js).
+
+import { exitIntent } from './intent.js';
 
 export function when(after, run) {
   if (after === 'now') return run();
@@ -16,13 +18,5 @@ export function when(after, run) {
     addEventListener('scroll', check, { passive: true });
     return check();
   }
-  if (after === 'exit') {
-    const leave = (e) => {
-      if (!e.relatedTarget && e.clientY <= 0) {
-        document.removeEventListener('mouseout', leave);
-        run();
-      }
-    };
-    document.addEventListener('mouseout', leave);
-  }
+  if (after === 'exit') exitIntent(run);
 }

@@ -67,15 +67,16 @@ export function render(d, report) {
   if (type === 'replace') target.replaceWith(box);
   else if (type === 'inline') target.appendChild(box);
   else {
+    // Every overlay is a dialog named by its heading; only the modal takes the focus.
+    const heading = box.querySelector('h1,h2,h3');
+    box.setAttribute('role', 'dialog');
+    box.setAttribute('aria-label', heading ? heading.textContent.trim() : 'Offer');
     box.appendChild(closeButton(() => close(true)));
     document.addEventListener('keydown', onKey);
     if (type === 'modal') {
       outer = document.createElement('div');
       outer.className = 'sc-overlay';
-      box.setAttribute('role', 'dialog');
       box.setAttribute('aria-modal', 'true');
-      const heading = box.querySelector('h1,h2,h3');
-      box.setAttribute('aria-label', heading ? heading.textContent.trim() : 'Offer');
       box.tabIndex = -1;
       outer.appendChild(box);
       outer.addEventListener('click', (e) => e.target === outer && close(true));

@@ -4,13 +4,15 @@ Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from servers import free_port, sitecue_process
 
@@ -97,3 +99,39 @@ def browser_context_pair(browser: Browser) -> Iterator[tuple[BrowserContext, Bro
     yield first, second
     first.close()
     second.close()
+
+
+LAB = Path(__file__).parent / "lab"
+
+
+@pytest.fixture(scope="session")
+def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``sitecue demo`` on the example config plus a lab site with every trigger and
+    placement, and a page to try them on."""
+    root = tmp_path_factory.mktemp("lab")
+    config = root / "config"
+    shutil.copytree(CHECKOUT / "config", config)
+    shutil.copytree(LAB, config, dirs_exist_ok=True)
+    with wave.open(str(config / "demo" / "lab" / "tone.wav"), "wb") as tone:  # 1 s of silence
+        tone.setnchannels(1)
+        tone.setsampwidth(2)
+        tone.setframerate(8000)
+        tone.writeframes(b"\0\0" * 8000)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SITECUE_DATA_DIR": str(root / "data"), "SITECUE_CONFIG_DIR": str(config)}
+    with sitecue_process(
+        ["demo", "--port", str(port)], env, root / "demo.log", f"{url}/sc/healthz"
+    ):
+        yield url
+
+
+@pytest.fixture
+def lab(context: BrowserContext, lab_url: str) -> Iterator[Page]:
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    with page.expect_response(lambda r: "/v1/decide" in r.url):
+        page.goto(f"{lab_url}/lab/")
+    yield page
+    assert errors == []

@@ -264,6 +264,23 @@ def test_the_tag_is_served_cached_and_compressed(client: TestClient) -> None:
     assert int(zipped.headers["content-length"]) == len(gzip.compress(plain.content, 9, mtime=0))
     again = client.get("/cue.js", headers={"if-none-match": plain.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
+    assert plain.headers["cache-control"] == "public, max-age=300"  # an upgrade arrives soon
+
+
+def test_the_tag_in_brotli_and_under_its_versioned_name(client: TestClient) -> None:
+    plain = client.get("/cue.js", headers={"accept-encoding": "identity"})
+    raw = client.get("/cue.js", headers={"accept-encoding": "gzip, deflate, br"}, extensions={})
+    assert raw.headers["content-encoding"] == "br"
+    assert int(raw.headers["content-length"]) < len(gzip.compress(plain.content, 9))
+    version = plain.headers["etag"].strip('"')
+    pinned = client.get(f"/cue.{version}.js", headers={"accept-encoding": "identity"})
+    assert pinned.content == plain.content
+    assert pinned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    old = client.get("/cue.0000000000000000.js")
+    assert (
+        old.status_code == 404
+        and old.json()["error"] == f"version: this server serves cue.{version}.js"
+    )
 
 
 def test_healthz(client: TestClient) -> None:

@@ -21,9 +21,10 @@ def test_committed_tag_matches_its_source(tmp_path: Path) -> None:
         [node, "build.mjs", str(out)], cwd=SNIPPET, capture_output=True, text=True, check=True
     )
     assert "gzip" in result.stdout and "brotli" in result.stdout
-    assert out.read_bytes() == BUILT.read_bytes(), (
-        "stale: run `npm run build --prefix snippet` and commit"
-    )
+    for suffix in ("", ".br"):
+        assert (tmp_path / f"cue.js{suffix}").read_bytes() == BUILT.with_name(
+            f"cue.js{suffix}"
+        ).read_bytes(), "stale: run `npm run build --prefix snippet` and commit"
 
 
 def test_tag_is_within_its_gzip_budget() -> None:

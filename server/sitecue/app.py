@@ -96,16 +96,24 @@ class Runtime:
 
 @dataclass(frozen=True)
 class _Script:
+    """The tag, compressed both ways once, and named by its content's hash."""
+
     body: bytes
     gzipped: bytes
-    etag: str
+    brotli: bytes
+    version: str
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
 
 
 def _load_script() -> _Script:
-    body = files("sitecue").joinpath("static/cue.js").read_bytes()
-    return _Script(
-        body, gzip.compress(body, 9, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-    )
+    static = files("sitecue").joinpath("static")
+    body = static.joinpath("cue.js").read_bytes()
+    brotli = static.joinpath("cue.js.br").read_bytes()
+    version = hashlib.sha256(body).hexdigest()[:16]
+    return _Script(body, gzip.compress(body, 9, mtime=0), brotli, version)
 
 
 def _now_ms() -> int:
@@ -243,16 +251,27 @@ async def preflight(request: Request) -> Response:
 
 
 async def script_endpoint(request: Request) -> Response:
+    """The tag. ``/cue.js`` (what sites paste) is kept 5 minutes, then revalidated with its
+    ETag, so an upgrade reaches every page within minutes; ``/cue.<version>.js`` (the
+    version is the ETag) never changes and is kept for a year."""
     script: _Script = request.app.state.script
+    version = request.path_params.get("version")
+    if version is not None and version != script.version:
+        raise NotFound(f"version: this server serves cue.{script.version}.js")
     headers = {
         "etag": script.etag,
-        "cache-control": "public, max-age=300",
+        "cache-control": "public, max-age=31536000, immutable"
+        if version
+        else "public, max-age=300",
         "vary": "Accept-Encoding",
     }
     if request.headers.get("if-none-match") == script.etag:
         return Response(status_code=304, headers=headers)
     body = script.body
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    accepted = request.headers.get("accept-encoding", "")
+    if "br" in accepted:
+        body, headers["content-encoding"] = script.brotli, "br"
+    elif "gzip" in accepted:
         body, headers["content-encoding"] = script.gzipped, "gzip"
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
@@ -328,6 +347,7 @@ def build_app(settings: Settings) -> Starlette:
     metrics = Metrics()
     routes = [
         ("/cue.js", script_endpoint, ["GET"]),
+        ("/cue.{version}.js", script_endpoint, ["GET"]),
         ("/v1/decide", decide_endpoint, ["POST"]),
         ("/v1/decide", preflight, ["OPTIONS"]),
         ("/v1/events", events_endpoint, ["POST"]),

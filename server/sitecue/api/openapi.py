@@ -88,6 +88,24 @@ def openapi() -> dict[str, Any]:
                 },
             }
         },
+        "/cue.{version}.js": {
+            "get": {
+                "summary": "The tag under its version (the ETag of /cue.js), cached for a year",
+                "parameters": [
+                    {
+                        "name": "version",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "the script", "content": {"text/javascript": {}}},
+                    "304": {"description": "unchanged since the ETag sent"},
+                    **_errors(404),
+                },
+            }
+        },
         "/v1/decide": {
             "post": {
                 "summary": "Decide what this page view shows, and update the state cookie",

@@ -207,6 +207,7 @@ async def decide_endpoint(request: Request) -> Response:
         decisions=outcome.decisions,
         triggers=list(site.watched),
         goals=list(site.goals),
+        hide=list(site.hidden),
     )
     response = json_response(answer)
     _set_cookies(request, response, runtime, state, outcome.persist)

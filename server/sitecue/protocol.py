@@ -88,6 +88,7 @@ class DecideResponse(msgspec.Struct, frozen=True):
     decisions: list[Decision]
     triggers: list[TriggerSpec]
     goals: list[str]
+    hide: list[str] = []  # selectors a `replace` may take over: hidden until the decision
 
 
 class Feedback(msgspec.Struct, frozen=True):

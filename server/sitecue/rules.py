@@ -76,6 +76,7 @@ class CompiledSite:
     windows: dict[str, frozenset[str]]  # trigger name -> the windows some rule reads
     watched: tuple[TriggerSpec, ...]  # what the tag must report, because some rule counts it
     goals: tuple[str, ...]
+    hidden: tuple[str, ...]  # the selectors replace placements take over (anti-flicker)
     trigger_days: dict[str, int]  # trigger -> the longest day window read (0: none)
     rule_days: dict[str, int]  # rule -> the day window its impression cap reads (0: none)
     origins: frozenset[str] = field(default_factory=frozenset)
@@ -167,6 +168,15 @@ def compile_site(
             if (t := config.triggers[n]).on != "pageview"  # pageviews are counted by the server
         ),
         goals=tuple(sorted({r.goal for r in config.rules if r.goal})),
+        hidden=tuple(
+            sorted(
+                {
+                    r.placement.selector
+                    for r in config.rules
+                    if r.placement.type == "replace" and r.placement.selector
+                }
+            )
+        ),
         trigger_days={name: max(map(_days, ws)) for name, ws in windows.items()},
         rule_days={r.id: _days(r.limit.per) if r.limit.max else 0 for r in config.rules},
         origins=frozenset(config.origins) | extra_origins,

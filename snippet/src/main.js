@@ -6,7 +6,7 @@ import { pageContext, takeToken } from './context.js';
 import { beacon, post } from './transport.js';
 import { watcher } from './triggers.js';
 import { render } from './render.js';
-import { when } from './timing.js';
+import { antiFlicker, when } from './timing.js';
 
 const script = document.currentScript;
 
@@ -16,7 +16,10 @@ function start() {
   let token = takeToken(); // sent with the first decision only
   let identify; // a contact id from sitecue('identify', {id}): linked, never verified
   const queued = (window.sitecue && window.sitecue.q) || [];
-  const seen = new Set(); // decision ids already presented in this page view
+  const seen = new Set(); // decision ids already scheduled in this page view
+  const presented = new Set(); // ... and already on the page
+  const waiting = new Map(); // rule -> its decision, for sitecue('show', rule)
+  const unhide = antiFlicker(site, script.dataset.hide);
   let watched = null; // trigger names the server listens to; null until it answered
   let pending = [];
   let consent;
@@ -32,7 +35,7 @@ function start() {
     token = undefined;
     post(base + '/v1/decide', body)
       .then(apply)
-      .catch(() => {});
+      .catch(() => unhide());
   }
 
   function apply(answer) {
@@ -41,11 +44,15 @@ function start() {
     for (const d of answer.decisions) {
       if (seen.has(d.id)) continue;
       seen.add(d.id);
+      waiting.set(d.rule, d);
       when((d.show && d.show.after) || 'now', () => present(d));
     }
+    unhide(answer.hide);
   }
 
   function present(d) {
+    if (presented.has(d.id)) return;
+    presented.add(d.id);
     const report = (type) => send({ type, decision: d.id, rule: d.rule, variant: d.variant });
     // A control shows nothing but still counts as an impression.
     if (d.html === null || render(d, report)) report('impression');
@@ -72,6 +79,8 @@ function start() {
     else if (command === 'consent') {
       consent = !!value;
       if (watched !== null) decide(false); // store (or forget) the state now, not next page
+    } else if (command === 'show' && waiting.has(value)) {
+      present(waiting.get(value)); // now, whatever its timing said
     } else if (command === 'identify' && value && value.id) {
       identify = String(value.id);
       if (watched !== null) decide(false);

@@ -2,6 +2,8 @@
 // (inline) or instead of one (replace). Elements inside a widget marked `data-sc-dismiss`
 // close it, `data-sc-convert` reports a conversion, and any other link or button a click.
 
+import { sheet } from './sheet.js';
+
 const CSS =
   '.sc-w{box-sizing:border-box;font:inherit}' +
   '.sc-overlay{position:fixed;inset:0;background:rgba(0,0,0,.5);display:flex;align-items:center;justify-content:center;z-index:2147483000}' +
@@ -10,12 +12,10 @@ const CSS =
   '.sc-bar{position:fixed;left:0;right:0;top:0;background:#111;color:#fff;padding:.75rem 3rem .75rem 1rem;z-index:2147483000}' +
   '.sc-close{position:absolute;top:.25rem;right:.5rem;background:none;border:0;font-size:1.5rem;line-height:1;cursor:pointer;color:inherit}';
 
+let styled = false;
 function styles() {
-  if (document.getElementById('sc-css')) return;
-  const s = document.createElement('style');
-  s.id = 'sc-css';
-  s.textContent = CSS;
-  document.head.appendChild(s);
+  if (!styled) sheet(CSS);
+  styled = true;
 }
 
 function closeButton(close) {

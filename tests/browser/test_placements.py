@@ -5,7 +5,7 @@ put the widget into or instead of the site's element."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, Route, expect
 
 
 def open_widget(page: Page, event: str) -> None:
@@ -57,3 +57,72 @@ def test_replace_puts_the_widget_instead_of_the_element_until_dismissed(lab: Pag
 def test_inline_goes_inside_the_element(lab: Page) -> None:
     open_widget(lab, "shouted")
     expect(lab.locator("#slot-shouted > .sc-inline > .sc-note")).to_have_text("on-shouted shown")
+
+
+def test_show_presents_a_waiting_widget_now(lab: Page) -> None:
+    with lab.expect_response(
+        lambda r: "/v1/decide" in r.url and "open_later" in (r.request.post_data or "")
+    ):
+        open_widget(lab, "open_later")
+    lab.wait_for_timeout(300)
+    expect(lab.locator("#slot-later .sc-note")).to_have_count(0)  # its timing says 60 s
+    lab.evaluate("sitecue('show', 'show-later')")
+    expect(lab.locator("#slot-later .sc-note")).to_have_text("show-later shown")
+
+
+def slow_decisions(page: Page, delay_ms: int) -> None:
+    def delayed(route: Route) -> None:
+        page.wait_for_timeout(delay_ms)
+        route.continue_()
+
+    page.route("**/v1/decide", delayed)
+
+
+def test_a_replace_target_is_hidden_until_the_decision_and_never_long(
+    context: BrowserContext, lab_url: str
+) -> None:
+    page = context.new_page()
+    with page.expect_response(lambda r: "/v1/decide" in r.url):
+        page.goto(f"{lab_url}/lab/")  # the first visit learns which elements to hide
+    target = page.locator("#replace-me")
+    expect(target).to_be_visible()
+
+    page.evaluate("sitecue('event', 'open_replace')")  # this visitor will see the replacement
+    expect(page.locator(".sc-replace")).to_be_visible()
+    slow_decisions(page, 600)
+    page.goto(f"{lab_url}/lab/", wait_until="commit")
+    page.wait_for_function("window.__sitecueStarted")  # the tag runs; its answer is slow
+    waiting = page.evaluate("getComputedStyle(document.getElementById('replace-me')).visibility")
+    assert waiting == "hidden"  # the original does not flash before its replacement
+    expect(page.locator(".sc-replace .sc-note")).to_have_text("show-replace shown")
+    page.unroute_all(behavior="ignoreErrors")
+
+
+def test_anti_flicker_gives_up_after_a_second(context: BrowserContext, lab_url: str) -> None:
+    page = context.new_page()
+    with page.expect_response(lambda r: "/v1/decide" in r.url):
+        page.goto(f"{lab_url}/lab/")
+    slow_decisions(page, 3000)
+    page.goto(f"{lab_url}/lab/", wait_until="domcontentloaded")
+    expect(page.locator("#replace-me")).to_be_hidden()
+    expect(page.locator("#replace-me")).to_be_visible(timeout=2000)  # well before the answer
+    page.unroute_all(behavior="ignoreErrors")
+
+
+def test_a_strict_content_security_policy_blocks_nothing(
+    context: BrowserContext, lab_url: str
+) -> None:
+    page = context.new_page()
+    page.add_init_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation', e =>"
+        " window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    with page.expect_response(lambda r: "/v1/decide" in r.url):
+        page.goto(f"{lab_url}/lab/csp.html")
+    page.evaluate("sitecue('event', 'open_modal')")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    overlay = page.locator(".sc-overlay")
+    assert overlay.evaluate("el => getComputedStyle(el).position") == "fixed"  # styled
+    assert page.evaluate("window.__violations") == []

@@ -4,13 +4,18 @@
 
 import { sheet } from './sheet.js';
 
+// Overlays must look and work the same on any site: their layout is doubled in specificity
+// and marked !important, so the site's own rules cannot move, hide or restyle them. Inline
+// and replaced widgets take the site's styles on purpose: they are part of its content.
+// Every class is prefixed sc-, so nothing here touches the site.
+const I = '!important;';
 const CSS =
   '.sc-w{box-sizing:border-box;font:inherit}' +
-  '.sc-overlay{position:fixed;inset:0;background:rgba(0,0,0,.5);display:flex;align-items:center;justify-content:center;z-index:2147483000}' +
-  '.sc-modal{background:#fff;color:#111;max-width:34rem;width:calc(100% - 2rem);padding:1.5rem;border-radius:.5rem;position:relative}' +
-  '.sc-slide-in{position:fixed;right:1rem;bottom:1rem;max-width:22rem;background:#fff;color:#111;padding:1rem 2.5rem 1rem 1rem;border-radius:.5rem;box-shadow:0 4px 24px rgba(0,0,0,.25);z-index:2147483000}' +
-  '.sc-bar{position:fixed;left:0;right:0;top:0;background:#111;color:#fff;padding:.75rem 3rem .75rem 1rem;z-index:2147483000}' +
-  '.sc-close{position:absolute;top:.25rem;right:.5rem;background:none;border:0;font-size:1.5rem;line-height:1;cursor:pointer;color:inherit}';
+  `.sc-overlay.sc-overlay{position:fixed${I}inset:0${I}background:rgba(0,0,0,.5)${I}display:flex${I}align-items:center${I}justify-content:center${I}z-index:2147483000${I}margin:0${I}}` +
+  `.sc-w.sc-modal{background:#fff${I}color:#111${I}max-width:34rem${I}width:calc(100% - 2rem)${I}padding:1.5rem${I}border-radius:.5rem${I}position:relative${I}display:block${I}}` +
+  `.sc-w.sc-slide-in{position:fixed${I}right:1rem${I}bottom:1rem${I}left:auto${I}top:auto${I}max-width:22rem${I}background:#fff${I}color:#111${I}padding:1rem 2.5rem 1rem 1rem${I}border-radius:.5rem${I}box-shadow:0 4px 24px rgba(0,0,0,.25)${I}z-index:2147483000${I}display:block${I}}` +
+  `.sc-w.sc-bar{position:fixed${I}left:0${I}right:0${I}top:0${I}bottom:auto${I}background:#111${I}color:#fff${I}padding:.75rem 3rem .75rem 1rem${I}z-index:2147483000${I}display:block${I}}` +
+  `.sc-w .sc-close.sc-close{position:absolute${I}top:.25rem${I}right:.5rem${I}display:block${I}visibility:visible${I}background:none${I}border:0${I}font-size:1.5rem${I}line-height:1${I}cursor:pointer${I}color:inherit${I}}`;
 
 let styled = false;
 function styles() {

@@ -126,3 +126,24 @@ def test_a_strict_content_security_policy_blocks_nothing(
     overlay = page.locator(".sc-overlay")
     assert overlay.evaluate("el => getComputedStyle(el).position") == "fixed"  # styled
     assert page.evaluate("window.__violations") == []
+
+
+def test_the_site_s_css_cannot_break_an_overlay_and_ours_leaves_the_site_alone(
+    context: BrowserContext, lab_url: str
+) -> None:
+    page = context.new_page()
+    with page.expect_response(lambda r: "/v1/decide" in r.url):
+        page.goto(f"{lab_url}/lab/hostile.html")
+    open_widget(page, "open_modal")
+    open_widget(page, "open_slide")
+    overlay, slide = page.locator(".sc-overlay"), page.locator(".sc-slide-in")
+    expect(slide).to_be_visible()
+    style = "(el, p) => getComputedStyle(el)[p]"
+    assert overlay.evaluate(style, "position") == "fixed"
+    assert overlay.evaluate(style, "zIndex") == "2147483000"
+    assert slide.evaluate(style, "position") == "fixed"
+    assert slide.evaluate(style, "backgroundColor") == "rgb(255, 255, 255)"
+    for close in page.get_by_role("button", name="Close").all():
+        expect(close).to_be_visible()  # though the site hides every button
+    site = page.locator("p.modal")
+    assert site.evaluate(style, "color") == "rgb(0, 128, 0)"  # the site's .modal is its own

@@ -147,3 +147,14 @@ def test_the_site_s_css_cannot_break_an_overlay_and_ours_leaves_the_site_alone(
         expect(close).to_be_visible()  # though the site hides every button
     site = page.locator("p.modal")
     assert site.evaluate(style, "color") == "rgb(0, 128, 0)"  # the site's .modal is its own
+
+
+def test_data_hide_guards_even_the_first_visit(context: BrowserContext, lab_url: str) -> None:
+    page = context.new_page()  # a first visit: nothing learnt yet
+    slow_decisions(page, 600)
+    page.goto(f"{lab_url}/lab/csp.html", wait_until="commit")
+    page.wait_for_function("window.__sitecueStarted")
+    hidden = page.evaluate("getComputedStyle(document.getElementById('replace-me')).visibility")
+    assert hidden == "hidden"
+    expect(page.locator("#replace-me")).to_be_visible()  # once the answer came
+    page.unroute_all(behavior="ignoreErrors")

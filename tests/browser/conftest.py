@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pages import open_page
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from servers import free_port, sitecue_process
@@ -131,7 +132,6 @@ def lab(context: BrowserContext, lab_url: str) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{lab_url}/lab/")
+    open_page(page, f"{lab_url}/lab/")
     yield page
     assert errors == []

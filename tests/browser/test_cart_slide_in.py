@@ -3,12 +3,12 @@ shipping slide-in appears on the cart page, at most once a day, never after dism
 
 from __future__ import annotations
 
+from pages import open_page
 from playwright.sync_api import BrowserContext, Page, expect
 
 
 def add_to_cart(page: Page, demo_url: str) -> None:
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{demo_url}/shop/")
+    open_page(page, f"{demo_url}/shop/")
     expect(page.locator("#offers")).to_contain_text("10% off your first order")  # not a customer
     with page.expect_response(
         lambda r: "/v1/decide" in r.url and "add_to_cart" in (r.request.post_data or "")
@@ -18,8 +18,7 @@ def add_to_cart(page: Page, demo_url: str) -> None:
 
 
 def open_cart(page: Page, demo_url: str) -> None:
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{demo_url}/shop/cart.html")
+    open_page(page, f"{demo_url}/shop/cart.html")
 
 
 def test_slide_in_after_add_to_cart_then_never_after_dismiss(

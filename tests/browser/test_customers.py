@@ -7,12 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, Page, expect
-
-
-def open_shop(page: Page, url: str) -> None:
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(url)
+from pages import open_page
+from playwright.sync_api import BrowserContext, expect
 
 
 def test_customers_get_the_loyalty_offer_and_no_one_gets_both(
@@ -27,17 +23,17 @@ def test_customers_get_the_loyalty_offer_and_no_one_gets_both(
     token = operator("token", "mint", "--site", "shop", "--contact", "shopper-1")
 
     stranger, customer = (c.new_page() for c in browser_context_pair)
-    open_shop(stranger, f"{demo_url}/shop/")
+    open_page(stranger, f"{demo_url}/shop/")
     expect(stranger.locator("#offers")).to_contain_text("10% off your first order")
     expect(stranger.locator("#offers")).not_to_contain_text("LOYAL15")
 
-    open_shop(customer, f"{demo_url}/shop/?sc_t={token}")
+    open_page(customer, f"{demo_url}/shop/?sc_t={token}")
     assert "sc_t" not in customer.url  # gone from the address bar before anything else
     offers = customer.locator("#offers")
     expect(offers).to_contain_text("Members get 15% off this week")
     expect(offers).not_to_contain_text("WELCOME10")
     expect(customer.locator(".sc-offer")).to_have_count(1)
 
-    open_shop(customer, f"{demo_url}/shop/")  # later visits need no link: the cookie knows
+    open_page(customer, f"{demo_url}/shop/")  # later visits need no link: the cookie knows
     expect(customer.locator("#offers")).to_contain_text("LOYAL15")
     expect(customer.locator(".sc-offer")).to_have_count(1)

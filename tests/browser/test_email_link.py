@@ -8,14 +8,9 @@ import json
 import urllib.request
 from collections.abc import Callable
 
-from playwright.sync_api import BrowserContext, Page, expect
+from pages import open_page
+from playwright.sync_api import BrowserContext, expect
 from test_paywall_faq import read_article, visitor_in_variant
-
-
-def open_page(page: Page, url: str) -> dict[str, object]:
-    with page.expect_response(lambda r: "/v1/decide" in r.url) as answer:
-        page.goto(url)
-    return answer.value.json()  # type: ignore[no-any-return]
 
 
 def test_a_campaign_link_identifies_and_brings_the_history_along(

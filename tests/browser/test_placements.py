@@ -5,6 +5,7 @@ put the widget into or instead of the site's element."""
 from __future__ import annotations
 
 import pytest
+from pages import open_page
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 
@@ -82,8 +83,7 @@ def test_a_replace_target_is_hidden_until_the_decision_and_never_long(
     context: BrowserContext, lab_url: str
 ) -> None:
     page = context.new_page()
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{lab_url}/lab/")  # the first visit learns which elements to hide
+    open_page(page, f"{lab_url}/lab/")  # the first visit learns which elements to hide
     target = page.locator("#replace-me")
     expect(target).to_be_visible()
 
@@ -100,8 +100,7 @@ def test_a_replace_target_is_hidden_until_the_decision_and_never_long(
 
 def test_anti_flicker_gives_up_after_a_second(context: BrowserContext, lab_url: str) -> None:
     page = context.new_page()
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{lab_url}/lab/")
+    open_page(page, f"{lab_url}/lab/")
     slow_decisions(page, 3000)
     page.goto(f"{lab_url}/lab/", wait_until="domcontentloaded")
     expect(page.locator("#replace-me")).to_be_hidden()
@@ -118,8 +117,7 @@ def test_a_strict_content_security_policy_blocks_nothing(
         "document.addEventListener('securitypolicyviolation', e =>"
         " window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
     )
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{lab_url}/lab/csp.html")
+    open_page(page, f"{lab_url}/lab/csp.html")
     page.evaluate("sitecue('event', 'open_modal')")
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
@@ -132,8 +130,7 @@ def test_the_site_s_css_cannot_break_an_overlay_and_ours_leaves_the_site_alone(
     context: BrowserContext, lab_url: str
 ) -> None:
     page = context.new_page()
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{lab_url}/lab/hostile.html")
+    open_page(page, f"{lab_url}/lab/hostile.html")
     open_widget(page, "open_modal")
     open_widget(page, "open_slide")
     overlay, slide = page.locator(".sc-overlay"), page.locator(".sc-slide-in")

@@ -3,6 +3,7 @@ an error, and nothing it hid for anti-flicker stays hidden."""
 
 from __future__ import annotations
 
+from pages import open_page
 from playwright.sync_api import BrowserContext, expect
 
 
@@ -10,8 +11,7 @@ def test_with_sitecue_unreachable_the_page_carries_on(
     context: BrowserContext, lab_url: str
 ) -> None:
     page = context.new_page()
-    with page.expect_response(lambda r: "/v1/decide" in r.url):
-        page.goto(f"{lab_url}/lab/")  # learns to hide the replace target next time
+    open_page(page, f"{lab_url}/lab/")  # learns to hide the replace target next time
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.route("**/sc/v1/**", lambda route: route.abort())

@@ -59,6 +59,21 @@ export function render(d, report) {
   }
   function onKey(e) {
     if (e.key === 'Escape') close(true);
+    else if (e.key === 'Tab' && type === 'modal') {
+      // Keep the focus inside the modal: from the last control back to the first.
+      const controls = box.querySelectorAll('a[href],button,input,select,textarea');
+      const first = controls[0];
+      const last = controls[controls.length - 1];
+      const at = document.activeElement;
+      const outside = !box.contains(at);
+      if (e.shiftKey && (outside || at === first || at === box)) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && (outside || at === last)) {
+        e.preventDefault();
+        first.focus();
+      }
+    }
   }
 
   box.addEventListener('click', (e) => {

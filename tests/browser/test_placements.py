@@ -155,3 +155,17 @@ def test_data_hide_guards_even_the_first_visit(context: BrowserContext, lab_url:
     assert hidden == "hidden"
     expect(page.locator("#replace-me")).to_be_visible()  # once the answer came
     page.unroute_all(behavior="ignoreErrors")
+
+
+def test_tab_stays_inside_the_modal(lab: Page) -> None:
+    open_widget(lab, "open_modal")
+    dialog = lab.get_by_role("dialog")
+    expect(dialog).to_be_focused()
+    names = []
+    for _ in range(5):
+        lab.keyboard.press("Tab")
+        names.append(lab.evaluate("document.activeElement.textContent.trim()"))
+    assert names == ["Join now", "No thanks", "×", "Join now", "No thanks"]
+    lab.keyboard.press("Shift+Tab")
+    lab.keyboard.press("Shift+Tab")
+    assert lab.evaluate("document.activeElement.textContent.trim()") == "×"  # round the back

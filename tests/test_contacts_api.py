@@ -131,4 +131,6 @@ def test_export_holds_every_browser_and_erasure_forgets_them(client: TestClient,
     assert call(client, key, "DELETE", "/v1/contacts/c-9").status_code == 204
     assert call(client, key, "GET", "/v1/contacts/c-9/export").status_code == 404
     log = call(client, key, "GET", "/v1/decisions").json()["items"]
-    assert {d["visitor"] for d in log} == {"erased"} and {d["url"] for d in log} == {""}
+    stand_ins = {d["visitor"] for d in log}
+    assert len(stand_ins) == 2 and all(v.startswith("erased-") for v in stand_ins)
+    assert {d["url"] for d in log} == {""}  # two browsers, still two, neither traceable

@@ -294,9 +294,10 @@ def test_erasure_forgets_the_person_but_keeps_the_counts(store_url: str) -> None
             await store.contact("news", "customer-1"),
             await store.visitors("news", "customer-1"),
             [f"{r.visitor}:{r.url}" for r in records],
-            [e.visitor for e in await store.events("news", ["laptop", "erased", "stranger"])],
+            [e.visitor for e in await store.events("news", ["laptop", "stranger"])],
         )
 
     erased, again, contact, visitors, records, events = with_store(store_url, body)
     assert (erased, again, contact, visitors) == (True, False, None, [])
-    assert records == ["erased:"] and sorted(events) == ["erased", "stranger"]
+    (record,) = records  # still counted, under a stand-in that leads nowhere
+    assert record.startswith("erased-") and record.endswith(":") and events == ["stranger"]

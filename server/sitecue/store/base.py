@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -82,15 +83,22 @@ UPSERT_LINK = (
 )
 
 
-# (site, contact) twice: who the contact's browsers are, then the contact itself.
-ERASE = [
-    "UPDATE events SET visitor = 'erased' WHERE site = ?"
-    " AND visitor IN (SELECT visitor FROM links WHERE site = ? AND contact = ?)",
-    "UPDATE decisions SET visitor = 'erased', url = '' WHERE site = ?"
-    " AND visitor IN (SELECT visitor FROM links WHERE site = ? AND contact = ?)",
+# Erasure: each of the person's browsers gets a random pseudonym in the logs, with (pseudonym,
+# site, visitor), so experiment counts hold and nothing leads back to the person; then the
+# links and the contact go, with (site, contact).
+PSEUDONYMISE = [
+    "UPDATE events SET visitor = ? WHERE site = ? AND visitor = ?",
+    "UPDATE decisions SET visitor = ?, url = '' WHERE site = ? AND visitor = ?",
+]
+FORGET = [
     "DELETE FROM links WHERE site = ? AND contact = ?",
     "DELETE FROM contacts WHERE site = ? AND id = ?",
 ]
+
+
+def pseudonym() -> str:
+    """A stand-in for an erased browser: random, so it links to nothing."""
+    return f"erased-{secrets.token_hex(8)}"
 
 
 def contact_row(c: Contact) -> Row:
@@ -153,8 +161,8 @@ class Store(Protocol):
 
     async def erase_contact(self, site: str, contact_id: str) -> bool:
         """Forget a person: the contact, its links, and who they were in the logs (their
-        browsers' events and decisions stay, under the visitor ``erased`` and without URLs,
-        so experiment counts hold). False if nothing was held."""
+        browsers' events and decisions stay, each browser under a random pseudonym and
+        without URLs, so experiment counts hold). False if nothing was held."""
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 

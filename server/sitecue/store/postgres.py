@@ -17,11 +17,12 @@ import msgspec
 from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
-    ERASE,
     EVENT_COLUMNS,
+    FORGET,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
+    PSEUDONYMISE,
     UPSERT_CONTACT,
     UPSERT_LINK,
     ApiKey,
@@ -32,6 +33,7 @@ from .base import (
     contact_row,
     decision_row,
     event_row,
+    pseudonym,
 )
 from .writer import GroupWriter
 
@@ -85,7 +87,8 @@ _INSERT_DECISION = _numbered(INSERT_DECISION)
 _INSERT_API_KEY = _numbered(INSERT_API_KEY)
 _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
-_ERASE = [_numbered(sql) for sql in ERASE]
+_PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
+_FORGET = [_numbered(sql) for sql in FORGET]
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
@@ -216,10 +219,15 @@ class PostgresStore:
     async def erase_contact(self, site: str, contact_id: str) -> bool:
         held = 0
         async with self._pool.acquire() as db, db.transaction():
-            for sql in _ERASE:
-                args = (site, site, contact_id) if sql.count("$") == 3 else (site, contact_id)
-                status = await db.execute(sql, *args)
-                held += int(status.split()[-1]) if status.startswith("DELETE") else 0
+            visitors = await db.fetch(
+                "SELECT visitor FROM links WHERE site = $1 AND contact = $2", site, contact_id
+            )
+            for (visitor,) in visitors:
+                stand_in = pseudonym()
+                for sql in _PSEUDONYMISE:
+                    await db.execute(sql, stand_in, site, visitor)
+            for sql in _FORGET:
+                held += int((await db.execute(sql, site, contact_id)).split()[-1])
         return held > 0
 
     async def add_api_key(self, key: ApiKey) -> None:

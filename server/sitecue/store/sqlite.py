@@ -18,11 +18,12 @@ import msgspec
 from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
-    ERASE,
     EVENT_COLUMNS,
+    FORGET,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
+    PSEUDONYMISE,
     UPSERT_CONTACT,
     UPSERT_LINK,
     ApiKey,
@@ -34,6 +35,7 @@ from .base import (
     contact_row,
     decision_row,
     event_row,
+    pseudonym,
 )
 from .writer import GroupWriter
 
@@ -257,14 +259,17 @@ class SQLiteStore:
             return [row[0] for row in await cursor.fetchall()]
 
     async def erase_contact(self, site: str, contact_id: str) -> bool:
-        held = 0
         async with self._write_lock():
             self._writes.execute("BEGIN IMMEDIATE")
             try:
-                for sql in ERASE:
-                    args = (site, site, contact_id) if sql.count("?") == 3 else (site, contact_id)
-                    changed = self._writes.execute(sql, args).rowcount
-                    held += changed if sql.startswith("DELETE") else 0
+                visitors = self._writes.execute(
+                    "SELECT visitor FROM links WHERE site = ? AND contact = ?", (site, contact_id)
+                ).fetchall()
+                for (visitor,) in visitors:
+                    stand_in = pseudonym()
+                    for sql in PSEUDONYMISE:
+                        self._writes.execute(sql, (stand_in, site, visitor))
+                held = sum(self._writes.execute(sql, (site, contact_id)).rowcount for sql in FORGET)
                 self._writes.execute("COMMIT")
             except BaseException:
                 self._writes.execute("ROLLBACK")

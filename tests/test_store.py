@@ -301,3 +301,38 @@ def test_erasure_forgets_the_person_but_keeps_the_counts(store_url: str) -> None
     assert (erased, again, contact, visitors) == (True, False, None, [])
     (record,) = records  # still counted, under a stand-in that leads nowhere
     assert record.startswith("erased-") and record.endswith(":") and events == ["stranger"]
+
+
+def test_results_count_exposures_impressions_and_conversions_after_exposure(
+    store_url: str,
+) -> None:
+    def shown(visitor: str, variant: str, at: int) -> DecisionRecord:
+        verdicts = [Verdict("exp", True, variant=variant), Verdict("other", False, reason="x")]
+        return DecisionRecord(record_id(T0 + at), "news", visitor, T0 + at, "u", verdicts)
+
+    def happened(visitor: str, kind: str, at: int, **fields: str) -> EventRecord:
+        return EventRecord("news", visitor, kind, T0 + at, **fields)
+
+    async def body(store: Store) -> list[tuple[str, int, int, int]]:
+        await store.write(
+            [
+                happened("a", "impression", 1, rule="exp", variant="blue"),
+                happened("a", "impression", 5, rule="exp", variant="blue"),
+                happened("a", "event", 9, name="signup"),  # goal after exposure: converted
+                happened("b", "event", 0, name="signup"),  # before exposure: not
+                happened("c", "convert", 7, rule="exp", variant="control"),
+                happened("d", "convert", 7, rule="other", variant="x"),  # another rule's
+            ],
+            [
+                shown("a", "blue", 1),
+                shown("a", "blue", 5),  # one visitor, however often decided
+                shown("b", "blue", 2),
+                shown("c", "control", 3),
+                shown("d", "control", 3),
+                DecisionRecord(record_id(T0), "news", "e", T0, "u", [Verdict("exp", False)]),
+            ],
+        )
+        counts = await store.results("news", "exp", "signup")
+        return [(c.variant, c.visitors, c.impressions, c.conversions) for c in counts]
+
+    assert with_store(store_url, body) == [("blue", 2, 2, 1), ("control", 2, 0, 1)]

@@ -1,6 +1,15 @@
 """Durable records: every accepted event and every decision, with its reasons."""
 
-from .base import ApiKey, Contact, DecisionQuery, DecisionRecord, EventRecord, Store, open_store
+from .base import (
+    ApiKey,
+    Contact,
+    DecisionQuery,
+    DecisionRecord,
+    EventRecord,
+    Store,
+    VariantCounts,
+    open_store,
+)
 
 __all__ = [
     "ApiKey",
@@ -9,5 +18,6 @@ __all__ = [
     "DecisionRecord",
     "EventRecord",
     "Store",
+    "VariantCounts",
     "open_store",
 ]

@@ -126,6 +126,17 @@ class Contact(msgspec.Struct, frozen=True):
     updated: int = 0  # epoch ms
 
 
+class VariantCounts(msgspec.Struct, frozen=True):
+    """One variant of an experiment, counted in the database: the visitors decided into it
+    (exposed; a control too), the impressions reported, and the exposed visitors who then
+    converted (the rule's convert, or its goal event, after their first exposure)."""
+
+    variant: str
+    visitors: int
+    impressions: int
+    conversions: int
+
+
 class ApiKey(msgspec.Struct, frozen=True):
     """An admin key as stored: only a hash of its secret, and the sites it may act on."""
 
@@ -163,6 +174,9 @@ class Store(Protocol):
         """Forget a person: the contact, its links, and who they were in the logs (their
         browsers' events and decisions stay, each browser under a random pseudonym and
         without URLs, so experiment counts hold). False if nothing was held."""
+
+    async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
+        """Per variant of ``rule``: exposures, impressions and conversions, aggregated in SQL."""
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 

@@ -30,6 +30,7 @@ from .base import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    VariantCounts,
     contact_row,
     decision_row,
     event_row,
@@ -89,6 +90,29 @@ _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
+# As the SQLite engine's: exposures per visitor and variant, then impressions and the
+# exposed visitors who converted at or after their first exposure.
+_RESULTS = """
+WITH exposed AS (
+    SELECT d.visitor, v->>'variant' AS variant, MIN(d.at) AS first
+    FROM decisions AS d, jsonb_array_elements(d.verdicts) AS v
+    WHERE d.site = $1 AND d.visitor <> '-' AND v->>'rule' = $2 AND (v->>'matched')::boolean
+    GROUP BY d.visitor, v->>'variant'
+), shown AS (
+    SELECT variant, COUNT(*) AS impressions FROM events
+    WHERE site = $1 AND type = 'impression' AND rule = $2 GROUP BY variant
+)
+SELECT e.variant, COUNT(*)::int,
+       COALESCE(MAX(s.impressions), 0)::int,
+       (COUNT(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM events AS c
+           WHERE c.site = $1 AND c.visitor = e.visitor AND c.at >= e.first
+             AND ((c.type = 'convert' AND c.rule = $2)
+                  OR (c.type IN ('event', 'trigger') AND c.name = $3))
+       )))::int
+FROM exposed AS e LEFT JOIN shown AS s ON s.variant = e.variant
+GROUP BY e.variant ORDER BY e.variant
+"""
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
@@ -229,6 +253,11 @@ class PostgresStore:
             for sql in _FORGET:
                 held += int((await db.execute(sql, site, contact_id)).split()[-1])
         return held > 0
+
+    async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_RESULTS, site, rule, goal)
+        return [VariantCounts(*row) for row in rows]
 
     async def add_api_key(self, key: ApiKey) -> None:
         async with self._pool.acquire() as db:

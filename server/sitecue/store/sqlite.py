@@ -32,6 +32,7 @@ from .base import (
     DecisionRecord,
     EventRecord,
     Row,
+    VariantCounts,
     contact_row,
     decision_row,
     event_row,
@@ -95,6 +96,31 @@ def migrate(db: sqlite3.Connection) -> int:
             raise
     return len(MIGRATIONS)
 
+
+# Exposed: a decision whose verdict for the rule matched (the control too), first time per
+# visitor and variant. Converted: the rule's convert, or its goal, at or after that.
+_RESULTS = """
+WITH exposed AS (
+    SELECT d.visitor AS visitor, json_extract(v.value, '$.variant') AS variant,
+           MIN(d.at) AS first
+    FROM decisions AS d, json_each(d.verdicts) AS v
+    WHERE d.site = ? AND d.visitor != '-' AND json_extract(v.value, '$.rule') = ?
+      AND json_extract(v.value, '$.matched') = 1
+    GROUP BY d.visitor, variant
+), shown AS (
+    SELECT variant, COUNT(*) AS impressions FROM events
+    WHERE site = ? AND type = 'impression' AND rule = ? GROUP BY variant
+)
+SELECT e.variant, COUNT(*),
+       COALESCE((SELECT impressions FROM shown WHERE shown.variant = e.variant), 0),
+       SUM(EXISTS (
+           SELECT 1 FROM events AS c
+           WHERE c.site = ? AND c.visitor = e.visitor AND c.at >= e.first
+             AND ((c.type = 'convert' AND c.rule = ?)
+                  OR (c.type IN ('event', 'trigger') AND c.name = ?))
+       ))
+FROM exposed AS e GROUP BY e.variant ORDER BY e.variant
+"""
 
 log = logging.getLogger("sitecue")
 _encode = msgspec.json.Encoder().encode
@@ -275,6 +301,10 @@ class SQLiteStore:
                 self._writes.execute("ROLLBACK")
                 raise
         return held > 0
+
+    async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
+        async with self._db.execute(_RESULTS, (site, rule, site, rule, site, rule, goal)) as cursor:
+            return [VariantCounts(*row) for row in await cursor.fetchall()]
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._execute(

@@ -98,6 +98,7 @@ ADMIN_ON_SHOP: list[tuple[str, str, object]] = [
     ("GET", "/v1/decisions?site=shop", None),
     ("POST", "/v1/reload", None),
     ("GET", "/metrics?site=shop", None),
+    ("GET", "/v1/results?site=shop&rule=loyalty-offer", None),
     ("POST", "/v1/tokens", {"site": "shop", "contacts": ["c-1"]}),
     ("GET", "/v1/contacts/c-1?site=shop", None),
     ("PUT", "/v1/contacts/c-1?site=shop", {"attributes": {"customer": True}}),

@@ -15,6 +15,7 @@ from .admin import Refused, Reloaded
 from .bodies import ErrorBody, Health
 from .contacts import AttributesBody, ContactExport, ContactView, Imported
 from .decisions import MAX_PAGE, DecisionPage
+from .results import Results
 from .tokens import TokenRequest, Tokens
 
 __all__ = ["openapi", "openapi_endpoint"]
@@ -76,7 +77,7 @@ _CONTACT = {
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole HTTP surface."""
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
-    types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported]
+    types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
         "/cue.js": {
@@ -152,6 +153,23 @@ def openapi() -> dict[str, Any]:
                         },
                     },
                     **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/results": {
+            "get": {
+                "summary": "An experiment's variants: exposures, conversions, uplift, intervals",
+                "security": _ADMIN,
+                "parameters": [
+                    _SITE,
+                    _query("rule", "the experiment's rule", _TEXT, required=True),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "per variant, and the sample ratio",
+                        **_json(_ref(Results)),
+                    },
+                    **_errors(400, 401, 403, 404),
                 },
             }
         },

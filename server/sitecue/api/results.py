@@ -1,0 +1,113 @@
+"""``GET /v1/results?site=…&rule=…``: how each variant of an experiment is doing.
+
+Per variant: the visitors exposed (decided into it, the control too), the impressions,
+the conversions (the rule's goal after exposure), the conversion rate, and against the
+control the absolute and relative uplift with 95% intervals and a p-value. A
+sample-ratio-mismatch check against the configured weights flags a broken experiment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import BadRequest, NotFound
+from ..stats import compare, sample_ratio
+from .bodies import json_response
+from .keys import authenticate, require_sites
+
+if TYPE_CHECKING:
+    from ..app import Runtime
+
+__all__ = ["Results", "VariantResult", "results_endpoint"]
+
+Interval = tuple[float, float]
+
+
+class VariantResult(msgspec.Struct, frozen=True):
+    variant: str
+    weight: float  # configured, in percent
+    control: bool
+    visitors: int  # exposed
+    impressions: int
+    conversions: int
+    rate: float
+    uplift: float | None  # absolute, against control; null for the control itself
+    uplift_ci: Interval | None
+    relative_uplift: float | None
+    relative_uplift_ci: Interval | None
+    p_value: float | None
+
+
+class SampleRatioCheck(msgspec.Struct, frozen=True):
+    chi2: float
+    p_value: float
+    mismatch: bool  # true: the split is too far from the weights to trust the results
+
+
+class Results(msgspec.Struct, frozen=True):
+    site: str
+    rule: str
+    goal: str | None
+    confidence: float
+    variants: list[VariantResult]
+    sample_ratio: SampleRatioCheck
+
+
+async def results_endpoint(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    key = await authenticate(request, runtime.store)
+    site_name, rule_id = request.query_params.get("site"), request.query_params.get("rule")
+    if not site_name:
+        raise BadRequest("site: expected the site of the experiment")
+    if not rule_id:
+        raise BadRequest("rule: expected the id of the experiment's rule")
+    require_sites(key, {site_name})
+    site = runtime.site(site_name)
+    rule = next((r for r in site.rules if r.id == rule_id), None)
+    if rule is None:
+        raise NotFound(f"rule: site '{site.name}' has no rule '{rule_id}'")
+    counted = {
+        c.variant: c for c in await runtime.store.results(site.name, rule.id, rule.rule.goal)
+    }
+    # The control shows nothing; without one, the first variant is the baseline.
+    control = next((v for v in rule.variants if v.widget is None), rule.variants[0])
+    base = counted.get(control.id)
+    baseline = (base.conversions, base.visitors) if base else (0, 0)
+    variants = []
+    for v in rule.variants:
+        c = counted.get(v.id)
+        mine = (c.conversions, c.visitors) if c else (0, 0)
+        impressions = c.impressions if c else 0
+        versus = compare(baseline, mine)
+        is_control = v.id == control.id
+        variants.append(
+            VariantResult(
+                variant=v.id,
+                weight=v.weight,
+                control=is_control,
+                visitors=mine[1],
+                impressions=impressions,
+                conversions=mine[0],
+                rate=versus.rate,
+                uplift=None if is_control else versus.uplift,
+                uplift_ci=None if is_control else versus.uplift_ci,
+                relative_uplift=None if is_control else versus.relative,
+                relative_uplift_ci=None if is_control else versus.relative_ci,
+                p_value=None if is_control else versus.p_value,
+            )
+        )
+    srm = sample_ratio([r.visitors for r in variants], [v.weight for v in rule.variants])
+    return json_response(
+        Results(
+            site.name,
+            rule.id,
+            rule.rule.goal,
+            0.95,
+            variants,
+            SampleRatioCheck(srm.chi2, srm.p_value, srm.mismatch),
+        )
+    )

@@ -52,6 +52,14 @@ def with_changes(**changes: Any) -> dict[str, Any]:
             '$.rules[0].when["triggers.nope.7d"]: expected triggers.<declared trigger>',
         ),
         (
+            {"rules": [rule(namespace={"id": "hero", "range": [0.5, 0.2]})]},
+            "$.rules[0].namespace.range: expected [start, end] with start below end",
+        ),
+        (
+            {"rules": [rule(coverage=1.5)]},
+            "$.rules[0].coverage: expected `float` <= 1",
+        ),
+        (
             {"triggers": {"deep": {"on": "scroll"}}},
             "$.triggers.deep.percent: expected a scroll depth from 1 to 100 for a scroll trigger",
         ),

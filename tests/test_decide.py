@@ -370,3 +370,47 @@ def test_removed_rules_and_unread_triggers_are_forgotten() -> None:
     assert set(state.rules) == {"paywall-faq"}
     run(site(rules=[rule(id="other", when={}, variants=ALWAYS)]), state, request())
     assert set(state.rules) == {"other"} and state.triggers == {}
+
+
+SPLIT = [{"id": "a", "weight": 50, "widget": "faq"}, {"id": "b", "weight": 50, "widget": "faq"}]
+
+
+def shown_rules(compiled: Any, visitor: str, **state: Any) -> dict[str, str]:
+    outcome = run(compiled, VisitorState(visitor=visitor, **state), request())
+    return {d.rule: d.variant for d in outcome.decisions}
+
+
+def test_coverage_leaves_the_rest_out_of_the_experiment() -> None:
+    compiled = site(rules=[rule(when={}, variants=SPLIT, coverage=0.3)])
+    taking_part = sum(bool(shown_rules(compiled, f"visitor-cov-{i:05d}")) for i in range(2000))
+    assert 500 < taking_part < 700  # about 30%
+    out = run(compiled, VisitorState(visitor="visitor-cov-00000"), request())
+    reasons = {v.reason for v in out.verdicts if not v.matched}
+    assert reasons <= {"not in any variant"}
+
+
+def test_experiments_in_one_namespace_never_share_a_person() -> None:
+    def half(rule_id: str, start: float, end: float, slot: str) -> dict[str, Any]:
+        return rule(
+            id=rule_id,
+            when={},
+            variants=SPLIT,
+            namespace={"id": "hero", "range": [start, end]},
+            placement={"type": "inline", "selector": slot},
+        )
+
+    compiled = site(rules=[half("left", 0, 0.5, "#a"), half("right", 0.5, 1, "#b")])
+    seen = [set(shown_rules(compiled, f"visitor-ns-{i:05d}")) for i in range(1000)]
+    assert all(len(s) == 1 for s in seen)  # one experiment each, never both, never none
+    assert 400 < sum("left" in s for s in seen) < 600
+
+
+def test_a_verified_person_gets_the_same_variant_on_every_device() -> None:
+    compiled = site(rules=[rule(when={}, variants=SPLIT)])
+    for i in range(50):
+        contact = {"contact": f"person-{i}", "verified": True}
+        laptop = shown_rules(compiled, f"laptop-visitor-{i:04d}", **contact)
+        phone = shown_rules(compiled, f"phone-visitor-{i:05d}", **contact)
+        assert laptop == phone
+    by_browser = {shown_rules(compiled, f"browser-{i:04d}")["paywall-faq"] for i in range(50)}
+    assert by_browser == {"a", "b"}  # anonymous browsers still split

@@ -22,6 +22,7 @@ __all__ = [
     "WINDOW_PATTERN",
     "AttributeType",
     "Limit",
+    "Namespace",
     "Placement",
     "Rule",
     "Schedule",
@@ -140,8 +141,20 @@ class Schedule(_Strict, frozen=True):
     until: datetime | None = None
 
 
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class Namespace(_Strict, frozen=True):
+    """Experiments in one namespace with ranges that do not overlap never share a person."""
+
+    id: Name
+    range: tuple[Share, Share]
+
+
 class Rule(_Strict, frozen=True):
-    """Who sees what, where: a condition over the visitor's context, the variants, the caps."""
+    """Who sees what, where: a condition over the visitor's context, the variants, the caps.
+    ``coverage`` is the share of eligible people in the experiment at all, and
+    ``namespace`` keeps it apart from other experiments."""
 
     id: Name
     placement: Placement
@@ -152,6 +165,8 @@ class Rule(_Strict, frozen=True):
     goal: str | None = None
     priority: int = 0
     schedule: Schedule | None = None
+    coverage: Share = 1.0
+    namespace: Namespace | None = None
 
 
 class SiteConfig(_Strict, frozen=True):

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from .bucketing import choose_variation, fnv_hash
+from .bucketing import choose_variation, fnv_hash, in_namespace
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
@@ -173,13 +173,20 @@ def _blocked(
 
 
 def _variant(rule: CompiledRule, state: VisitorState) -> int:
-    """The visitor's sticky variant if it still exists, else their bucket; -1 for none."""
+    """The sticky variant if it still exists (so changing weights reshuffles nobody who was
+    assigned), else the person's bucket: by contact once verified, so a person keeps their
+    variant on every device, else by browser; -1 for none (outside the coverage or the
+    namespace range). Seeded by the rule id, so experiments are independent."""
     sticky = state.rules.get(rule.id)
     if sticky is not None and sticky.variant:
         for i, variant in enumerate(rule.variants):
             if variant.id == sticky.variant:
                 return i
-    n = fnv_hash(rule.id, state.visitor, 2)
+    person = state.contact if state.verified and state.contact else state.visitor
+    namespace = rule.rule.namespace
+    if namespace is not None and not in_namespace(person, (namespace.id, *namespace.range)):
+        return -1
+    n = fnv_hash(rule.id, person, 2)
     return -1 if n is None else choose_variation(n, rule.ranges)
 
 

@@ -179,11 +179,13 @@ def rebuild(
                 memory.dismissed = memory.dismissed or event.at
             elif event.type == "convert":
                 memory.converted = memory.converted or event.at
-    for rule_id in mine.keys() | state.rules.keys():  # this browser's variant and session stay
+    for rule_id in mine.keys() | state.rules.keys():
+        # The person's variant (their first, on any device) wins over this browser's, so
+        # they see the same one everywhere; this browser's session counts stay its own.
         memory, own = state.rule(rule_id), mine.get(rule_id)
         memory.shown.session = own.shown.session if own else 0
         if own is not None:
-            memory.variant = own.variant or memory.variant
+            memory.variant = memory.variant or own.variant
             memory.last_impression = own.last_impression
     for name, counter in triggers.items():
         counter.session = session.get(name, 0)

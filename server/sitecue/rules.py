@@ -270,7 +270,13 @@ def _compile_rule(
                 f"{at}.variants", f"expected weights adding up to 100, they add up to {total:g}"
             )
         )
-    ranges = bucket_ranges(len(rule.variants), 1.0, [v.weight / 100 for v in rule.variants])
+    ranges = bucket_ranges(
+        len(rule.variants), rule.coverage, [v.weight / 100 for v in rule.variants]
+    )
+    if rule.namespace is not None and not rule.namespace.range[0] < rule.namespace.range[1]:
+        problems.append(
+            Problem(f"{at}.namespace.range", "expected [start, end] with start below end")
+        )
     roots = {dotted.split(".")[0] for _, dotted in attribute_paths(rule.when)}
     limit = rule.limit
     needs_state = bool(

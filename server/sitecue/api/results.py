@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import BadRequest, NotFound
+from ..rules import CompiledRule, CompiledSite
 from ..stats import compare, sample_ratio
 from .bodies import json_response
 from .keys import authenticate, require_sites
@@ -22,7 +23,7 @@ from .keys import authenticate, require_sites
 if TYPE_CHECKING:
     from ..app import Runtime
 
-__all__ = ["Results", "VariantResult", "results_endpoint"]
+__all__ = ["Results", "VariantResult", "experiment_results", "results_endpoint"]
 
 Interval = tuple[float, float]
 
@@ -57,6 +58,48 @@ class Results(msgspec.Struct, frozen=True):
     sample_ratio: SampleRatioCheck
 
 
+async def experiment_results(runtime: Runtime, site: CompiledSite, rule: CompiledRule) -> Results:
+    """The results of one rule's experiment, aggregated in the store."""
+    counted = {
+        c.variant: c for c in await runtime.store.results(site.name, rule.id, rule.rule.goal)
+    }
+    # The control shows nothing; without one, the first variant is the baseline.
+    control = next((v for v in rule.variants if v.widget is None), rule.variants[0])
+    base = counted.get(control.id)
+    baseline = (base.conversions, base.visitors) if base else (0, 0)
+    variants = []
+    for v in rule.variants:
+        c = counted.get(v.id)
+        mine = (c.conversions, c.visitors) if c else (0, 0)
+        versus = compare(baseline, mine)
+        is_control = v.id == control.id
+        variants.append(
+            VariantResult(
+                variant=v.id,
+                weight=v.weight,
+                control=is_control,
+                visitors=mine[1],
+                impressions=c.impressions if c else 0,
+                conversions=mine[0],
+                rate=versus.rate,
+                uplift=None if is_control else versus.uplift,
+                uplift_ci=None if is_control else versus.uplift_ci,
+                relative_uplift=None if is_control else versus.relative,
+                relative_uplift_ci=None if is_control else versus.relative_ci,
+                p_value=None if is_control else versus.p_value,
+            )
+        )
+    srm = sample_ratio([r.visitors for r in variants], [v.weight for v in rule.variants])
+    return Results(
+        site.name,
+        rule.id,
+        rule.rule.goal,
+        0.95,
+        variants,
+        SampleRatioCheck(srm.chi2, srm.p_value, srm.mismatch),
+    )
+
+
 async def results_endpoint(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     key = await authenticate(request, runtime.store)
@@ -70,44 +113,4 @@ async def results_endpoint(request: Request) -> Response:
     rule = next((r for r in site.rules if r.id == rule_id), None)
     if rule is None:
         raise NotFound(f"rule: site '{site.name}' has no rule '{rule_id}'")
-    counted = {
-        c.variant: c for c in await runtime.store.results(site.name, rule.id, rule.rule.goal)
-    }
-    # The control shows nothing; without one, the first variant is the baseline.
-    control = next((v for v in rule.variants if v.widget is None), rule.variants[0])
-    base = counted.get(control.id)
-    baseline = (base.conversions, base.visitors) if base else (0, 0)
-    variants = []
-    for v in rule.variants:
-        c = counted.get(v.id)
-        mine = (c.conversions, c.visitors) if c else (0, 0)
-        impressions = c.impressions if c else 0
-        versus = compare(baseline, mine)
-        is_control = v.id == control.id
-        variants.append(
-            VariantResult(
-                variant=v.id,
-                weight=v.weight,
-                control=is_control,
-                visitors=mine[1],
-                impressions=impressions,
-                conversions=mine[0],
-                rate=versus.rate,
-                uplift=None if is_control else versus.uplift,
-                uplift_ci=None if is_control else versus.uplift_ci,
-                relative_uplift=None if is_control else versus.relative,
-                relative_uplift_ci=None if is_control else versus.relative_ci,
-                p_value=None if is_control else versus.p_value,
-            )
-        )
-    srm = sample_ratio([r.visitors for r in variants], [v.weight for v in rule.variants])
-    return json_response(
-        Results(
-            site.name,
-            rule.id,
-            rule.rule.goal,
-            0.95,
-            variants,
-            SampleRatioCheck(srm.chi2, srm.p_value, srm.mismatch),
-        )
-    )
+    return json_response(await experiment_results(runtime, site, rule))

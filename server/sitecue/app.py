@@ -36,6 +36,7 @@ from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
 from .api.results import results_endpoint
 from .api.tokens import tokens_endpoint
+from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
@@ -361,6 +362,9 @@ def build_app(settings: Settings) -> Starlette:
         ("/v1/contacts/import", import_endpoint, ["POST"]),
         ("/v1/contacts/{contact}", contact_endpoint, ["GET", "PUT", "PATCH", "DELETE"]),
         ("/v1/contacts/{contact}/export", export_endpoint, ["GET"]),
+        ("/dashboard", dashboard_endpoint, ["GET"]),
+        ("/dashboard/login", login_endpoint, ["POST"]),
+        ("/dashboard/logout", logout_endpoint, ["POST"]),
         ("/openapi.json", openapi_endpoint, ["GET"]),
         ("/metrics", metrics_endpoint, ["GET"]),
         ("/healthz", health_endpoint, ["GET"]),

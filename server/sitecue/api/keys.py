@@ -17,7 +17,7 @@ from starlette.requests import Request
 from ..errors import Forbidden, Unauthorized
 from ..store import ApiKey, Store
 
-__all__ = ["authenticate", "mint_key", "require_sites"]
+__all__ = ["authenticate", "authenticate_token", "mint_key", "require_sites"]
 
 _KEY = re.compile(r"sck_([0-9a-f]{12})_([A-Za-z0-9_-]{32})")
 
@@ -36,7 +36,12 @@ def mint_key(sites: list[str], label: str = "") -> tuple[str, ApiKey]:
 async def authenticate(request: Request, store: Store) -> ApiKey:
     """The key in ``Authorization: Bearer …``, or Unauthorized."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    match = _KEY.fullmatch(token.strip()) if scheme.lower() == "bearer" else None
+    return await authenticate_token(token if scheme.lower() == "bearer" else "", store)
+
+
+async def authenticate_token(token: str, store: Store) -> ApiKey:
+    """The stored key that ``token`` (``sck_…``) proves, or Unauthorized."""
+    match = _KEY.fullmatch(token.strip())
     if match is None:
         raise Unauthorized("authorization: expected 'Bearer sck_…' with an admin API key")
     key = await store.api_key(match[1])

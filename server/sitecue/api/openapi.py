@@ -265,6 +265,43 @@ def openapi() -> dict[str, Any]:
                 },
             }
         },
+        "/dashboard": {
+            "get": {
+                "summary": "The operator's dashboard (HTML): the sign-in form until signed in",
+                "responses": {"200": {"description": "a page", "content": {"text/html": {}}}},
+            }
+        },
+        "/dashboard/login": {
+            "post": {
+                "summary": "Sign in to the dashboard with an admin key",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"key": {"type": "string"}},
+                                "required": ["key"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "the form again, saying why",
+                        "content": {"text/html": {}},
+                    },
+                    "303": {"description": "signed in: to the dashboard"},
+                    **_errors(413),
+                },
+            }
+        },
+        "/dashboard/logout": {
+            "post": {
+                "summary": "Sign out of the dashboard",
+                "responses": {"303": {"description": "signed out: to the sign-in form"}},
+            }
+        },
         "/openapi.json": {
             "get": {
                 "summary": "This document",

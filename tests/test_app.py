@@ -102,7 +102,7 @@ def test_scenario_1_paywall_faq_then_dismiss(client: TestClient) -> None:
     assert d["placement"] == {"type": "replace", "selector": "#paywall"}
     assert d["show"] == {"after": "now"}
     assert answer["triggers"] == [{"name": "paywall_view", "on": "visible", "selector": "#paywall"}]
-    assert answer["goals"] == ["subscribe"]
+    assert answer["goals"] == ["newsletter_signup", "subscribe"]
     send(
         client,
         "news",
@@ -159,8 +159,9 @@ def test_records_are_committed_before_the_answer(client: TestClient, settings: S
     decide(client, pageview=False, events=[{"name": "paywall_view"}])
     db = sqlite3.connect(settings.data_dir / "sitecue.db")
     rows = db.execute("SELECT verdicts, pageview FROM decisions ORDER BY id").fetchall()
-    assert json.loads(rows[0][0]) == [
-        {"rule": "paywall-faq", "matched": False, "reason": "condition: triggers.paywall_view.7d"}
+    assert json.loads(rows[0][0]) == [  # every rule's verdict, highest priority first
+        {"rule": "paywall-faq", "matched": False, "reason": "condition: triggers.paywall_view.7d"},
+        {"rule": "newsletter", "matched": False, "reason": "condition: page.path"},
     ]
     assert [r[1] for r in rows] == [1, 0]  # a page view, then a re-decision after a trigger
     events = db.execute("SELECT type, name FROM events").fetchall()

@@ -24,7 +24,8 @@ def test_sign_in_and_read_rules_decisions_and_results(
     for n in (1, 2, 3):
         read_article(reader, demo_url, n)
     expect(reader.locator(".sc-faq")).to_be_visible()  # an exposure to count
-    open_page(reader, f"{demo_url}/shop/")
+    open_page(reader, f"{demo_url}/news/")  # and the newsletter experiment
+    expect(reader.locator("#newsletter")).to_contain_text("Sign me up")
 
     page = context.new_page()
     page.goto(f"{demo_url}/sc/dashboard")
@@ -40,9 +41,12 @@ def test_sign_in_and_read_rules_decisions_and_results(
     rules = news.locator("table.rules")
     expect(rules).to_contain_text("paywall-faq")
     expect(rules).to_contain_text("live")
-    results = news.locator("table.results")
+    results = news.get_by_role("table", name="Results of paywall-faq")
     expect(results).to_contain_text("faq")
     expect(results).to_contain_text("control")
+    newsletter = news.get_by_role("table", name="Results of newsletter")
+    for variant in ("short", "long", "control"):
+        expect(newsletter).to_contain_text(variant)
     chart = news.get_by_role(
         "img", name="Conversion rate and 95% interval per variant of paywall-faq"
     )

@@ -218,7 +218,7 @@ def test_sqlite_keeps_its_write_ahead_log_bounded(tmp_path: Path) -> None:
                 for i in range(200):  # one commit each: the costliest way to grow a WAL
                     await store.write([event(i)], [decision(round_ * 1000 + i)])
                 sizes.append(os.path.getsize(f"{path}-wal"))
-                await asyncio.sleep(1.5)  # a checkpoint runs every second
+                await asyncio.sleep(2.5)  # a checkpoint runs every second: two chances
         finally:
             await store.close()
         return sizes

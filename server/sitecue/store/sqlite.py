@@ -161,7 +161,9 @@ class SQLiteStore:
         db = await aiosqlite.connect(path)
         # Every statement is run to its end and closed: one left open would keep the WAL
         # checkpoints below from ever completing (SQLITE_LOCKED), and the WAL would grow.
-        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "journal_size_limit=67108864"):
+        # The busy timeout first: switching a new file to WAL needs a moment alone with it,
+        # and workers starting together would otherwise fail at once with "locked".
+        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "journal_size_limit=67108864"):
             async with db.execute(f"PRAGMA {pragma}") as cursor:
                 await cursor.fetchall()
         try:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sp
 
-from sitecue.stats import chi2_sf, compare, normal_quantile, sample_ratio
+from sitecue.stats import chi2_sf, compare, normal_quantile, rate_interval, sample_ratio
 
 # (control conversions, control exposed, variant conversions, variant exposed)
 FIXED = [(120, 2400, 156, 2380), (30, 1000, 30, 1000), (5, 80, 19, 90), (480, 9600, 401, 9580)]
@@ -91,3 +91,11 @@ def test_chi_square_tail_matches_scipy(x: float, df: int) -> None:
 @given(st.floats(1e-12, 1 - 1e-12))
 def test_normal_quantile_matches_scipy(p: float) -> None:
     assert normal_quantile(p) == pytest.approx(sp.norm.ppf(p), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(("c", "n"), [(12, 100), (0, 50), (50, 50), (3, 7)])
+def test_rate_interval_is_the_wald_interval_within_0_and_1(c: int, n: int) -> None:
+    p = c / n
+    half = sp.norm.ppf(0.975) * math.sqrt(p * (1 - p) / n)
+    assert rate_interval(c, n) == pytest.approx((max(0.0, p - half), min(1.0, p + half)))
+    assert rate_interval(0, 0) == (0.0, 0.0)

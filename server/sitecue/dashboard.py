@@ -9,7 +9,6 @@ rate and its 95% interval per variant.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from .api.keys import authenticate_token
 from .api.results import Results, experiment_results
 from .errors import Unauthorized
 from .rules import CompiledRule
-from .stats import normal_quantile
+from .stats import rate_interval
 from .store import ApiKey, DecisionQuery
 
 if TYPE_CHECKING:
@@ -111,13 +110,10 @@ class _Bar:
 
 def _chart(results: Results) -> dict[str, Any]:
     """Geometry of the chart: one row per variant, the rate as a dot, its interval as a bar."""
-    z = normal_quantile(0.975)
-    bars = []
-    for v in results.variants:
-        half = z * math.sqrt(v.rate * (1 - v.rate) / v.visitors) if v.visitors else 0.0
-        bars.append(
-            _Bar(v.variant, v.rate, max(0.0, v.rate - half), min(1.0, v.rate + half), v.control)
-        )
+    bars = [
+        _Bar(v.variant, v.rate, *rate_interval(v.conversions, v.visitors), v.control)
+        for v in results.variants
+    ]
     top = max([b.high for b in bars] + [0.01])
     scale = 360 / top
     return {"bars": bars, "scale": scale, "top": top, "height": 30 * len(bars) + 30}

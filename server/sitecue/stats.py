@@ -13,11 +13,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Comparison", "SampleRatio", "chi2_sf", "compare", "normal_quantile", "sample_ratio"]
+__all__ = [
+    "Comparison",
+    "SampleRatio",
+    "chi2_sf",
+    "compare",
+    "normal_quantile",
+    "rate_interval",
+    "sample_ratio",
+]
 
 SRM_THRESHOLD = 0.001
 """A sample ratio this unlikely under the configured weights means the experiment is broken
 (an assignment or logging fault), not unlucky: its results should not be trusted."""
+
+
+Interval = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,16 @@ def normal_quantile(p: float) -> float:
 
 def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def rate_interval(conversions: int, exposed: int, confidence: float = 0.95) -> Interval:
+    """The Wald interval of one conversion rate, kept within [0, 1]; (0, 0) before any
+    exposure."""
+    if not exposed:
+        return (0.0, 0.0)
+    p = conversions / exposed
+    half = normal_quantile(0.5 + confidence / 2) * math.sqrt(p * (1 - p) / exposed)
+    return (max(0.0, p - half), min(1.0, p + half))
 
 
 def compare(

@@ -24,10 +24,9 @@ from starlette.responses import Response
 from ..bulk import contacts, format_of
 from ..errors import BadRequest, NotFound
 from ..identity import MAX_CONTACT_ID, check_attributes
-from ..rules import CompiledSite
 from ..store import Contact, DecisionQuery, DecisionRecord, EventRecord
 from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
-from .keys import authenticate, require_sites
+from .keys import authorised_site
 
 if TYPE_CHECKING:
     from ..app import Runtime
@@ -67,17 +66,6 @@ class Imported(msgspec.Struct, frozen=True):
     imported: int
 
 
-async def _site(request: Request) -> tuple[Runtime, CompiledSite]:
-    """The runtime and the site named by ``?site=``, which the key must cover."""
-    runtime: Runtime = request.app.state.runtime
-    key = await authenticate(request, runtime.store)
-    name = request.query_params.get("site")
-    if not name:
-        raise BadRequest("site: expected the site the contact belongs to")
-    require_sites(key, {name})
-    return runtime, runtime.site(name)
-
-
 def _contact_id(request: Request) -> str:
     contact_id: str = request.path_params["contact"]
     if len(contact_id) > MAX_CONTACT_ID:
@@ -100,7 +88,7 @@ async def _view(runtime: Runtime, site: str, contact_id: str) -> ContactView | N
 
 
 async def contact_endpoint(request: Request) -> Response:
-    runtime, site = await _site(request)
+    runtime, site = await authorised_site(request, "the contact belongs to")
     contact_id = _contact_id(request)
     if request.method == "DELETE":
         if not await runtime.store.erase_contact(site.name, contact_id):
@@ -125,7 +113,7 @@ async def contact_endpoint(request: Request) -> Response:
 async def export_endpoint(request: Request) -> Response:
     """Everything held about a person: the contact, and every decision and event of every
     browser linked to them."""
-    runtime, site = await _site(request)
+    runtime, site = await authorised_site(request, "the contact belongs to")
     contact_id = _contact_id(request)
     view = await _view(runtime, site.name, contact_id)
     if view is None:
@@ -139,7 +127,7 @@ async def export_endpoint(request: Request) -> Response:
 async def import_endpoint(request: Request) -> Response:
     """A customer list: NDJSON of ``{"id", "attributes"}`` or CSV ``id,<attribute>,…``.
     Every line is checked before any is stored, so a bad file changes nothing."""
-    runtime, site = await _site(request)
+    runtime, site = await authorised_site(request, "the contact belongs to")
     body = await read_body(request, MAX_ADMIN_BODY)
     kind = format_of(request.headers.get("content-type", ""))
     people = contacts(body.decode("utf-8", "replace"), kind, site.config.attributes)

@@ -11,13 +11,18 @@ import hmac
 import re
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from ..errors import Forbidden, Unauthorized
+from ..errors import BadRequest, Forbidden, Unauthorized
 from ..store import ApiKey, Store
 
-__all__ = ["authenticate", "authenticate_token", "mint_key", "require_sites"]
+if TYPE_CHECKING:
+    from ..app import Runtime
+    from ..rules import CompiledSite
+
+__all__ = ["authenticate", "authenticate_token", "authorised_site", "mint_key", "require_sites"]
 
 _KEY = re.compile(r"sck_([0-9a-f]{12})_([A-Za-z0-9_-]{32})")
 
@@ -57,3 +62,15 @@ def require_sites(key: ApiKey, sites: list[str] | set[str]) -> None:
         raise Forbidden(
             f"this API key is for {', '.join(key.sites)}; it may not act on {', '.join(missing)}"
         )
+
+
+async def authorised_site(request: Request, of_what: str) -> tuple[Runtime, CompiledSite]:
+    """The runtime and the site named by ``?site=`` (``of_what`` says whose, for the error),
+    which the request's key must cover."""
+    runtime: Runtime = request.app.state.runtime
+    key = await authenticate(request, runtime.store)
+    name = request.query_params.get("site")
+    if not name:
+        raise BadRequest(f"site: expected the site {of_what}")
+    require_sites(key, {name})
+    return runtime, runtime.site(name)

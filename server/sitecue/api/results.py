@@ -18,7 +18,7 @@ from ..errors import BadRequest, NotFound
 from ..rules import CompiledRule, CompiledSite
 from ..stats import compare, sample_ratio
 from .bodies import json_response
-from .keys import authenticate, require_sites
+from .keys import authorised_site
 
 if TYPE_CHECKING:
     from ..app import Runtime
@@ -101,15 +101,10 @@ async def experiment_results(runtime: Runtime, site: CompiledSite, rule: Compile
 
 
 async def results_endpoint(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    key = await authenticate(request, runtime.store)
-    site_name, rule_id = request.query_params.get("site"), request.query_params.get("rule")
-    if not site_name:
-        raise BadRequest("site: expected the site of the experiment")
+    runtime, site = await authorised_site(request, "of the experiment")
+    rule_id = request.query_params.get("rule")
     if not rule_id:
         raise BadRequest("rule: expected the id of the experiment's rule")
-    require_sites(key, {site_name})
-    site = runtime.site(site_name)
     rule = next((r for r in site.rules if r.id == rule_id), None)
     if rule is None:
         raise NotFound(f"rule: site '{site.name}' has no rule '{rule_id}'")

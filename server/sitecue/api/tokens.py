@@ -52,7 +52,8 @@ async def tokens_endpoint(request: Request) -> Response:
     key = await authenticate(request, runtime.store)
     body = await read_body(request, MAX_ADMIN_BODY)
     kind = request.headers.get("content-type", "application/json")
-    if "csv" in kind or "ndjson" in kind:
+    listed = "csv" in kind or "ndjson" in kind  # a campaign list, answered as CSV
+    if listed:
         site, ttl = request.query_params.get("site", ""), request.query_params.get("ttl", "30d")
         ids = contact_ids(body.decode("utf-8", "replace"), format_of(kind))
         if not ids or len(ids) > MAX_TOKENS:
@@ -67,7 +68,7 @@ async def tokens_endpoint(request: Request) -> Response:
     except ValueError as err:
         raise BadRequest(str(err)) from None
     tokens = [MintedToken(c, runtime.tokens.mint(site, c, expires)) for c in ids]
-    if "csv" in kind or "ndjson" in kind:
+    if listed:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(("contact", "token"))

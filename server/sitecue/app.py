@@ -40,10 +40,8 @@ from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
-    ConfigError,
     Forbidden,
     NotFound,
-    Problem,
     RequestError,
 )
 from .identity import TokenCodec, TokenRejected, identify
@@ -51,9 +49,10 @@ from .ids import record_id
 from .metrics import Metrics
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
 from .rules import CompiledSite, load_sites
+from .runtime import Runtime
 from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
-from .store import DecisionRecord, EventRecord, Store, open_store
+from .store import DecisionRecord, EventRecord, open_store
 
 __all__ = ["build_app"]
 
@@ -63,37 +62,6 @@ VISITOR_COOKIE = "sc_vid"
 STATE_COOKIE = "sc_s"
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _OUTCOME = {True: "shown", False: "not shown"}
-
-
-@dataclass
-class Runtime:
-    """What the endpoints share: the compiled sites, the cookie codec and the store."""
-
-    settings: Settings
-    sites: dict[str, CompiledSite]
-    codec: StateCodec
-    store: Store
-    metrics: Metrics
-    tokens: TokenCodec
-
-    def reload(self) -> list[Problem]:
-        """Recompile every site from disk and swap them in at once; a request sees the old
-        sites or the new ones, never a mix. A bad config changes nothing: its problems are
-        returned (and logged), and the old sites keep serving."""
-        try:
-            sites = load_sites(self.settings.config_dir, self.settings.allow_origins)
-        except ConfigError as err:
-            log.error("reload refused, the old config keeps serving:\n%s", err)
-            return err.problems
-        self.sites = sites
-        log.info("reloaded %d site(s): %s", len(sites), ", ".join(sorted(sites)))
-        return []
-
-    def site(self, name: str) -> CompiledSite:
-        site = self.sites.get(name)
-        if site is None:
-            raise NotFound(f"site: no site named '{name}' is configured")
-        return site
 
 
 @dataclass(frozen=True)

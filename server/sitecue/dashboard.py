@@ -29,7 +29,7 @@ from .stats import rate_interval
 from .store import ApiKey, DecisionQuery
 
 if TYPE_CHECKING:
-    from .app import Runtime
+    from .runtime import Runtime
 
 __all__ = ["dashboard_endpoint", "login_endpoint", "logout_endpoint"]
 

@@ -12,7 +12,7 @@ from .bodies import json_response
 from .keys import authenticate, require_sites
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 __all__ = ["ConfigProblem", "Refused", "Reloaded", "reload_endpoint"]
 

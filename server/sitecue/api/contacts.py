@@ -29,7 +29,7 @@ from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
 from .keys import authorised_site
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 __all__ = [
     "AttributesBody",

@@ -19,8 +19,8 @@ from ..errors import BadRequest, Forbidden, Unauthorized
 from ..store import ApiKey, Store
 
 if TYPE_CHECKING:
-    from ..app import Runtime
     from ..rules import CompiledSite
+    from ..runtime import Runtime
 
 __all__ = ["authenticate", "authenticate_token", "authorised_site", "mint_key", "require_sites"]
 

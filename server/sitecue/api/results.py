@@ -21,7 +21,7 @@ from .bodies import json_response
 from .keys import authorised_site
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 __all__ = ["Results", "VariantResult", "experiment_results", "results_endpoint"]
 

@@ -23,7 +23,7 @@ from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
 from .keys import authenticate, require_sites
 
 if TYPE_CHECKING:
-    from ..app import Runtime
+    from ..runtime import Runtime
 
 __all__ = ["MAX_TOKENS", "MintedToken", "TokenRequest", "Tokens", "tokens_endpoint"]
 

@@ -185,17 +185,3 @@ class Store(Protocol):
     async def healthy(self) -> bool: ...
 
     async def close(self) -> None: ...
-
-
-async def open_store(url: str) -> Store:
-    """Open the store named by ``url``: ``sqlite:///path/to/file.db`` (the embedded default)
-    or ``postgresql://user@host/db`` (many nodes, one database; needs the postgres extra)."""
-    if url.startswith("sqlite:///"):
-        from .sqlite import SQLiteStore
-
-        return await SQLiteStore.open(url.removeprefix("sqlite:///"))
-    if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
-
-        return await PostgresStore.open(url)
-    raise ValueError(f"SITECUE_DB: expected a sqlite:///path or postgresql:// URL, got {url!r}")

@@ -1,0 +1,51 @@
+"""What the endpoints share while the app runs: the compiled sites, the codecs, the store and
+the metrics. Its own module so that the endpoints (``api/*``, the dashboard) and the app that
+routes to them both import it, and nothing imports the app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .errors import ConfigError, NotFound, Problem
+from .identity import TokenCodec
+from .metrics import Metrics
+from .rules import CompiledSite, load_sites
+from .settings import Settings
+from .state import StateCodec
+from .store import Store
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("sitecue")
+
+
+@dataclass
+class Runtime:
+    """What the endpoints share: the compiled sites, the cookie codec and the store."""
+
+    settings: Settings
+    sites: dict[str, CompiledSite]
+    codec: StateCodec
+    store: Store
+    metrics: Metrics
+    tokens: TokenCodec
+
+    def reload(self) -> list[Problem]:
+        """Recompile every site from disk and swap them in at once; a request sees the old
+        sites or the new ones, never a mix. A bad config changes nothing: its problems are
+        returned (and logged), and the old sites keep serving."""
+        try:
+            sites = load_sites(self.settings.config_dir, self.settings.allow_origins)
+        except ConfigError as err:
+            log.error("reload refused, the old config keeps serving:\n%s", err)
+            return err.problems
+        self.sites = sites
+        log.info("reloaded %d site(s): %s", len(sites), ", ".join(sorted(sites)))
+        return []
+
+    def site(self, name: str) -> CompiledSite:
+        site = self.sites.get(name)
+        if site is None:
+            raise NotFound(f"site: no site named '{name}' is configured")
+        return site

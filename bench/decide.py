@@ -34,6 +34,7 @@ from sitecue.state import StateCodec, VisitorState  # noqa: E402
 from sites import rule, site  # noqa: E402
 
 ORIGIN = "https://news.example"
+KEY = b"bench-decision-key"  # signs decision ids
 BODY = {
     "site": "news",
     "page": {"url": f"{ORIGIN}/news/articles/2.html", "title": "Story", "viewport": "desktop"},
@@ -214,7 +215,7 @@ def decide_alone() -> None:
         codec = StateCodec(["bench-secret-0123456789"])
         seed = VisitorState(visitor="bench-visitor-000001")
         for _ in range(3):
-            decide(compiled, seed, request, 1_790_000_000_000)
+            decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
         cookie = codec.encode(seed)
 
         def call(
@@ -225,7 +226,7 @@ def decide_alone() -> None:
         ) -> None:
             state = codec.decode(cookie, "bench-visitor-000001")
             assert state is not None
-            decide(compiled, state, request, 1_790_000_000_000)
+            decide(compiled, state, request, 1_790_000_000_000, key=KEY)
 
         us = min(timeit.repeat(call, number=300, repeat=5)) / 300 * 1e6
         per_rule[n] = us / n

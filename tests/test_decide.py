@@ -12,6 +12,7 @@ from sites import rule, site
 
 NOW = int(datetime(2026, 11, 25, 12, tzinfo=UTC).timestamp() * 1000)
 DAY = 86_400_000
+KEY = b"test-decision-key"  # signs decision ids
 
 
 def request(
@@ -29,7 +30,7 @@ def request(
 def run(compiled: Any, state: VisitorState, *reqs: DecideRequest, now: int = NOW) -> Outcome:
     outcome = None
     for r in reqs:
-        outcome = decide(compiled, state, r, now)
+        outcome = decide(compiled, state, r, now, key=KEY)
     assert outcome is not None
     return outcome
 

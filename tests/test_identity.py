@@ -17,6 +17,7 @@ from sites import site
 NOW = 1_790_000_000  # epoch seconds
 NOW_MS = NOW * 1000
 DAY_MS = 86_400_000
+KEY = b"test-decision-key"  # signs decision ids
 codec = TokenCodec(["token-test-secret-0000"])
 
 
@@ -113,12 +114,13 @@ def test_rebuild_counts_every_browser_of_the_person() -> None:
     ]
     phone = VisitorState(visitor="phone-visitor-000001")
     request = DecideRequest(site="news", page=Page(url="https://news.example/news/a/1"))
-    assert decide(compiled, phone, request, NOW_MS).decisions == []
+    assert decide(compiled, phone, request, NOW_MS, key=KEY).decisions == []
     rebuild(compiled, phone, laptop, [])
     counter = phone.triggers["paywall_view"]
     assert counter.total == 3 and counter.count("7d", day_of(NOW_MS, compiled.zone)) == 2
     again = DecideRequest(site="news", page=request.page, events=[PageEvent(name="paywall_view")])
-    assert [d.rule for d in decide(compiled, phone, again, NOW_MS).decisions] == ["paywall-faq"]
+    shown = decide(compiled, phone, again, NOW_MS, key=KEY).decisions
+    assert [d.rule for d in shown] == ["paywall-faq"]
 
 
 def test_rebuild_keeps_dismissals_and_the_person_s_first_variant() -> None:

@@ -166,7 +166,7 @@ def test_windowed_counters_equal_a_naive_recount(steps: list[int]) -> None:
             page=Page(url="https://news.example/"),
             events=[PageEvent(name="paywall_view")],
         )
-        decide(COUNTING, state, event, now)
+        decide(COUNTING, state, event, now, key=b"test-decision-key")
     counter = state.triggers["paywall_view"]
     today = datetime.fromtimestamp(now / 1000, ZONE).toordinal()
     assert {w: counter.count(w, today) for w in WINDOWS} == naive_counts(times, now)

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import logging
 import re
-import secrets
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import decision_ids
 from .api.admin import reload_endpoint
 from .api.bodies import ErrorBody, Health, decode, json_response, read_body
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
@@ -44,10 +44,12 @@ from .errors import (
     NotFound,
     RequestError,
 )
+from .feedback import accept
 from .identity import TokenCodec, TokenRejected, identify
 from .ids import record_id
 from .metrics import Metrics
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
+from .retries import new_visitor, trigger_key
 from .rules import CompiledSite, load_sites
 from .runtime import Runtime
 from .settings import Settings
@@ -107,10 +109,12 @@ def _cors(response: Response, origin: str | None) -> Response:
     return response
 
 
-def _visitor_and_state(request: Request, runtime: Runtime) -> VisitorState:
+def _visitor_and_state(
+    request: Request, runtime: Runtime, site: str = "", call: str | None = None
+) -> VisitorState:
     visitor = request.cookies.get(VISITOR_COOKIE, "")
     if not _VISITOR_ID.fullmatch(visitor):
-        visitor = secrets.token_urlsafe(16)
+        visitor = new_visitor(runtime.keyring, site, call)
     state = runtime.codec.decode(request.cookies.get(STATE_COOKIE), visitor)
     return state if state is not None else VisitorState(visitor=visitor)
 
@@ -143,7 +147,7 @@ async def decide_endpoint(request: Request) -> Response:
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
     now = _now_ms()
-    state = _visitor_and_state(request, runtime)
+    state = _visitor_and_state(request, runtime, site.name, body.call)
     rejected = None
     if (body.token or body.identify) and consented(site, body.consent, state):
         try:
@@ -155,17 +159,36 @@ async def decide_endpoint(request: Request) -> Response:
             log.warning(
                 "email token refused (%s) for visitor %s on %s", err, state.visitor, site.name
             )
-    outcome = decide(site, state, body, now)
+    outcome = decide(
+        site, state, body, now, key=runtime.keyring.mac_key(decision_ids.PURPOSE, site.name)
+    )
     state = outcome.state
 
     visitor = state.visitor or "-"
     # Triggers count on the day the server receives them (the visitor's clock is not
-    # trusted), and are stored so, for recounting when the person is identified.
-    events = [EventRecord(site.name, visitor, "trigger", now, name=e.name) for e in body.events]
+    # trusted), and are stored so, for recounting when the person is identified. A retried
+    # call (the same ``call`` id) is answered again, but its records are not stored again.
+    events = [
+        EventRecord(
+            site.name, visitor, "trigger", now, name=e.name, key=trigger_key(body.call, str(i))
+        )
+        for i, e in enumerate(body.events)
+    ]
     if rejected is not None:
-        events.append(EventRecord(site.name, visitor, "token rejected", now, name=rejected))
+        events.append(
+            EventRecord(
+                site.name, visitor, "token rejected", now, rejected, key=trigger_key(body.call, "t")
+            )
+        )
     record = DecisionRecord(
-        record_id(now), site.name, visitor, now, body.page.url, outcome.verdicts, body.pageview
+        record_id(now),
+        site.name,
+        visitor,
+        now,
+        body.page.url,
+        outcome.verdicts,
+        body.pageview,
+        key=body.call,
     )
     await runtime.store.write(events, [record])
     for verdict in outcome.verdicts:
@@ -178,6 +201,7 @@ async def decide_endpoint(request: Request) -> Response:
         triggers=list(site.watched),
         goals=list(site.goals),
         hide=list(site.hidden),
+        now=now,
     )
     response = json_response(answer)
     _set_cookies(request, response, runtime, state, outcome.persist)
@@ -194,11 +218,23 @@ async def events_endpoint(request: Request) -> Response:
     if not persist:
         state = VisitorState(visitor="")
     now = _now_ms()
-    accepted = apply_feedback(site, state, list(body.events), now)
+    # Only feedback on decisions made for this visitor, dated near now; a bad event refuses
+    # the whole batch (400 naming it) before anything is stored or counted.
+    keys = runtime.keyring.mac_keys(decision_ids.PURPOSE, site.name)
+    accepted = accept(body.events, keys, state.visitor, now)
+    apply_feedback(site, state, accepted, now)
     visitor = state.visitor or "-"
     records = [
         EventRecord(
-            site.name, visitor, e.type, min(e.at or now, now), e.name, e.rule, e.variant, e.decision
+            site.name,
+            visitor,
+            e.type,
+            min(e.at or now, now),
+            e.name,
+            e.rule,
+            e.variant,
+            e.decision,
+            key=e.id,  # a retried event is not stored again
         )
         for e in accepted
     ]

@@ -9,7 +9,6 @@ calls it, and writes what it returns.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
+from . import decision_ids
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
@@ -57,13 +57,22 @@ def consented(site: CompiledSite, said: bool | None, state: VisitorState) -> boo
     return True  # "none": the site does not ask
 
 
-def decision_id(visitor: str, view: str | None, rule: str, now: int) -> str:
-    """Stable within one page view, so a re-decision after a trigger repeats the same id and
-    the tag does not render a widget twice."""
-    seed = f"{visitor}|{view}|{rule}" if view else f"{visitor}|{now}|{rule}"
-    return base64.urlsafe_b64encode(
-        hashlib.blake2b(seed.encode(), digest_size=12).digest()
-    ).decode()
+def decision_id(
+    key: bytes, visitor: str, view: str | None, rule: str, variant: str, now: int
+) -> str:
+    """Signed (see :mod:`sitecue.decision_ids`), and stable within one page view, so a
+    re-decision after a trigger repeats the same id and the tag does not render a widget
+    twice; without a page-view id, the moment of the call stands in for it."""
+    return decision_ids.issue(key, visitor, view or f"@{now}", rule, variant)
+
+
+def _repeated(state: VisitorState, call: str | None) -> bool:
+    """Is this the call the state last counted? Remember it either way."""
+    if call is None:
+        return False
+    mark = int.from_bytes(hashlib.blake2b(call.encode(), digest_size=6).digest())
+    seen, state.last_call = state.last_call == mark, mark
+    return seen
 
 
 def _page_context(request: DecideRequest) -> tuple[dict[str, Any], dict[str, str]]:
@@ -190,10 +199,12 @@ def _variant(rule: CompiledRule, state: VisitorState) -> int:
     return -1 if n is None else choose_variation(n, rule.ranges)
 
 
-def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now: int) -> Outcome:
+def decide(
+    site: CompiledSite, state: VisitorState, request: DecideRequest, now: int, *, key: bytes
+) -> Outcome:
     """Decide what this page view shows. ``state`` is updated in place and returned; without
     consent (where the site needs it) a blank state is used, and only rules that need no
-    history can show."""
+    history can show. ``key`` signs the decision ids (the site's "decision" key)."""
     persist = consented(site, request.consent, state)
     if persist:
         if request.consent is not None:
@@ -203,8 +214,10 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
         state = VisitorState(visitor="")
     page, utm = _page_context(request)
     today = day_of(now, site.zone)
-    events = list(request.events) if persist else []
-    _count_events(site, state, events, page, request.pageview and persist, today, now)
+    # A retried call that carries the cookie its first attempt set has been counted already.
+    counting = persist and not _repeated(state, request.call)
+    events = list(request.events) if counting else []
+    _count_events(site, state, events, page, request.pageview and counting, today, now)
     context = _context(site, state, page, utm, request, today, now)
 
     decisions: list[Decision] = []
@@ -234,7 +247,14 @@ def decide(site: CompiledSite, state: VisitorState, request: DecideRequest, now:
             state.rule(rule.id).variant = variant.id
         decisions.append(
             Decision(
-                id=decision_id(state.visitor or "anonymous", request.view, rule.id, now),
+                id=decision_id(
+                    key,
+                    state.visitor or decision_ids.ANONYMOUS,
+                    request.view,
+                    rule.id,
+                    variant.id,
+                    now,
+                ),
                 rule=rule.id,
                 variant=variant.id,
                 placement=rule.rule.placement,

@@ -29,6 +29,9 @@ MAX_BODY_BYTES = 16 * 1024
 Text = Annotated[str, msgspec.Meta(max_length=2048)]
 Short = Annotated[str, msgspec.Meta(max_length=128)]
 Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+# An id the tag makes for each decide call and each event, so a retried request is answered
+# again without being stored twice: random, from the browser, at least 8 URL-safe characters.
+RetryId = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -59,6 +62,7 @@ class DecideRequest(msgspec.Struct, frozen=True):
     consent: bool | None = None
     view: Short | None = None  # the page view's id: repeated calls in one view reuse decision ids
     pageview: bool = True  # false when re-deciding after a trigger within the same view
+    call: RetryId | None = None  # this call's id: a retry repeats it, and is not stored again
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -89,6 +93,7 @@ class DecideResponse(msgspec.Struct, frozen=True):
     triggers: list[TriggerSpec]
     goals: list[str]
     hide: list[str] = []  # selectors a `replace` may take over: hidden until the decision
+    now: int = 0  # the server's clock (epoch ms): the tag dates its events by it
 
 
 class Feedback(msgspec.Struct, frozen=True):
@@ -100,7 +105,8 @@ class Feedback(msgspec.Struct, frozen=True):
     rule: Short | None = None
     variant: Short | None = None
     name: Short | None = None
-    at: Millis | None = None
+    at: Millis | None = None  # within the last day, and at most a minute ahead of the server
+    id: RetryId | None = None  # this event's id: a retry repeats it, and is not stored again
 
 
 class EventsRequest(msgspec.Struct, frozen=True):

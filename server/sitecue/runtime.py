@@ -5,10 +5,11 @@ routes to them both import it, and nothing imports the app."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ConfigError, NotFound, Problem
 from .identity import TokenCodec
+from .keyring import Keyring
 from .metrics import Metrics
 from .rules import CompiledSite, load_sites
 from .settings import Settings
@@ -30,6 +31,10 @@ class Runtime:
     store: Store
     metrics: Metrics
     tokens: TokenCodec
+    keyring: Keyring = field(init=False)  # keys per purpose and site, from the settings' secrets
+
+    def __post_init__(self) -> None:
+        self.keyring = Keyring(self.settings.secrets)
 
     def reload(self) -> list[Problem]:
         """Recompile every site from disk and swap them in at once; a request sees the old

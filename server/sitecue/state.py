@@ -94,6 +94,7 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     contact: str | None = None  # the contact this browser is linked to
     verified: bool = False  # linked through a signed token, not just sitecue('identify')
     attributes: dict[str, Any] = {}  # offsite attributes, a snapshot taken when identified
+    last_call: int = 0  # a hash of the last decide call's id: its retry counts nothing again
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""

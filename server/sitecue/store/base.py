@@ -24,6 +24,7 @@ class EventRecord(msgspec.Struct, frozen=True):
     rule: str | None = None
     variant: str | None = None
     decision: str | None = None
+    key: str | None = None  # idempotency: a retry's record with the same key is not stored
 
 
 class DecisionRecord(msgspec.Struct, frozen=True):
@@ -37,6 +38,7 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     url: str
     verdicts: list[Verdict]
     pageview: bool = True
+    key: str | None = None  # idempotency: a retry's record with the same key is not stored
 
 
 class DecisionQuery(msgspec.Struct, frozen=True):
@@ -68,8 +70,17 @@ DECISION_COLUMNS = "id, site, visitor, at, url, verdicts, pageview"
 
 
 # Statements both engines run, with ``?`` placeholders (PostgreSQL's are numbered on load).
-INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-INSERT_DECISION = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+# A record whose idempotency key (per site) is already stored is a retry's: skipped, with no
+# read before the write, by the unique index on (site, idempotency_key) in both engines.
+_ONCE = "ON CONFLICT (site, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+INSERT_EVENT = (
+    f"INSERT INTO events ({EVENT_COLUMNS}, idempotency_key)"
+    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {_ONCE}"
+)
+INSERT_DECISION = (
+    f"INSERT INTO decisions ({DECISION_COLUMNS}, idempotency_key)"
+    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?) {_ONCE}"
+)
 INSERT_API_KEY = (
     "INSERT INTO api_keys (id, secret_hash, sites, label, created) VALUES (?, ?, ?, ?, ?)"
 )
@@ -107,13 +118,14 @@ def contact_row(c: Contact) -> Row:
 
 
 def event_row(e: EventRecord) -> Row:
-    """An event as a row of EVENT_COLUMNS."""
-    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision)
+    """An event as a row of INSERT_EVENT: EVENT_COLUMNS and the idempotency key."""
+    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision, e.key)
 
 
 def decision_row(d: DecisionRecord) -> Row:
-    """A decision as a row of DECISION_COLUMNS, the verdicts as JSON text."""
-    return (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview)
+    """A decision as a row of INSERT_DECISION: DECISION_COLUMNS, the verdicts as JSON text,
+    and the idempotency key."""
+    return (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview, d.key)
 
 
 class Contact(msgspec.Struct, frozen=True):

@@ -74,6 +74,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX links_contact ON links (site, contact, at);
     """,
+    """
+    ALTER TABLE events ADD COLUMN idempotency_key TEXT;
+    ALTER TABLE decisions ADD COLUMN idempotency_key TEXT;
+    CREATE UNIQUE INDEX events_once ON events (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE UNIQUE INDEX decisions_once ON decisions (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    """,
 ]
 
 
@@ -91,7 +99,7 @@ _UPSERT_LINK = _numbered(UPSERT_LINK)
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
 # As the SQLite engine's: exposures per visitor and variant, then impressions and the
-# exposed visitors who converted at or after their first exposure.
+# exposed visitors who converted at or after their first exposure; impressions one per decision.
 _RESULTS = """
 WITH exposed AS (
     SELECT d.visitor, v->>'variant' AS variant, MIN(d.at) AS first
@@ -99,7 +107,7 @@ WITH exposed AS (
     WHERE d.site = $1 AND d.visitor <> '-' AND v->>'rule' = $2 AND (v->>'matched')::boolean
     GROUP BY d.visitor, v->>'variant'
 ), shown AS (
-    SELECT variant, COUNT(*) AS impressions FROM events
+    SELECT variant, COUNT(DISTINCT decision) AS impressions FROM events
     WHERE site = $1 AND type = 'impression' AND rule = $2 GROUP BY variant
 )
 SELECT e.variant, COUNT(*)::int,

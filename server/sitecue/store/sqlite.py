@@ -74,6 +74,14 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX links_contact ON links (site, contact, at);
     """,
+    """
+    ALTER TABLE events ADD COLUMN idempotency_key TEXT;
+    ALTER TABLE decisions ADD COLUMN idempotency_key TEXT;
+    CREATE UNIQUE INDEX events_once ON events (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE UNIQUE INDEX decisions_once ON decisions (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    """,
 ]
 
 
@@ -99,6 +107,7 @@ def migrate(db: sqlite3.Connection) -> int:
 
 # Exposed: a decision whose verdict for the rule matched (the control too), first time per
 # visitor and variant. Converted: the rule's convert, or its goal, at or after that.
+# Impressions: one per decision, however often the tag (or a forger) reports it.
 _RESULTS = """
 WITH exposed AS (
     SELECT d.visitor AS visitor, json_extract(v.value, '$.variant') AS variant,
@@ -108,7 +117,7 @@ WITH exposed AS (
       AND json_extract(v.value, '$.matched') = 1
     GROUP BY d.visitor, variant
 ), shown AS (
-    SELECT variant, COUNT(*) AS impressions FROM events
+    SELECT variant, COUNT(DISTINCT decision) AS impressions FROM events
     WHERE site = ? AND type = 'impression' AND rule = ? GROUP BY variant
 )
 SELECT e.variant, COUNT(*),

@@ -1,0 +1,57 @@
+"""What ``POST /v1/events`` accepts: feedback only on decisions the server made for this
+visitor, dated within a day of the server's clock.
+
+An impression, click, dismiss or convert must carry a decision id that verifies (see
+:mod:`sitecue.decision_ids`) for the visitor sending it and the rule and variant it names; a
+goal event (``event``) needs none. A batch is accepted whole or refused whole: the first bad
+event is named in a 400, and nothing of that batch is stored or counted, so a client never
+has to guess which of its events were kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import decision_ids
+from .errors import BadRequest
+from .protocol import Feedback
+
+__all__ = ["MAX_AGE_MS", "MAX_AHEAD_MS", "accept"]
+
+MAX_AGE_MS = 24 * 3600 * 1000  # an event older than a day is refused, not back-dated
+MAX_AHEAD_MS = 60 * 1000  # clocks drift; the tag dates its events by the server's clock
+_REFUSED = "; nothing in this batch was stored"
+
+
+def accept(events: Sequence[Feedback], keys: list[bytes], visitor: str, now: int) -> list[Feedback]:
+    """The events of the batch to record and apply. Feedback on a decision made without
+    consent (issued to no one in particular) is valid but left out: nothing about that
+    visitor is kept. Raises BadRequest naming the first bad event's field."""
+    accepted = []
+    for i, event in enumerate(events):
+        where = f"$.events[{i}]"
+        if event.at is not None and not now - MAX_AGE_MS <= event.at <= now + MAX_AHEAD_MS:
+            raise BadRequest(
+                f"{where}.at: expected a time (epoch ms) within the last day and at most a"
+                f" minute ahead of the server's clock ({now}){_REFUSED}"
+            )
+        if event.type == "event":
+            accepted.append(event)
+            continue
+        for field in ("decision", "rule", "variant"):
+            if getattr(event, field) is None:
+                raise BadRequest(
+                    f"{where}.{field}: expected the {field} an {event.type} is about{_REFUSED}"
+                )
+        assert event.decision is not None and event.rule is not None
+        assert event.variant is not None
+        about = (event.decision, event.rule, event.variant)
+        if decision_ids.verify(keys, about[0], visitor, *about[1:]):
+            accepted.append(event)
+        elif not decision_ids.verify(keys, about[0], decision_ids.ANONYMOUS, *about[1:]):
+            # Forged, or issued to another visitor, site, rule or variant.
+            raise BadRequest(
+                f"{where}.decision: expected the id of a decision this visitor was given"
+                f" for rule '{event.rule}' and variant '{event.variant}'{_REFUSED}"
+            )
+    return accepted

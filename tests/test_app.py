@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import sqlite3
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from starlette.testclient import TestClient
 from sitecue.app import build_app
 from sitecue.bucketing import bucket_ranges, choose_variation, fnv_hash
 from sitecue.settings import Settings
+from sitecue.store import DecisionQuery, open_store
 from sites import CONFIG_DIR
 
 NEWS = "https://news.example"
@@ -318,3 +322,146 @@ def test_unknown_paths_and_methods_answer_in_json(client: TestClient) -> None:
     wrong = client.put("/v1/decide")
     assert wrong.status_code == 405 and "this path takes POST" in wrong.json()["error"]
     assert wrong.headers["allow"] == "POST"
+
+
+FRONT = {"url": f"{NEWS}/news/"}  # the newsletter experiment decides for every visitor here
+
+
+def feedback(client: TestClient, *events: dict[str, Any], site: str = "news") -> Any:
+    origin = NEWS if site == "news" else SHOP
+    return client.post(
+        "/v1/events", json={"site": site, "events": list(events)}, headers={"origin": origin}
+    )
+
+
+def stored_events(settings: Settings, kind: str) -> int:
+    db = sqlite3.connect(settings.data_dir / "sitecue.db")
+    return int(db.execute("SELECT COUNT(*) FROM events WHERE type = ?", (kind,)).fetchone()[0])
+
+
+def test_feedback_only_on_decisions_the_server_made(client: TestClient, settings: Settings) -> None:
+    (d,) = decide(client, page=FRONT, view="page-1")["decisions"]
+    about = {"decision": d["id"], "rule": d["rule"], "variant": d["variant"]}
+    other = next(v for v in ("short", "long", "control") if v != d["variant"])
+    forged = [
+        {**about, "decision": "A" * 24},  # made up
+        {**about, "decision": d["id"][:-1] + ("B" if d["id"][-1] != "B" else "C")},  # altered
+        {**about, "variant": other},  # the id, claimed for another variant
+        {**about, "rule": "paywall-faq"},  # ... or another rule
+    ]
+    for bad in forged:
+        response = feedback(client, {"type": "impression", **bad})
+        assert response.status_code == 400, bad
+        assert "$.events[0].decision" in response.json()["error"]
+    assert feedback(client, {"type": "impression", **{**about, "variant": None}}).json() == {
+        "error": "$.events[0].variant: expected the variant an impression is about;"
+        " nothing in this batch was stored"
+    }
+    # Another visitor (another browser) cannot report on this one's decision.
+    cookies = dict(client.cookies)
+    client.cookies.clear()
+    assert feedback(client, {"type": "click", **about}).status_code == 400
+    client.cookies.update(cookies)
+    # Nor can another site take it: its keys are its own.
+    assert feedback(client, {"type": "click", **about}, site="shop").status_code == 400
+    # A batch is all or nothing: one bad event refuses it, and its good ones are not stored.
+    mixed = feedback(client, {"type": "impression", **about}, {"type": "dismiss", **forged[0]})
+    assert mixed.status_code == 400 and "$.events[1].decision" in mixed.json()["error"]
+    assert stored_events(settings, "impression") == 0
+    assert feedback(client, {"type": "impression", **about}).status_code == 204
+    assert feedback(client, {"type": "event", "name": "newsletter_signup"}).status_code == 204
+    assert stored_events(settings, "impression") == stored_events(settings, "event") == 1
+
+
+def test_a_re_decision_in_the_same_view_repeats_the_signed_id(client: TestClient) -> None:
+    first = decide(client, page=FRONT, view="page-1")["decisions"][0]["id"]
+    again = decide(client, page=FRONT, view="page-1", pageview=False)["decisions"][0]["id"]
+    other = decide(client, page=FRONT, view="page-2")["decisions"][0]["id"]
+    assert first == again != other and len(first) == 24
+
+
+def test_event_times_more_than_a_day_back_or_a_minute_ahead_are_refused(
+    client: TestClient, settings: Settings
+) -> None:
+    answer = decide(client, page=FRONT, view="page-1")
+    (d,) = answer["decisions"]
+    about = {"decision": d["id"], "rule": d["rule"], "variant": d["variant"]}
+    now = answer["now"]  # the server's clock: the tag dates its events by it
+    assert abs(now - time.time() * 1000) < 60_000
+    for at in (now - 2 * 86_400_000, now - 86_400_000 - 60_000, now + 10 * 60_000):
+        for event in ({"type": "impression", **about}, {"type": "event", "name": "subscribe"}):
+            response = feedback(client, {**event, "at": at})
+            assert response.status_code == 400, at
+            assert response.json()["error"].startswith("$.events[0].at: expected a time")
+    assert stored_events(settings, "impression") == stored_events(settings, "event") == 0
+    assert (
+        feedback(client, {"type": "impression", **about, "at": now - 3_600_000}).status_code == 204
+    )
+    db = sqlite3.connect(settings.data_dir / "sitecue.db")
+    assert db.execute("SELECT at FROM events WHERE type = 'impression'").fetchall() == [
+        (now - 3_600_000,)
+    ]
+
+
+def count_records(url: str) -> dict[str, int]:
+    """How many decisions, and events of each type, the store holds for the news site."""
+
+    async def main() -> dict[str, int]:
+        store = await open_store(url)
+        try:
+            decisions = await store.decisions(DecisionQuery(site="news", limit=1000))
+            visitors = sorted({d.visitor for d in decisions})
+            counts = Counter(e.type for e in await store.events("news", visitors))
+            return {"decisions": len(decisions), **counts}
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def test_retried_requests_are_answered_again_and_stored_once(
+    store_url: str, tmp_path: Path
+) -> None:
+    env = {
+        "SITECUE_DATA_DIR": str(tmp_path),
+        "SITECUE_SECRETS": SECRET,
+        "SITECUE_CONFIG_DIR": str(CONFIG_DIR),
+        "SITECUE_DB": store_url,
+    }
+    with TestClient(build_app(Settings.load(env=env)), base_url=NEWS) as client:
+
+        def call(call_id: str, view: str) -> Any:
+            answer = decide(
+                client, page=FRONT, view=view, call=call_id, events=[{"name": "paywall_view"}]
+            )
+            return {k: v for k, v in answer.items() if k != "now"}
+
+        # A browser's first call is retried (no cookie either time): the same visitor and
+        # the same answer, stored once.
+        first = call("first-call-0001", "page-1")
+        client.cookies.clear()
+        assert call("first-call-0001", "page-1") == first
+        before = dict(client.cookies)
+        second = call("second-call-0002", "page-2")
+        after = dict(client.cookies)
+        # A load balancer retries it with the cookie the browser had ...
+        client.cookies.clear()
+        client.cookies.update(before)
+        assert call("second-call-0002", "page-2") == second
+        # ... or the client does, with the cookie the first attempt set: nothing counts twice.
+        client.cookies.clear()
+        client.cookies.update(after)
+        assert call("second-call-0002", "page-2") == second
+        (d,) = second["decisions"]
+        about = {"decision": d["id"], "rule": d["rule"], "variant": d["variant"]}
+        for _ in range(2):  # a beacon sent twice
+            feedback(
+                client,
+                {"type": "impression", "id": "impression-0001", **about},
+                {"type": "event", "id": "goal-event-0001", "name": "newsletter_signup"},
+            )
+        # Two paywall views in the cookie, not three or four: the FAQ (three) is not due yet.
+        third = decide(client, page={"url": f"{NEWS}/news/articles/1"}, view="page-3")
+        assert [x["rule"] for x in third["decisions"]] == []
+    counts = count_records(store_url)
+    assert counts == {"decisions": 3, "trigger": 2, "impression": 1, "event": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sitecue import decision_ids
 from sitecue.decide import Outcome, apply_feedback, decide
 from sitecue.protocol import DecideRequest, Feedback, Page, PageEvent
 from sitecue.state import VisitorState
@@ -16,14 +17,19 @@ KEY = b"test-decision-key"  # signs decision ids
 
 
 def request(
-    path: str = "/articles/1", events: list[str] = (), view: str | None = "v", pageview: bool = True
-) -> DecideRequest:  # type: ignore[assignment]
+    path: str = "/articles/1",
+    events: list[str] = (),  # type: ignore[assignment]
+    view: str | None = "v",
+    pageview: bool = True,
+    call: str | None = None,
+) -> DecideRequest:
     return DecideRequest(
         site="news",
         page=Page(url=f"https://news.example{path}?utm_source=mail"),
         events=[PageEvent(name=e) for e in events],
         view=view,
         pageview=pageview,
+        call=call,
     )
 
 
@@ -415,3 +421,30 @@ def test_a_verified_person_gets_the_same_variant_on_every_device() -> None:
         assert laptop == phone
     by_browser = {shown_rules(compiled, f"browser-{i:04d}")["paywall-faq"] for i in range(50)}
     assert by_browser == {"a", "b"}  # anonymous browsers still split
+
+
+def test_a_retried_call_with_the_state_it_already_updated_counts_nothing_again() -> None:
+    compiled = site()
+    state = VisitorState(visitor="visitor-retry-0001")
+    first = run(compiled, state, request(events=["paywall_view"], call="call-0001"))
+    again = run(compiled, state, request(events=["paywall_view"], call="call-0001"))
+    assert again.decisions == first.decisions and again.verdicts == first.verdicts
+    assert state.triggers["paywall_view"].total == 1 and state.pageviews == 1
+    run(compiled, state, request(events=["paywall_view"], call="call-0002"))
+    assert state.triggers["paywall_view"].total == 2 and state.pageviews == 2
+    run(compiled, state, request(events=["paywall_view"]))  # no id: counted every time
+    run(compiled, state, request(events=["paywall_view"]))
+    assert state.triggers["paywall_view"].total == 4
+
+
+def test_decision_ids_are_signed_for_the_visitor_rule_and_variant() -> None:
+    compiled = site(rules=[rule(when={}, variants=ALWAYS)])
+    state = VisitorState(visitor="visitor-signed-01")
+    (d,) = run(compiled, state, request(view="page-1")).decisions
+    assert decision_ids.verify([KEY], d.id, "visitor-signed-01", "paywall-faq", "on")
+    assert not decision_ids.verify([b"another key"], d.id, "visitor-signed-01", "paywall-faq", "on")
+    assert not decision_ids.verify([KEY], d.id, "visitor-other-01", "paywall-faq", "on")
+    assert not decision_ids.verify([KEY], d.id, "visitor-signed-01", "paywall-faq", "off")
+    assert not decision_ids.verify([KEY], d.id, "visitor-signed-01", "other-rule", "on")
+    blank = run(compiled, VisitorState(visitor=""), request(view="page-1")).decisions
+    assert decision_ids.verify([KEY], blank[0].id, decision_ids.ANONYMOUS, "paywall-faq", "on")

@@ -73,3 +73,30 @@ def test_results_name_what_is_wrong(client: TestClient, capsys: pytest.CaptureFi
     ):
         response = client.get("/v1/results", params=params, headers=headers)
         assert response.status_code == status and message in response.json()["error"]
+
+
+def test_repeated_impressions_of_one_decision_count_once(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One visitor cannot pile up impressions: each page view's decision counts once, however
+    often it is reported; made-up decisions and back-dated times are refused outright."""
+    headers = {"origin": NEWS}
+    for view in ("view-1", "view-2"):
+        page = {"site": "news", "page": {"url": f"{NEWS}/news/"}, "view": view}
+        answer = client.post("/v1/decide", json=page, headers=headers).json()
+        (decision,) = answer["decisions"]
+        about = {"decision": decision["id"], "rule": "newsletter", "variant": decision["variant"]}
+        for i in range(5):
+            body = {"site": "news", "events": [{"type": "impression", "id": f"{view}-{i:04d}",
+                                                **about}]}  # fmt: skip
+            assert client.post("/v1/events", json=body, headers=headers).status_code == 204
+        forged = {**about, "decision": "F" * 24}
+        back_dated = {**about, "at": answer["now"] - 7 * 86_400_000}
+        for bad in (forged, back_dated):
+            body = {"site": "news", "events": [{"type": "impression", **bad}]}
+            assert client.post("/v1/events", json=body, headers=headers).status_code == 400
+    key = new_key(capsys, "news")
+    response = client.get("/v1/results", params={"site": "news", "rule": "newsletter"},
+                          headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    (counted,) = [v for v in response.json()["variants"] if v["visitors"]]
+    assert (counted["visitors"], counted["impressions"]) == (1, 2)

@@ -24,14 +24,16 @@ function start() {
   let pending = [];
   let consent;
   let timer = 0;
-  const newView = () => Math.random().toString(36).slice(2) + Date.now().toString(36);
-  let view = newView();
+  let skew = 0; // the server's clock minus ours: events are dated by the server's clock
+  let view = id();
   const triggers = watcher(fire);
 
   function decide(pageview) {
     const events = pending;
     pending = [];
-    const body = { site, page: pageContext(), events, token, identify, consent, view, pageview };
+    // `call` and each event's `id` let the server store a retried request only once.
+    const page = pageContext();
+    const body = { site, page, events, token, identify, consent, view, pageview, call: id() };
     token = undefined;
     post(base + '/v1/decide', body)
       .then(apply)
@@ -39,6 +41,7 @@ function start() {
   }
 
   function apply(answer) {
+    skew = answer.now - Date.now() || 0;
     watched = new Set(answer.triggers.map((t) => t.name));
     triggers.watch(answer.triggers);
     for (const d of answer.decisions) {
@@ -59,7 +62,8 @@ function start() {
   }
 
   function send(event) {
-    event.at = Date.now();
+    event.at = Date.now() + skew;
+    event.id = id();
     beacon(base + '/v1/events', { site, events: [event] });
   }
 
@@ -97,10 +101,16 @@ function start() {
   queued.forEach(run);
   decide(true);
   spaPageViews(() => {
-    view = newView();
+    view = id();
     triggers.reset();
     decide(true);
   });
+}
+
+// A random id (three 32-bit numbers, seven base-36 digits each): for a page view, a call, an event.
+function id() {
+  const words = crypto.getRandomValues(new Uint32Array(3));
+  return Array.from(words, (n) => (n + 2 ** 32).toString(36)).join('');
 }
 
 // A single-page app changes the URL without loading a page: each new path or query

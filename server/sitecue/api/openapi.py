@@ -120,6 +120,10 @@ def openapi() -> dict[str, Any]:
         "/v1/events": {
             "post": {
                 "summary": "Impressions, clicks, dismissals, conversions and goal events",
+                "description": "Feedback only on decisions this server made for this visitor"
+                " (their signed ids), dated within the last day; one bad event refuses the"
+                " whole batch (400, nothing stored). An event id already stored is not stored"
+                " again.",
                 "requestBody": _tag_body(EventsRequest),
                 "responses": {"204": {"description": "recorded"}, **_errors(400, 403, 404, 413)},
             }

@@ -107,7 +107,8 @@ WITH exposed AS (
     WHERE d.site = $1 AND d.visitor <> '-' AND v->>'rule' = $2 AND (v->>'matched')::boolean
     GROUP BY d.visitor, v->>'variant'
 ), shown AS (
-    SELECT variant, COUNT(DISTINCT decision) AS impressions FROM events
+    SELECT variant, COUNT(DISTINCT COALESCE(decision, 'row ' || id::text)) AS impressions
+    FROM events
     WHERE site = $1 AND type = 'impression' AND rule = $2 GROUP BY variant
 )
 SELECT e.variant, COUNT(*)::int,

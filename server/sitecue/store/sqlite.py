@@ -107,7 +107,8 @@ def migrate(db: sqlite3.Connection) -> int:
 
 # Exposed: a decision whose verdict for the rule matched (the control too), first time per
 # visitor and variant. Converted: the rule's convert, or its goal, at or after that.
-# Impressions: one per decision, however often the tag (or a forger) reports it.
+# Impressions: one per decision, however often the tag (or a forger) reports it (one
+# without a decision id, from before ids were required, counts as itself).
 _RESULTS = """
 WITH exposed AS (
     SELECT d.visitor AS visitor, json_extract(v.value, '$.variant') AS variant,
@@ -117,7 +118,8 @@ WITH exposed AS (
       AND json_extract(v.value, '$.matched') = 1
     GROUP BY d.visitor, variant
 ), shown AS (
-    SELECT variant, COUNT(DISTINCT decision) AS impressions FROM events
+    SELECT variant, COUNT(DISTINCT COALESCE(decision, 'row ' || id)) AS impressions
+    FROM events
     WHERE site = ? AND type = 'impression' AND rule = ? GROUP BY variant
 )
 SELECT e.variant, COUNT(*),

@@ -10,6 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
+from sitecue.api import keys
 from sitecue.app import build_app
 from sitecue.cli import main
 from sitecue.settings import Settings
@@ -182,3 +183,28 @@ def test_apikey_revoke_takes_the_id_or_the_whole_key(
     assert "ID: expected a key id" in capsys.readouterr().err
     status, body = reload(client, key)
     assert status == 401 and body["error"] == "authorization: this API key was revoked"
+
+
+def test_apikey_list_shows_when_each_key_was_last_used(
+    client: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used, unused = new_key(capsys, "news"), new_key(capsys, "news")
+    clock = [1_790_000_000]
+    monkeypatch.setattr(keys, "_now", lambda: clock[0])
+    bearer = {"authorization": f"Bearer {used}"}
+
+    def last_used() -> dict[str, str]:
+        assert main(["apikey", "list"]) == 0
+        rows = capsys.readouterr().out.splitlines()[1:]
+        return {row.split()[0]: " ".join(row.split()[3:5]) for row in rows}
+
+    assert client.get("/v1/decisions?site=news", headers=bearer).status_code == 200
+    clock[0] += 59  # kept to the minute: no write for every request
+    assert client.get("/v1/decisions?site=news", headers=bearer).status_code == 200
+    seen = last_used()
+    assert seen[used.split("_")[1]] == "2026-09-21 14:13:20Z"
+    assert seen[unused.split("_")[1]].startswith("never")
+    clock[0] += 1
+    signed_in = client.post("/dashboard/login", data={"key": used}, headers={"origin": ORIGIN})
+    assert "paywall-faq" in signed_in.text  # the dashboard counts as a use too
+    assert last_used()[used.split("_")[1]] == "2026-09-21 14:14:20Z"

@@ -131,11 +131,11 @@ def test_apikey_list_shows_every_key_and_never_its_secret(
     assert main(["apikey", "list"]) == 0
     out = capsys.readouterr().out
     header, *rows = out.splitlines()
-    assert header.split() == ["id", "created", "status", "sites", "label"]
+    assert header.split() == ["id", "created", "last", "used", "status", "sites", "label"]
     by_id = {row.split()[0]: row for row in rows}
     assert sorted(by_id) == sorted(k.split("_")[1] for k in keys)
     newsroom, ops = (by_id[k.split("_")[1]] for k in keys)
-    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+revoked \d{4}-\d\d-\d\d ", newsroom)
+    assert re.search(r"\d\d:\d\d:\d\dZ\s+never\s+revoked \d{4}-\d\d-\d\d ", newsroom)
     assert newsroom.split()[-2:] == ["news", "newsroom"]
     assert " active " in ops and ops.split()[-2:] == ["news,shop", "ops"]
     for key in keys:

@@ -206,6 +206,7 @@ def test_a_revoked_key_is_listed_as_such_and_its_sessions_end(store_url: str) ->
         seen["after"] = await store.session_key("s-ops", now + 1)
         seen["key"] = await store.api_key(ops.id)
         seen["list"] = await store.api_keys()
+        await store.touch_api_key(news.id, now + 5)
         seen["other"] = await store.session_key("s-news", now)
         await store.end_session("s-news")
         seen["ended"] = await store.session_key("s-news", now)
@@ -218,6 +219,7 @@ def test_a_revoked_key_is_listed_as_such_and_its_sessions_end(store_url: str) ->
 
     seen = with_store(store_url, body)
     revoked = ApiKey(ops.id, "hash", ["news", "shop"], "ops", 1_790_000_000, revoked=now + 1)
+    used = ApiKey(news.id, "hash2", ["news"], "newsroom", 1_790_000_001, last_used=now + 5)
     assert seen == {
         "live": ops,
         "expired": None,
@@ -228,11 +230,11 @@ def test_a_revoked_key_is_listed_as_such_and_its_sessions_end(store_url: str) ->
         "after": None,
         "key": revoked,
         "list": [revoked, news],
-        "other": news,
+        "other": used,
         "ended": None,
-        "old": news,
+        "old": used,
         "swept": None,
-        "later": news,
+        "later": used,
     }
 
 

@@ -121,8 +121,8 @@ def _apikey_create(sites: list[str], label: str, db: str | None) -> int:
 
 
 def _apikey_list(db: str | None) -> int:
-    """Every admin key: id, when it was made, whether it is revoked, its sites and label.
-    Never the secret: only its hash is stored."""
+    """Every admin key: id, when it was made and last used, whether it is revoked, its sites
+    and label. Never the secret: only its hash is stored."""
     import asyncio
     import time
 
@@ -142,11 +142,15 @@ def _apikey_list(db: str | None) -> int:
     if not keys:
         print("no admin keys yet; make one with: sitecue apikey create --site SITE")
         return 0
-    print(f"{'id':<12}  {'created':<20}  {'status':<28}  {'sites':<20}  label")
+    print(f"{'id':<12}  {'created':<20}  {'last used':<20}  {'status':<28}  {'sites':<20}  label")
     for key in keys:
+        used = "never" if key.last_used is None else when(key.last_used)
         status = "active" if key.revoked is None else f"revoked {when(key.revoked)}"
         sites = ",".join(key.sites)
-        print(f"{key.id:<12}  {when(key.created):<20}  {status:<28}  {sites:<20}  {key.label}")
+        print(
+            f"{key.id:<12}  {when(key.created):<20}  {used:<20}  {status:<28}  {sites:<20}"
+            f"  {key.label}"
+        )
     return 0
 
 

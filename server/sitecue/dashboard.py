@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from . import sessions
 from .api.bodies import read_body
-from .api.keys import authenticate_token
+from .api.keys import authenticate_token, note_use
 from .api.results import Results, experiment_results
 from .errors import Unauthorized
 from .guard import require_same_origin
@@ -52,7 +52,10 @@ def _secure(request: Request) -> bool:
 
 
 async def _signed_in(request: Request, runtime: Runtime) -> ApiKey | None:
-    return await sessions.resume(runtime.store, request.cookies.get(sessions.COOKIE))
+    key = await sessions.resume(runtime.store, request.cookies.get(sessions.COOKIE))
+    if key is not None:
+        await note_use(key, runtime.store)
+    return key
 
 
 def _page(name: str, **context: Any) -> HTMLResponse:

@@ -30,11 +30,13 @@ __all__ = [
     "authorised_site",
     "key_id",
     "mint_key",
+    "note_use",
     "require_sites",
 ]
 
 _KEY = re.compile(r"sck_([0-9a-f]{12})_([A-Za-z0-9_-]{32})")
 _ID = re.compile(r"[0-9a-f]{12}")
+USE_STEP_S = 60  # last_used is kept to the minute: one write a minute per key, not per request
 
 
 def _hash(secret: str) -> str:
@@ -46,6 +48,11 @@ def mint_key(sites: list[str], label: str = "") -> tuple[str, ApiKey]:
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
     record = ApiKey(key_id, _hash(secret), sorted(set(sites)), label, int(time.time()))
     return f"sck_{key_id}_{secret}", record
+
+
+def _now() -> int:
+    """Epoch seconds (tests freeze it)."""
+    return int(time.time())
 
 
 def key_id(text: str) -> str | None:
@@ -74,7 +81,15 @@ async def authenticate_token(token: str, store: Store) -> ApiKey:
         raise Unauthorized("authorization: this API key is not valid")
     if key.revoked is not None:  # said only to whoever holds the whole key
         raise Unauthorized("authorization: this API key was revoked")
+    await note_use(key, store)
     return key
+
+
+async def note_use(key: ApiKey, store: Store) -> None:
+    """Keep the key's ``last_used`` (shown by ``sitecue apikey list``) to the minute."""
+    now = _now()
+    if key.last_used is None or now - key.last_used >= USE_STEP_S:
+        await store.touch_api_key(key.id, now)
 
 
 def require_sites(key: ApiKey, sites: list[str] | set[str]) -> None:

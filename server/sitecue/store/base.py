@@ -73,11 +73,12 @@ INSERT_DECISION = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, 
 INSERT_API_KEY = (
     "INSERT INTO api_keys (id, secret_hash, sites, label, created) VALUES (?, ?, ?, ?, ?)"
 )
-API_KEY_COLUMNS = "id, secret_hash, sites, label, created, revoked"
+API_KEY_COLUMNS = "id, secret_hash, sites, label, created, revoked, last_used"
 SELECT_API_KEY = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?"
 LIST_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created, id"
 # A key is revoked once (the first time is kept); its dashboard sessions end with it.
 REVOKE_API_KEY = "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL"
+TOUCH_API_KEY = "UPDATE api_keys SET last_used = ? WHERE id = ?"
 END_KEY_SESSIONS = "DELETE FROM admin_sessions WHERE key_id = ?"
 INSERT_SESSION = (
     "INSERT INTO admin_sessions (id_hash, key_id, created, expires) VALUES (?, ?, ?, ?)"
@@ -87,7 +88,7 @@ END_SESSION = "DELETE FROM admin_sessions WHERE id_hash = ?"
 # A session proves its key only while it is unexpired and the key unrevoked: both are read
 # from the store on every request, so a revoke or a sign-out holds on every node at once.
 SESSION_KEY = (
-    "SELECT k.id, k.secret_hash, k.sites, k.label, k.created, k.revoked"
+    "SELECT k.id, k.secret_hash, k.sites, k.label, k.created, k.revoked, k.last_used"
     " FROM admin_sessions AS s JOIN api_keys AS k ON k.id = s.key_id"
     " WHERE s.id_hash = ? AND s.expires > ? AND k.revoked IS NULL"
 )
@@ -164,6 +165,7 @@ class ApiKey(msgspec.Struct, frozen=True):
     label: str
     created: int  # epoch seconds
     revoked: int | None = None  # epoch seconds; a revoked key proves nothing
+    last_used: int | None = None  # epoch seconds, to the minute (see api.keys.USE_STEP_S)
 
 
 class AdminSession(msgspec.Struct, frozen=True):
@@ -214,6 +216,9 @@ class Store(Protocol):
 
     async def api_keys(self) -> list[ApiKey]:
         """Every key, revoked ones too, oldest first."""
+
+    async def touch_api_key(self, key_id: str, at: int) -> None:
+        """Record that the key was used at ``at``."""
 
     async def revoke_api_key(self, key_id: str, at: int) -> bool:
         """Mark the key revoked and end its dashboard sessions, in one transaction. False if

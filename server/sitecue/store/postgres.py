@@ -31,6 +31,7 @@ from .base import (
     REVOKE_API_KEY,
     SELECT_API_KEY,
     SESSION_KEY,
+    TOUCH_API_KEY,
     UPSERT_CONTACT,
     UPSERT_LINK,
     AdminSession,
@@ -85,6 +86,7 @@ MIGRATIONS: list[str] = [
     """,
     """
     ALTER TABLE api_keys ADD COLUMN revoked BIGINT;
+    ALTER TABLE api_keys ADD COLUMN last_used BIGINT;
     CREATE TABLE admin_sessions (
         id_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL,
         created BIGINT NOT NULL, expires BIGINT NOT NULL
@@ -107,6 +109,7 @@ _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
 _SELECT_API_KEY = _numbered(SELECT_API_KEY)
 _REVOKE_API_KEY = _numbered(REVOKE_API_KEY)
+_TOUCH_API_KEY = _numbered(TOUCH_API_KEY)
 _END_KEY_SESSIONS = _numbered(END_KEY_SESSIONS)
 _INSERT_SESSION = _numbered(INSERT_SESSION)
 _PURGE_SESSIONS = _numbered(PURGE_SESSIONS)
@@ -163,7 +166,7 @@ async def migrate(db: asyncpg.Connection) -> int:
 
 def _api_key(row: asyncpg.Record) -> ApiKey:
     """A row of API_KEY_COLUMNS as a key."""
-    return ApiKey(row[0], row[1], list(row[2]), row[3], row[4], row[5])
+    return ApiKey(row[0], row[1], list(row[2]), row[3], row[4], row[5], row[6])
 
 
 class PostgresStore:
@@ -303,6 +306,10 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             rows = await db.fetch(LIST_API_KEYS)
         return [_api_key(row) for row in rows]
+
+    async def touch_api_key(self, key_id: str, at: int) -> None:
+        async with self._pool.acquire() as db:
+            await db.execute(_TOUCH_API_KEY, at, key_id)
 
     async def revoke_api_key(self, key_id: str, at: int) -> bool:
         async with self._pool.acquire() as db, db.transaction():

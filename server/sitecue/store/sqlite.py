@@ -32,6 +32,7 @@ from .base import (
     REVOKE_API_KEY,
     SELECT_API_KEY,
     SESSION_KEY,
+    TOUCH_API_KEY,
     UPSERT_CONTACT,
     UPSERT_LINK,
     AdminSession,
@@ -85,6 +86,7 @@ MIGRATIONS: list[str] = [
     """,
     """
     ALTER TABLE api_keys ADD COLUMN revoked INTEGER;
+    ALTER TABLE api_keys ADD COLUMN last_used INTEGER;
     CREATE TABLE admin_sessions (
         id_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL,
         created INTEGER NOT NULL, expires INTEGER NOT NULL
@@ -147,7 +149,7 @@ _attributes = msgspec.json.Decoder(dict[str, Any]).decode
 
 def _api_key(row: Any) -> ApiKey:
     """A row of API_KEY_COLUMNS as a key; the sites are stored as JSON text."""
-    return ApiKey(row[0], row[1], msgspec.json.decode(row[2], type=list[str]), *row[3:6])
+    return ApiKey(row[0], row[1], msgspec.json.decode(row[2], type=list[str]), *row[3:7])
 
 
 class SQLiteStore:
@@ -344,6 +346,9 @@ class SQLiteStore:
     async def api_keys(self) -> list[ApiKey]:
         async with self._db.execute(LIST_API_KEYS) as cursor:
             return [_api_key(row) for row in await cursor.fetchall()]
+
+    async def touch_api_key(self, key_id: str, at: int) -> None:
+        await self._execute(TOUCH_API_KEY, (at, key_id))
 
     async def revoke_api_key(self, key_id: str, at: int) -> bool:
         async with self._write_lock():

@@ -10,7 +10,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
+from sitecue.api import keys
+from sitecue.app import build_app
 from sitecue.cli import main
+from sitecue.settings import Settings
 
 
 def reload(client: TestClient, key: str | None) -> tuple[int, dict[str, object]]:
@@ -129,3 +132,79 @@ def test_every_admin_endpoint_needs_a_valid_key(
     response = client.request(method, path, headers=headers, json=body)
     assert response.status_code == 401
     assert response.json()["error"].startswith("authorization:")
+
+
+def test_a_revoked_key_is_refused_by_every_app_on_the_store_at_once(
+    env: dict[str, str],
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two app instances (two workers, or two nodes) on one store: a key revoked with the CLI
+    is refused by both on the very next request, API and dashboard alike."""
+    monkeypatch.setenv("SITECUE_DB", store_url)
+    settings = Settings.load(env={**env, "SITECUE_DB": store_url})
+    key = new_key(capsys, "news")
+    kept = new_key(capsys, "news")
+    bearer = {"authorization": f"Bearer {key}"}
+    with (
+        TestClient(build_app(settings), base_url=ORIGIN) as one,
+        TestClient(build_app(settings), base_url=ORIGIN) as two,
+    ):
+        for app in (one, two):
+            assert app.get("/v1/decisions?site=news", headers=bearer).status_code == 200
+            signed_in = app.post("/dashboard/login", data={"key": key}, headers={"origin": ORIGIN})
+            assert "paywall-faq" in signed_in.text
+        assert main(["apikey", "revoke", key.split("_")[1]]) == 0
+        assert "revoked admin key" in capsys.readouterr().out
+        for app in (one, two):
+            refused = app.get("/v1/decisions?site=news", headers=bearer)
+            assert refused.status_code == 401
+            assert refused.json()["error"] == "authorization: this API key was revoked"
+            page = app.get("/dashboard")  # the session started with it is over too
+            assert 'name="key"' in page.text and "paywall-faq" not in page.text
+            again = app.post("/dashboard/login", data={"key": key}, headers={"origin": ORIGIN})
+            assert "this API key was revoked" in again.text and "set-cookie" not in again.headers
+            other = {"authorization": f"Bearer {kept}"}
+            assert app.get("/v1/decisions?site=news", headers=other).status_code == 200
+
+
+def test_apikey_revoke_takes_the_id_or_the_whole_key(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_key(capsys, "news")
+    assert main(["apikey", "revoke", key]) == 0  # a leaked key, pasted whole
+    assert capsys.readouterr().out.startswith(f"revoked admin key {key.split('_')[1]}")
+    assert main(["apikey", "revoke", key.split("_")[1]]) == 0
+    assert "was already revoked" in capsys.readouterr().out
+    assert main(["apikey", "revoke", "0123456789ab"]) == 1
+    assert "ID: no admin key 0123456789ab" in capsys.readouterr().err
+    assert main(["apikey", "revoke", "news"]) == 2
+    assert "ID: expected a key id" in capsys.readouterr().err
+    status, body = reload(client, key)
+    assert status == 401 and body["error"] == "authorization: this API key was revoked"
+
+
+def test_apikey_list_shows_when_each_key_was_last_used(
+    client: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used, unused = new_key(capsys, "news"), new_key(capsys, "news")
+    clock = [1_790_000_000]
+    monkeypatch.setattr(keys, "_now", lambda: clock[0])
+    bearer = {"authorization": f"Bearer {used}"}
+
+    def last_used() -> dict[str, str]:
+        assert main(["apikey", "list"]) == 0
+        rows = capsys.readouterr().out.splitlines()[1:]
+        return {row.split()[0]: " ".join(row.split()[3:5]) for row in rows}
+
+    assert client.get("/v1/decisions?site=news", headers=bearer).status_code == 200
+    clock[0] += 59  # kept to the minute: no write for every request
+    assert client.get("/v1/decisions?site=news", headers=bearer).status_code == 200
+    seen = last_used()
+    assert seen[used.split("_")[1]] == "2026-09-21 14:13:20Z"
+    assert seen[unused.split("_")[1]].startswith("never")
+    clock[0] += 1
+    signed_in = client.post("/dashboard/login", data={"key": used}, headers={"origin": ORIGIN})
+    assert "paywall-faq" in signed_in.text  # the dashboard counts as a use too
+    assert last_used()[used.split("_")[1]] == "2026-09-21 14:14:20Z"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,30 @@ def test_contacts_import_names_the_bad_line(
 
     contact: Any = asyncio.run(held())
     assert contact.attributes == {"customer": True, "avg_order_value": 87.5}
+
+
+def test_apikey_list_shows_every_key_and_never_its_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path))
+    assert main(["apikey", "list"]) == 0
+    assert "no admin keys yet" in capsys.readouterr().out
+    keys = []
+    for sites, label in ((["news"], "newsroom"), (["news", "shop"], "ops")):
+        flags = [a for s in sites for a in ("--site", s)]
+        assert main(["apikey", "create", *flags, "--label", label]) == 0
+        keys.append(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["apikey", "revoke", keys[0].split("_")[1]]) == 0
+    capsys.readouterr()
+    assert main(["apikey", "list"]) == 0
+    out = capsys.readouterr().out
+    header, *rows = out.splitlines()
+    assert header.split() == ["id", "created", "last", "used", "status", "sites", "label"]
+    by_id = {row.split()[0]: row for row in rows}
+    assert sorted(by_id) == sorted(k.split("_")[1] for k in keys)
+    newsroom, ops = (by_id[k.split("_")[1]] for k in keys)
+    assert re.search(r"\d\d:\d\d:\d\dZ\s+never\s+revoked \d{4}-\d\d-\d\d ", newsroom)
+    assert newsroom.split()[-2:] == ["news", "newsroom"]
+    assert " active " in ops and ops.split()[-2:] == ["news,shop", "ops"]
+    for key in keys:
+        assert key.split("_", 2)[2] not in out  # the secret

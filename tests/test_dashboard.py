@@ -1,20 +1,45 @@
-"""The dashboard's sign-in: a signed, HttpOnly cookie on the dashboard's path; a tampered or
-signed-out cookie shows the sign-in form again, never the data."""
+"""The dashboard's sign-in and its defences: the cookie holds a server-side session (never the
+key) on the dashboard's path; sign-out ends it on the server; forms take posts from the
+dashboard's own origin only; and every response carries strict security headers."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx2 as httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from admin_keys import new_key
+from admin_keys import ORIGIN, new_key
+from sitecue import sessions
+from sitecue.app import build_app
+from sitecue.settings import Settings
+
+OWN = {"origin": ORIGIN}
 
 
-def sign_in(client: TestClient, key: str) -> str:
-    response = client.post("/dashboard/login", data={"key": key}, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/dashboard"
+def sign_in(client: TestClient, key: str, base: str = "/dashboard") -> str:
+    response = client.post(f"{base}/login", data={"key": key}, headers=OWN, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == base
     cookie = response.headers["set-cookie"]
-    assert "Path=/dashboard" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert f"Path={base};" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Secure" in cookie  # the test client speaks https
     return cookie.split(";")[0].split("=", 1)[1]
+
+
+def replay(client: TestClient, session: str, path: str = "/dashboard") -> str:
+    """The dashboard as a browser holding ``session`` (only) sees it."""
+    client.cookies.clear()
+    client.cookies.set(sessions.COOKIE, session, domain="news.example", path=path)
+    return client.get(path).text
 
 
 def test_a_key_shows_its_sites_only(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,23 +50,202 @@ def test_a_key_shows_its_sites_only(client: TestClient, capsys: pytest.CaptureFi
     assert 'id="site-shop"' not in page.text and "paywall-faq" in page.text
 
 
+def test_the_cookie_holds_a_random_session_id_and_the_store_only_its_hash(
+    client: TestClient, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_key(capsys, "news")
+    session = sign_in(client, key)
+    _, key_id, secret = key.split("_", 2)
+    assert key_id not in session and secret not in session and len(session) >= 43
+
+    def dump() -> str:
+        db = sqlite3.connect(Path(env["SITECUE_DATA_DIR"]) / "sitecue.db")
+        return "\n".join(db.iterdump())
+
+    def hashed(session: str) -> str:
+        return hashlib.sha256(session.encode()).hexdigest()
+
+    assert session not in dump() and hashed(session) in dump()
+    again = sign_in(client, key)  # a new session each time; this browser's old one ends
+    assert again != session and hashed(again) in dump() and hashed(session) not in dump()
+
+
 def test_a_tampered_session_shows_the_sign_in_form(
     client: TestClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     session = sign_in(client, new_key(capsys, "news"))
     forged = session[:-2] + ("AA" if not session.endswith("AA") else "BB")
-    client.cookies.clear()
-    client.cookies.set("sc_admin", forged, domain="news.example", path="/dashboard")
-    page = client.get("/dashboard")
-    assert 'name="key"' in page.text and "paywall-faq" not in page.text
+    page = replay(client, forged)
+    assert 'name="key"' in page and "paywall-faq" not in page
 
 
 def test_a_wrong_key_is_told_so(client: TestClient) -> None:
-    page = client.post("/dashboard/login", data={"key": "sck_nope"})
+    page = client.post("/dashboard/login", data={"key": "sck_nope"}, headers=OWN)
     assert page.status_code == 200 and "expected &#39;Bearer sck_…&#39;" in page.text
     assert "set-cookie" not in page.headers
 
 
-def test_sign_out_forgets_the_session(client: TestClient) -> None:
-    response = client.post("/dashboard/logout", follow_redirects=False)
-    assert response.status_code == 303 and "sc_admin=; Max-Age=0" in response.headers["set-cookie"]
+def test_sign_out_ends_the_session_on_the_server(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = sign_in(client, new_key(capsys, "news"))
+    response = client.post("/dashboard/logout", headers=OWN, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/dashboard"
+    cleared = response.headers["set-cookie"]
+    assert cleared.startswith("sc_admin=; Max-Age=0; Path=/dashboard;") and "HttpOnly" in cleared
+    page = replay(client, session)  # the old cookie, kept and sent again
+    assert 'name="key"' in page and "paywall-faq" not in page
+
+
+def test_a_session_expires_after_twelve_hours(
+    client: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = 1_790_000_000
+    monkeypatch.setattr(sessions, "_now", lambda: now)
+    session = sign_in(client, new_key(capsys, "news"))
+    monkeypatch.setattr(sessions, "_now", lambda: now + sessions.LIFETIME_S - 1)
+    assert "paywall-faq" in replay(client, session)
+    monkeypatch.setattr(sessions, "_now", lambda: now + sessions.LIFETIME_S)
+    assert "paywall-faq" not in replay(client, session)
+
+
+# Headers a cross-site form post (or a forged one) might carry; none may sign in or out.
+FOREIGN = [
+    {"origin": "https://evil.example"},
+    {"origin": "null"},  # a sandboxed frame, or a redirect that hid where it came from
+    {"origin": "http://news.example"},  # the same host over plain http
+    {"origin": "https://news.example.evil.example"},
+    {"origin": "https://news.example:8443"},
+    {"origin": "https://evil.example", "sec-fetch-site": "same-origin"},  # Origin decides
+    {"sec-fetch-site": "cross-site"},
+    {"sec-fetch-site": "same-site"},  # a sibling subdomain may be someone else's
+    {"referer": "https://evil.example/dashboard"},
+    {"referer": "not a url"},
+    {},  # nothing says where it came from
+]
+# What the dashboard's own pages send, in every form browsers use.
+OWN_FORMS = [
+    {"origin": ORIGIN},
+    {"origin": "HTTPS://News.Example:443"},
+    {"sec-fetch-site": "same-origin"},
+    {"referer": f"{ORIGIN}/dashboard"},
+]
+
+
+@pytest.mark.parametrize("headers", FOREIGN)
+def test_sign_in_refuses_a_post_from_another_origin(
+    client: TestClient, capsys: pytest.CaptureFixture[str], headers: dict[str, str]
+) -> None:
+    key = new_key(capsys, "news")
+    response = client.post("/dashboard/login", data={"key": key}, headers=headers)
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+    assert re.match(r"(origin|referer|sec-fetch-site): ", response.json()["error"])
+    assert "paywall-faq" not in client.get("/dashboard").text
+
+
+@pytest.mark.parametrize("headers", FOREIGN)
+def test_sign_out_refuses_a_post_from_another_origin(
+    client: TestClient, capsys: pytest.CaptureFixture[str], headers: dict[str, str]
+) -> None:
+    session = sign_in(client, new_key(capsys, "news"))
+    response = client.post("/dashboard/logout", headers=headers, follow_redirects=False)
+    assert response.status_code == 403 and "set-cookie" not in response.headers
+    assert "paywall-faq" in replay(client, session)  # still signed in
+
+
+@pytest.mark.parametrize("headers", OWN_FORMS)
+def test_the_dashboards_own_forms_are_accepted(
+    client: TestClient, capsys: pytest.CaptureFixture[str], headers: dict[str, str]
+) -> None:
+    key = new_key(capsys, "news")
+    response = client.post(
+        "/dashboard/login", data={"key": key}, headers=headers, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert client.post("/dashboard/logout", headers=headers).status_code == 200  # the form
+
+
+@pytest.fixture
+def mounted(env: dict[str, str]) -> Iterator[TestClient]:
+    """sitecue behind a path prefix, as the demo (and a site's reverse proxy) puts it."""
+    sitecue = build_app(Settings.load(env=env))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with sitecue.router.lifespan_context(sitecue):
+            yield
+
+    site = Starlette(routes=[Mount("/sc", app=sitecue)], lifespan=lifespan)
+    with TestClient(site, base_url=ORIGIN) as client:
+        yield client
+
+
+def test_under_a_path_prefix_the_origin_is_the_sites_and_the_cookie_the_prefixs(
+    mounted: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = sign_in(mounted, new_key(capsys, "news"), base="/sc/dashboard")
+    assert "paywall-faq" in replay(mounted, session, "/sc/dashboard")
+    page = mounted.get("/sc/dashboard")
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    refused = mounted.post("/sc/dashboard/logout", headers={"referer": "https://evil.example/sc"})
+    assert refused.status_code == 403
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+}
+
+
+def assert_locked_down(headers: httpx.Headers) -> None:
+    assert {name: headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+    directives = headers["content-security-policy"].split("; ")
+    policy = dict(directive.partition(" ")[::2] for directive in directives)
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert policy["form-action"] == "'self'" and policy["base-uri"] == "'none'"
+    assert "unsafe-inline" not in policy["style-src"] and "script-src" not in policy
+
+
+def test_every_dashboard_response_carries_the_security_headers(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_key(capsys, "news")
+    answers = [
+        client.get("/dashboard"),  # the sign-in form
+        client.post("/dashboard/login", data={"key": "sck_nope"}, headers=OWN),  # told so
+        client.post("/dashboard/login", data={"key": key}, headers={}),  # 403
+        client.post("/dashboard/login", content=b"k" * 5000, headers=OWN),  # 413
+        client.get("/dashboard/login"),  # 405
+        client.get("/dashboard/nothing-here"),  # 404
+        client.post(
+            "/dashboard/login", data={"key": key}, headers=OWN, follow_redirects=False
+        ),  # 303 with the cookie
+        client.get("/dashboard"),  # the data
+        client.post("/dashboard/logout", headers=OWN, follow_redirects=False),  # 303
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 403, 413, 405, 404, 303, 200, 303]
+    assert "paywall-faq" in answers[7].text
+    for answer in answers:
+        assert_locked_down(answer.headers)
+    assert "content-security-policy" not in client.get("/healthz").headers  # the dashboard's
+
+
+def test_the_policy_lets_the_pages_own_css_apply_and_nothing_else(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_in_page = client.get("/dashboard")
+    sign_in(client, new_key(capsys, "news"))
+    page = client.get("/dashboard")
+    assert '<svg class="chart"' in page.text
+    for answer in (sign_in_page, page):
+        styles = re.findall(r"<style>(.*?)</style>", answer.text, re.DOTALL)
+        assert styles
+        policy = answer.headers["content-security-policy"]
+        for css in styles:
+            digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in policy
+        # Nothing the policy would block: no script, no style attribute, no other <style>.
+        assert "<script" not in answer.text and not re.search(r"\sstyle=", answer.text)
+        assert answer.text.count("<style") == len(styles)

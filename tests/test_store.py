@@ -13,6 +13,7 @@ from typing import Any
 from sitecue.decide import Verdict
 from sitecue.ids import record_id
 from sitecue.store import (
+    AdminSession,
     ApiKey,
     Contact,
     DecisionQuery,
@@ -184,6 +185,59 @@ def test_api_keys_are_found_by_id(store_url: str) -> None:
     assert with_store(store_url, body) == (key, None)
 
 
+def test_a_revoked_key_is_listed_as_such_and_its_sessions_end(store_url: str) -> None:
+    ops = ApiKey("0123456789ab", "hash", ["news", "shop"], "ops", 1_790_000_000)
+    news = ApiKey("ba9876543210", "hash2", ["news"], "newsroom", 1_790_000_001)
+    now = 1_790_000_100
+
+    async def body(store: Store) -> dict[str, object]:
+        seen: dict[str, object] = {}
+        for key in (news, ops):
+            await store.add_api_key(key)
+        await store.add_session(AdminSession("s-ops", ops.id, now, now + 60))
+        await store.add_session(AdminSession("s-news", news.id, now, now + 60))
+        await store.add_session(AdminSession("s-old", news.id, now, now + 30))
+        seen["live"] = await store.session_key("s-ops", now + 59)
+        seen["expired"] = await store.session_key("s-ops", now + 60)
+        seen["unknown"] = await store.session_key("s-nope", now)
+        seen["revoked"] = await store.revoke_api_key(ops.id, now + 1)
+        seen["again"] = await store.revoke_api_key(ops.id, now + 2)
+        seen["missing"] = await store.revoke_api_key("ffffffffffff", now)
+        seen["after"] = await store.session_key("s-ops", now + 1)
+        seen["key"] = await store.api_key(ops.id)
+        seen["list"] = await store.api_keys()
+        await store.touch_api_key(news.id, now + 5)
+        seen["other"] = await store.session_key("s-news", now)
+        await store.end_session("s-news")
+        seen["ended"] = await store.session_key("s-news", now)
+        seen["old"] = await store.session_key("s-old", now)
+        # A new session sweeps out the expired ones (asked about with an earlier clock).
+        await store.add_session(AdminSession("s-later", news.id, now + 31, now + 120))
+        seen["swept"] = await store.session_key("s-old", now)
+        seen["later"] = await store.session_key("s-later", now + 31)
+        return seen
+
+    seen = with_store(store_url, body)
+    revoked = ApiKey(ops.id, "hash", ["news", "shop"], "ops", 1_790_000_000, revoked=now + 1)
+    used = ApiKey(news.id, "hash2", ["news"], "newsroom", 1_790_000_001, last_used=now + 5)
+    assert seen == {
+        "live": ops,
+        "expired": None,
+        "unknown": None,
+        "revoked": True,
+        "again": False,  # the first revocation's time is kept
+        "missing": False,
+        "after": None,
+        "key": revoked,
+        "list": [revoked, news],
+        "other": used,
+        "ended": None,
+        "old": used,
+        "swept": None,
+        "later": used,
+    }
+
+
 def test_nodes_starting_together_migrate_once(store_url: str) -> None:
     async def main() -> list[bool]:
         stores = await asyncio.gather(*(open_store(store_url) for _ in range(4)))
@@ -275,7 +329,8 @@ def test_a_database_of_an_older_version_is_brought_up_to_date(tmp_path: Path) ->
         return await store.api_key("0123456789ab"), await store.visitors("news", "customer-1")
 
     key, linked = with_store(f"sqlite:///{path}", body)
-    assert key is not None and key.label == "old" and linked == ["laptop"]
+    assert key is not None and key.label == "old" and key.revoked is None
+    assert linked == ["laptop"]
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == len(sqlite_store.MIGRATIONS)
 

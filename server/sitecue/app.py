@@ -23,6 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -45,6 +46,7 @@ from .errors import (
     RequestError,
 )
 from .feedback import accept
+from .guard import DashboardHeaders
 from .identity import TokenCodec, TokenRejected, identify
 from .ids import record_id
 from .metrics import Metrics
@@ -379,6 +381,7 @@ def build_app(settings: Settings) -> Starlette:
             for path, endpoint, methods in routes
         ],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error},
+        middleware=[Middleware(DashboardHeaders)],
         lifespan=lifespan,
     )
     app.state.script = _load_script()

@@ -6,6 +6,7 @@ sitecue check config/sites/*.json # every mistake as  file: $.json.path: what wa
 sitecue serve --config config --workers 2
 sitecue token mint --site news --contact customer-123      # the token on the last line
 sitecue contacts import customers.csv --site shop
+sitecue apikey list; sitecue apikey revoke 0123456789ab   # at once, on every worker
 """
 
 from __future__ import annotations
@@ -119,6 +120,74 @@ def _apikey_create(sites: list[str], label: str, db: str | None) -> int:
     return 0
 
 
+def _apikey_list(db: str | None) -> int:
+    """Every admin key: id, when it was made and last used, whether it is revoked, its sites
+    and label. Never the secret: only its hash is stored."""
+    import asyncio
+    import time
+
+    from .store import ApiKey, open_store
+
+    async def read() -> list[ApiKey]:
+        store = await open_store(database_url(db))
+        try:
+            return await store.api_keys()
+        finally:
+            await store.close()
+
+    def when(seconds: int) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
+
+    keys = asyncio.run(read())
+    if not keys:
+        print("no admin keys yet; make one with: sitecue apikey create --site SITE")
+        return 0
+    print(f"{'id':<12}  {'created':<20}  {'last used':<20}  {'status':<28}  {'sites':<20}  label")
+    for key in keys:
+        used = "never" if key.last_used is None else when(key.last_used)
+        status = "active" if key.revoked is None else f"revoked {when(key.revoked)}"
+        sites = ",".join(key.sites)
+        print(
+            f"{key.id:<12}  {when(key.created):<20}  {used:<20}  {status:<28}  {sites:<20}"
+            f"  {key.label}"
+        )
+    return 0
+
+
+def _apikey_revoke(text: str, db: str | None) -> int:
+    """Revoke a key (by id, or the whole key); it and its dashboard sessions stop working on
+    every worker at once, since each request reads the key from the store."""
+    import asyncio
+    import time
+
+    from .api.keys import key_id
+    from .store import ApiKey, open_store
+
+    found = key_id(text)
+    if found is None:
+        print("ID: expected a key id (12 hex digits, see apikey list) or sck_…", file=sys.stderr)
+        return 2
+
+    async def revoke(found: str) -> tuple[ApiKey | None, bool]:
+        store = await open_store(database_url(db))
+        try:
+            revoked = await store.revoke_api_key(found, int(time.time()))
+            return await store.api_key(found), revoked
+        finally:
+            await store.close()
+
+    key, revoked = asyncio.run(revoke(found))
+    if key is None:
+        print(f"ID: no admin key {found}", file=sys.stderr)
+        return 1
+    label = f" ({key.label})" if key.label else ""
+    if revoked:
+        print(f"revoked admin key {key.id}{label} for {', '.join(key.sites)}")
+    else:
+        print(f"admin key {key.id}{label} was already revoked")
+    return 0
+
+
 def _known_site(site: str) -> bool:
     config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
     if (config_dir / "sites" / f"{site}.json").exists():
@@ -224,6 +293,11 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--site", action="append", required=True, help="a site the key may act on")
     create.add_argument("--label", default="", help="who or what the key is for")
     create.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
+    listing = apikey_commands.add_parser("list", help="every key: id, sites, label, status")
+    listing.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
+    revoke = apikey_commands.add_parser("revoke", help="revoke a key on every worker at once")
+    revoke.add_argument("id", help="the key's id (as apikey list shows it), or the whole key")
+    revoke.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
 
     token = commands.add_parser("token", help="email tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -253,6 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return _demo(args.host, args.port)
+        if args.command == "apikey" and args.apikey_command == "list":
+            return _apikey_list(args.db)
+        if args.command == "apikey" and args.apikey_command == "revoke":
+            return _apikey_revoke(args.id, args.db)
         if args.command == "apikey":
             return _apikey_create(args.site, args.label, args.db)
         if args.command == "token":

@@ -1,29 +1,30 @@
 """The operator's dashboard: server-rendered HTML behind an admin key, no front-end build.
 
-Sign in with an admin key (kept, signed, in an HttpOnly cookie on the dashboard's path for
-12 hours); then per site: its rules and their status, the recent decisions with the reason
-for every rule, and each experiment's results with an inline-SVG chart of the conversion
-rate and its 95% interval per variant.
+Sign in with an admin key (the cookie then holds a server-side session for 12 hours, never
+the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, the recent
+decisions with the reason for every rule, and each experiment's results with an inline-SVG
+chart of the conversion rate and its 95% interval per variant. Its forms take posts from its
+own origin only, and its responses carry strict security headers (:mod:`sitecue.guard`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import itsdangerous
 import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from . import sessions
 from .api.bodies import read_body
-from .api.keys import authenticate_token
+from .api.keys import authenticate_token, note_use
 from .api.results import Results, experiment_results
 from .errors import Unauthorized
+from .guard import require_same_origin
 from .rules import CompiledRule
 from .stats import rate_interval
 from .store import ApiKey, DecisionQuery
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["dashboard_endpoint", "login_endpoint", "logout_endpoint"]
 
-COOKIE = "sc_admin"
-SESSION_S = 12 * 3600
 RECENT = 20
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("sitecue", "templates"),
@@ -44,25 +43,19 @@ _env = jinja2.Environment(
 )
 
 
-def _signer(runtime: Runtime) -> itsdangerous.TimestampSigner:
-    return itsdangerous.TimestampSigner(
-        runtime.settings.secrets, salt="sitecue.dashboard", digest_method=hashlib.sha256
-    )
-
-
 def _base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/") + "/dashboard"
 
 
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
 async def _signed_in(request: Request, runtime: Runtime) -> ApiKey | None:
-    cookie = request.cookies.get(COOKIE)
-    if not cookie:
-        return None
-    try:
-        token = _signer(runtime).unsign(cookie, max_age=SESSION_S).decode()
-        return await authenticate_token(token, runtime.store)
-    except (itsdangerous.BadData, Unauthorized):
-        return None  # tampered, expired, or the key is gone: sign in again
+    key = await sessions.resume(runtime.store, request.cookies.get(sessions.COOKIE))
+    if key is not None:
+        await note_use(key, runtime.store)
+    return key
 
 
 def _page(name: str, **context: Any) -> HTMLResponse:
@@ -70,31 +63,33 @@ def _page(name: str, **context: Any) -> HTMLResponse:
 
 
 async def login_endpoint(request: Request) -> Response:
-    """``POST /dashboard/login`` with the form field ``key``."""
+    """``POST /dashboard/login`` with the form field ``key``, from the dashboard's own page."""
+    require_same_origin(request)
     runtime: Runtime = request.app.state.runtime
     form = parse_qs((await read_body(request, 4096)).decode("utf-8", "replace"))
     token = form.get("key", [""])[0].strip()
     try:
-        await authenticate_token(token, runtime.store)
+        key = await authenticate_token(token, runtime.store)
     except Unauthorized as err:
         return _page("login.html", base=_base(request), error=err.message)
+    # A session already in this browser ends: one browser, one session.
+    await sessions.end(runtime.store, request.cookies.get(sessions.COOKIE))
+    session_id = await sessions.start(runtime.store, key)
     response = RedirectResponse(_base(request), status_code=303)
-    secure = "; Secure" if request.url.scheme == "https" else ""
-    value = _signer(runtime).sign(token).decode()
     response.raw_headers.append(
-        (
-            b"set-cookie",
-            f"{COOKIE}={value}; Max-Age={SESSION_S}; Path={_base(request)}; HttpOnly;"
-            f" SameSite=Strict{secure}".encode(),
-        )
+        (b"set-cookie", sessions.set_cookie(session_id, _base(request), _secure(request)))
     )
     return response
 
 
 async def logout_endpoint(request: Request) -> Response:
+    """``POST /dashboard/logout``: the session ends on the server, the cookie in the browser."""
+    require_same_origin(request)
+    runtime: Runtime = request.app.state.runtime
+    await sessions.end(runtime.store, request.cookies.get(sessions.COOKIE))
     response = RedirectResponse(_base(request), status_code=303)
     response.raw_headers.append(
-        (b"set-cookie", f"{COOKIE}=; Max-Age=0; Path={_base(request)}; HttpOnly".encode())
+        (b"set-cookie", sessions.clear_cookie(_base(request), _secure(request)))
     )
     return response
 

@@ -28,6 +28,10 @@ def test_sign_in_and_read_rules_decisions_and_results(
     expect(reader.locator("#newsletter")).to_contain_text("Sign me up")
 
     page = context.new_page()
+    # The dashboard's Content-Security-Policy must let its own CSS and chart through: any
+    # violation shows in the console.
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     page.goto(f"{demo_url}/sc/dashboard")
     page.get_by_label("Admin key").fill("sck_000000000000_" + "a" * 32)
     page.get_by_role("button", name="Sign in").click()
@@ -55,8 +59,14 @@ def test_sign_in_and_read_rules_decisions_and_results(
     expect(decisions).to_contain_text("paywall-faq: shown faq")
     expect(decisions).to_contain_text("paywall-faq: condition: triggers.paywall_view.7d")
 
+    header = page.locator("header")  # styled by the page's own inline CSS, which the CSP allows
+    expect(header).to_have_css("background-color", "rgb(27, 27, 27)")
+    expect(chart.locator("circle").first).to_have_attribute("fill", "#0a6b2a")
+    assert not [text for text in console if "Content Security Policy" in text]
+
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("Admin key")).to_be_visible()
+    assert [c for c in context.cookies() if c["name"] == "sc_admin"] == []

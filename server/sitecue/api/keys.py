@@ -1,7 +1,9 @@
 """Admin API keys: ``sck_<id>_<secret>``, shown once; only a hash of the secret is stored.
 
 Each key names the sites it may act on. Lookup is by the public id, and the secret is checked
-with a constant-time comparison, so a wrong key learns nothing from the timing.
+with a constant-time comparison, so a wrong key learns nothing from the timing. Nothing about
+a key is cached in the process: every request reads it from the store, so a key revoked by
+``sitecue apikey revoke`` is refused by every worker of every node from the next request on.
 """
 
 from __future__ import annotations
@@ -22,9 +24,19 @@ if TYPE_CHECKING:
     from ..rules import CompiledSite
     from ..runtime import Runtime
 
-__all__ = ["authenticate", "authenticate_token", "authorised_site", "mint_key", "require_sites"]
+__all__ = [
+    "authenticate",
+    "authenticate_token",
+    "authorised_site",
+    "key_id",
+    "mint_key",
+    "note_use",
+    "require_sites",
+]
 
 _KEY = re.compile(r"sck_([0-9a-f]{12})_([A-Za-z0-9_-]{32})")
+_ID = re.compile(r"[0-9a-f]{12}")
+USE_STEP_S = 60  # last_used is kept to the minute: one write a minute per key, not per request
 
 
 def _hash(secret: str) -> str:
@@ -36,6 +48,21 @@ def mint_key(sites: list[str], label: str = "") -> tuple[str, ApiKey]:
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
     record = ApiKey(key_id, _hash(secret), sorted(set(sites)), label, int(time.time()))
     return f"sck_{key_id}_{secret}", record
+
+
+def _now() -> int:
+    """Epoch seconds (tests freeze it)."""
+    return int(time.time())
+
+
+def key_id(text: str) -> str | None:
+    """The public id named by ``text``: the id itself (as ``sitecue apikey list`` shows it)
+    or a whole key (so a leaked key can be revoked by pasting it); None if it is neither."""
+    text = text.strip()
+    if _ID.fullmatch(text):
+        return text
+    match = _KEY.fullmatch(text)
+    return None if match is None else match[1]
 
 
 async def authenticate(request: Request, store: Store) -> ApiKey:
@@ -52,7 +79,17 @@ async def authenticate_token(token: str, store: Store) -> ApiKey:
     key = await store.api_key(match[1])
     if key is None or not hmac.compare_digest(key.secret_hash, _hash(match[2])):
         raise Unauthorized("authorization: this API key is not valid")
+    if key.revoked is not None:  # said only to whoever holds the whole key
+        raise Unauthorized("authorization: this API key was revoked")
+    await note_use(key, store)
     return key
+
+
+async def note_use(key: ApiKey, store: Store) -> None:
+    """Keep the key's ``last_used`` (shown by ``sitecue apikey list``) to the minute."""
+    now = _now()
+    if key.last_used is None or now - key.last_used >= USE_STEP_S:
+        await store.touch_api_key(key.id, now)
 
 
 def require_sites(key: ApiKey, sites: list[str] | set[str]) -> None:

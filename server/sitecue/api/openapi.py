@@ -296,14 +296,17 @@ def openapi() -> dict[str, Any]:
                         "content": {"text/html": {}},
                     },
                     "303": {"description": "signed in: to the dashboard"},
-                    **_errors(413),
+                    **_errors(403, 413),
                 },
             }
         },
         "/dashboard/logout": {
             "post": {
                 "summary": "Sign out of the dashboard",
-                "responses": {"303": {"description": "signed out: to the sign-in form"}},
+                "responses": {
+                    "303": {"description": "signed out: to the sign-in form"},
+                    **_errors(403),
+                },
             }
         },
         "/openapi.json": {

@@ -1,6 +1,7 @@
 """Durable records: every accepted event and every decision, with its reasons."""
 
 from .base import (
+    AdminSession,
     ApiKey,
     Contact,
     DecisionQuery,
@@ -11,6 +12,7 @@ from .base import (
 )
 
 __all__ = [
+    "AdminSession",
     "ApiKey",
     "Contact",
     "DecisionQuery",

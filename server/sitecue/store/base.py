@@ -84,6 +84,25 @@ INSERT_DECISION = (
 INSERT_API_KEY = (
     "INSERT INTO api_keys (id, secret_hash, sites, label, created) VALUES (?, ?, ?, ?, ?)"
 )
+API_KEY_COLUMNS = "id, secret_hash, sites, label, created, revoked, last_used"
+SELECT_API_KEY = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?"
+LIST_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created, id"
+# A key is revoked once (the first time is kept); its dashboard sessions end with it.
+REVOKE_API_KEY = "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL"
+TOUCH_API_KEY = "UPDATE api_keys SET last_used = ? WHERE id = ?"
+END_KEY_SESSIONS = "DELETE FROM admin_sessions WHERE key_id = ?"
+INSERT_SESSION = (
+    "INSERT INTO admin_sessions (id_hash, key_id, created, expires) VALUES (?, ?, ?, ?)"
+)
+PURGE_SESSIONS = "DELETE FROM admin_sessions WHERE expires <= ?"
+END_SESSION = "DELETE FROM admin_sessions WHERE id_hash = ?"
+# A session proves its key only while it is unexpired and the key unrevoked: both are read
+# from the store on every request, so a revoke or a sign-out holds on every node at once.
+SESSION_KEY = (
+    "SELECT k.id, k.secret_hash, k.sites, k.label, k.created, k.revoked, k.last_used"
+    " FROM admin_sessions AS s JOIN api_keys AS k ON k.id = s.key_id"
+    " WHERE s.id_hash = ? AND s.expires > ? AND k.revoked IS NULL"
+)
 UPSERT_CONTACT = (
     "INSERT INTO contacts (site, id, attributes, updated) VALUES (?, ?, ?, ?) ON CONFLICT"
     " (site, id) DO UPDATE SET attributes = excluded.attributes, updated = excluded.updated"
@@ -156,7 +175,20 @@ class ApiKey(msgspec.Struct, frozen=True):
     secret_hash: str
     sites: list[str]
     label: str
+    created: int  # epoch seconds
+    revoked: int | None = None  # epoch seconds; a revoked key proves nothing
+    last_used: int | None = None  # epoch seconds, to the minute (see api.keys.USE_STEP_S)
+
+
+class AdminSession(msgspec.Struct, frozen=True):
+    """A signed-in dashboard: only a hash of the cookie's random id is stored, so a copy of
+    the database signs nobody in. It ends at ``expires`` (epoch seconds), at sign-out, or
+    when its key is revoked."""
+
+    id_hash: str
+    key_id: str
     created: int
+    expires: int
 
 
 class Store(Protocol):
@@ -193,6 +225,25 @@ class Store(Protocol):
     async def add_api_key(self, key: ApiKey) -> None: ...
 
     async def api_key(self, key_id: str) -> ApiKey | None: ...
+
+    async def api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones too, oldest first."""
+
+    async def touch_api_key(self, key_id: str, at: int) -> None:
+        """Record that the key was used at ``at``."""
+
+    async def revoke_api_key(self, key_id: str, at: int) -> bool:
+        """Mark the key revoked and end its dashboard sessions, in one transaction. False if
+        there is no such key or it was already revoked."""
+
+    async def add_session(self, session: AdminSession) -> None:
+        """Store a new dashboard session (and drop the expired ones)."""
+
+    async def session_key(self, id_hash: str, now: int) -> ApiKey | None:
+        """The key a live session was started with; None once it expired, ended or the key
+        was revoked."""
+
+    async def end_session(self, id_hash: str) -> None: ...
 
     async def healthy(self) -> bool: ...
 

@@ -17,14 +17,24 @@ import msgspec
 from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
+    END_KEY_SESSIONS,
+    END_SESSION,
     EVENT_COLUMNS,
     FORGET,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
+    INSERT_SESSION,
+    LIST_API_KEYS,
     PSEUDONYMISE,
+    PURGE_SESSIONS,
+    REVOKE_API_KEY,
+    SELECT_API_KEY,
+    SESSION_KEY,
+    TOUCH_API_KEY,
     UPSERT_CONTACT,
     UPSERT_LINK,
+    AdminSession,
     ApiKey,
     Contact,
     DecisionQuery,
@@ -82,6 +92,15 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX decisions_once ON decisions (site, idempotency_key)
         WHERE idempotency_key IS NOT NULL;
     """,
+    """
+    ALTER TABLE api_keys ADD COLUMN revoked BIGINT;
+    ALTER TABLE api_keys ADD COLUMN last_used BIGINT;
+    CREATE TABLE admin_sessions (
+        id_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL,
+        created BIGINT NOT NULL, expires BIGINT NOT NULL
+    );
+    CREATE INDEX admin_sessions_key ON admin_sessions (key_id);
+    """,
 ]
 
 
@@ -96,6 +115,14 @@ _INSERT_DECISION = _numbered(INSERT_DECISION)
 _INSERT_API_KEY = _numbered(INSERT_API_KEY)
 _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
+_SELECT_API_KEY = _numbered(SELECT_API_KEY)
+_REVOKE_API_KEY = _numbered(REVOKE_API_KEY)
+_TOUCH_API_KEY = _numbered(TOUCH_API_KEY)
+_END_KEY_SESSIONS = _numbered(END_KEY_SESSIONS)
+_INSERT_SESSION = _numbered(INSERT_SESSION)
+_PURGE_SESSIONS = _numbered(PURGE_SESSIONS)
+_END_SESSION = _numbered(END_SESSION)
+_SESSION_KEY = _numbered(SESSION_KEY)
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
 # As the SQLite engine's: exposures per visitor and variant, then impressions and the
@@ -144,6 +171,11 @@ async def migrate(db: asyncpg.Connection) -> int:
                     "INSERT INTO schema_migrations VALUES ($1, $2)", version, int(time.time())
                 )
     return len(MIGRATIONS)
+
+
+def _api_key(row: asyncpg.Record) -> ApiKey:
+    """A row of API_KEY_COLUMNS as a key."""
+    return ApiKey(row[0], row[1], list(row[2]), row[3], row[4], row[5], row[6])
 
 
 class PostgresStore:
@@ -276,10 +308,40 @@ class PostgresStore:
 
     async def api_key(self, key_id: str) -> ApiKey | None:
         async with self._pool.acquire() as db:
-            row = await db.fetchrow(
-                "SELECT id, secret_hash, sites, label, created FROM api_keys WHERE id = $1", key_id
+            row = await db.fetchrow(_SELECT_API_KEY, key_id)
+        return None if row is None else _api_key(row)
+
+    async def api_keys(self) -> list[ApiKey]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(LIST_API_KEYS)
+        return [_api_key(row) for row in rows]
+
+    async def touch_api_key(self, key_id: str, at: int) -> None:
+        async with self._pool.acquire() as db:
+            await db.execute(_TOUCH_API_KEY, at, key_id)
+
+    async def revoke_api_key(self, key_id: str, at: int) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            status: str = await db.execute(_REVOKE_API_KEY, at, key_id)  # "UPDATE <n>"
+            revoked = status.split()[-1] != "0"
+            await db.execute(_END_KEY_SESSIONS, key_id)
+        return revoked
+
+    async def add_session(self, session: AdminSession) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute(_PURGE_SESSIONS, session.created)
+            await db.execute(
+                _INSERT_SESSION, session.id_hash, session.key_id, session.created, session.expires
             )
-        return None if row is None else ApiKey(row[0], row[1], list(row[2]), row[3], row[4])
+
+    async def session_key(self, id_hash: str, now: int) -> ApiKey | None:
+        async with self._pool.acquire() as db:
+            row = await db.fetchrow(_SESSION_KEY, id_hash, now)
+        return None if row is None else _api_key(row)
+
+    async def end_session(self, id_hash: str) -> None:
+        async with self._pool.acquire() as db:
+            await db.execute(_END_SESSION, id_hash)
 
     async def healthy(self) -> bool:
         try:

@@ -18,14 +18,24 @@ import msgspec
 from ..decide import Verdict
 from .base import (
     DECISION_COLUMNS,
+    END_KEY_SESSIONS,
+    END_SESSION,
     EVENT_COLUMNS,
     FORGET,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
+    INSERT_SESSION,
+    LIST_API_KEYS,
     PSEUDONYMISE,
+    PURGE_SESSIONS,
+    REVOKE_API_KEY,
+    SELECT_API_KEY,
+    SESSION_KEY,
+    TOUCH_API_KEY,
     UPSERT_CONTACT,
     UPSERT_LINK,
+    AdminSession,
     ApiKey,
     Contact,
     DecisionQuery,
@@ -82,6 +92,15 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX decisions_once ON decisions (site, idempotency_key)
         WHERE idempotency_key IS NOT NULL;
     """,
+    """
+    ALTER TABLE api_keys ADD COLUMN revoked INTEGER;
+    ALTER TABLE api_keys ADD COLUMN last_used INTEGER;
+    CREATE TABLE admin_sessions (
+        id_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL,
+        created INTEGER NOT NULL, expires INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX admin_sessions_key ON admin_sessions (key_id);
+    """,
 ]
 
 
@@ -137,6 +156,11 @@ log = logging.getLogger("sitecue")
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
 _attributes = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _api_key(row: Any) -> ApiKey:
+    """A row of API_KEY_COLUMNS as a key; the sites are stored as JSON text."""
+    return ApiKey(row[0], row[1], msgspec.json.decode(row[2], type=list[str]), *row[3:7])
 
 
 class SQLiteStore:
@@ -326,12 +350,50 @@ class SQLiteStore:
         )
 
     async def api_key(self, key_id: str) -> ApiKey | None:
-        query = "SELECT id, secret_hash, sites, label, created FROM api_keys WHERE id = ?"
-        async with self._db.execute(query, (key_id,)) as cursor:
+        async with self._db.execute(SELECT_API_KEY, (key_id,)) as cursor:
             row = await cursor.fetchone()
-        if row is None:
-            return None
-        return ApiKey(row[0], row[1], msgspec.json.decode(row[2], type=list[str]), row[3], row[4])
+        return None if row is None else _api_key(row)
+
+    async def api_keys(self) -> list[ApiKey]:
+        async with self._db.execute(LIST_API_KEYS) as cursor:
+            return [_api_key(row) for row in await cursor.fetchall()]
+
+    async def touch_api_key(self, key_id: str, at: int) -> None:
+        await self._execute(TOUCH_API_KEY, (at, key_id))
+
+    async def revoke_api_key(self, key_id: str, at: int) -> bool:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                revoked = self._writes.execute(REVOKE_API_KEY, (at, key_id)).rowcount > 0
+                self._writes.execute(END_KEY_SESSIONS, (key_id,))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                self._writes.execute("ROLLBACK")
+                raise
+        return revoked
+
+    async def add_session(self, session: AdminSession) -> None:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                self._writes.execute(PURGE_SESSIONS, (session.created,))
+                self._writes.execute(
+                    INSERT_SESSION,
+                    (session.id_hash, session.key_id, session.created, session.expires),
+                )
+                self._writes.execute("COMMIT")
+            except BaseException:
+                self._writes.execute("ROLLBACK")
+                raise
+
+    async def session_key(self, id_hash: str, now: int) -> ApiKey | None:
+        async with self._db.execute(SESSION_KEY, (id_hash, now)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _api_key(row)
+
+    async def end_session(self, id_hash: str) -> None:
+        await self._execute(END_SESSION, (id_hash,))
 
     async def healthy(self) -> bool:
         try:

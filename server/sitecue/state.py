@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -226,9 +227,14 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     """
     others = {r: m for r, m in state.rules.items() if r not in keep}
     counters = [*state.triggers.values(), *(m.shown for m in others.values())]
-    for day, i in sorted((day, i) for i, c in enumerate(counters) for day in c.days):
+    oldest = [(min(c.days), i) for i, c in enumerate(counters) if c.days]  # each counter's
+    heapq.heapify(oldest)  # oldest bucket, so that evicting a few costs little
+    while oldest:
+        day, i = heapq.heappop(oldest)
         days = counters[i].days
         yield "day bucket", _int_size(day) + _int_size(days.pop(day)) + _shrunk(days)
+        if days:
+            heapq.heappush(oldest, (min(days), i))
     if state.attributes:
         size = len(_encoder.encode(state.attributes)) - 1  # an empty map is one byte
         state.attributes = {}

@@ -216,7 +216,7 @@ def decide_alone() -> None:
         seed = VisitorState(visitor="bench-visitor-000001")
         for _ in range(3):
             decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
-        cookie = codec.encode(seed)
+        cookie = codec.encode(seed, "news")
 
         def call(
             compiled: Any = compiled,
@@ -224,7 +224,7 @@ def decide_alone() -> None:
             codec: StateCodec = codec,
             request: DecideRequest = request,
         ) -> None:
-            state = codec.decode(cookie, "bench-visitor-000001")
+            state = codec.decode(cookie, "bench-visitor-000001", "news")
             assert state is not None
             decide(compiled, state, request, 1_790_000_000_000, key=KEY)
 

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from sitecue.app import build_app
 from sitecue.bucketing import bucket_ranges, choose_variation, fnv_hash
 from sitecue.settings import Settings
+from sitecue.state import MAX_COOKIE_BYTES
 from sitecue.store import DecisionQuery, open_store
 from sites import CONFIG_DIR
 
@@ -468,3 +469,68 @@ def test_retried_requests_are_answered_again_and_stored_once(
         assert [x["rule"] for x in third["decisions"]] == []
     counts = count_records(store_url)
     assert counts == {"decisions": 3, "trigger": 2, "impression": 1, "event": 1}
+
+
+def test_two_sites_on_one_cookie_path_do_not_read_each_other(client: TestClient) -> None:
+    shop = decide(client, "shop", SHOP, page={"url": f"{SHOP}/shop/"}, identify="customer-77")
+    assert shop["identified"] is True
+    news = decide(client)  # the same cookies, on the same path: the shop's state
+    assert news["identified"] is False and news["visitor"] == shop["visitor"]
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.codec.rejected == {"other site": 1}
+    assert decide(client)["identified"] is False  # news now has a state of its own
+
+
+def state_cookie(response: Any) -> str:
+    (cookie,) = [c for c in response.headers.get_list("set-cookie") if c.startswith("sc_s=")]
+    return str(cookie.split(";")[0])
+
+
+def test_a_campaign_dismissed_at_the_cookie_cap_stays_dismissed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Twenty campaigns with long ids, each dismissed in turn: their dismissals do not all
+    fit the cookie. The latest always stays; the oldest give way, counted."""
+    config = tmp_path / "config"
+    (config / "sites").mkdir(parents=True)
+    ids = [f"campaign-{i:02d}-" + "x" * 50 for i in range(20)]
+    site = {
+        "site": "campaigns",
+        "origins": [NEWS],
+        "rules": [
+            {
+                "id": rule_id,
+                "placement": {"type": "inline", "selector": f"#slot-{i}"},
+                "when": {"page.path": {"$regex": f"^/r{i}$"}},
+                "limit": {"stop_after": ["dismiss"]},
+                "variants": [{"id": "a", "weight": 100, "widget": None}],
+            }
+            for i, rule_id in enumerate(ids)
+        ],
+    }
+    (config / "sites" / "campaigns.json").write_text(json.dumps(site))
+    with TestClient(
+        build_app(Settings(config, settings.data_dir, settings.db, settings.secrets)),
+        base_url=NEWS,
+    ) as client:
+
+        def shown(i: int) -> list[Any]:
+            body = {"site": "campaigns", "page": {"url": f"{NEWS}/r{i}"}}
+            response = client.post("/v1/decide", json=body, headers={"origin": NEWS})
+            assert len(state_cookie(response)) <= MAX_COOKIE_BYTES
+            return list(response.json()["decisions"])
+
+        for i, rule_id in enumerate(ids):
+            (d,) = shown(i)
+            dismiss = {"type": "dismiss", "decision": d["id"], "rule": rule_id, "variant": "a"}
+            response = client.post(
+                "/v1/events",
+                json={"site": "campaigns", "events": [{**dismiss, "at": 1_790_000_000_000 + i}]},
+                headers={"origin": NEWS},
+            )
+            assert len(state_cookie(response)) <= MAX_COOKIE_BYTES
+            assert shown(i) == [], f"{rule_id} shows again right after its dismissal"
+        assert shown(19) == [] and shown(18) == []  # the latest stay dismissed
+        assert [d["rule"] for d in shown(0)] == [ids[0]]  # the oldest gave way
+        evictions = client.app.state.runtime.metrics.evictions  # type: ignore[attr-defined]
+        assert evictions[("campaigns", "dismissal")] > 0

@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 
 from sitecue.cli import main
-from sitecue.config import json_schema
+from sitecue.config import json_schema, load_site
 from sitecue.identity import TokenCodec
+from sitecue.rules import compile_site
 from sitecue.settings import database_url
+from sitecue.state import MAX_COOKIE_BYTES
+from sitecue.state_size import state_size
 from sitecue.store import open_store
 from sites import CONFIG_DIR
 
@@ -140,3 +143,46 @@ def test_apikey_list_shows_every_key_and_never_its_secret(
     assert " active " in ops and ops.split()[-2:] == ["news,shop", "ops"]
     for key in keys:
         assert key.split("_", 2)[2] not in out  # the secret
+
+
+def test_check_warns_when_a_site_can_outgrow_the_state_cookie(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A year-long window on four triggers, and twenty campaigns with long ids: the site
+    works (exit status 0), but the check says how big its cookie can get."""
+    (tmp_path / "sites").mkdir()
+    path = tmp_path / "sites" / "heavy.json"
+    triggers = {f"trigger_{i}": {"on": "custom"} for i in range(4)}
+    rules = [
+        {
+            "id": f"campaign-{i:02d}-" + "x" * 50,
+            "placement": {"type": "inline", "selector": f"#slot-{i}"},
+            "when": {f"triggers.trigger_{i % 4}.365d": {"$gte": 1}},
+            "limit": {"stop_after": ["dismiss"]},
+            "variants": [{"id": "a", "weight": 100, "widget": None}],
+        }
+        for i in range(20)
+    ]
+    site = {"site": "heavy", "origins": ["https://heavy.example"], "triggers": triggers}
+    path.write_text(json.dumps({**site, "rules": rules}))
+    assert main(["check", str(path)]) == 0
+    captured = capsys.readouterr()
+    size = state_size(compile_site(load_site(path), tmp_path))
+    assert size.worst > size.floor > MAX_COOKIE_BYTES
+    assert f"site 'heavy' OK, 20 rule(s), state cookie up to {size.worst} bytes" in captured.out
+    assert captured.err.splitlines() == [
+        f"{path}: warning: the state cookie can reach {size.worst} bytes at worst, over the "
+        f"{MAX_COOKIE_BYTES}-byte cap: the oldest day buckets are evicted first, so long "
+        "windows may count short for the heaviest visitors",
+        f"{path}: warning: the rules' dismissals and conversions alone take {size.floor} "
+        f"bytes, over the {MAX_COOKIE_BYTES}-byte cap: a visitor who dismissed many of them "
+        "may see the oldest dismissed ones again (fewer or shorter rule ids fit)",
+    ]
+
+
+def test_check_does_not_warn_about_the_demo_sites(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SITECUE_CONFIG_DIR", str(CONFIG_DIR))
+    assert main(["check"]) == 0
+    assert capsys.readouterr().err == ""

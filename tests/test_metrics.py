@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
 from sitecue.metrics import Histogram
+from sitecue.state import MAX_COOKIE_BYTES, StateCodec, VisitorState, sent_size
 
 SHOP = "https://shop.example"
 
@@ -64,3 +65,28 @@ def test_histogram_buckets_are_cumulative() -> None:
         't_count{route="a\\"b"} 4',
     ]
     assert all(re.fullmatch(r"\w+\{[^}]*\} [\d.]+", line) for line in lines)
+
+
+def test_another_sites_cookie_and_evictions_are_counted(
+    client: TestClient, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop = {"site": "shop", "page": {"url": f"{SHOP}/shop/"}}
+    client.post("/v1/decide", json=shop, headers={"origin": SHOP})
+    news = {"site": "news", "page": {"url": f"{ORIGIN}/news/"}}
+    client.post("/v1/decide", json=news, headers={"origin": ORIGIN})  # the shop's cookie
+    # Attributes that fill the cookie to the brim: the page view's news pushes it over, and
+    # the snapshot goes (it is taken again at the next identification), counted.
+    visitor = client.cookies["sc_vid"]
+    heavy = VisitorState(visitor=visitor, attributes={"subscriber": True, "note": "x" * 1200})
+    while sent_size(heavy) > MAX_COOKIE_BYTES:
+        heavy.attributes["note"] = heavy.attributes["note"][1:]
+    sealed = StateCodec(env["SITECUE_SECRETS"].split(",")).encode(heavy, "news")
+    client.cookies.clear()
+    client.cookies.set("sc_vid", visitor, domain="news.example")
+    client.cookies.set("sc_s", sealed, domain="news.example")
+    client.post("/v1/decide", json=news, headers={"origin": ORIGIN})
+
+    samples = scrape(client, new_key(capsys, "news", "shop"))
+    assert samples['sitecue_rejected_total{kind="cookie",reason="other site"}'] == 1
+    assert samples['sitecue_state_evictions_total{site="news",kind="attributes"}'] == 1
+    assert not any(name.startswith('sitecue_state_evictions_total{site="shop"') for name in samples)

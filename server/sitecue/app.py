@@ -112,26 +112,34 @@ def _cors(response: Response, origin: str | None) -> Response:
 
 
 def _visitor_and_state(
-    request: Request, runtime: Runtime, site: str = "", call: str | None = None
+    request: Request, runtime: Runtime, site: str, call: str | None = None
 ) -> VisitorState:
     visitor = request.cookies.get(VISITOR_COOKIE, "")
     if not _VISITOR_ID.fullmatch(visitor):
         visitor = new_visitor(runtime.keyring, site, call)
-    state = runtime.codec.decode(request.cookies.get(STATE_COOKIE), visitor)
+    state = runtime.codec.decode(request.cookies.get(STATE_COOKIE), visitor, site, runtime.sites)
     return state if state is not None else VisitorState(visitor=visitor)
 
 
 def _set_cookies(
-    request: Request, response: Response, runtime: Runtime, state: VisitorState, persist: bool
+    request: Request,
+    response: Response,
+    runtime: Runtime,
+    state: VisitorState,
+    persist: bool,
+    site: str,
+    keep: set[str],
 ) -> None:
-    """Store the state; without consent store nothing, and forget what a visitor who has
-    just declined had. The values are URL-safe base64 and dots, so they need no quoting, and
-    the header is written directly (http.cookies was the costliest step of a decision)."""
+    """Store the state, sealed for ``site``, never evicting the rules in ``keep`` to fit
+    the cap; without consent store nothing, and forget what a visitor who has just declined
+    had. The values are URL-safe base64, so they need no quoting, and the header is written
+    directly (http.cookies was the costliest step of a decision)."""
     attributes = f"; Path={request.scope.get('root_path', '').rstrip('/')}/; HttpOnly; SameSite=Lax"
     if request.scope.get("scheme") == "https":
         attributes += "; Secure"
     if persist:
-        cookies = [(VISITOR_COOKIE, state.visitor), (STATE_COOKIE, runtime.codec.encode(state))]
+        sealed = runtime.codec.encode(state, site, keep)
+        cookies = [(VISITOR_COOKIE, state.visitor), (STATE_COOKIE, sealed)]
         lifetime = f"; Max-Age={MAX_AGE_S}"
     elif VISITOR_COOKIE in request.cookies or STATE_COOKIE in request.cookies:
         cookies, lifetime = [(VISITOR_COOKIE, ""), (STATE_COOKIE, "")], "; Max-Age=0"
@@ -150,6 +158,7 @@ async def decide_endpoint(request: Request) -> Response:
     origin = _check_origin(request, site)
     now = _now_ms()
     state = _visitor_and_state(request, runtime, site.name, body.call)
+    marks = state.marks()
     rejected = None
     if (body.token or body.identify) and consented(site, body.consent, state):
         try:
@@ -206,7 +215,9 @@ async def decide_endpoint(request: Request) -> Response:
         now=now,
     )
     response = json_response(answer)
-    _set_cookies(request, response, runtime, state, outcome.persist)
+    # What this view showed, dismissed or converted survives the size cap.
+    keep = state.touched(marks) | {d.rule for d in outcome.decisions}
+    _set_cookies(request, response, runtime, state, outcome.persist, site.name, keep)
     return _cors(response, origin)
 
 
@@ -215,7 +226,8 @@ async def events_endpoint(request: Request) -> Response:
     body = decode(await read_body(request, MAX_BODY_BYTES), EventsRequest)
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
-    state = _visitor_and_state(request, runtime)
+    state = _visitor_and_state(request, runtime, site.name)
+    marks = state.marks()
     persist = consented(site, None, state)
     if not persist:
         state = VisitorState(visitor="")
@@ -242,7 +254,8 @@ async def events_endpoint(request: Request) -> Response:
     ]
     await runtime.store.write(records, [])
     response = Response(status_code=204)
-    _set_cookies(request, response, runtime, state, persist)
+    keep = state.touched(marks)
+    _set_cookies(request, response, runtime, state, persist, site.name, keep)
     return _cors(response, origin)
 
 
@@ -337,7 +350,7 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await open_store(settings.db)
         store.writer.on_commit = metrics.batches.observe
-        codec = StateCodec(settings.secrets)
+        codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)
         loop = asyncio.get_running_loop()

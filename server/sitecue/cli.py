@@ -3,6 +3,7 @@ tokens and contacts on the same settings as the server.
 
 sitecue demo                      # the example news site and shop, on SQLite
 sitecue check config/sites/*.json # every mistake as  file: $.json.path: what was expected
+                                  # (and warnings, such as a state cookie over its cap)
 sitecue serve --config config --workers 2
 sitecue token mint --site news --contact customer-123      # the token on the last line
 sitecue contacts import customers.csv --site shop
@@ -22,6 +23,7 @@ from .config import json_schema, load_site
 from .errors import BadRequest, ConfigError, Problem
 from .rules import compile_site
 from .settings import Settings, SettingsError, database_url
+from .state_size import state_size, warnings
 
 __all__ = ["main"]
 
@@ -42,7 +44,13 @@ def _check(files: Sequence[str]) -> int:
         except ConfigError as err:
             problems += [p._replace(file=str(path)) for p in err.problems]
             continue
-        summaries.append(f"{path}: site '{site.name}' OK, {len(site.rules)} rule(s)")
+        summaries.append(
+            f"{path}: site '{site.name}' OK, {len(site.rules)} rule(s), "
+            f"state cookie up to {state_size(site).worst} bytes"
+        )
+        # A warning does not fail the check: the site works, evicting at the cookie's cap.
+        for warning in warnings(site):
+            print(f"{path}: warning: {warning}", file=sys.stderr)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -62,6 +62,7 @@ class Metrics:
         self.requests: Counter[tuple[str, str, int]] = Counter()  # (method, route, status)
         self.latency: dict[str, Histogram] = {}  # route -> seconds
         self.decisions: Counter[tuple[str, str, str]] = Counter()  # (site, rule, shown|not)
+        self.evictions: Counter[tuple[str, str]] = Counter()  # (site, kind): the state cookie's cap
         self.batches = Histogram(BATCH_BUCKETS)
 
     def timed(self, route: str, endpoint: Endpoint) -> Endpoint:
@@ -110,6 +111,15 @@ class Metrics:
                 out.append(
                     f"sitecue_rejected_total{_labels((('kind', kind), ('reason', reason)))} {n}"
                 )
+        family(
+            "sitecue_state_evictions_total",
+            "counter",
+            "What the state cookie's size cap dropped, by site and kind.",
+        )
+        for (site, kind), n in sorted(self.evictions.items()):
+            if site in sites:
+                where = _labels((("site", site), ("kind", kind)))
+                out.append(f"sitecue_state_evictions_total{where} {n}")
         family("sitecue_writer_queue_records", "gauge", "Records waiting for the next commit.")
         out.append(f"sitecue_writer_queue_records {queue_depth}")
         family("sitecue_writer_batch_records", "histogram", "Records committed per group.")

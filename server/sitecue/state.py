@@ -1,24 +1,33 @@
-"""The visitor's decision-relevant state, carried in a signed first-party cookie.
+"""The visitor's decision-relevant state, carried in a sealed first-party cookie.
 
 Any sitecue node can decide for any visitor without a database read: trigger counters in
-day buckets, what each rule showed and whether the visitor dismissed or converted, and the
-sticky variant, all binary-packed with msgspec and signed with itsdangerous. A tampered,
-expired or undecodable cookie is ignored (the visitor starts afresh), never trusted.
+day buckets, what each rule showed and whether the visitor dismissed or converted, the
+sticky variant, the contact and its attribute snapshot, all binary-packed with msgspec and
+sealed (AES-GCM, :mod:`sitecue.keyring`) with a key of the site's own. Whoever holds the
+cookie reads nothing in it, cannot alter it, and cannot move it to another visitor or another
+site. A tampered, expired or undecodable cookie is ignored (the visitor starts afresh), never
+trusted.
+
+The cookie never exceeds MAX_COOKIE_BYTES. Over it, what matters least goes first (see
+:meth:`StateCodec.encode`), and what the current request touched (the rule just shown,
+dismissed or converted) is never evicted, so a cap cannot make a campaign undismissable.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import heapq
+import time
 from collections import Counter as Tally
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import itsdangerous
 import msgspec
+
+from .keyring import OVERHEAD, Keyring, Unsealable
 
 __all__ = [
     "MAX_COOKIE_BYTES",
@@ -28,6 +37,7 @@ __all__ = [
     "StateCodec",
     "VisitorState",
     "day_of",
+    "sent_size",
 ]
 
 SESSION_GAP_MS = 30 * 60 * 1000
@@ -37,6 +47,7 @@ MAX_AGE_S = 400 * 24 * 3600  # browsers cap cookie lifetime at 400 days
 MAX_COOKIE_BYTES = 1536
 """The state cookie as sent (``sc_s=…``) never exceeds this; the oldest buckets go first."""
 STATE_COOKIE = "sc_s"
+PURPOSE = "state"  # the keyring purpose: the state cookie's keys are its own, per site
 
 
 class Counter(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -123,18 +134,14 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         for rule_id, memory in self.rules.items():
             memory.shown.forget_before(today - rule_days[rule_id] + 1)
 
-    def _counters(self) -> list[Counter]:
-        return [*self.triggers.values(), *(m.shown for m in self.rules.values())]
+    def marks(self) -> dict[str, tuple[str, int, int, int, int]]:
+        """What each rule's memory says now; :meth:`touched` compares against it later."""
+        return {rule_id: _mark(memory) for rule_id, memory in self.rules.items()}
 
-    def evict_oldest_day(self) -> bool:
-        """Drop the oldest day bucket held anywhere; False when there is none left."""
-        days = [d for c in self._counters() for d in c.days]
-        if not days:
-            return False
-        oldest = min(days)
-        for counter in self._counters():
-            counter.days.pop(oldest, None)
-        return True
+    def touched(self, before: Mapping[str, tuple[str, int, int, int, int]]) -> set[str]:
+        """The rules whose memory changed since ``before`` was taken: given a variant, an
+        impression, a dismissal or a conversion (a goal converts rules nobody named)."""
+        return {r for r, memory in self.rules.items() if before.get(r) != _mark(memory)}
 
     def rule(self, rule_id: str) -> RuleMemory:
         memory = self.rules.get(rule_id)
@@ -143,85 +150,197 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         return memory
 
 
+def _mark(memory: RuleMemory) -> tuple[str, int, int, int, int]:
+    return (
+        memory.variant,
+        memory.shown.total,
+        memory.last_shown,
+        memory.dismissed,
+        memory.converted,
+    )
+
+
 def day_of(ms: int, zone: ZoneInfo) -> int:
     """The calendar day (proleptic ordinal) of an epoch-ms instant in the site's time zone."""
     return datetime.fromtimestamp(ms / 1000, zone).toordinal()
 
 
-def _drop_attributes(state: VisitorState) -> None:
-    state.attributes = {}
+class _Sealed(msgspec.Struct, array_like=True):
+    """What the cookie seals: when (epoch seconds, for the 400-day expiry) and the state.
+    The visitor id is not carried: it is bound to the seal as associated data instead."""
 
-
-def _drop_unfinished_rules(state: VisitorState) -> None:
-    state.rules = {k: m for k, m in state.rules.items() if m.dismissed or m.converted}
-
-
-def _drop_counters(state: VisitorState) -> None:
-    state.triggers = {}
-    state.rules = {
-        k: RuleMemory(dismissed=m.dismissed, converted=m.converted) for k, m in state.rules.items()
-    }
+    issued: int
+    state: VisitorState
 
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(VisitorState)
+_decoder = msgspec.msgpack.Decoder(_Sealed)
+_LATEST_ISSUE = 2**32 - 1  # any issue time until 2106 packs in as many bytes as this one
+_PACKED_BUDGET = (MAX_COOKIE_BYTES - len(STATE_COOKIE) - 1) * 3 // 4 - OVERHEAD
+"""The longest packed state whose sealed, base64 cookie (``sc_s=…``) fits MAX_COOKIE_BYTES."""
+
+
+def _pack(state: VisitorState, issued: int) -> bytes:
+    return _encoder.encode(_Sealed(issued, msgspec.structs.replace(state, visitor="")))
+
+
+def sent_size(state: VisitorState) -> int:
+    """The bytes of ``sc_s=<value>`` for ``state`` as it is now (before any eviction):
+    the packed state, the nonce and tag sealing adds, in unpadded base64."""
+    sealed = OVERHEAD + len(_pack(state, _LATEST_ISSUE))
+    return len(STATE_COOKIE) + 1 + (4 * sealed + 2) // 3
+
+
+def _int_size(n: int) -> int:
+    """The bytes msgpack takes for ``n`` (counts and days are never negative; a negative
+    value is over-estimated, which only makes eviction re-measure sooner)."""
+    if n < 0:
+        return 9
+    return 1 if n < 0x80 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 2**32 else 9
+
+
+def _shrunk(entries: Mapping[Any, Any]) -> int:
+    """The bytes a msgpack map's header just saved, now that it holds ``entries``: 2 when
+    it has fallen to the most a smaller header can count (fixmap: 15; map16: 65535)."""
+    return 2 if len(entries) in (15, 0xFFFF) else 0
+
+
+def _popped(entries: dict[str, Any], key: str) -> int:
+    """Pop ``key`` from ``entries``; the packed bytes that frees."""
+    value = entries.pop(key)
+    return len(_encoder.encode(key)) + len(_encoder.encode(value)) + _shrunk(entries)
+
+
+def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str, int]]:
+    """Evict from ``state`` one item at a time, what matters least first, yielding the kind
+    of each and the packed bytes it freed:
+
+    1. ``day bucket``: the oldest day buckets of trigger counters and of the impressions of
+       rules other than ``keep`` (the newest days are what rules usually count);
+    2. ``attributes``: the attribute snapshot, taken again at the next identification;
+    3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
+       (their variant comes back from the bucketing hash), least recently shown first;
+    4. ``trigger counter``: a trigger's session and total counts, least counted first;
+    5. ``rule history``: the variant and impressions of other dismissed or converted rules,
+       keeping when they were dismissed or converted;
+    6. ``dismissal``: other rules' dismissals and conversions, the oldest first; only here
+       may a rule the visitor dismissed show again, and never a rule in ``keep``.
+    """
+    others = {r: m for r, m in state.rules.items() if r not in keep}
+    counters = [*state.triggers.values(), *(m.shown for m in others.values())]
+    oldest = [(min(c.days), i) for i, c in enumerate(counters) if c.days]  # each counter's
+    heapq.heapify(oldest)  # oldest bucket, so that evicting a few costs little
+    while oldest:
+        day, i = heapq.heappop(oldest)
+        days = counters[i].days
+        yield "day bucket", _int_size(day) + _int_size(days.pop(day)) + _shrunk(days)
+        if days:
+            heapq.heappush(oldest, (min(days), i))
+    if state.attributes:
+        size = len(_encoder.encode(state.attributes)) - 1  # an empty map is one byte
+        state.attributes = {}
+        yield "attributes", size
+    unfinished = [r for r, m in others.items() if not (m.dismissed or m.converted)]
+    for rule_id in sorted(unfinished, key=lambda r: others[r].last_shown):
+        yield "rule memory", _popped(state.rules, rule_id)
+    for name in sorted(state.triggers, key=lambda n: state.triggers[n].total):
+        yield "trigger counter", _popped(state.triggers, name)
+    finished = sorted(
+        (r for r in others if r in state.rules),
+        key=lambda r: max(others[r].dismissed, others[r].converted),
+    )
+    for rule_id in finished:
+        memory = state.rules[rule_id]
+        slim = RuleMemory(dismissed=memory.dismissed, converted=memory.converted)
+        saved = len(_encoder.encode(memory)) - len(_encoder.encode(slim))
+        if saved > 0:
+            state.rules[rule_id] = slim
+            yield "rule history", saved
+    for rule_id in finished:
+        yield "dismissal", _popped(state.rules, rule_id)
 
 
 class StateCodec:
-    """Packs, signs and verifies the state cookie. ``secrets`` may hold several keys for
-    rotation: the last one signs, every one verifies. ``rejected`` counts the cookies
-    refused, by reason, for the metrics."""
+    """Packs and seals the state cookie, and opens and checks it. Keys come from the
+    keyring, one per site: the newest secret seals, every one opens, so secrets rotate as
+    before. ``rejected`` counts the cookies refused, by reason; ``evicted`` counts what the
+    size cap dropped, by (site, kind); both feed the metrics."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(
+        self,
+        secrets: list[str],
+        evicted: Tally[tuple[str, str]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not secrets:
             raise ValueError("the state cookie needs at least one secret")
-        # itsdangerous derives each key from (salt, secret) on every sign and verify; derive
-        # them once here, the same way ("django-concat"), and hand over the derived keys.
-        salt = b"sitecue.state"
-        derived = [hashlib.sha256(salt + b"signer" + s.encode()).digest() for s in secrets]
-        self._signer = itsdangerous.TimestampSigner(
-            derived, salt=salt, key_derivation="none", digest_method=hashlib.sha256
-        )
+        self._keyring = Keyring(secrets)
+        self._clock = clock
         self.rejected: Tally[str] = Tally()
+        self.evicted: Tally[tuple[str, str]] = evicted if evicted is not None else Tally()
 
-    def _sign(self, state: VisitorState) -> str:
-        packed = base64.urlsafe_b64encode(_encoder.encode(state)).rstrip(b"=")
-        return self._signer.sign(packed).decode()
+    def encode(self, state: VisitorState, site: str, keep: Collection[str] = ()) -> str:
+        """The cookie value for ``state`` on ``site``, within MAX_COOKIE_BYTES. Over it,
+        ``state`` loses what matters least first (see :func:`_evictions`); the memory of
+        the rules in ``keep`` (those this request showed, dismissed or converted) always
+        stays. Should even that not fit (only for a site ``sitecue check`` warns about),
+        the cookie goes out over the cap, counted as ``over the cap``."""
+        issued = int(self._clock())
+        packed = _pack(state, issued)
+        excess = len(packed) - _PACKED_BUDGET
+        if excess > 0:
+            freed = 0
+            for kind, size in _evictions(state, keep):
+                self.evicted[(site, kind)] += 1
+                freed += size
+                if freed >= excess:  # enough, by the estimate: measure again
+                    packed = _pack(state, issued)
+                    excess, freed = len(packed) - _PACKED_BUDGET, 0
+                    if excess <= 0:
+                        break
+            else:
+                packed = _pack(state, issued)
+                if len(packed) > _PACKED_BUDGET:
+                    self.evicted[(site, "over the cap")] += 1
+        # The visitor id is the associated data: a cookie copied next to another sc_vid
+        # does not open. The key is the site's own: another site's cookie does not open.
+        sealed = self._keyring.sealer(PURPOSE, site).seal(packed, state.visitor.encode())
+        return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
 
-    def encode(self, state: VisitorState) -> str:
-        """The signed cookie value, within MAX_COOKIE_BYTES. Over it, the oldest day buckets
-        go first, then the attribute snapshot (reloaded at the next identification), then the
-        memory of rules the visitor never dismissed or converted, and last the counters."""
-        budget = MAX_COOKIE_BYTES - len(STATE_COOKIE) - 1
-        value = self._sign(state)
-        while len(value) > budget and state.evict_oldest_day():
-            value = self._sign(state)
-        for shrink in (_drop_attributes, _drop_unfinished_rules, _drop_counters):
-            if len(value) <= budget:
-                break
-            shrink(state)
-            value = self._sign(state)
-        return value
-
-    def decode(self, cookie: str | None, visitor: str) -> VisitorState | None:
-        """The state in ``cookie`` if it is intact, unexpired and belongs to ``visitor``;
-        None otherwise."""
+    def decode(
+        self, cookie: str | None, visitor: str, site: str, sites: Iterable[str] = ()
+    ) -> VisitorState | None:
+        """The state in ``cookie`` if it was sealed for ``visitor`` on ``site`` less than
+        400 days ago; None otherwise. ``sites`` (the others served here) only serve to
+        count a cookie sealed for one of them as ``other site`` rather than ``bad
+        signature``: two sites on one cookie path see each other's cookies."""
         if not cookie:
             return None
+        aad = visitor.encode()
         try:
-            packed = self._signer.unsign(cookie, max_age=MAX_AGE_S)
-        except itsdangerous.SignatureExpired:
-            self.rejected["expired"] += 1
+            sealed = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
+            packed = self._keyring.sealer(PURPOSE, site).open(sealed, aad)
+        except Unsealable:
+            other = any(self._opens(sealed, aad, s) for s in sites if s != site)
+            self.rejected["other site" if other else "bad signature"] += 1
             return None
-        except itsdangerous.BadData:
+        except (binascii.Error, ValueError):  # not base64 (or not ASCII) at all
             self.rejected["bad signature"] += 1
             return None
         try:
-            state = _decoder.decode(base64.urlsafe_b64decode(packed + b"=" * (-len(packed) % 4)))
-        except (binascii.Error, ValueError, msgspec.DecodeError):
+            envelope = _decoder.decode(packed)
+        except msgspec.DecodeError:  # sealed by us, so only after a format change
             self.rejected["undecodable"] += 1
             return None
-        if state.visitor != visitor:
-            self.rejected["other visitor"] += 1
+        if self._clock() - envelope.issued > MAX_AGE_S:
+            self.rejected["expired"] += 1
             return None
-        return state
+        envelope.state.visitor = visitor
+        return envelope.state
+
+    def _opens(self, sealed: bytes, aad: bytes, site: str) -> bool:
+        try:
+            self._keyring.sealer(PURPOSE, site).open(sealed, aad)
+        except Unsealable:
+            return False
+        return True

@@ -1,0 +1,37 @@
+"""How big a site's state cookie can grow: the figure ``sitecue check`` prints is what the
+codec would send, it bounds real heavy use, and past the cap the dismissals still fit."""
+
+from __future__ import annotations
+
+from sitecue.rules import load_sites
+from sitecue.state import MAX_COOKIE_BYTES, StateCodec
+from sitecue.state_size import state_size, warnings, worst_state
+from sites import CONFIG_DIR, rule, site
+from test_state import heavy_year
+
+
+def test_the_worst_case_is_what_the_codec_sends() -> None:
+    codec = StateCodec(["size-test-secret-0000"])
+    for name, compiled in load_sites(CONFIG_DIR).items():
+        size = state_size(compiled)
+        assert size.floor < size.worst <= MAX_COOKIE_BYTES, name  # the demo sites fit
+        assert len(f"sc_s={codec.encode(worst_state(compiled), name)}") == size.worst
+        assert len(f"sc_s={codec.encode(heavy_year(compiled), name)}") < size.worst
+        assert warnings(compiled) == []
+    assert not codec.evicted
+
+
+def test_past_the_cap_the_worst_case_loses_old_days_and_keeps_every_dismissal() -> None:
+    windows = {f"triggers.paywall_view.{w}": {"$gte": 0} for w in ("1d", "90d", "total")}
+    heavy = site(rules=[rule(id=f"rule-{i}", when=windows) for i in range(3)])
+    size = state_size(heavy)
+    assert size.floor < MAX_COOKIE_BYTES < size.worst
+    (warning,) = warnings(heavy)
+    assert f"can reach {size.worst} bytes at worst" in warning
+    codec = StateCodec(["size-test-secret-0000"])
+    state = worst_state(heavy)
+    kept = codec.decode(codec.encode(state, "news"), "", "news")
+    assert kept is not None and all(kept.rules[f"rule-{i}"].dismissed for i in range(3))
+    days = kept.triggers["paywall_view"].days
+    assert 0 < len(days) < 90 and max(days) == max(worst_state(heavy).triggers["paywall_view"].days)
+    assert set(k for _, k in codec.evicted) == {"day bucket"}

@@ -32,6 +32,7 @@ def _check(files: Sequence[str]) -> int:
         print(f"{config_dir / 'sites'}: no site files to check", file=sys.stderr)
         return 1
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     summaries = []
     for path in paths:
         # Templates are named relative to the config directory, which holds sites/.
@@ -41,8 +42,9 @@ def _check(files: Sequence[str]) -> int:
         except ConfigError as err:
             problems += [p._replace(file=str(path)) for p in err.problems]
             continue
+        warnings += [w._replace(file=str(path)) for w in site.warnings]
         summaries.append(f"{path}: site '{site.name}' OK, {len(site.rules)} rule(s)")
-    for problem in problems:
+    for problem in [*warnings, *problems]:  # warnings alone do not fail the check
         print(problem, file=sys.stderr)
     if problems:
         print(f"{len(problems)} mistake(s) found", file=sys.stderr)

@@ -96,9 +96,11 @@ def cookies(response: http.client.HTTPResponse) -> list[str]:
 def test_cookies_are_secure_when_a_trusted_proxy_says_https(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    with serving(tmp_path, env, "--forwarded-allow-ips", "127.0.0.1") as (port, _, _):
+    flags = ("--forwarded-allow-ips", "127.0.0.1", "--root-path", "/sc")
+    with serving(tmp_path, env, *flags) as (port, _, _):
         proxied = decide(port, {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"})
         assert all("; Secure" in c for c in cookies(proxied))
+        assert all("; Path=/sc/;" in c for c in cookies(proxied))  # where the proxy serves it
         direct = decide(port)
         assert not any("Secure" in c for c in cookies(direct))
 
@@ -135,6 +137,9 @@ def test_serve_options_come_from_flags_then_variables_then_defaults() -> None:
         options([], {"SITECUE_MAX_HEADER_BYTES": "lots"})
     with pytest.raises(SystemExit):
         options(["--body-timeout", "0"], {})
+    assert options([], {"SITECUE_ROOT_PATH": "/sc/"}).root_path == "/sc"
+    with pytest.raises(SettingsError, match="SITECUE_ROOT_PATH: expected a path such as /sc"):
+        options([], {"SITECUE_ROOT_PATH": "sc"})
 
 
 # --- slow and hostile clients ----------------------------------------------------------------

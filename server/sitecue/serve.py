@@ -80,6 +80,12 @@ def _boolean(text: str) -> bool:
     raise ValueError(text)
 
 
+def _root_path(text: str) -> str:
+    if text and not text.startswith("/"):
+        raise ValueError(text)
+    return text.rstrip("/")
+
+
 def _setting(
     flag: Any, env: Mapping[str, str], variable: str, cast: Any, default: Any, meaning: str
 ) -> Any:
@@ -151,6 +157,7 @@ class ServeOptions:
     workers: int
     proxy_headers: bool
     forwarded_allow_ips: str
+    root_path: str
     keep_alive_timeout: int
     limits: Limits
 
@@ -166,6 +173,9 @@ class ServeOptions:
             forwarded_allow_ips=_setting(
                 args.forwarded_allow_ips, env, "SITECUE_FORWARDED_ALLOW_IPS", str,
                 DEFAULT_FORWARDED_ALLOW_IPS, "addresses",
+            ),
+            root_path=_setting(
+                args.root_path, env, "SITECUE_ROOT_PATH", _root_path, "", "a path such as /sc"
             ),
             keep_alive_timeout=_setting(
                 args.keep_alive_timeout, env, "SITECUE_KEEP_ALIVE_TIMEOUT", _positive(int),
@@ -197,6 +207,13 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
         metavar="ADDRS",
         help="comma-separated addresses or networks of the proxy, '*' for any "
         f"(SITECUE_FORWARDED_ALLOW_IPS, default {DEFAULT_FORWARDED_ALLOW_IPS})",
+    )
+    proxy.add_argument(
+        "--root-path",
+        type=_root_path,
+        metavar="PATH",
+        help="the path the proxy serves sitecue under when it strips it from requests, "
+        "such as /sc: cookies and links are scoped to it (SITECUE_ROOT_PATH, default none)",
     )
     limits = serve.add_argument_group(
         "limits", "What slow or hostile clients may hold; each worker applies them."
@@ -258,7 +275,7 @@ def run(app: str, options: ServeOptions, *, factory: bool = True) -> None:
     descriptors = raise_descriptor_limit()
     limits = options.limits
     usable = max(1, descriptors - RESERVED_DESCRIPTORS)
-    if limits.max_connections > usable:
+    if limits.max_connections > usable and limits.max_connections != DEFAULT_MAX_CONNECTIONS:
         log.warning(
             "max connections lowered to %d per worker: the descriptor limit is %d",
             usable,
@@ -277,6 +294,7 @@ def run(app: str, options: ServeOptions, *, factory: bool = True) -> None:
         http=PROTOCOL,
         proxy_headers=options.proxy_headers,
         forwarded_allow_ips=options.forwarded_allow_ips,
+        root_path=options.root_path,
         timeout_keep_alive=options.keep_alive_timeout,
         log_level="warning",
     )

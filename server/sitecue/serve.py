@@ -366,15 +366,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _give_up(self, status: int | None) -> None:
         """Close the connection, answering ``status`` unless a response has begun; an app
         still reading the body sees the client gone."""
-        self.phase = _CLOSED
+        phase, self.phase = self.phase, _CLOSED
         cycle = self.cycle
-        started = False
+        # A response to this request has begun (while its body was awaited), or one to an
+        # earlier request is still being written: either way, no room for ours.
+        answered = (
+            cycle is not None
+            and cycle.response_started
+            and (phase != _HEADERS or not cycle.response_complete)
+        )
         if cycle is not None and not cycle.response_complete:
-            started = cycle.response_started
             cycle.disconnected = True
             cycle.message_event.set()
         if not self.transport.is_closing():
-            if status is not None and not started:
+            if status is not None and not answered:
                 self.transport.write(_response(status))
             self.transport.close()
 

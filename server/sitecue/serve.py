@@ -424,12 +424,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return  # refused already: read nothing more
         if self.phase == _IDLE:
             self._enter(_HEADERS)
-            self.header_bytes = 0
-        if self.phase == _HEADERS:
+        if self.phase in (_HEADERS, _APP):  # after a whole request come the next's headers
             self.header_bytes += len(data)
         super().data_received(data)
         # Headers still incomplete after this piece: everything read so far was headers.
-        if self.phase == _HEADERS and self.header_bytes > self.limits.max_header_bytes:
+        if self.phase in (_HEADERS, _APP) and self.header_bytes > self.limits.max_header_bytes:
             self._too_large()
 
     def _too_large(self) -> None:
@@ -457,8 +456,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().on_message_complete()
         self._enter(_APP)
+        self.header_bytes = 0
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.phase == _APP and not self.transport.is_closing():
+        # Unless a pipelined request has just started, the connection now waits for another.
+        idle = self.cycle is None or self.cycle.response_complete
+        if self.phase == _APP and idle and not self.transport.is_closing():
             self._enter(_IDLE)

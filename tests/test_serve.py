@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -193,17 +194,15 @@ def test_500_slow_clients_do_not_starve_a_visitor(tmp_path: Path, env: dict[str,
                 sock.close()
 
 
-def read_response(sock: socket.socket) -> bytes:
-    """One whole response with a content-length, leaving the connection open."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
+def read_response(reader: BinaryIO) -> bytes:
+    """One whole response with a content-length, from ``sock.makefile("rb")``, leaving
+    the connection open for the next."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += reader.readline()
     length = int(next(line for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length:")).split(b":")[1])  # fmt: skip
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
+    return head + reader.read(length)
 
 
 def test_headers_and_bodies_that_do_not_arrive_in_time_get_408(
@@ -214,7 +213,8 @@ def test_headers_and_bodies_that_do_not_arrive_in_time_get_408(
         clients = {name: socket.create_connection(("127.0.0.1", port)) for name in
                    ("silent", "dribbling", "half", "second")}  # fmt: skip
         clients["second"].sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
-        assert read_response(clients["second"]).startswith(b"HTTP/1.1 200 ")  # kept alive, then
+        with clients["second"].makefile("rb") as reader:  # kept alive, then
+            assert read_response(reader).startswith(b"HTTP/1.1 200 ")
         clients["second"].sendall(b"GET /heal")  # a second request stalls
         clients["dribbling"].sendall(b"GET /healthz HTTP/1.1\r\nHo")
         clients["half"].sendall(b"POST /v1/decide HTTP/1.1\r\ncontent-length: 9\r\n\r\n{")
@@ -303,3 +303,20 @@ def test_a_client_leaving_mid_body_is_a_499_not_a_traceback(
             time.sleep(0.05)
         text = log.read_text()
         assert "Traceback" not in text and "ERROR" not in text and "Exception" not in text
+
+
+def test_pipelined_and_kept_alive_requests_are_all_answered(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The guards watch each request on a connection without cutting ordinary use short."""
+    with serving(tmp_path, env, "--header-timeout", "1") as (port, _, _):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        reader = sock.makefile("rb")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n" * 3)
+        for _ in range(3):
+            assert read_response(reader).startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.5)  # idle longer than the header timeout, within keep-alive's 5 s
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+        assert read_response(reader).startswith(b"HTTP/1.1 200 ")
+        reader.close()
+        sock.close()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from condition_oracle import evaluate as reference
 from growthbook_cases import conformance
-from sitecue._jsregex import nested_quantifier
+from sitecue._jsregex import nested_quantifier, repeats
 from sitecue.conditions import REGEX_TIMEOUTS, compile_condition, eval_condition
 from sitecue.errors import ConditionError, ConfigError, Problem
 
@@ -338,3 +338,23 @@ def test_a_nested_quantifier_is_a_warning_with_its_path_not_a_mistake() -> None:
     (warning,) = warnings
     assert warning.path == '$.rules[0].when["page.title"].$regex'
     assert warning.expected.startswith("warning: the group at position 1 repeats a repetition")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "repeating"),
+    [
+        ("^/articles/", False),
+        ("^/(articles|news)/", False),
+        ("(?:ab)(?=c)(?<name>d)", False),  # group syntax, not quantifiers
+        ("[*+?{2}]", False),  # a class
+        ("a{,2}", False),  # a literal brace in JavaScript
+        ("\\(?", True),  # an optional literal parenthesis
+        ("a?", True),
+        ("a{2}", True),
+        ("\\d+", True),
+        ("(?:a)*", True),
+    ],
+)
+def test_patterns_that_repeat_nothing_are_told_apart(pattern: str, repeating: bool) -> None:
+    """Only a pattern that repeats something can backtrack; the others search untimed."""
+    assert repeats(pattern) is repeating

@@ -159,6 +159,30 @@ def compile_js(pattern: str, ignore_case: bool = False) -> Any:
         raise RegexError(str(err)) from err
 
 
+def repeats(pattern: str) -> bool:
+    """Whether the pattern repeats anything (``*``, ``+``, ``?``, ``{n,m}``). One that does
+    not costs at most its length per position of the value, so it needs no time limit,
+    which costs more than such a search itself."""
+    i, n = 0, len(pattern)
+    in_class = after_paren = False  # a ? right after ( opens a group: (?: (?= (?<name>
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i, after_paren = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif (c in "*+" or (c == "?" and not after_paren)) or (
+            c == "{" and _QUANTIFIER_BRACE.match(pattern, i)
+        ):
+            return True
+        after_paren = c == "(" and not in_class
+        i += 1
+    return False
+
+
 def nested_quantifier(pattern: str) -> int | None:
     """The position of a repeated group that holds an unbounded repetition itself
     (``(\\w+\\s?)*``, ``(a*)+``, ``(?:x+y){2,}``): the shape that backtracks

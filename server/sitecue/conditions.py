@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._jsregex import RegexError, compile_js, nested_quantifier
+from ._jsregex import RegexError, compile_js, nested_quantifier, repeats
 from ._jsvalues import (
     NUMBER_TYPES,
     js_gt,
@@ -328,6 +328,8 @@ def _regex_test(pattern: Any, label: str, source: str) -> Predicate:
     :data:`REGEX_TIMEOUT_S`; a search cut off there is no match (failing closed: a rule
     never shows because a visitor sent a value that a pattern chokes on)."""
     search = pattern.search
+    if not repeats(source):  # linear at worst, and the timer costs more than the search
+        return lambda v: search(v if type(v) is str else to_string(v)) is not None
 
     def matches(v: Any) -> bool:
         try:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,10 +20,15 @@ def free_port() -> int:
 
 @contextmanager
 def sitecue_process(
-    args: list[str], env: dict[str, str], log: Path, health: str, cwd: Path | None = None
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    health: str,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``python -m sitecue.cli *args`` with its output in ``log``, until ``health``
-    answers; stop it afterwards."""
+    answers; stop it afterwards. ``preexec_fn`` runs in the child first (to set limits)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sitecue.cli", *args],
@@ -31,6 +36,7 @@ def sitecue_process(
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
         )
     try:
         deadline = time.monotonic() + 20

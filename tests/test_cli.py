@@ -59,6 +59,35 @@ def test_check_lists_every_mistake_with_file_and_path(
     ]
 
 
+def test_check_warns_about_a_regex_with_nested_quantifiers_and_still_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sites").mkdir()
+    risky = tmp_path / "sites" / "news.json"
+    risky.write_text(
+        json.dumps(
+            {
+                "site": "news",
+                "origins": ["https://news.example"],
+                "rules": [
+                    {"id": "r", "placement": {"type": "modal"},
+                     "when": {"page.title": {"$regex": "^(\\w+\\s?)*$"}},
+                     "variants": [{"id": "a", "weight": 100, "widget": None}]},
+                ],
+            }
+        )
+    )  # fmt: skip
+    assert main(["check", str(risky)]) == 0
+    captured = capsys.readouterr()
+    (warning,) = captured.err.splitlines()
+    assert warning.startswith(
+        f'{risky}: $.rules[0].when["page.title"].$regex: warning: the group at position 1 '
+        "repeats a repetition"
+    )
+    assert "stops after 5 ms and does not match" in warning
+    assert "site 'news' OK" in captured.out
+
+
 def test_schema_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == json_schema()

@@ -3,7 +3,9 @@ and agreement between the compiled closures and the interpreting reference."""
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +14,8 @@ from hypothesis import strategies as st
 
 from condition_oracle import evaluate as reference
 from growthbook_cases import conformance
-from sitecue.conditions import compile_condition, eval_condition
+from sitecue._jsregex import nested_quantifier, repeats
+from sitecue.conditions import REGEX_TIMEOUTS, compile_condition, eval_condition
 from sitecue.errors import ConditionError, ConfigError, Problem
 
 CASES = conformance("evalCondition")
@@ -68,6 +71,12 @@ def test_all_conformance_cases_are_collected() -> None:
         ({"tags.1": "b"}, {"tags": ["a", "b"]}, True),
         ({"tags.length": 2}, {"tags": ["a", "b"]}, True),
         ({"tags.5": None}, {"tags": ["a", "b"]}, True),
+        # A brace that makes no quantifier is a literal, never the regex package's fuzzy
+        # matching ({e<=1}: one error allowed).
+        ({"d": {"$regex": "^a{,5}$"}}, {"d": "a{,5}"}, True),
+        ({"d": {"$regex": "^(?:abc){e<=1}$"}}, {"d": "abd"}, False),
+        ({"d": {"$regex": "^\\p{L}$"}}, {"d": "p{L}"}, True),
+        ({"d": {"$regex": "^a{2,}$"}}, {"d": "aaa"}, True),
         # String ordering is UTF-16 code unit order: an astral character sorts before U+FFFD.
         ({"d": {"$lt": "\ufffd"}}, {"d": "\U0001f600"}, True),
     ],
@@ -268,3 +277,84 @@ def test_every_operator_agrees_with_the_reference_on_every_small_value() -> None
                 ):
                     disagreements.append((condition, value))
     assert disagreements == []
+
+
+def test_a_pathological_regex_over_a_visitor_title_answers_at_once_and_does_not_match() -> None:
+    """``^(\\w+\\s?)*$`` backtracks exponentially on a title that almost matches: Python's
+    ``re`` took seconds for 27 characters, stalling the whole server."""
+    title_is_words = compile_condition({"page.title": {"$regex": "^(\\w+\\s?)*$"}})
+    title = "Breakingnewsfromthenewsdesk!"  # 28 characters, the last one spoils the match
+    start = time.perf_counter()
+    assert title_is_words({"page": {"title": title}}) is False
+    assert time.perf_counter() - start < 0.1
+    assert title_is_words({"page": {"title": "Breaking news"}}) is True
+
+
+def test_a_search_past_its_time_fails_closed_and_is_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``^(a|aa)+$`` has no nested quantifier but still backtracks exponentially: the
+    per-search timeout, not the pattern check, is what bounds it."""
+    caplog.set_level(logging.WARNING, "sitecue")
+    before = REGEX_TIMEOUTS["timeouts-test"]
+    only_as = compile_condition({"page.title": {"$regex": "^(a|aa)+$"}}, label="timeouts-test")
+    start = time.perf_counter()
+    for _ in range(3):
+        assert only_as({"page": {"title": "a" * 40 + "!"}}) is False
+    assert time.perf_counter() - start < 0.1
+    assert REGEX_TIMEOUTS["timeouts-test"] == before + 3
+    logged = [r.getMessage() for r in caplog.records if "^(a|aa)+$" in r.getMessage()]
+    assert len(logged) == 1 and "timeouts-test" in logged[0]
+    assert only_as({"page": {"title": "aaaa"}}) is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "position"),
+    [
+        ("^(\\w+\\s?)*$", 1),
+        ("(a*)+", 0),
+        ("x(?:y+z){2,}", 1),
+        ("((a+))+", 0),
+        ("(a{2,})*", 0),
+        ("(a+)?", None),  # repeated at most once
+        ("(ab)+", None),  # nothing repeated inside
+        ("(x{1,3})+", None),  # a bounded repetition inside
+        ("[(]+a*", None),  # brackets in a class are not groups
+        ("\\(a+\\)*", None),  # nor are escaped ones
+        ("^/news/articles/", None),
+    ],
+)
+def test_nested_quantifiers_are_found(pattern: str, position: int | None) -> None:
+    assert nested_quantifier(pattern) == position
+
+
+def test_a_nested_quantifier_is_a_warning_with_its_path_not_a_mistake() -> None:
+    warnings: list[Problem] = []
+    compile_condition(
+        {"page.title": {"$regex": "^(\\w+\\s?)*$"}, "page.path": {"$regex": "^/a"}},
+        path="$.rules[0].when",
+        warnings=warnings,
+    )
+    (warning,) = warnings
+    assert warning.path == '$.rules[0].when["page.title"].$regex'
+    assert warning.expected.startswith("warning: the group at position 1 repeats a repetition")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "repeating"),
+    [
+        ("^/articles/", False),
+        ("^/(articles|news)/", False),
+        ("(?:ab)(?=c)(?<name>d)", False),  # group syntax, not quantifiers
+        ("[*+?{2}]", False),  # a class
+        ("a{,2}", False),  # a literal brace in JavaScript
+        ("\\(?", True),  # an optional literal parenthesis
+        ("a?", True),
+        ("a{2}", True),
+        ("\\d+", True),
+        ("(?:a)*", True),
+    ],
+)
+def test_patterns_that_repeat_nothing_are_told_apart(pattern: str, repeating: bool) -> None:
+    """Only a pattern that repeats something can backtrack; the others search untimed."""
+    assert repeats(pattern) is repeating

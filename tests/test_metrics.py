@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
+from sitecue.app import build_app
+from sitecue.conditions import REGEX_TIMEOUTS
 from sitecue.metrics import Histogram
+from sitecue.settings import Settings
 from sitecue.state import MAX_COOKIE_BYTES, StateCodec, VisitorState, sent_size
 
 SHOP = "https://shop.example"
@@ -50,6 +55,24 @@ def test_requests_decisions_rejects_and_the_writer_are_counted(
     assert samples["sitecue_writer_queue_records"] == 0
     assert samples["sitecue_writer_batch_records_count"] == 5  # one group per request here
     assert not any('site="shop"' in name for name in samples)  # a news key sees news only
+
+
+def test_regex_searches_cut_off_are_counted_by_site(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    news = Path(env["SITECUE_CONFIG_DIR"]) / "sites" / "news.json"
+    config = json.loads(news.read_text())
+    config["rules"][1]["when"] = {"page.title": {"$regex": "^(a|aa)+$"}}
+    news.write_text(json.dumps(config))
+    page = {"site": "news", "page": {"url": f"{ORIGIN}/news/", "title": "a" * 40 + "!"}}
+    with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:
+        before = REGEX_TIMEOUTS["news"]
+        for _ in range(2):
+            response = client.post("/v1/decide", json=page, headers={"origin": ORIGIN})
+            assert response.status_code == 200
+            assert response.json()["decisions"] == []  # the clause failed closed
+        samples = scrape(client, new_key(capsys, "news"))
+    assert samples['sitecue_regex_timeouts_total{site="news"}'] == before + 2
 
 
 def test_histogram_buckets_are_cumulative() -> None:

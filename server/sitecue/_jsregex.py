@@ -1,19 +1,28 @@
-"""Run JavaScript regular expressions with Python's ``re``.
+"""Run JavaScript regular expressions with the ``regex`` package, under a time limit.
 
 Marketers write ``$regex`` patterns the way GrowthBook and the browser read them, and the two
 dialects differ where it matters: JavaScript's ``$`` never matches before a trailing newline,
 ``.`` stops at every line terminator, ``\\d`` and ``\\w`` are ASCII-only, named groups are
 ``(?<name>…)``, and ``\\q`` is a plain ``q``. This module rewrites those constructs and refuses
 syntax that JavaScript would reject but Python accepts (possessive quantifiers, ``(?P…)``,
-atomic groups), so a pattern matches here exactly when it would in the browser. Known gaps:
-``\\b``, ``\\D``/``\\W`` inside a class and case-insensitive matching follow Python's Unicode
-rules; variable-width lookbehinds are refused.
+atomic groups), so a pattern matches here exactly when it would in the browser. A brace
+that does not make a quantifier is a literal, as in JavaScript (``a{,5}``, and never
+``regex``'s fuzzy matching such as ``(?:abc){e<=1}``). Known gaps: ``\\b``, ``\\D``/``\\W``
+inside a class and case-insensitive matching follow Python's Unicode rules.
+
+The ``regex`` package runs the result because, unlike ``re``, it takes a ``timeout`` per
+search: a marketer's pattern with nested quantifiers, such as ``^(a|aa)+$``, backtracks
+exponentially on a long enough value, and a value is whatever a visitor sends.
+:func:`nested_quantifier` finds such patterns so that ``sitecue check`` can warn about them.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from typing import Any
+
+import regex  # type: ignore[import-untyped]  # the package ships no type information
 
 _HEX = set("0123456789abcdefABCDEF")
 _ASCII_CLASSES = {"d": "0-9", "w": "A-Za-z0-9_"}
@@ -98,6 +107,16 @@ def translate(pattern: str) -> str:
                 i += 3
                 continue
             raise RegexError(f"unsupported group syntax at position {i}")
+        elif c == "{":
+            brace = _QUANTIFIER_BRACE.match(pattern, i)
+            if brace is None:
+                out.append("\\{")  # JavaScript's literal brace; never regex's fuzzy syntax
+            else:
+                out.append(brace.group())
+                i = brace.end()
+                continue
+        elif c == "}":
+            out.append("\\}")
         elif c == "$":
             out.append("\\Z")
         elif c == ".":
@@ -125,12 +144,90 @@ def _ends_with_quantifier(before: str) -> bool:
     return False
 
 
-def compile_js(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """Compile a JavaScript pattern for ``RegExp.prototype.test``-style searching."""
+def compile_js(pattern: str, ignore_case: bool = False) -> Any:
+    """Compile a JavaScript pattern for ``RegExp.prototype.test``-style searching: the
+    result is a ``regex`` pattern, whose ``search`` takes a ``timeout`` in seconds and
+    raises ``TimeoutError`` past it."""
     translated = translate(pattern)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # FutureWarnings about set syntax are not errors
-            return re.compile(translated, re.IGNORECASE if ignore_case else 0)
-    except (re.error, OverflowError, RecursionError) as err:
+            # VERSION0 reads patterns as ``re`` does (VERSION1 would add set operations).
+            flags = regex.VERSION0 | (regex.IGNORECASE if ignore_case else 0)
+            return regex.compile(translated, flags)
+    except (regex.error, OverflowError, RecursionError) as err:
         raise RegexError(str(err)) from err
+
+
+def repeats(pattern: str) -> bool:
+    """Whether the pattern repeats anything (``*``, ``+``, ``?``, ``{n,m}``). One that does
+    not costs at most its length per position of the value, so it needs no time limit,
+    which costs more than such a search itself."""
+    i, n = 0, len(pattern)
+    in_class = after_paren = False  # a ? right after ( opens a group: (?: (?= (?<name>
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i, after_paren = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif (c in "*+" or (c == "?" and not after_paren)) or (
+            c == "{" and _QUANTIFIER_BRACE.match(pattern, i)
+        ):
+            return True
+        after_paren = c == "(" and not in_class
+        i += 1
+    return False
+
+
+def nested_quantifier(pattern: str) -> int | None:
+    """The position of a repeated group that holds an unbounded repetition itself
+    (``(\\w+\\s?)*``, ``(a*)+``, ``(?:x+y){2,}``): the shape that backtracks
+    exponentially when a value almost matches. None when there is no such group."""
+    starts: list[int] = []  # where each open group began
+    unbounded: list[bool] = [False]  # per open group (and the whole pattern): holds one
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+        elif c == "(":
+            starts.append(i)
+            unbounded.append(False)
+        elif c == ")" and starts:
+            start, inner = starts.pop(), unbounded.pop()
+            repeat = _repetition(pattern, i + 1)
+            if inner and repeat in ("unbounded", "bounded"):
+                return start
+            unbounded[-1] = unbounded[-1] or inner or repeat == "unbounded"
+        elif c in "*+" or (c == "{" and _QUANTIFIER_BRACE.match(pattern, i)):
+            unbounded[-1] = unbounded[-1] or _repetition(pattern, i) == "unbounded"
+        i += 1
+    return None
+
+
+def _repetition(pattern: str, i: int) -> str:
+    """What the quantifier at ``pattern[i]`` (if any) does: "unbounded" (``*``, ``+``,
+    ``{n,}``), "bounded" (``{n,m}`` with m > 1), or "none" (``?``, ``{1}``, nothing)."""
+    if i >= len(pattern):
+        return "none"
+    if pattern[i] in "*+":
+        return "unbounded"
+    brace = _QUANTIFIER_BRACE.match(pattern, i)
+    if brace is None:
+        return "none"
+    low, _, high = brace.group()[1:-1].partition(",")
+    if "," in brace.group() and not high:
+        return "unbounded"
+    return "bounded" if int(high or low) > 1 else "none"

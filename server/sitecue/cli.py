@@ -22,8 +22,10 @@ from pathlib import Path
 from .config import json_schema, load_site
 from .errors import BadRequest, ConfigError, Problem
 from .rules import compile_site
+from .serve import add_arguments as add_serve_arguments
 from .settings import Settings, SettingsError, database_url
-from .state_size import state_size, warnings
+from .state_size import state_size
+from .state_size import warnings as cookie_warnings
 
 __all__ = ["main"]
 
@@ -35,6 +37,7 @@ def _check(files: Sequence[str]) -> int:
         print(f"{config_dir / 'sites'}: no site files to check", file=sys.stderr)
         return 1
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     summaries = []
     for path in paths:
         # Templates are named relative to the config directory, which holds sites/.
@@ -44,14 +47,15 @@ def _check(files: Sequence[str]) -> int:
         except ConfigError as err:
             problems += [p._replace(file=str(path)) for p in err.problems]
             continue
+        warnings += [w._replace(file=str(path)) for w in site.warnings]
         summaries.append(
             f"{path}: site '{site.name}' OK, {len(site.rules)} rule(s), "
             f"state cookie up to {state_size(site).worst} bytes"
         )
         # A warning does not fail the check: the site works, evicting at the cookie's cap.
-        for warning in warnings(site):
+        for warning in cookie_warnings(site):
             print(f"{path}: warning: {warning}", file=sys.stderr)
-    for problem in problems:
+    for problem in [*warnings, *problems]:  # warnings alone do not fail the check
         print(problem, file=sys.stderr)
     if problems:
         print(f"{len(problems)} mistake(s) found", file=sys.stderr)
@@ -64,6 +68,7 @@ def _demo(host: str, port: int) -> int:
     import uvicorn
 
     from .demo import build_demo_app
+    from .serve import PROTOCOL
 
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     origins = frozenset({f"http://{h}:{port}" for h in (host, "localhost", "127.0.0.1")})
@@ -74,27 +79,20 @@ def _demo(host: str, port: int) -> int:
     print(f"  shop:      http://{shown}:{port}/shop/")
     print(f"  the tag:   http://{shown}:{port}/sc/cue.js (the shop's: /shop/sc/cue.js)")
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # Held to the same limits as `sitecue serve` (the image serves the demo on 0.0.0.0).
+    uvicorn.run(app, host=host, port=port, http=PROTOCOL, log_level="warning")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from .serve import ServeOptions, run
 
     if args.config:
         os.environ["SITECUE_CONFIG_DIR"] = args.config
     if args.db:
         os.environ["SITECUE_DB"] = args.db
     Settings.load()  # fail here, naming the setting, rather than in every worker
-    uvicorn.run(
-        "sitecue.cli:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-        log_level="warning",
-    )
+    run("sitecue.cli:app_from_environment", ServeOptions.load(args))
     return 0
 
 
@@ -279,12 +277,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sitecue", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the tag and the API")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the tag and the API",
+        description="Serve the tag and the API. For internet-facing use, put nginx in front "
+        "(see the README): it buffers slow clients, terminates TLS and passes "
+        "X-Forwarded-Proto, which sitecue trusts from --forwarded-allow-ips only.",
+    )
     serve.add_argument("--config", help="config directory (SITECUE_CONFIG_DIR, default ./config)")
     serve.add_argument("--db", help="database URL (SITECUE_DB, default SQLite in SITECUE_DATA_DIR)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    add_serve_arguments(serve)
 
     demo = commands.add_parser("demo", help="serve the example news site and shop")
     demo.add_argument("--host", default="127.0.0.1")

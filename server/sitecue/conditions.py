@@ -12,17 +12,21 @@ comparisons and coercions, a missing value behaving as null, an invalid regex fa
 ``compile_condition`` is strict: an unknown operator or a malformed operand raises
 :class:`~sitecue.errors.ConditionError` naming the JSON path of every mistake.
 ``eval_condition`` is GrowthBook's ``evalCondition``: such mistakes simply evaluate to false.
-Evaluation never raises, whatever the attributes hold.
+Evaluation never raises, whatever the attributes hold, and never takes long: a ``$regex``
+search that runs past :data:`REGEX_TIMEOUT_S` stops, does not match, and is counted in
+:data:`REGEX_TIMEOUTS`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._jsregex import RegexError, compile_js
+from ._jsregex import RegexError, compile_js, nested_quantifier, repeats
 from ._jsvalues import (
     NUMBER_TYPES,
     js_gt,
@@ -40,7 +44,17 @@ from ._jsvalues import (
 )
 from .errors import ConditionError, Problem
 
-__all__ = ["OPERATORS", "Predicate", "attribute_paths", "compile_condition", "eval_condition"]
+__all__ = [
+    "OPERATORS",
+    "REGEX_TIMEOUTS",
+    "REGEX_TIMEOUT_S",
+    "Predicate",
+    "attribute_paths",
+    "compile_condition",
+    "eval_condition",
+]
+
+log = logging.getLogger("sitecue")
 
 Predicate = Callable[[Any], bool]
 """A compiled condition (over the attribute mapping) or value test (over one value)."""
@@ -56,20 +70,41 @@ VALUE_OPERATORS = (
 OPERATORS = frozenset(LOGICAL_OPERATORS + VALUE_OPERATORS)
 TYPE_NAMES = ("string", "number", "boolean", "object", "array", "null")
 
+REGEX_TIMEOUT_S = 0.005
+"""How long one ``$regex`` may search one value. A sane pattern answers in microseconds
+over the 16 KiB a request may carry; past this the clause fails closed (no match), so a
+pattern that backtracks exponentially costs a visitor a few milliseconds, not the server
+seconds."""
+
+REGEX_TIMEOUTS: Counter[str] = Counter()
+"""Searches stopped at :data:`REGEX_TIMEOUT_S`, by the label the condition was compiled
+with (a site's name); ``/metrics`` reports them. One event loop per process: no lock."""
+
+_warned: set[tuple[str, str]] = set()  # (label, pattern): each is logged once per process
+
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
 def compile_condition(
-    condition: Any, saved_groups: SavedGroups | None = None, *, path: str = "$"
+    condition: Any,
+    saved_groups: SavedGroups | None = None,
+    *,
+    path: str = "$",
+    label: str = "",
+    warnings: list[Problem] | None = None,
 ) -> Predicate:
     """Compile ``condition`` into a predicate over an attribute mapping.
 
     Raises ConditionError listing every unknown operator or malformed operand, each with its
-    JSON path below ``path`` (give the condition's own path in the config file).
+    JSON path below ``path`` (give the condition's own path in the config file). What is
+    valid but risky (a ``$regex`` with nested quantifiers) is appended to ``warnings``.
+    ``label`` (the site) names the condition's regex timeouts in :data:`REGEX_TIMEOUTS`.
     """
-    compiler = _Compiler(saved_groups, strict=True)
+    compiler = _Compiler(saved_groups, strict=True, label=label)
     predicate = compiler.condition(condition, path)
+    if warnings is not None:
+        warnings.extend(compiler.warnings)
     if compiler.problems:
         raise ConditionError(compiler.problems)
     return predicate
@@ -288,6 +323,31 @@ def _version(op: str, expected: Any) -> Predicate:
     return lambda v: not string_less(target, padded_version(v))  # $vlte
 
 
+def _regex_test(pattern: Any, label: str, source: str) -> Predicate:
+    """A value test by a compiled pattern: the value's string form is searched for at most
+    :data:`REGEX_TIMEOUT_S`; a search cut off there is no match (failing closed: a rule
+    never shows because a visitor sent a value that a pattern chokes on)."""
+    search = pattern.search
+    if not repeats(source):  # linear at worst, and the timer costs more than the search
+        return lambda v: search(v if type(v) is str else to_string(v)) is not None
+
+    def matches(v: Any) -> bool:
+        try:
+            text = v if type(v) is str else to_string(v)
+            return search(text, timeout=REGEX_TIMEOUT_S) is not None
+        except TimeoutError:
+            REGEX_TIMEOUTS[label] += 1
+            if (label, source) not in _warned:
+                _warned.add((label, source))
+                log.warning(
+                    "$regex %r%s ran past %g ms and did not match; it is cut off so each time",
+                    source, f" of site {label}" if label else "", REGEX_TIMEOUT_S * 1000,
+                )  # fmt: skip
+            return False
+
+    return matches
+
+
 def _strict_eq(expected: Any) -> Predicate:
     t = type(expected)
     if expected is None or t is bool:
@@ -302,10 +362,12 @@ def _strict_eq(expected: Any) -> Predicate:
 class _Compiler:
     """Walks one condition, building closures and noting every problem with its path."""
 
-    def __init__(self, saved_groups: SavedGroups | None, strict: bool) -> None:
+    def __init__(self, saved_groups: SavedGroups | None, strict: bool, label: str = "") -> None:
         self.saved_groups = saved_groups or {}
         self.strict = strict
+        self.label = label
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def problem(self, path: str, expected: str, got: Any) -> Predicate:
         """Record a mistake; what it compiles to is GrowthBook's answer to it: false."""
@@ -416,10 +478,21 @@ class _Compiler:
             if type(arg) is not str:
                 return self.problem(path, "a regular expression string", arg)
             try:
-                search = compile_js(arg, ignore_case=op == "$regexi").search
+                pattern = compile_js(arg, ignore_case=op == "$regexi")
             except RegexError as err:
                 return self.problem(path, f"a valid regular expression ({err})", arg)
-            return lambda v: search(v if type(v) is str else to_string(v)) is not None
+            at = nested_quantifier(arg)
+            if at is not None:
+                self.warnings.append(
+                    Problem(
+                        path,
+                        f"warning: the group at position {at} repeats a repetition, which "
+                        "can take exponential time on a value that almost matches; such a "
+                        f"search stops after {REGEX_TIMEOUT_S * 1000:g} ms and does not match "
+                        f"(got {_show(arg)})",
+                    )
+                )
+            return _regex_test(pattern, self.label, arg)
         if op in ("$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte"):
             if type(arg) not in (str, int, float):
                 self.problem(path, 'a version such as "1.2.3"', arg)

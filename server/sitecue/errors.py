@@ -8,7 +8,8 @@
           ├── Unauthorized      401: no admin key, or not a valid one
           ├── Forbidden         403: not allowed from this origin (or with this key)
           ├── NotFound          404: no such site or thing
-          └── PayloadTooLarge   413: the body is over its cap
+          ├── PayloadTooLarge   413: the body is over its cap
+          └── ClientClosed      499: the client left before its body was sent (nobody reads it)
 
 Errors carry data (the JSON path and what was expected there), so the CLI and the HTTP
 layer can each present them in their own way.
@@ -76,3 +77,11 @@ class NotFound(RequestError):
 
 class PayloadTooLarge(RequestError):
     status = 413
+
+
+class ClientClosed(RequestError):
+    """The client closed the connection before sending all of its body: an ordinary event
+    on the internet (a tab closed, a phone losing signal, a slow client cut off by the
+    server's timeouts), so it is counted under nginx's 499, not logged as an error."""
+
+    status = 499

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .conditions import REGEX_TIMEOUTS
 from .errors import RequestError
 
 __all__ = ["Metrics"]
@@ -120,6 +121,10 @@ class Metrics:
             if site in sites:
                 where = _labels((("site", site), ("kind", kind)))
                 out.append(f"sitecue_state_evictions_total{where} {n}")
+        family("sitecue_regex_timeouts_total", "counter", "$regex searches cut off, by site.")
+        for site, n in sorted(REGEX_TIMEOUTS.items()):
+            if site in sites:
+                out.append(f"sitecue_regex_timeouts_total{_labels((('site', site),))} {n}")
         family("sitecue_writer_queue_records", "gauge", "Records waiting for the next commit.")
         out.append(f"sitecue_writer_queue_records {queue_depth}")
         family("sitecue_writer_batch_records", "histogram", "Records committed per group.")

@@ -80,6 +80,7 @@ class CompiledSite:
     trigger_days: dict[str, int]  # trigger -> the longest day window read (0: none)
     rule_days: dict[str, int]  # rule -> the day window its impression cap reads (0: none)
     origins: frozenset[str] = field(default_factory=frozenset)
+    warnings: tuple[Problem, ...] = ()  # valid but risky (a $regex that can backtrack long)
 
     @property
     def name(self) -> str:
@@ -101,6 +102,7 @@ def compile_site(
 ) -> CompiledSite:
     """Check and compile ``config`` (whose templates live under ``root``)."""
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     try:
         zone = ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -139,7 +141,7 @@ def compile_site(
                 )
         if trigger.on == "pageview":
             condition = {"page.path": trigger.path} if trigger.path is not None else {}
-            test = _compile(condition, f"{at}.path", problems)
+            test = _compile(condition, f"{at}.path", problems, config.site, warnings)
             pageview_triggers.append((name, test))
 
     windows: dict[str, set[str]] = {}
@@ -152,7 +154,9 @@ def compile_site(
                 Problem(f"{at}.id", f"expected a unique rule id, '{rule.id}' is used twice")
             )
         seen_ids.add(rule.id)
-        compiled.append(_compile_rule(rule, at, config, templates, rendered, windows, problems))
+        compiled.append(
+            _compile_rule(rule, at, config, templates, rendered, windows, problems, warnings)
+        )
 
     if problems:
         raise ConfigError(problems)
@@ -180,6 +184,7 @@ def compile_site(
         trigger_days={name: max(map(_days, ws)) for name, ws in windows.items()},
         rule_days={r.id: _days(r.limit.per) if r.limit.max else 0 for r in config.rules},
         origins=frozenset(config.origins) | extra_origins,
+        warnings=tuple(warnings),
     )
 
 
@@ -188,9 +193,11 @@ def _days(window: Window) -> int:
     return int(window[:-1]) if window.endswith("d") else 0
 
 
-def _compile(condition: Any, path: str, problems: list[Problem]) -> Predicate:
+def _compile(
+    condition: Any, path: str, problems: list[Problem], site: str, warnings: list[Problem]
+) -> Predicate:
     try:
-        return compile_condition(condition, path=path)
+        return compile_condition(condition, path=path, label=site, warnings=warnings)
     except ConditionError as err:
         problems.extend(err.problems)
         return lambda _: False
@@ -204,6 +211,7 @@ def _compile_rule(
     rendered: set[str],
     windows: dict[str, set[str]],
     problems: list[Problem],
+    warnings: list[Problem],
 ) -> CompiledRule:
     placement = rule.placement
     if placement.type in _SELECTOR_PLACEMENTS and not placement.selector:
@@ -243,7 +251,8 @@ def _compile_rule(
                 continue
             windows.setdefault(parts[1], set()).add(parts[2])
     clauses = tuple(
-        (key, _compile({key: value}, f"{at}.when", problems)) for key, value in rule.when.items()
+        (key, _compile({key: value}, f"{at}.when", problems, config.site, warnings))
+        for key, value in rule.when.items()
     )
 
     ids = [v.id for v in rule.variants]

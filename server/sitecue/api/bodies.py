@@ -3,33 +3,42 @@ naming the field otherwise), and a Struct encoded as the response."""
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ..errors import BadRequest, PayloadTooLarge
+from ..errors import BadRequest, ClientClosed, PayloadTooLarge
 
 __all__ = ["MAX_ADMIN_BODY", "ErrorBody", "Health", "decode", "json_response", "read_body"]
 
 MAX_ADMIN_BODY = 8 * 1024 * 1024
 """Admin bodies (customer and campaign lists) may be larger than the tag's."""
 
+log = logging.getLogger("sitecue")
+
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``limit`` bytes (declared or sent)."""
+    """The body, refused with 413 as soon as it passes ``limit`` bytes (declared or sent);
+    a client that leaves before sending it all is a ClientClosed, logged in one line."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body: expected at most {limit} bytes")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body: expected at most {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"body: expected at most {limit} bytes")
+    except ClientDisconnect:
+        log.info("%s %s: the client left after %d bytes of its body", request.method,
+                 request.url.path, len(body))  # fmt: skip
+        raise ClientClosed("body: the client closed the connection before sending it") from None
     return body
 
 

@@ -352,3 +352,32 @@ def test_rejections_are_counted_by_reason() -> None:
     codec.decode(codec.encode(sample(), "news"), "someone-else-0000", "news", ["shop"])
     codec.decode(codec.encode(sample(), "shop"), VISITOR, "news", ["news", "shop"])
     assert codec.rejected == {"bad signature": 3, "other site": 1}
+
+
+def test_a_cookie_signed_before_sealing_keeps_its_dismissals_but_not_its_person() -> None:
+    """Upgrading from the signed cookie (before 0.2) resets no visitor's dismissals; the
+    contact and attributes, which named no site, are dropped; a forged one opens nothing."""
+    import base64
+    import hashlib
+
+    import itsdangerous
+    import msgspec
+
+    secret = "state-test-secret-0000"
+    salt = b"sitecue.state"
+    key = hashlib.sha256(salt + b"signer" + secret.encode()).digest()
+    signer = itsdangerous.TimestampSigner(
+        [key], salt=salt, key_derivation="none", digest_method=hashlib.sha256
+    )
+    old = VisitorState(visitor="v" * 22, contact="alice@example.com", verified=True)
+    old.attributes = {"tier": "gold"}
+    old.rule("free-express").dismissed = 1_790_000_000_000
+    packed = base64.urlsafe_b64encode(msgspec.msgpack.encode(old)).rstrip(b"=")
+    cookie = signer.sign(packed).decode()
+    codec = StateCodec([secret])
+    state = codec.decode(cookie, "v" * 22, "shop")
+    assert state is not None and state.rules["free-express"].dismissed == 1_790_000_000_000
+    assert (state.contact, state.verified, state.attributes) == (None, False, {})
+    assert codec.decode(cookie, "w" * 22, "shop") is None  # another browser's
+    assert codec.decode(cookie[:-2] + "xx", "v" * 22, "shop") is None  # altered
+    assert StateCodec(["another-secret-000000"]).decode(cookie, "v" * 22, "shop") is None

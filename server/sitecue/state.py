@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import heapq
 import time
 from collections import Counter as Tally
@@ -25,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import itsdangerous
 import msgspec
 
 from .keyring import OVERHEAD, Keyring, Unsealable
@@ -276,6 +278,13 @@ class StateCodec:
             raise ValueError("the state cookie needs at least one secret")
         self._keyring = Keyring(secrets)
         self._clock = clock
+        # Cookies of the signed (unsealed) format before 0.2, read once so that an upgrade
+        # keeps what visitors dismissed and converted; see _open_legacy.
+        salt = b"sitecue.state"
+        legacy = [hashlib.sha256(salt + b"signer" + s.encode()).digest() for s in secrets]
+        self._legacy = itsdangerous.TimestampSigner(
+            legacy, salt=salt, key_derivation="none", digest_method=hashlib.sha256
+        )
         self.rejected: Tally[str] = Tally()
         self.evicted: Tally[tuple[str, str]] = evicted if evicted is not None else Tally()
 
@@ -316,6 +325,8 @@ class StateCodec:
         signature``: two sites on one cookie path see each other's cookies."""
         if not cookie:
             return None
+        if "." in cookie:  # never in unpadded base64: the format before sealing
+            return self._open_legacy(cookie, visitor)
         aad = visitor.encode()
         try:
             sealed = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
@@ -337,6 +348,28 @@ class StateCodec:
             return None
         envelope.state.visitor = visitor
         return envelope.state
+
+    def _open_legacy(self, cookie: str, visitor: str) -> VisitorState | None:
+        """A cookie signed (not sealed) by a version before 0.2, once, on the way to being
+        sealed. It named no site, so what one site's systems said (the contact and its
+        attribute snapshot) is dropped: the person is identified again at their next email
+        link. Counters, dismissals and conversions are the visitor's own and stay."""
+        try:
+            packed = self._legacy.unsign(cookie, max_age=MAX_AGE_S)
+            state = msgspec.msgpack.decode(
+                base64.urlsafe_b64decode(packed + b"=" * (-len(packed) % 4)), type=VisitorState
+            )
+        except itsdangerous.SignatureExpired:
+            self.rejected["expired"] += 1
+            return None
+        except (itsdangerous.BadData, binascii.Error, ValueError, msgspec.DecodeError):
+            self.rejected["bad signature"] += 1
+            return None
+        if state.visitor != visitor:
+            self.rejected["bad signature"] += 1
+            return None
+        state.contact, state.verified, state.attributes = None, False, {}
+        return state
 
     def _opens(self, sealed: bytes, aad: bytes, site: str) -> bool:
         try:

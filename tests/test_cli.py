@@ -12,9 +12,9 @@ import pytest
 
 from sitecue.cli import main
 from sitecue.config import json_schema
-from sitecue.identity import TokenCodec
 from sitecue.settings import database_url
 from sitecue.store import open_store
+from sitecue.tokens import TokenCodec
 from sites import CONFIG_DIR
 
 

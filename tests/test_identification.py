@@ -3,14 +3,16 @@ person's browsers share their history, and a bad token identifies nobody."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
-from sitecue.identity import TokenCodec
+from sitecue.tokens import TokenCodec
 
 SHOP = "https://shop.example"
 
@@ -83,7 +85,7 @@ def test_page_javascript_links_but_never_unlocks_attributes(
     claimed = visit(client, "claimer-000000000001", "shop", "/shop/", identify="c-1")
     assert claimed["identified"] and offers(claimed) == ["first-purchase"]
     linked = admin(client, shop_key, "GET", "/v1/contacts/c-1", params={"site": "shop"}).json()
-    assert linked["visitors"] == ["claimer-000000000001"]
+    assert linked["visitors"] == [] and linked["unverified"] == 1  # a claim, not a browser
 
 
 def test_the_person_s_browsers_share_their_history(client: TestClient, shop_key: str) -> None:
@@ -107,10 +109,11 @@ def test_the_person_s_browsers_share_their_history(client: TestClient, shop_key:
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
-        (lambda t, c: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), "bad signature"),
+        (lambda t, c: t[:20] + ("A" if t[20] != "A" else "B") + t[21:], "bad signature"),
         (lambda t, c: c.mint("shop", "c-1", int(time.time()) + 60), "bad signature"),  # shop's
         (lambda t, c: c.mint("news", "c-1", int(time.time()) - 1), "expired"),
-        (lambda t, c: t.split(".", 1)[1], "bad signature"),
+        (lambda t, c: t[: len(t) // 8 * 4], "bad signature"),  # whole base64 groups
+        (lambda t, c: t + ".", "malformed"),
     ],
 )
 def test_a_bad_token_identifies_nobody_and_is_recorded(
@@ -154,3 +157,84 @@ def test_bad_token_requests_are_named(client: TestClient, shop_key: str) -> None
     ):
         response = client.post("/v1/tokens", json=body, headers=headers)
         assert 400 <= response.status_code < 500 and message in response.json()["error"]
+
+
+def dismiss(client: TestClient, answer: dict[str, Any], rule: str) -> None:
+    (shown,) = [d for d in answer["decisions"] if d["rule"] == rule]
+    feedback = {"type": "dismiss", "decision": shown["id"], "rule": rule}
+    body = {"site": "shop", "events": [{**feedback, "variant": shown["variant"]}]}
+    assert client.post("/v1/events", json=body, headers={"origin": SHOP}).status_code == 204
+
+
+def test_a_claim_never_changes_what_the_person_sees_or_what_is_held_about_them(
+    client: TestClient, shop_key: str
+) -> None:
+    """A browser that claims to be alice and dismisses the free-shipping offer does not
+    dismiss it for alice, who arrives by her email link, nor appear in her export."""
+    (link,) = tokens(client, shop_key, "shop", "alice")
+    claimer = "claimer-000000000002"
+    visit(client, claimer, "shop", "/shop/", identify="alice")
+    cart = visit(client, claimer, "shop", "/shop/cart.html", ["add_to_cart"])
+    dismiss(client, cart, "free-express")
+    assert "free-express" not in offers(visit(client, claimer, "shop", "/shop/cart.html"))
+
+    alice = visit(
+        client, "alice-phone-00000001", "shop", "/shop/cart.html", ["add_to_cart"], token=link
+    )
+    assert alice["identified"] and "free-express" in offers(alice)
+    export = admin(client, shop_key, "GET", "/v1/contacts/alice/export", params={"site": "shop"})
+    held = export.json()
+    assert held["contact"]["visitors"] == ["alice-phone-00000001"]
+    assert {d["visitor"] for d in held["decisions"]} == {"alice-phone-00000001"}
+    assert {e["visitor"] for e in held["events"]} == {"alice-phone-00000001"}
+    assert claimer not in export.text
+
+
+def test_claims_from_many_browsers_are_not_the_person_s_history(
+    client: TestClient, shop_key: str
+) -> None:
+    """Page JavaScript anywhere can claim any id, with 50 events a call: none of it is read
+    when the person is identified."""
+    (link,) = tokens(client, shop_key, "news", "reader-9")
+    article = "/news/articles/1.html"
+    for i in range(30):
+        visit(
+            client, f"claimer-{i:012d}", "news", article, ["paywall_view"] * 50, identify="reader-9"
+        )
+    reader = visit(client, "reader-9-phone-00001", "news", article, ["paywall_view"], token=link)
+    assert reader["identified"] and offers(reader) == []  # one paywall view, not 1,501
+    held = admin(client, shop_key, "GET", "/v1/contacts/reader-9", params={"site": "news"}).json()
+    assert held["visitors"] == ["reader-9-phone-00001"] and held["unverified"] == 30
+
+
+def test_a_forwarded_link_identifies_three_browsers_then_nobody(
+    client: TestClient, shop_key: str
+) -> None:
+    put_contact(client, shop_key, "c-1", {"customer": True})
+    (link,) = tokens(client, shop_key, "shop", "c-1")
+    browsers = [f"forwarded-{i:010d}" for i in range(4)]
+    answers = [visit(client, b, "shop", "/shop/", token=link) for b in browsers]
+    assert [a["identified"] for a in answers] == [True, True, True, False]
+    assert offers(answers[3]) == ["first-purchase"]  # anonymous: no attribute unlocked
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    events = client.portal.call(store.events, "shop", [browsers[3]])
+    assert [(e.type, e.name) for e in events if e.type != "trigger"] == [
+        ("token rejected", "too many browsers")
+    ]
+    metrics = admin(client, shop_key, "GET", "/metrics").text
+    assert 'sitecue_rejected_total{kind="token",reason="too many browsers"} 1' in metrics
+    # The first browser clicking the link again (its state cookie gone) is not a new one.
+    assert visit(client, browsers[0], "shop", "/shop/", token=link)["identified"]
+    assert not visit(client, "forwarded-again-0001", "shop", "/shop/", token=link)["identified"]
+
+
+def test_the_number_of_browsers_per_token_is_a_site_setting(
+    client: TestClient, shop_key: str, env: dict[str, str]
+) -> None:
+    path = Path(env["SITECUE_CONFIG_DIR"]) / "sites" / "shop.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "identify": {"browsers_per_token": 1}}))
+    admin(client, shop_key, "POST", "/v1/reload")
+    (link,) = tokens(client, shop_key, "shop", "c-1")
+    assert visit(client, "only-browser-0000001", "shop", "/shop/", token=link)["identified"]
+    assert not visit(client, "second-browser-00001", "shop", "/shop/", token=link)["identified"]

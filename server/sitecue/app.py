@@ -44,7 +44,7 @@ from .errors import (
     NotFound,
     RequestError,
 )
-from .identity import TokenCodec, TokenRejected, identify
+from .identity import identify
 from .ids import record_id
 from .metrics import Metrics
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
@@ -53,6 +53,7 @@ from .runtime import Runtime
 from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
 from .store import DecisionRecord, EventRecord, open_store
+from .tokens import TokenCodec, TokenRejected
 
 __all__ = ["build_app"]
 

@@ -8,12 +8,12 @@ import logging
 from dataclasses import dataclass
 
 from .errors import ConfigError, NotFound, Problem
-from .identity import TokenCodec
 from .metrics import Metrics
 from .rules import CompiledSite, load_sites
 from .settings import Settings
 from .state import StateCodec
 from .store import Store
+from .tokens import TokenCodec
 
 __all__ = ["Runtime"]
 

@@ -6,7 +6,10 @@ from .base import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    History,
+    PageView,
     Store,
+    TokenUse,
     VariantCounts,
 )
 
@@ -16,7 +19,10 @@ __all__ = [
     "DecisionQuery",
     "DecisionRecord",
     "EventRecord",
+    "History",
+    "PageView",
     "Store",
+    "TokenUse",
     "VariantCounts",
     "open_store",
 ]

@@ -16,25 +16,36 @@ import msgspec
 
 from ..decide import Verdict
 from .base import (
+    COUNT_CLAIMS,
+    COUNT_TOKEN_USES,
     DECISION_COLUMNS,
     EVENT_COLUMNS,
     FORGET,
+    HISTORY_BROWSERS,
+    HISTORY_RECORDS,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
+    INSERT_TOKEN_USE,
+    PRUNE_TOKEN_USES,
     PSEUDONYMISE,
     UPSERT_CONTACT,
     UPSERT_LINK,
+    VERIFIED_BROWSERS,
     ApiKey,
     Contact,
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    History,
+    PageView,
+    TokenUse,
     VariantCounts,
     contact_row,
     decision_row,
     event_row,
     pseudonym,
+    token_use_row,
 )
 from .writer import GroupWriter
 
@@ -74,6 +85,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX links_contact ON links (site, contact, at);
     """,
+    """
+    ALTER TABLE links ADD COLUMN verified BOOLEAN NOT NULL DEFAULT false;
+    DROP INDEX links_contact;
+    CREATE INDEX links_contact_verified ON links (site, contact, verified, at);
+    CREATE TABLE token_uses (
+        site TEXT NOT NULL, token TEXT NOT NULL, visitor TEXT NOT NULL, contact TEXT NOT NULL,
+        at BIGINT NOT NULL, expires BIGINT NOT NULL,
+        PRIMARY KEY (site, token, visitor)
+    );
+    CREATE INDEX token_uses_contact ON token_uses (site, contact);
+    CREATE INDEX token_uses_expires ON token_uses (expires);
+    """,
 ]
 
 
@@ -88,6 +111,27 @@ _INSERT_DECISION = _numbered(INSERT_DECISION)
 _INSERT_API_KEY = _numbered(INSERT_API_KEY)
 _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
+_COUNT_CLAIMS = _numbered(COUNT_CLAIMS)
+_PRUNE_TOKEN_USES = _numbered(PRUNE_TOKEN_USES)
+_COUNT_TOKEN_USES = _numbered(COUNT_TOKEN_USES)
+_INSERT_TOKEN_USE = _numbered(INSERT_TOKEN_USE)
+_TOKEN_USES_LOCK = 0x5C0F  # with a hash of (site, token): one token's uses, one at a time
+# A person's history, bounded in SQL: their most recently linked verified browsers, and the
+# newest HISTORY_RECORDS rows of each (an index range scan per browser, however much it has).
+_BROWSERS = f"({_numbered(VERIFIED_BROWSERS)})"
+_HISTORY_EVENTS = f"""
+SELECT e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision
+FROM {_BROWSERS} AS b CROSS JOIN LATERAL (
+    SELECT * FROM events WHERE site = $1 AND visitor = b.visitor
+    ORDER BY at DESC, id DESC LIMIT {HISTORY_RECORDS}
+) AS e ORDER BY e.at, e.id
+"""
+_HISTORY_PAGEVIEWS = f"""
+SELECT d.at, d.url FROM {_BROWSERS} AS b CROSS JOIN LATERAL (
+    SELECT at, url, pageview FROM decisions WHERE site = $1 AND visitor = b.visitor
+    ORDER BY id DESC LIMIT {HISTORY_RECORDS}
+) AS d WHERE d.pageview
+"""
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
 # As the SQLite engine's: exposures per visitor and variant, then impressions and the
@@ -174,7 +218,8 @@ class PostgresStore:
         if query.contact is not None:
             args.append(query.contact)
             where.append(
-                f"visitor IN (SELECT visitor FROM links WHERE site = $1 AND contact = ${len(args)})"
+                "visitor IN (SELECT visitor FROM links"
+                f" WHERE site = $1 AND contact = ${len(args)} AND verified)"
             )
         for column, op, value in (
             ("visitor", "=", query.visitor),
@@ -221,7 +266,9 @@ class PostgresStore:
             )
         return None if row is None else Contact(site, contact_id, _attributes(row[0]), row[1])
 
-    async def link(self, site: str, visitor: str, contact_id: str, at: int) -> None:
+    async def link(
+        self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
+    ) -> None:
         async with self._pool.acquire() as db:
             await db.execute(
                 _UPSERT_LINK,
@@ -229,22 +276,51 @@ class PostgresStore:
                 visitor,
                 contact_id,
                 at,
+                verified,
             )
 
     async def visitors(self, site: str, contact_id: str) -> list[str]:
         async with self._pool.acquire() as db:
             rows = await db.fetch(
-                "SELECT visitor FROM links WHERE site = $1 AND contact = $2 ORDER BY at, visitor",
+                "SELECT visitor FROM links WHERE site = $1 AND contact = $2 AND verified"
+                " ORDER BY at, visitor",
                 site,
                 contact_id,
             )
         return [row[0] for row in rows]
 
+    async def claims(self, site: str, contact_id: str) -> int:
+        async with self._pool.acquire() as db:
+            return int(await db.fetchval(_COUNT_CLAIMS, site, contact_id))
+
+    async def history(self, site: str, contact_id: str) -> History:
+        async with self._pool.acquire() as db:
+            events = await db.fetch(_HISTORY_EVENTS, site, contact_id, HISTORY_BROWSERS)
+            pageviews = await db.fetch(_HISTORY_PAGEVIEWS, site, contact_id, HISTORY_BROWSERS)
+        return History([EventRecord(*r) for r in events], [PageView(*r) for r in pageviews])
+
+    async def use_token(self, use: TokenUse, limit: int) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            # Two nodes seeing two new browsers at once must not both take the last place.
+            await db.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                _TOKEN_USES_LOCK,
+                f"{use.site}/{use.token}",
+            )
+            await db.execute(_PRUNE_TOKEN_USES, use.at)
+            used, mine = await db.fetchrow(_COUNT_TOKEN_USES, use.visitor, use.site, use.token)
+            allowed = bool(mine) or used < limit
+            if allowed and not mine:
+                await db.execute(_INSERT_TOKEN_USE, *token_use_row(use))
+        return allowed
+
     async def erase_contact(self, site: str, contact_id: str) -> bool:
         held = 0
         async with self._pool.acquire() as db, db.transaction():
             visitors = await db.fetch(
-                "SELECT visitor FROM links WHERE site = $1 AND contact = $2", site, contact_id
+                "SELECT visitor FROM links WHERE site = $1 AND contact = $2 AND verified",
+                site,
+                contact_id,
             )
             for (visitor,) in visitors:
                 stand_in = pseudonym()

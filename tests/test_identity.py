@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from sitecue.decide import decide
 from sitecue.errors import BadRequest
-from sitecue.identity import check_attributes, identify, rebuild
+from sitecue.identity import _day_cache, _path, check_attributes, identify, rebuild
 from sitecue.protocol import DecideRequest, Page, PageEvent
 from sitecue.state import VisitorState, day_of
 from sitecue.store import EventRecord, PageView, Store, open_store
@@ -158,3 +159,38 @@ def test_a_token_identifies_at_most_the_site_s_number_of_browsers(tmp_path: Path
     # The same browser clicking the link again is not a new browser.
     assert with_store(tmp_path, body) == ["bob", "bob", "too many browsers", "bob", "bob"]
     assert tokens.rejected["too many browsers"] == before + 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://news.example/news/articles/1.html?utm_source=mail#top",
+        "https://news.example",
+        "https://news.example?x=1",
+        "http://user:pw@news.example:8080/a;b/c#f",
+        "/relative/path?q",
+        "https://news.example/a\tb",  # urlsplit drops tabs: left to it
+        "https://[::1/oops",  # urlsplit refuses it: no path
+        "mailto:someone",
+        "",
+    ],
+)
+def test_the_recount_finds_the_path_the_page_context_does(url: str) -> None:
+    """rebuild() matches page-view triggers on the path as decide() saw it (urlsplit's),
+    found faster."""
+    try:
+        expected = urlsplit(url).path or "/"
+    except ValueError:
+        expected = "/"
+    assert _path(url) == expected
+
+
+def test_the_recount_puts_each_moment_on_the_site_s_calendar_day() -> None:
+    """Days are looked up once per quarter hour; across a daylight-saving change the answer
+    is still day_of's, minute by minute."""
+    compiled = site(timezone="Europe/Stockholm")
+    day = _day_cache(compiled)
+    start = 1_792_800_000_000  # 2026-10-24, the night before Stockholm's clocks go back
+    for minute in range(0, 3 * 24 * 60, 7):
+        at = start + minute * 60_000 + minute % 60_000
+        assert day(at) == day_of(at, compiled.zone)

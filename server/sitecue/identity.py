@@ -11,7 +11,8 @@ database (the one time a decision does), a bounded amount, with the recount on a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,6 +57,38 @@ def check_attributes(declared: Mapping[str, AttributeType], values: Any, path: s
             raise BadRequest(f"{path}.{name}: expected a {kind}, got {value!r}")
 
 
+# An absolute URL's path, as urlsplit finds it (the page context's page.path), without its
+# cost; anything else (no scheme, tabs or newlines that urlsplit strips, an IPv6 host that it
+# checks) goes to urlsplit.
+_URL_PATH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\[\]\t\r\n]*(/[^?#\t\r\n]*)?(?:[?#]|\Z)")
+_QUARTER_HOUR_MS = 900_000
+
+
+def _path(url: str) -> str:
+    match = _URL_PATH.match(url)
+    if match:
+        return match[1] or "/"
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:  # such as an unclosed IPv6 bracket: no path worth counting
+        return "/"
+
+
+def _day_cache(site: CompiledSite) -> Callable[[int], int]:
+    """day_of in the site's zone, computed once per quarter hour: every zone in use today
+    changes its offset (and so its midnight) only on a quarter hour."""
+    days: dict[int, int] = {}
+
+    def day(at: int) -> int:
+        block = at // _QUARTER_HOUR_MS
+        found = days.get(block)
+        if found is None:
+            found = days[block] = day_of(block * _QUARTER_HOUR_MS, site.zone)
+        return found
+
+    return day
+
+
 def rebuild(
     site: CompiledSite,
     state: VisitorState,
@@ -69,16 +102,25 @@ def rebuild(
     may run on a thread."""
     session = {name: c.session for name, c in state.triggers.items()}
     triggers: dict[str, Counter] = {}
+    day = _day_cache(site)
 
     def count(name: str, at: int) -> None:
         if name in site.windows:
-            triggers.setdefault(name, Counter()).add(day_of(at, site.zone))
+            counter = triggers.get(name)
+            if counter is None:
+                counter = triggers[name] = Counter()
+            counter.add(day(at))
 
+    seen: dict[str, tuple[str, ...]] = {}  # url -> the page-view triggers it fires
     for view in pageviews:
-        page = {"page": {"path": urlsplit(view.url).path or "/"}}
-        for name, matches in site.pageview_triggers:
-            if matches(page):
-                count(name, view.at)
+        fired = seen.get(view.url)
+        if fired is None:
+            page = {"page": {"path": _path(view.url)}}
+            fired = seen[view.url] = tuple(
+                name for name, matches in site.pageview_triggers if matches(page)
+            )
+        for name in fired:
+            count(name, view.at)
     mine, state.rules = state.rules, {}
     rules = {r.id: r for r in site.rules}
     for event in events:  # oldest first
@@ -92,7 +134,7 @@ def rebuild(
             memory = state.rule(event.rule)
             memory.variant = memory.variant or event.variant
             if event.type == "impression":
-                memory.shown.add(day_of(event.at, site.zone))
+                memory.shown.add(day(event.at))
                 memory.last_shown = max(memory.last_shown, event.at)
             elif event.type == "dismiss":
                 memory.dismissed = memory.dismissed or event.at

@@ -165,6 +165,17 @@ class TokenUse(msgspec.Struct, frozen=True):
     expires: int
 
 
+_history_events = msgspec.json.Decoder(list[EventRecord]).decode
+_history_pageviews = msgspec.json.Decoder(list[PageView]).decode
+
+
+def decode_history(events: str | bytes, pageviews: str | bytes) -> History:
+    """A History from the two JSON arrays its queries aggregate: events as objects, page
+    views as ``[at, url]``. One C call each, so the thread that decodes them holds the
+    interpreter only briefly (row by row, it would contend with the event loop per row)."""
+    return History(_history_events(events), _history_pageviews(pageviews))
+
+
 def token_use_row(use: TokenUse) -> Row:
     """A token use as a row of INSERT_TOKEN_USE."""
     return (use.site, use.token, use.visitor, use.contact, use.at, use.expires)

@@ -43,3 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/conditions.py
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/tokens.py

@@ -320,11 +320,15 @@ async def _rebuild_beside_healthz(env: dict[str, str]) -> tuple[float, list[Poll
 
 def test_healthz_answers_while_the_largest_history_is_rebuilt(env: dict[str, str]) -> None:
     """The history is read and recounted off the event loop: while it runs, the loop's own
-    thread never works for more than a few milliseconds before answering /healthz again.
+    thread never works 50 ms on end before answering /healthz again (in fact about 4 ms;
+    with the recount on the loop, 140 ms and more), and /healthz typically answers in a
+    millisecond or two.
 
-    That is what is asserted. The wall-clock latency is printed (``-s``): on a quiet machine
-    it stays well under 50 ms; on a machine shared with other busy processes the operating
-    system alone delays some answers by more, rebuild or not, so it cannot be asserted."""
+    The worst wall-clock answer is printed (``-s``), not asserted: on a machine shared with
+    other busy processes the operating system alone delays some answers past 50 ms, rebuild
+    or not (an idle sitecue's /healthz, polled the same way at a load of 15 on 2 cores:
+    worst 94 to 154 ms). The loop's own CPU time is what the code controls, whatever the
+    load."""
     took, polled, identified = asyncio.run(_rebuild_beside_healthz(env))
     latencies = sorted(p.latency for p in polled)
     print(
@@ -337,3 +341,4 @@ def test_healthz_answers_while_the_largest_history_is_rebuilt(env: dict[str, str
     )
     assert identified and len(polled) >= 3
     assert max(p.loop_cpu for p in polled) < 0.05
+    assert latencies[len(latencies) // 2] < 0.05

@@ -57,7 +57,8 @@ def _flip(token: str, at: int) -> str:
         (lambda t: t[: len(t) - len(t) % 4 - 4], "bad signature"),  # cut short
         (lambda t: "", "bad signature"),
         (lambda t: t + "=", "malformed"),
-        (lambda t: t[:10] + "." + t[10:], "malformed"),  # skipped by a lax decoder
+        (lambda t: t[:10] + "!" + t[10:], "malformed"),  # skipped by a lax decoder
+        (lambda t: "Y3VzdG9tZXItMTIz.ta7mdc.c2lnbmF0dXJl", "old format"),  # readable: refused
         (lambda t: "not a token at all", "malformed"),
     ],
 )

@@ -75,7 +75,8 @@ def _b64(raw: bytes) -> str:
 class TokenCodec:
     """Mints and opens email tokens. ``rejected`` counts the tokens refused, by reason, for
     the metrics (``bad signature``: not sealed by us for this site, or altered;
-    ``malformed``; ``expired``; ``too many browsers``)."""
+    ``malformed``; ``old format``: a readable token of an earlier version; ``expired``;
+    ``too many browsers``)."""
 
     def __init__(self, secrets: list[str]) -> None:
         self._keyring = Keyring(secrets)
@@ -93,6 +94,8 @@ class TokenCodec:
     def read(self, site: str, token: str, now: int) -> Token:
         """What ``token`` says on ``site`` at ``now`` (epoch seconds), or TokenRejected with
         the reason (counted in ``rejected``)."""
+        if "." in token:  # the signed, readable tokens of earlier versions: no longer taken
+            raise self.refuse("old format")
         try:
             sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):

@@ -44,3 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/state.py
+	$(BIN)/python bench/tokens.py

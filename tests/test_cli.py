@@ -13,12 +13,12 @@ import pytest
 
 from sitecue.cli import main
 from sitecue.config import json_schema, load_site
-from sitecue.identity import TokenCodec
 from sitecue.rules import compile_site
 from sitecue.settings import database_url
 from sitecue.state import MAX_COOKIE_BYTES
 from sitecue.state_size import state_size
 from sitecue.store import open_store
+from sitecue.tokens import TokenCodec
 from sites import CONFIG_DIR
 
 

@@ -190,3 +190,17 @@ def test_a_template_missing_its_data_fails_at_load() -> None:
         "$.widgets.faq.template: expected a template that renders with its data "
         "('price' is undefined)"
     ]
+
+
+def test_how_many_browsers_a_token_identifies_is_a_checked_setting() -> None:
+    assert site().config.identify.browsers_per_token == 3  # the default
+    assert site(identify={"browsers_per_token": 1}).config.identify.browsers_per_token == 1
+    for value, expected in (
+        ({"browsers_per_token": 0}, "$.identify.browsers_per_token: expected `int` >= 1"),
+        ({"browsers_per_token": "3"}, "$.identify.browsers_per_token: expected `int`, got"),
+        ({"browsers": 3}, "$.identify: object contains unknown field `browsers`"),
+    ):
+        (problem,) = problems_of(with_changes(identify=value))
+        assert problem.startswith(expected)
+    described = json_schema()["$defs"]["Identify"]["properties"]["browsers_per_token"]
+    assert (described["minimum"], described["default"]) == (1, 3)

@@ -118,13 +118,19 @@ def test_a_bad_line_is_named_and_nothing_is_imported(
     assert call(client, key, "GET", "/v1/contacts/c-1").status_code == 404
 
 
+def decide(client: TestClient, browser: str, **extra: str) -> None:
+    client.cookies.clear()
+    client.cookies.set("sc_vid", browser, domain="news.example")
+    body = {"site": "shop", "page": {"url": f"{SHOP}/shop/"}, **extra}
+    assert client.post("/v1/decide", json=body, headers={"origin": SHOP}).status_code == 200
+
+
 def test_export_holds_every_browser_and_erasure_forgets_them(client: TestClient, key: str) -> None:
     call(client, key, "PUT", "/v1/contacts/c-9", json={"attributes": {"customer": True}})
+    minted = call(client, key, "POST", "/v1/tokens", json={"site": "shop", "contacts": ["c-9"]})
+    token = minted.json()["tokens"][0]["token"]
     for browser in ("laptop-0000000000001", "phone-00000000000002"):
-        client.cookies.clear()
-        client.cookies.set("sc_vid", browser, domain="news.example")
-        body = {"site": "shop", "page": {"url": f"{SHOP}/shop/"}, "identify": "c-9"}
-        assert client.post("/v1/decide", json=body, headers={"origin": SHOP}).status_code == 200
+        decide(client, browser, token=token)
     export = call(client, key, "GET", "/v1/contacts/c-9/export").json()
     assert export["contact"]["visitors"] == ["laptop-0000000000001", "phone-00000000000002"]
     assert {d["visitor"] for d in export["decisions"]} == set(export["contact"]["visitors"])
@@ -134,3 +140,31 @@ def test_export_holds_every_browser_and_erasure_forgets_them(client: TestClient,
     stand_ins = {d["visitor"] for d in log}
     assert len(stand_ins) == 2 and all(v.startswith("erased-") for v in stand_ins)
     assert {d["url"] for d in log} == {""}  # two browsers, still two, neither traceable
+
+
+def test_a_browser_that_only_claimed_the_person_is_not_theirs(client: TestClient, key: str) -> None:
+    """Anyone's page JavaScript can claim any id: the claimer is counted, but its records
+    are neither exported as the person's nor erased with them."""
+    minted = call(client, key, "POST", "/v1/tokens", json={"site": "shop", "contacts": ["c-7"]})
+    decide(client, "person-000000000001", token=minted.json()["tokens"][0]["token"])
+    decide(client, "claimer-00000000001", identify="c-7")
+    response = call(client, key, "GET", "/v1/contacts/c-7/export")
+    export = response.json()
+    assert export["contact"]["visitors"] == ["person-000000000001"]
+    assert export["contact"]["unverified"] == 1
+    assert {d["visitor"] for d in export["decisions"]} == {"person-000000000001"}
+    assert "claimer-00000000001" not in response.text
+    assert call(client, key, "DELETE", "/v1/contacts/c-7").status_code == 204
+    assert call(client, key, "GET", "/v1/contacts/c-7").status_code == 404  # the claim too
+    log = call(client, key, "GET", "/v1/decisions").json()["items"]
+    visitors = {d["visitor"] for d in log}
+    assert "claimer-00000000001" in visitors and "person-000000000001" not in visitors
+    assert len(visitors) == 2 and any(v.startswith("erased-") for v in visitors)
+
+
+def test_a_contact_only_claimed_is_shown_as_such_and_erased(client: TestClient, key: str) -> None:
+    decide(client, "claimer-00000000002", identify="c-8")
+    held = call(client, key, "GET", "/v1/contacts/c-8").json()
+    assert (held["visitors"], held["unverified"], held["attributes"]) == ([], 1, {})
+    assert call(client, key, "DELETE", "/v1/contacts/c-8").status_code == 204
+    assert call(client, key, "GET", "/v1/contacts/c-8").status_code == 404

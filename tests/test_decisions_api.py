@@ -3,6 +3,7 @@ another site's log."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -73,7 +74,8 @@ def test_filters(logged: TestClient, capsys: pytest.CaptureFixture[str]) -> None
     by_a = get(logged, key, site="news", visitor="reader-a-000000000001")["items"]
     assert len(by_a) == 3
     store = logged.app.state.runtime.store  # type: ignore[attr-defined]
-    logged.portal.call(store.link, "news", "reader-b-000000000002", "customer-7", 1)
+    link = functools.partial(store.link, verified=True)
+    logged.portal.call(link, "news", "reader-b-000000000002", "customer-7", 1)
     by_contact = get(logged, key, site="news", contact="customer-7")["items"]
     assert {r["visitor"] for r in by_contact} == {"reader-b-000000000002"} and len(by_contact) == 4
     shown = get(logged, key, site="news", rule="paywall-faq", matched="true")["items"]

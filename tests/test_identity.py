@@ -1,82 +1,29 @@
-"""Email tokens, attribute checks, and a person's state rebuilt from every browser's history."""
+"""Attribute checks, a person's state rebuilt from their verified browsers' history, and
+identification through the real store: claims kept apart, tokens limited to a few browsers."""
 
 from __future__ import annotations
 
-import time
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from sitecue.decide import decide
 from sitecue.errors import BadRequest
-from sitecue.identity import TokenCodec, TokenRejected, check_attributes, parse_ttl, rebuild
+from sitecue.identity import _day_cache, _path, check_attributes, identify, rebuild
 from sitecue.protocol import DecideRequest, Page, PageEvent
 from sitecue.state import VisitorState, day_of
-from sitecue.store import DecisionRecord, EventRecord
+from sitecue.store import EventRecord, PageView, Store, open_store
+from sitecue.tokens import TokenCodec, TokenRejected
 from sites import site
 
 NOW = 1_790_000_000  # epoch seconds
 NOW_MS = NOW * 1000
 DAY_MS = 86_400_000
 KEY = b"test-decision-key"  # signs decision ids
-codec = TokenCodec(["token-test-secret-0000"])
-
-
-def test_a_token_names_its_contact_until_it_expires() -> None:
-    token = codec.mint("news", "customer-123", NOW + 30 * 86_400)
-    assert codec.verify("news", token, NOW) == "customer-123"
-    assert codec.verify("news", token, NOW + 30 * 86_400 - 1) == "customer-123"
-    with pytest.raises(TokenRejected, match="expired"):
-        codec.verify("news", token, NOW + 30 * 86_400)
-
-
-def test_a_token_is_short_enough_for_a_link() -> None:
-    token = codec.mint("news", "customer-123", NOW + 30 * 86_400)
-    assert len(token) <= 72 and token.isascii()
-    assert all(c.isalnum() or c in "-_." for c in token)  # nothing to escape in a URL
-
-
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # the signature
-        lambda t: "Y3VzdG9tZXItOTk5" + t[t.index(".") :],  # another contact, same signature
-        lambda t: t.rsplit(".", 1)[0],  # unsigned
-        lambda t: "",
-        lambda t: "not a token at all",
-    ],
-)
-def test_an_altered_or_unsigned_token_is_refused(tamper: object) -> None:
-    token = codec.mint("news", "customer-123", NOW + 86_400)
-    with pytest.raises(TokenRejected, match="bad signature"):
-        codec.verify("news", tamper(token), NOW)  # type: ignore[operator]
-
-
-def test_a_token_is_worthless_on_another_site_or_with_another_secret() -> None:
-    token = codec.mint("shop", "customer-123", NOW + 86_400)
-    with pytest.raises(TokenRejected, match="bad signature"):
-        codec.verify("news", token, NOW)
-    with pytest.raises(TokenRejected, match="bad signature"):
-        TokenCodec(["another-secret-00000000"]).verify("shop", token, NOW)
-
-
-def test_rotation_keeps_old_tokens_valid() -> None:
-    old = TokenCodec(["old-secret-0000000000"]).mint("news", "c-1", NOW + 60)
-    rotated = TokenCodec(["old-secret-0000000000", "new-secret-0000000000"])
-    assert rotated.verify("news", old, NOW) == "c-1"
-    assert rotated.verify("news", rotated.mint("news", "c-2", NOW + 60), NOW) == "c-2"
-
-
-def test_minting_a_campaign_list_takes_seconds() -> None:
-    """Behaviour, not a benchmark: 100,000 tokens in well under the time a person waits."""
-    start = time.perf_counter()
-    tokens = {codec.mint("news", f"customer-{i}", NOW + 86_400) for i in range(100_000)}
-    assert len(tokens) == 100_000 and time.perf_counter() - start < 30
-
-
-def test_ttl() -> None:
-    assert parse_ttl("30d") == 30 * 86_400 and parse_ttl("12h") == 12 * 3_600
-    with pytest.raises(ValueError, match="ttl: expected a lifetime such as 30d"):
-        parse_ttl("forever")
 
 
 DECLARED = {"customer": "boolean", "tier": "string", "aov": "number"}
@@ -135,13 +82,119 @@ def test_rebuild_keeps_dismissals_and_the_person_s_first_variant() -> None:
             "news", "laptop", "dismiss", NOW_MS - DAY_MS + 5, None, "paywall-faq", "faq", "d1"
         ),
     ]
-    pageviews = [
-        DecisionRecord(
-            "d0", "news", "laptop", NOW_MS - DAY_MS, "https://x/news/articles/1.html", []
-        )
-    ]
+    pageviews = [PageView(NOW_MS - DAY_MS, "https://x/news/articles/1.html")]
     rebuild(compiled, state, history, pageviews)
     memory = state.rules["paywall-faq"]
     assert memory.variant == "faq"  # the laptop's, first: the same on every device
     assert memory.dismissed and memory.shown.total == 1
     assert memory.shown.session == 0  # impressions on the laptop are not this session's
+
+
+tokens = TokenCodec(["identity-test-secret-00"])
+
+
+def with_store(tmp_path: Path, body: Callable[[Store], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        store = await open_store(f"sqlite:///{tmp_path / 'sitecue.db'}")
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def test_a_claim_is_linked_unverified_and_never_joins_the_person_s_history(
+    tmp_path: Path,
+) -> None:
+    """Page JavaScript claims to be alice, views the paywall three times and dismisses the
+    FAQ: none of it is alice's when she arrives by her email link."""
+    compiled = site()
+    token = tokens.mint("news", "alice", NOW + 86_400)
+
+    async def body(store: Store) -> tuple[VisitorState, VisitorState, list[str], int]:
+        claimer = VisitorState(visitor="claimer-000000000001")
+        await identify(store, tokens, compiled, claimer, None, "alice", NOW_MS)
+        at = NOW_MS - DAY_MS
+        await store.write(
+            [
+                *(EventRecord("news", claimer.visitor, "trigger", at, "paywall_view"),) * 3,
+                EventRecord("news", claimer.visitor, "impression", at, None, "paywall-faq", "faq"),
+                EventRecord("news", claimer.visitor, "dismiss", at + 1, None, "paywall-faq", "faq"),
+            ],
+            [],
+        )
+        alice = VisitorState(visitor="alice-browser-000001")
+        await identify(store, tokens, compiled, alice, token, None, NOW_MS)
+        return (
+            claimer,
+            alice,
+            await store.visitors("news", "alice"),
+            await store.claims("news", "alice"),
+        )
+
+    claimer, alice, verified, claims = with_store(tmp_path, body)
+    assert (claimer.contact, claimer.verified) == ("alice", False)
+    assert (alice.contact, alice.verified) == ("alice", True)
+    assert alice.triggers == {} and alice.rules == {}  # nothing of the claimer's
+    assert verified == ["alice-browser-000001"] and claims == 1
+
+
+def test_a_token_identifies_at_most_the_site_s_number_of_browsers(tmp_path: Path) -> None:
+    compiled = site(identify={"browsers_per_token": 2})
+    token = tokens.mint("news", "bob", NOW + 86_400)
+    other = tokens.mint("news", "bob", NOW + 86_400)  # another email, another allowance
+
+    async def body(store: Store) -> list[str | None]:
+        seen: list[str | None] = []
+        for browser, link in (("one", token), ("two", token), ("three", token), ("one", token)):
+            state = VisitorState(visitor=f"browser-{browser:0>15}")  # a fresh cookie each time
+            try:
+                await identify(store, tokens, compiled, state, link, None, NOW_MS)
+            except TokenRejected as refused:
+                seen.append(refused.reason)
+                continue
+            seen.append(state.contact)
+        three = VisitorState(visitor=f"browser-{'three':0>15}")
+        await identify(store, tokens, compiled, three, other, None, NOW_MS)
+        return [*seen, three.contact]
+
+    before = tokens.rejected["too many browsers"]
+    # The same browser clicking the link again is not a new browser.
+    assert with_store(tmp_path, body) == ["bob", "bob", "too many browsers", "bob", "bob"]
+    assert tokens.rejected["too many browsers"] == before + 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://news.example/news/articles/1.html?utm_source=mail#top",
+        "https://news.example",
+        "https://news.example?x=1",
+        "http://user:pw@news.example:8080/a;b/c#f",
+        "/relative/path?q",
+        "https://news.example/a\tb",  # urlsplit drops tabs: left to it
+        "https://[::1/oops",  # urlsplit refuses it: no path
+        "mailto:someone",
+        "",
+    ],
+)
+def test_the_recount_finds_the_path_the_page_context_does(url: str) -> None:
+    """rebuild() matches page-view triggers on the path as decide() saw it (urlsplit's),
+    found faster."""
+    try:
+        expected = urlsplit(url).path or "/"
+    except ValueError:
+        expected = "/"
+    assert _path(url) == expected
+
+
+def test_the_recount_puts_each_moment_on_the_site_s_calendar_day() -> None:
+    """Days are looked up once per quarter hour; across a daylight-saving change the answer
+    is still day_of's, minute by minute."""
+    compiled = site(timezone="Europe/Stockholm")
+    day = _day_cache(compiled)
+    start = 1_792_800_000_000  # 2026-10-24, the night before Stockholm's clocks go back
+    for minute in range(0, 3 * 24 * 60, 7):
+        at = start + minute * 60_000 + minute % 60_000
+        assert day(at) == day_of(at, compiled.zone)

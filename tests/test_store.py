@@ -20,9 +20,11 @@ from sitecue.store import (
     DecisionRecord,
     EventRecord,
     Store,
+    TokenUse,
     open_store,
 )
 from sitecue.store import sqlite as sqlite_store
+from sitecue.store.base import HISTORY_BROWSERS, HISTORY_RECORDS
 
 T0 = 1_790_000_000_000
 
@@ -301,10 +303,10 @@ def test_contacts_are_created_replaced_and_kept_per_site(store_url: str) -> None
 def test_browsers_link_to_one_contact_and_its_log_is_found(store_url: str) -> None:
     async def body(store: Store) -> tuple[list[str], list[str], list[str]]:
         await store.write([], [decision(0, "laptop"), decision(1, "phone"), decision(2, "other")])
-        await store.link("news", "phone", "customer-9", T0 + 2)
-        await store.link("news", "laptop", "customer-9", T0 + 1)
-        await store.link("news", "other", "customer-9", T0 + 3)
-        await store.link("news", "other", "customer-5", T0 + 4)  # the browser changed hands
+        await store.link("news", "phone", "customer-9", T0 + 2, verified=True)
+        await store.link("news", "laptop", "customer-9", T0 + 1, verified=True)
+        await store.link("news", "other", "customer-9", T0 + 3, verified=True)
+        await store.link("news", "other", "customer-5", T0 + 4, verified=True)  # changed hands
         logged = await store.decisions(DecisionQuery(site="news", contact="customer-9"))
         return (
             await store.visitors("news", "customer-9"),
@@ -313,6 +315,146 @@ def test_browsers_link_to_one_contact_and_its_log_is_found(store_url: str) -> No
         )
 
     assert with_store(store_url, body) == (["laptop", "phone"], ["other"], ["laptop", "phone"])
+
+
+def test_claimed_links_are_kept_apart_from_verified_ones(store_url: str) -> None:
+    """A browser whose page JavaScript claims a contact is linked unverified: not one of the
+    person's browsers, not in their log, and never in place of a verified link."""
+
+    async def body(store: Store) -> tuple[list[str], int, list[str], list[str]]:
+        visitors = ("laptop", "phone", "other", "stranger")
+        await store.write([], [decision(i, v) for i, v in enumerate(visitors)])
+        await store.link("news", "laptop", "alice", T0, verified=True)
+        await store.link("news", "phone", "alice", T0 + 1, verified=False)
+        await store.link("news", "other", "bob", T0 + 2, verified=True)
+        await store.link("news", "other", "alice", T0 + 3, verified=False)  # stays bob's
+        await store.link("news", "stranger", "alice", T0 + 4, verified=False)
+        await store.link("news", "stranger", "alice", T0 + 5, verified=True)  # now proven
+        logged = await store.decisions(DecisionQuery(site="news", contact="alice"))
+        return (
+            await store.visitors("news", "alice"),
+            await store.claims("news", "alice"),
+            await store.visitors("news", "bob"),
+            sorted(r.visitor for r in logged),
+        )
+
+    assert with_store(store_url, body) == (
+        ["laptop", "stranger"],
+        1,
+        ["other"],
+        ["laptop", "stranger"],
+    )
+
+
+def test_history_reads_the_newest_records_of_the_newest_verified_browsers(
+    store_url: str,
+) -> None:
+    """However much a person's browsers logged, identification reads at most the newest
+    HISTORY_RECORDS events and decisions of each of their HISTORY_BROWSERS most recently
+    linked verified browsers: the oldest browser, the overflow and claimers are left out."""
+    many = HISTORY_RECORDS + 10
+    browsers = [f"b{i:02d}" for i in range(HISTORY_BROWSERS + 1)]  # b00 is linked first
+
+    async def body(store: Store) -> Any:
+        for i, visitor in enumerate(browsers):
+            await store.link("news", visitor, "alice", T0 + i, verified=True)
+        await store.link("news", "claimer", "alice", T0 + 99, verified=False)
+        heavy = browsers[-1]
+        await store.write(
+            [event(j, heavy) for j in range(many)]
+            + [event(many + i, v) for i, v in enumerate([*browsers[:-1], "claimer"])],
+            [decision(j, heavy) for j in range(many)]
+            + [decision(many + i, v) for i, v in enumerate([*browsers[:-1], "claimer"])]
+            + [
+                DecisionRecord(
+                    record_id(T0 + 5 * many), "news", "b05", T0 + 5 * many, "u", [], False
+                )
+            ],
+        )
+        return await store.history("news", "alice")
+
+    history = with_store(store_url, body)
+    heavy = [e for e in history.events if e.visitor == browsers[-1]]
+    assert len(heavy) == HISTORY_RECORDS and heavy[0].at == T0 + 10  # the newest ones
+    others = {e.visitor for e in history.events} - {browsers[-1]}
+    assert others == set(browsers[1:-1])  # not b00 (the 21st), not the claimer
+    assert [e.at for e in history.events] == sorted(e.at for e in history.events)
+    assert len(history.pageviews) == HISTORY_RECORDS + HISTORY_BROWSERS - 1  # pageviews only
+    assert min(p.at for p in history.pageviews) == T0 + 10 * 1000
+    assert {p.url for p in history.pageviews} >= {f"https://n/{many + 1}"}
+
+
+def use(token: str, visitor: str, at: int = T0, site: str = "news") -> TokenUse:
+    return TokenUse(site, token, visitor, "alice", at, T0 + 86_400_000)
+
+
+def test_a_token_identifies_at_most_its_limit_of_browsers(store_url: str) -> None:
+    async def body(store: Store) -> list[bool]:
+        seen = [await store.use_token(use("t1", v), 3) for v in ("v1", "v2", "v3", "v4", "v1")]
+        seen.append(await store.use_token(use("t2", "v4"), 3))  # another token
+        seen.append(await store.use_token(use("t1", "v4", site="shop"), 3))  # another site
+        # Uses of an expired token are forgotten: nothing holds a place for ever.
+        seen.append(await store.use_token(use("t1", "v5", at=T0 + 86_400_000), 3))
+        return seen
+
+    assert with_store(store_url, body) == [True, True, True, False, True, True, True, True]
+
+
+def test_browsers_arriving_together_never_exceed_a_token_s_limit(store_url: str) -> None:
+    async def body(store: Store) -> list[bool]:
+        return list(
+            await asyncio.gather(*(store.use_token(use("t", f"v{i}"), 3) for i in range(12)))
+        )
+
+    assert sum(with_store(store_url, body)) == 3
+
+
+def test_erasure_deletes_every_link_but_pseudonymises_only_verified_browsers(
+    store_url: str,
+) -> None:
+    async def body(store: Store) -> tuple[list[str], int, list[str], bool]:
+        await store.link("news", "laptop", "alice", T0, verified=True)
+        await store.link("news", "claimer", "alice", T0, verified=False)
+        assert await store.use_token(use("t", "laptop"), 1)
+        await store.write([event(1, "laptop"), event(2, "claimer")], [])
+        assert await store.erase_contact("news", "alice")
+        events = await store.events("news", ["laptop", "claimer"])
+        return (
+            await store.visitors("news", "alice"),
+            await store.claims("news", "alice"),
+            [e.visitor for e in events],
+            await store.use_token(use("t", "someone-else"), 1),  # the token's uses went too
+        )
+
+    # The claimer's records are the claimer's own: not the person's, so not erased.
+    assert with_store(store_url, body) == ([], 0, ["claimer"], True)
+
+
+def test_a_claim_alone_is_held_and_erased(store_url: str) -> None:
+    async def body(store: Store) -> tuple[int, bool, int]:
+        await store.link("news", "claimer", "alice", T0, verified=False)
+        held = await store.claims("news", "alice")
+        return held, await store.erase_contact("news", "alice"), await store.claims("news", "alice")
+
+    assert with_store(store_url, body) == (1, True, 0)
+
+
+def test_links_made_before_verification_was_recorded_count_as_claims(tmp_path: Path) -> None:
+    """Old links may have come from page JavaScript: after the upgrade none is trusted until
+    the person opens an email link again."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for script in sqlite_store.MIGRATIONS[:2]:
+        for statement in script.split(";"):
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("INSERT INTO links VALUES ('news', 'laptop', 'alice', 1)")
+    db.close()
+
+    async def body(store: Store) -> tuple[list[str], int]:
+        return await store.visitors("news", "alice"), await store.claims("news", "alice")
+
+    assert with_store(f"sqlite:///{path}", body) == ([], 1)
 
 
 def test_a_database_of_an_older_version_is_brought_up_to_date(tmp_path: Path) -> None:
@@ -325,7 +467,7 @@ def test_a_database_of_an_older_version_is_brought_up_to_date(tmp_path: Path) ->
     db.close()
 
     async def body(store: Store) -> tuple[ApiKey | None, list[str]]:
-        await store.link("news", "laptop", "customer-1", T0)
+        await store.link("news", "laptop", "customer-1", T0, verified=True)
         return await store.api_key("0123456789ab"), await store.visitors("news", "customer-1")
 
     key, linked = with_store(f"sqlite:///{path}", body)
@@ -338,7 +480,7 @@ def test_a_database_of_an_older_version_is_brought_up_to_date(tmp_path: Path) ->
 def test_erasure_forgets_the_person_but_keeps_the_counts(store_url: str) -> None:
     async def body(store: Store) -> tuple[bool, bool, object, list[str], list[str], list[str]]:
         await store.put_contacts([Contact("news", "customer-1", {"subscriber": False}, T0)])
-        await store.link("news", "laptop", "customer-1", T0)
+        await store.link("news", "laptop", "customer-1", T0, verified=True)
         await store.write([event(1, "laptop"), event(2, "stranger")], [decision(1, "laptop")])
         erased = await store.erase_contact("news", "customer-1")
         again = await store.erase_contact("news", "customer-1")

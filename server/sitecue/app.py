@@ -47,7 +47,7 @@ from .errors import (
 )
 from .feedback import accept
 from .guard import DashboardHeaders
-from .identity import TokenCodec, TokenRejected, identify
+from .identity import identify
 from .ids import record_id
 from .metrics import Metrics
 from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
@@ -57,6 +57,7 @@ from .runtime import Runtime
 from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
 from .store import DecisionRecord, EventRecord, open_store
+from .tokens import TokenCodec, TokenRejected
 
 __all__ = ["build_app"]
 

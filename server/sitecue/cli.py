@@ -209,7 +209,7 @@ def _token_mint(site: str, contact: str | None, file: str | None, ttl: str) -> i
     import time
 
     from .bulk import contact_ids, format_of
-    from .identity import TokenCodec, parse_ttl
+    from .tokens import TokenCodec, parse_ttl
 
     if not _known_site(site):
         return 2

@@ -21,6 +21,7 @@ from .errors import ConfigError, Problem
 __all__ = [
     "WINDOW_PATTERN",
     "AttributeType",
+    "Identify",
     "Limit",
     "Namespace",
     "Placement",
@@ -169,6 +170,15 @@ class Rule(_Strict, frozen=True):
     namespace: Namespace | None = None
 
 
+class Identify(_Strict, frozen=True):
+    """How far an email token reaches. A link may be forwarded: whoever opens it is
+    identified as its contact in their browser, so a token identifies at most
+    ``browsers_per_token`` browsers (the same browser again is not a new one); the next is
+    treated as anonymous, and the refusal is recorded."""
+
+    browsers_per_token: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+
+
 class SiteConfig(_Strict, frozen=True):
     """One site: where the tag may call from, its triggers, widgets and rules.
 
@@ -181,6 +191,7 @@ class SiteConfig(_Strict, frozen=True):
     timezone: str = "UTC"
     max_per_view: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # decisions shown per page view
     attributes: dict[Name, AttributeType] = {}  # offsite attributes contacts may carry
+    identify: Identify = Identify()  # email tokens: how many browsers one may identify
     triggers: dict[Name, Trigger] = {}
     widgets: dict[Name, Widget] = {}
     rules: list[Rule] = []

@@ -1,115 +1,34 @@
-"""Who a visitor is: signed email tokens, typed offsite attributes, and the state of a person
-rebuilt from their durable history when a browser is identified.
+"""Who a visitor is: typed offsite attributes, and the state of a person rebuilt from their
+durable history when a browser is identified by an email token (:mod:`sitecue.tokens`).
 
-A token names a contact of one site until it expires: ``<contact, base64>.<expiry, base36>``
-and an HMAC-SHA256 signature with a key derived for that site alone, so a token for the
-shop is worthless on the news site. Anything altered, unsigned, expired or of another site
-is refused with its reason, never half-trusted.
+Trust comes only from a token: a browser it identifies is linked as verified, and only
+verified browsers' history is recounted, exported or erased as the person's. A contact
+merely claimed by page JavaScript (``sitecue('identify', …)``) is linked unverified: it can
+neither read nor change what the person's verified browsers hold. Identification reads the
+database (the one time a decision does), a bounded amount, with the recount on a thread.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
+import asyncio
 import re
-from collections import Counter as Tally
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
-
-import itsdangerous
 
 from .config import AttributeType
 from .errors import BadRequest
 from .rules import CompiledSite
 from .state import Counter, VisitorState, day_of
-from .store import DecisionQuery, DecisionRecord, EventRecord, Store
+from .store import EventRecord, PageView, Store, TokenUse
+from .tokens import MAX_CONTACT_ID, TokenCodec
 
 __all__ = [
-    "TokenCodec",
-    "TokenRejected",
+    "MAX_CONTACT_ID",
     "check_attributes",
     "identify",
-    "parse_ttl",
     "rebuild",
 ]
-
-MAX_CONTACT_ID = 128
-MAX_PAGEVIEWS = 10_000  # the most recent page views recounted when a person is identified
-_TTL = re.compile(r"([1-9][0-9]{0,3})([hd])")
-
-
-class TokenRejected(Exception):
-    """A token that identifies nobody; ``reason`` says why (for the log and the metrics)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-def parse_ttl(text: str) -> int:
-    """``30d`` or ``12h`` in seconds; a ValueError names what was expected."""
-    match = _TTL.fullmatch(text)
-    if match is None:
-        raise ValueError(f"ttl: expected a lifetime such as 30d or 12h, got {text!r}")
-    return int(match[1]) * (86_400 if match[2] == "d" else 3_600)
-
-
-class TokenCodec:
-    """Mints and verifies email tokens. ``secrets`` rotate as the cookie's do: the last one
-    signs, every one verifies."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        self._secrets = secrets
-        self._signers: dict[str, itsdangerous.Signer] = {}
-        self.rejected: Tally[str] = Tally()  # tokens refused, by reason, for the metrics
-
-    def _signer(self, site: str) -> itsdangerous.Signer:
-        signer = self._signers.get(site)
-        if signer is None:
-            salt = f"sitecue.token:{site}".encode()
-            keys = [hashlib.sha256(salt + b"signer" + s.encode()).digest() for s in self._secrets]
-            signer = self._signers[site] = itsdangerous.Signer(
-                keys, salt=salt, key_derivation="none", digest_method=hashlib.sha256
-            )
-        return signer
-
-    def mint(self, site: str, contact: str, expires: int) -> str:
-        """A token naming ``contact`` on ``site`` until ``expires`` (epoch seconds)."""
-        if not 0 < len(contact) <= MAX_CONTACT_ID:
-            raise ValueError(f"contact: expected an id of 1 to {MAX_CONTACT_ID} characters")
-        name = base64.urlsafe_b64encode(contact.encode()).rstrip(b"=").decode()
-        return self._signer(site).sign(f"{name}.{_base36(expires)}").decode()
-
-    def verify(self, site: str, token: str, now: int) -> str:
-        """The contact ``token`` names on ``site`` at ``now`` (epoch seconds), or
-        TokenRejected with the reason."""
-        try:
-            payload = self._signer(site).unsign(token).decode()
-            name, _, expiry = payload.partition(".")
-            contact = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
-            expires = int(expiry, 36)
-        except itsdangerous.BadSignature:
-            reason = "bad signature"
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            reason = "malformed"  # signed with our key, so never in practice
-        else:
-            if expires > now:
-                return contact
-            reason = "expired"
-        self.rejected[reason] += 1
-        raise TokenRejected(reason)
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
 
 
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
@@ -138,28 +57,70 @@ def check_attributes(declared: Mapping[str, AttributeType], values: Any, path: s
             raise BadRequest(f"{path}.{name}: expected a {kind}, got {value!r}")
 
 
+# An absolute URL's path, as urlsplit finds it (the page context's page.path), without its
+# cost; anything else (no scheme, tabs or newlines that urlsplit strips, an IPv6 host that it
+# checks) goes to urlsplit.
+_URL_PATH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\[\]\t\r\n]*(/[^?#\t\r\n]*)?(?:[?#]|\Z)")
+_QUARTER_HOUR_MS = 900_000
+
+
+def _path(url: str) -> str:
+    match = _URL_PATH.match(url)
+    if match:
+        return match[1] or "/"
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:  # such as an unclosed IPv6 bracket: no path worth counting
+        return "/"
+
+
+def _day_cache(site: CompiledSite) -> Callable[[int], int]:
+    """day_of in the site's zone, computed once per quarter hour: every zone in use today
+    changes its offset (and so its midnight) only on a quarter hour."""
+    days: dict[int, int] = {}
+
+    def day(at: int) -> int:
+        block = at // _QUARTER_HOUR_MS
+        found = days.get(block)
+        if found is None:
+            found = days[block] = day_of(block * _QUARTER_HOUR_MS, site.zone)
+        return found
+
+    return day
+
+
 def rebuild(
     site: CompiledSite,
     state: VisitorState,
     events: list[EventRecord],
-    pageviews: list[DecisionRecord],
+    pageviews: list[PageView],
 ) -> None:
     """Recount the person's triggers and what each rule did to them from the durable
-    history of all their browsers (``events`` and page-view ``decisions``, this browser's
-    included), in place of this browser's own counts. The session counts stay this
-    browser's: a session does not span devices."""
+    history of their verified browsers (``events``, oldest first, and ``pageviews``, this
+    browser's included), in place of this browser's own counts. The session counts stay
+    this browser's: a session does not span devices. Pure CPU work on its arguments, so it
+    may run on a thread."""
     session = {name: c.session for name, c in state.triggers.items()}
     triggers: dict[str, Counter] = {}
+    day = _day_cache(site)
 
     def count(name: str, at: int) -> None:
         if name in site.windows:
-            triggers.setdefault(name, Counter()).add(day_of(at, site.zone))
+            counter = triggers.get(name)
+            if counter is None:
+                counter = triggers[name] = Counter()
+            counter.add(day(at))
 
-    for record in pageviews:
-        page = {"page": {"path": urlsplit(record.url).path or "/"}}
-        for name, matches in site.pageview_triggers:
-            if matches(page):
-                count(name, record.at)
+    seen: dict[str, tuple[str, ...]] = {}  # url -> the page-view triggers it fires
+    for view in pageviews:
+        fired = seen.get(view.url)
+        if fired is None:
+            page = {"page": {"path": _path(view.url)}}
+            fired = seen[view.url] = tuple(
+                name for name, matches in site.pageview_triggers if matches(page)
+            )
+        for name in fired:
+            count(name, view.at)
     mine, state.rules = state.rules, {}
     rules = {r.id: r for r in site.rules}
     for event in events:  # oldest first
@@ -173,7 +134,7 @@ def rebuild(
             memory = state.rule(event.rule)
             memory.variant = memory.variant or event.variant
             if event.type == "impression":
-                memory.shown.add(day_of(event.at, site.zone))
+                memory.shown.add(day(event.at))
                 memory.last_shown = max(memory.last_shown, event.at)
             elif event.type == "dismiss":
                 memory.dismissed = memory.dismissed or event.at
@@ -201,25 +162,30 @@ async def identify(
     claimed: str | None,
     now: int,
 ) -> None:
-    """Link this browser to the contact its email token names: store the link, recount the
-    person's history across all their browsers, and take a snapshot of their attributes
-    (the one time a decision reads the database). A contact merely ``claimed`` by page
-    JavaScript is linked, but never unlocks attributes or other browsers' history. A bad
-    token raises TokenRejected; the visit goes on as it was."""
+    """Link this browser to the contact its email token names: count it among the token's
+    browsers, store the verified link, recount the person's history across their verified
+    browsers, and take a snapshot of their attributes. A contact merely ``claimed`` by page
+    JavaScript is linked unverified: it never unlocks attributes or another browser's
+    history. A bad token, or one that has identified as many other browsers as the site
+    allows, raises TokenRejected; the visit goes on as it was."""
     if token:
-        contact = tokens.verify(site.name, token, now // 1000)
-        if contact == state.contact and state.verified:
+        held = tokens.read(site.name, token, now // 1000)
+        if held.contact == state.contact and state.verified:
             return  # the same link clicked again
-        await store.link(site.name, state.visitor, contact, now)
-        record = await store.contact(site.name, contact)
-        visitors = await store.visitors(site.name, contact)
-        pageviews = await store.decisions(
-            DecisionQuery(site=site.name, contact=contact, limit=MAX_PAGEVIEWS)
+        # A forwarded link identifies its recipient too: only so many browsers per token.
+        use = TokenUse(
+            site.name, held.fingerprint, state.visitor, held.contact, now, held.expires * 1000
         )
-        events = await store.events(site.name, visitors)
-        rebuild(site, state, events, [p for p in pageviews if p.pageview])
-        state.contact, state.verified = contact, True
+        if not await store.use_token(use, site.config.identify.browsers_per_token):
+            raise tokens.refuse("too many browsers")
+        await store.link(site.name, state.visitor, held.contact, now, verified=True)
+        record = await store.contact(site.name, held.contact)
+        history = await store.history(site.name, held.contact)
+        # The recount is CPU work over up to HISTORY_BROWSERS x HISTORY_RECORDS rows: on a
+        # thread, so the event loop keeps answering other requests meanwhile.
+        await asyncio.to_thread(rebuild, site, state, history.events, history.pageviews)
+        state.contact, state.verified = held.contact, True
         state.attributes = record.attributes if record is not None else {}
     elif claimed and claimed != state.contact:
-        await store.link(site.name, state.visitor, claimed, now)
+        await store.link(site.name, state.visitor, claimed, now, verified=False)
         state.contact, state.verified, state.attributes = claimed, False, {}

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from .config import Placement, Show
+from .tokens import MAX_TOKEN
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -56,7 +57,7 @@ class DecideRequest(msgspec.Struct, frozen=True):
     site: Short
     page: Page
     events: Annotated[list[PageEvent], msgspec.Meta(max_length=50)] = []
-    token: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    token: Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)] | None = None
     # sitecue('identify', {id}): links the browser to a contact, unverified
     identify: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     consent: bool | None = None

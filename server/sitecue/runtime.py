@@ -8,13 +8,13 @@ import logging
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, NotFound, Problem
-from .identity import TokenCodec
 from .keyring import Keyring
 from .metrics import Metrics
 from .rules import CompiledSite, load_sites
 from .settings import Settings
 from .state import StateCodec
 from .store import Store
+from .tokens import TokenCodec
 
 __all__ = ["Runtime"]
 

@@ -1,12 +1,16 @@
 """Contacts: the people a site knows, with typed offsite attributes from its own systems.
 
-    GET    /v1/contacts/{id}?site=S          the contact and the browsers linked to it
+    GET    /v1/contacts/{id}?site=S          the contact and the browsers verified as theirs
     PUT    /v1/contacts/{id}?site=S          {"attributes": {…}}: create, or replace them all
     PATCH  /v1/contacts/{id}?site=S          {"attributes": {…}}: change some (null removes)
     DELETE /v1/contacts/{id}?site=S          erasure: the contact, its links, and who they
                                              were in the logs
     GET    /v1/contacts/{id}/export?site=S   everything held about them (an access request)
     POST   /v1/contacts/import?site=S        a customer list, NDJSON or CSV
+
+A person's browsers are those an email token verified. A browser whose page JavaScript only
+claimed the id (``sitecue('identify', …)``) is not theirs: anyone can claim any id, so it is
+counted (``unverified``) but never listed, exported or recounted as theirs.
 
 Attributes must be declared by the site (``"attributes": {"loyalty_tier": "string"}``) and
 of their declared type; a mistake is a 400 that names the attribute, and the line.
@@ -53,7 +57,8 @@ class ContactView(msgspec.Struct, frozen=True):
     id: str
     attributes: dict[str, Any]
     updated: int  # epoch ms
-    visitors: list[str]  # the browsers linked to this contact
+    visitors: list[str]  # the browsers verified as this contact's (by an email token)
+    unverified: int = 0  # browsers that only claimed this id, from page JavaScript
 
 
 class ContactExport(msgspec.Struct, frozen=True):
@@ -81,10 +86,11 @@ def _set(attributes: dict[str, Any]) -> dict[str, Any]:
 async def _view(runtime: Runtime, site: str, contact_id: str) -> ContactView | None:
     contact = await runtime.store.contact(site, contact_id)
     visitors = await runtime.store.visitors(site, contact_id)
-    if contact is None and not visitors:
+    claims = await runtime.store.claims(site, contact_id)
+    if contact is None and not visitors and not claims:
         return None
     attributes, updated = (contact.attributes, contact.updated) if contact else ({}, 0)
-    return ContactView(site, contact_id, attributes, updated, visitors)
+    return ContactView(site, contact_id, attributes, updated, visitors, claims)
 
 
 async def contact_endpoint(request: Request) -> Response:
@@ -112,7 +118,8 @@ async def contact_endpoint(request: Request) -> Response:
 
 async def export_endpoint(request: Request) -> Response:
     """Everything held about a person: the contact, and every decision and event of every
-    browser linked to them."""
+    browser verified as theirs (not of browsers that merely claimed to be them: their
+    records are someone else's)."""
     runtime, site = await authorised_site(request, "the contact belongs to")
     contact_id = _contact_id(request)
     view = await _view(runtime, site.name, contact_id)

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from ..bulk import contact_ids, format_of
 from ..errors import BadRequest
-from ..identity import MAX_CONTACT_ID, parse_ttl
+from ..tokens import MAX_CONTACT_ID, parse_ttl
 from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
 from .keys import authenticate, require_sites
 

@@ -7,7 +7,10 @@ from .base import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    History,
+    PageView,
     Store,
+    TokenUse,
     VariantCounts,
 )
 
@@ -18,7 +21,10 @@ __all__ = [
     "DecisionQuery",
     "DecisionRecord",
     "EventRecord",
+    "History",
+    "PageView",
     "Store",
+    "TokenUse",
     "VariantCounts",
     "open_store",
 ]

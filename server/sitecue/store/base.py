@@ -107,9 +107,29 @@ UPSERT_CONTACT = (
     "INSERT INTO contacts (site, id, attributes, updated) VALUES (?, ?, ?, ?) ON CONFLICT"
     " (site, id) DO UPDATE SET attributes = excluded.attributes, updated = excluded.updated"
 )
+# A browser belongs to one contact at a time, but a claim (sitecue('identify')) never
+# replaces a verified link: what page JavaScript says cannot undo what a token proved.
 UPSERT_LINK = (
-    "INSERT INTO links (site, visitor, contact, at) VALUES (?, ?, ?, ?) ON CONFLICT"
-    " (site, visitor) DO UPDATE SET contact = excluded.contact, at = excluded.at"
+    "INSERT INTO links (site, visitor, contact, at, verified) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (site, visitor) DO UPDATE SET contact = excluded.contact, at = excluded.at,"
+    " verified = excluded.verified WHERE excluded.verified OR NOT links.verified"
+)
+COUNT_CLAIMS = "SELECT COUNT(*) FROM links WHERE site = ? AND contact = ? AND NOT verified"
+# The browsers whose history is the person's: verified ones, the most recently linked first.
+HISTORY_BROWSERS = 20
+HISTORY_RECORDS = 2_000  # the newest events, and the newest decisions, read per browser
+VERIFIED_BROWSERS = (
+    "SELECT visitor FROM links WHERE site = ? AND contact = ? AND verified"
+    " ORDER BY at DESC, visitor DESC LIMIT ?"
+)
+# Token uses: the browsers one token has identified, keyed by a hash of the token.
+PRUNE_TOKEN_USES = "DELETE FROM token_uses WHERE expires <= ?"
+COUNT_TOKEN_USES = (
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN visitor = ? THEN 1 ELSE 0 END), 0)"
+    " FROM token_uses WHERE site = ? AND token = ?"
+)
+INSERT_TOKEN_USE = (
+    "INSERT INTO token_uses (site, token, visitor, contact, at, expires) VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -121,7 +141,8 @@ PSEUDONYMISE = [
     "UPDATE decisions SET visitor = ?, url = '' WHERE site = ? AND visitor = ?",
 ]
 FORGET = [
-    "DELETE FROM links WHERE site = ? AND contact = ?",
+    "DELETE FROM links WHERE site = ? AND contact = ?",  # verified or not: each row names them
+    "DELETE FROM token_uses WHERE site = ? AND contact = ?",
     "DELETE FROM contacts WHERE site = ? AND id = ?",
 ]
 
@@ -145,6 +166,50 @@ def decision_row(d: DecisionRecord) -> Row:
     """A decision as a row of INSERT_DECISION: DECISION_COLUMNS, the verdicts as JSON text,
     and the idempotency key."""
     return (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview, d.key)
+
+
+class PageView(msgspec.Struct, frozen=True, array_like=True):
+    """When a page view happened and where: all a history rebuild needs of a decision."""
+
+    at: int
+    url: str
+
+
+class History(msgspec.Struct, frozen=True):
+    """What a person's verified browsers did, bounded: the newest HISTORY_RECORDS events and
+    decisions of each of their HISTORY_BROWSERS most recently linked browsers. ``events``
+    come oldest first; ``pageviews`` are the page views among those decisions."""
+
+    events: list[EventRecord]
+    pageviews: list[PageView]
+
+
+class TokenUse(msgspec.Struct, frozen=True):
+    """A browser identified by an email token: the token's hash (never the token), the
+    contact it names, and when the token expires (epoch ms), after which the row goes."""
+
+    site: str
+    token: str
+    visitor: str
+    contact: str
+    at: int
+    expires: int
+
+
+_history_events = msgspec.json.Decoder(list[EventRecord]).decode
+_history_pageviews = msgspec.json.Decoder(list[PageView]).decode
+
+
+def decode_history(events: str | bytes, pageviews: str | bytes) -> History:
+    """A History from the two JSON arrays its queries aggregate: events as objects, page
+    views as ``[at, url]``. One C call each, so the thread that decodes them holds the
+    interpreter only briefly (row by row, it would contend with the event loop per row)."""
+    return History(_history_events(events), _history_pageviews(pageviews))
+
+
+def token_use_row(use: TokenUse) -> Row:
+    """A token use as a row of INSERT_TOKEN_USE."""
+    return (use.site, use.token, use.visitor, use.contact, use.at, use.expires)
 
 
 class Contact(msgspec.Struct, frozen=True):
@@ -208,16 +273,34 @@ class Store(Protocol):
 
     async def contact(self, site: str, contact_id: str) -> Contact | None: ...
 
-    async def link(self, site: str, visitor: str, contact_id: str, at: int) -> None:
-        """Link a browser to a contact (a browser belongs to one contact at a time)."""
+    async def link(
+        self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
+    ) -> None:
+        """Link a browser to a contact (a browser belongs to one contact at a time);
+        ``verified`` by an email token, or only claimed by page JavaScript (which never
+        replaces a verified link)."""
 
     async def visitors(self, site: str, contact_id: str) -> list[str]:
-        """The browsers linked to a contact, earliest link first."""
+        """The browsers verified as this contact's, earliest link first."""
+
+    async def claims(self, site: str, contact_id: str) -> int:
+        """How many browsers claim to be this contact without verification."""
+
+    async def history(self, site: str, contact_id: str) -> History:
+        """The person's history across their verified browsers, bounded (see History)."""
+
+    async def use_token(self, use: TokenUse, limit: int) -> bool:
+        """Record that ``use.visitor`` was identified by the token ``use.token``: True when
+        it already was, or when fewer than ``limit`` browsers were; False (nothing
+        recorded) when the token has identified ``limit`` other browsers. Atomic across
+        workers and nodes. Expired uses are forgotten on the way."""
 
     async def erase_contact(self, site: str, contact_id: str) -> bool:
-        """Forget a person: the contact, its links, and who they were in the logs (their
-        browsers' events and decisions stay, each browser under a random pseudonym and
-        without URLs, so experiment counts hold). False if nothing was held."""
+        """Forget a person: the contact, its links (verified or not), the uses of their
+        tokens, and who they were in the logs (their verified browsers' events and
+        decisions stay, each browser under a random pseudonym and without URLs, so
+        experiment counts hold; a browser that only claimed them is not theirs). False if
+        nothing was held."""
 
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
         """Per variant of ``rule``: exposures, impressions and conversions, aggregated in SQL."""

@@ -7,6 +7,7 @@ time under an advisory lock.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -16,16 +17,22 @@ import msgspec
 
 from ..decide import Verdict
 from .base import (
+    COUNT_CLAIMS,
+    COUNT_TOKEN_USES,
     DECISION_COLUMNS,
     END_KEY_SESSIONS,
     END_SESSION,
     EVENT_COLUMNS,
     FORGET,
+    HISTORY_BROWSERS,
+    HISTORY_RECORDS,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
     INSERT_SESSION,
+    INSERT_TOKEN_USE,
     LIST_API_KEYS,
+    PRUNE_TOKEN_USES,
     PSEUDONYMISE,
     PURGE_SESSIONS,
     REVOKE_API_KEY,
@@ -34,17 +41,22 @@ from .base import (
     TOUCH_API_KEY,
     UPSERT_CONTACT,
     UPSERT_LINK,
+    VERIFIED_BROWSERS,
     AdminSession,
     ApiKey,
     Contact,
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    History,
+    TokenUse,
     VariantCounts,
     contact_row,
     decision_row,
+    decode_history,
     event_row,
     pseudonym,
+    token_use_row,
 )
 from .writer import GroupWriter
 
@@ -101,6 +113,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX admin_sessions_key ON admin_sessions (key_id);
     """,
+    """
+    ALTER TABLE links ADD COLUMN verified BOOLEAN NOT NULL DEFAULT false;
+    DROP INDEX links_contact;
+    CREATE INDEX links_contact_verified ON links (site, contact, verified, at);
+    CREATE TABLE token_uses (
+        site TEXT NOT NULL, token TEXT NOT NULL, visitor TEXT NOT NULL, contact TEXT NOT NULL,
+        at BIGINT NOT NULL, expires BIGINT NOT NULL,
+        PRIMARY KEY (site, token, visitor)
+    );
+    CREATE INDEX token_uses_contact ON token_uses (site, contact);
+    CREATE INDEX token_uses_expires ON token_uses (expires);
+    """,
 ]
 
 
@@ -123,6 +147,33 @@ _INSERT_SESSION = _numbered(INSERT_SESSION)
 _PURGE_SESSIONS = _numbered(PURGE_SESSIONS)
 _END_SESSION = _numbered(END_SESSION)
 _SESSION_KEY = _numbered(SESSION_KEY)
+_COUNT_CLAIMS = _numbered(COUNT_CLAIMS)
+_PRUNE_TOKEN_USES = _numbered(PRUNE_TOKEN_USES)
+_COUNT_TOKEN_USES = _numbered(COUNT_TOKEN_USES)
+_INSERT_TOKEN_USE = _numbered(INSERT_TOKEN_USE)
+_TOKEN_USES_LOCK = 0x5C0F  # with a hash of (site, token): one token's uses, one at a time
+# A person's history, bounded in SQL: their most recently linked verified browsers, and the
+# newest HISTORY_RECORDS rows of each (an index range scan per browser, however much it has).
+_BROWSERS = f"({_numbered(VERIFIED_BROWSERS)})"
+_EVENT_JSON = (
+    "json_build_object(" + ", ".join(f"'{c}', e.{c}" for c in EVENT_COLUMNS.split(", ")) + ")"
+)
+# Aggregated into one JSON text by the server, decoded on a thread in one call: no row by
+# row work on the event loop.
+_HISTORY_EVENTS = f"""
+SELECT COALESCE(json_agg({_EVENT_JSON} ORDER BY e.at, e.id), '[]')::text
+FROM {_BROWSERS} AS b CROSS JOIN LATERAL (
+    SELECT * FROM events WHERE site = $1 AND visitor = b.visitor
+    ORDER BY at DESC, id DESC LIMIT {HISTORY_RECORDS}
+) AS e
+"""
+_HISTORY_PAGEVIEWS = f"""
+SELECT COALESCE(json_agg(json_build_array(d.at, d.url)), '[]')::text
+FROM {_BROWSERS} AS b CROSS JOIN LATERAL (
+    SELECT at, url, pageview FROM decisions WHERE site = $1 AND visitor = b.visitor
+    ORDER BY id DESC LIMIT {HISTORY_RECORDS}
+) AS d WHERE d.pageview
+"""
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
 # As the SQLite engine's: exposures per visitor and variant, then impressions and the
@@ -215,7 +266,8 @@ class PostgresStore:
         if query.contact is not None:
             args.append(query.contact)
             where.append(
-                f"visitor IN (SELECT visitor FROM links WHERE site = $1 AND contact = ${len(args)})"
+                "visitor IN (SELECT visitor FROM links"
+                f" WHERE site = $1 AND contact = ${len(args)} AND verified)"
             )
         for column, op, value in (
             ("visitor", "=", query.visitor),
@@ -262,7 +314,9 @@ class PostgresStore:
             )
         return None if row is None else Contact(site, contact_id, _attributes(row[0]), row[1])
 
-    async def link(self, site: str, visitor: str, contact_id: str, at: int) -> None:
+    async def link(
+        self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
+    ) -> None:
         async with self._pool.acquire() as db:
             await db.execute(
                 _UPSERT_LINK,
@@ -270,22 +324,51 @@ class PostgresStore:
                 visitor,
                 contact_id,
                 at,
+                verified,
             )
 
     async def visitors(self, site: str, contact_id: str) -> list[str]:
         async with self._pool.acquire() as db:
             rows = await db.fetch(
-                "SELECT visitor FROM links WHERE site = $1 AND contact = $2 ORDER BY at, visitor",
+                "SELECT visitor FROM links WHERE site = $1 AND contact = $2 AND verified"
+                " ORDER BY at, visitor",
                 site,
                 contact_id,
             )
         return [row[0] for row in rows]
 
+    async def claims(self, site: str, contact_id: str) -> int:
+        async with self._pool.acquire() as db:
+            return int(await db.fetchval(_COUNT_CLAIMS, site, contact_id))
+
+    async def history(self, site: str, contact_id: str) -> History:
+        async with self._pool.acquire() as db:
+            events = await db.fetchval(_HISTORY_EVENTS, site, contact_id, HISTORY_BROWSERS)
+            pageviews = await db.fetchval(_HISTORY_PAGEVIEWS, site, contact_id, HISTORY_BROWSERS)
+        return await asyncio.to_thread(decode_history, events, pageviews)
+
+    async def use_token(self, use: TokenUse, limit: int) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            # Two nodes seeing two new browsers at once must not both take the last place.
+            await db.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                _TOKEN_USES_LOCK,
+                f"{use.site}/{use.token}",
+            )
+            await db.execute(_PRUNE_TOKEN_USES, use.at)
+            used, mine = await db.fetchrow(_COUNT_TOKEN_USES, use.visitor, use.site, use.token)
+            allowed = bool(mine) or used < limit
+            if allowed and not mine:
+                await db.execute(_INSERT_TOKEN_USE, *token_use_row(use))
+        return allowed
+
     async def erase_contact(self, site: str, contact_id: str) -> bool:
         held = 0
         async with self._pool.acquire() as db, db.transaction():
             visitors = await db.fetch(
-                "SELECT visitor FROM links WHERE site = $1 AND contact = $2", site, contact_id
+                "SELECT visitor FROM links WHERE site = $1 AND contact = $2 AND verified",
+                site,
+                contact_id,
             )
             for (visitor,) in visitors:
                 stand_in = pseudonym()

@@ -17,16 +17,22 @@ import msgspec
 
 from ..decide import Verdict
 from .base import (
+    COUNT_CLAIMS,
+    COUNT_TOKEN_USES,
     DECISION_COLUMNS,
     END_KEY_SESSIONS,
     END_SESSION,
     EVENT_COLUMNS,
     FORGET,
+    HISTORY_BROWSERS,
+    HISTORY_RECORDS,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
     INSERT_SESSION,
+    INSERT_TOKEN_USE,
     LIST_API_KEYS,
+    PRUNE_TOKEN_USES,
     PSEUDONYMISE,
     PURGE_SESSIONS,
     REVOKE_API_KEY,
@@ -35,18 +41,23 @@ from .base import (
     TOUCH_API_KEY,
     UPSERT_CONTACT,
     UPSERT_LINK,
+    VERIFIED_BROWSERS,
     AdminSession,
     ApiKey,
     Contact,
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    History,
     Row,
+    TokenUse,
     VariantCounts,
     contact_row,
     decision_row,
+    decode_history,
     event_row,
     pseudonym,
+    token_use_row,
 )
 from .writer import GroupWriter
 
@@ -101,6 +112,18 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX admin_sessions_key ON admin_sessions (key_id);
     """,
+    """
+    ALTER TABLE links ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX links_contact;
+    CREATE INDEX links_contact_verified ON links (site, contact, verified, at);
+    CREATE TABLE token_uses (
+        site TEXT NOT NULL, token TEXT NOT NULL, visitor TEXT NOT NULL, contact TEXT NOT NULL,
+        at INTEGER NOT NULL, expires INTEGER NOT NULL,
+        PRIMARY KEY (site, token, visitor)
+    ) WITHOUT ROWID;
+    CREATE INDEX token_uses_contact ON token_uses (site, contact);
+    CREATE INDEX token_uses_expires ON token_uses (expires);
+    """,
 ]
 
 
@@ -152,6 +175,52 @@ SELECT e.variant, COUNT(*),
 FROM exposed AS e GROUP BY e.variant ORDER BY e.variant
 """
 
+# A person's history, bounded in SQL: the newest HISTORY_RECORDS rows of each browser, read
+# with one LIMIT per browser (an index range scan each), however much a browser has logged,
+# and aggregated into one JSON text by SQLite itself, which works without holding Python's
+# interpreter lock (a fetch row by row takes and gives it back for every row).
+_BROWSER_EVENTS = (
+    f"SELECT * FROM (SELECT id, {EVENT_COLUMNS} FROM events WHERE site = ? AND visitor = ?"
+    f" ORDER BY at DESC, id DESC LIMIT {HISTORY_RECORDS})"
+)
+# (Named, the browser's index: ordered by id, the primary key would look cheaper to a planner
+# without statistics, and it would scan the whole site's decisions.)
+_BROWSER_PAGEVIEWS = (
+    "SELECT at, url FROM (SELECT at, url, pageview FROM decisions INDEXED BY decisions_visitor"
+    f" WHERE site = ? AND visitor = ? ORDER BY id DESC LIMIT {HISTORY_RECORDS}) WHERE pageview"
+)
+_EVENT_JSON = "json_object(" + ", ".join(f"'{c}', {c}" for c in EVENT_COLUMNS.split(", ")) + ")"
+
+
+def _read_history(path: str, site: str, contact_id: str) -> History:
+    """Read a person's bounded history on a connection of its own, on a worker thread: the
+    request path's connection (and /healthz behind it) never waits for these rows."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        browsers = [
+            row[0] for row in db.execute(VERIFIED_BROWSERS, (site, contact_id, HISTORY_BROWSERS))
+        ]
+        if not browsers:
+            return History([], [])
+        args = [value for visitor in browsers for value in (site, visitor)]
+        # An aggregate over an ordered subquery takes its rows in that order (SQLite does
+        # not flatten such a subquery into an aggregate).
+        ((events,),) = db.execute(
+            f"SELECT json_group_array({_EVENT_JSON}) FROM (SELECT * FROM"
+            f" ({' UNION ALL '.join([_BROWSER_EVENTS] * len(browsers))}) ORDER BY at, id)",
+            args,
+        ).fetchall()
+        ((pageviews,),) = db.execute(
+            "SELECT json_group_array(json_array(at, url)) FROM"
+            f" ({' UNION ALL '.join([_BROWSER_PAGEVIEWS] * len(browsers))})",
+            args,
+        ).fetchall()
+        return decode_history(events, pageviews)
+    finally:
+        db.close()
+
+
 log = logging.getLogger("sitecue")
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
@@ -175,6 +244,7 @@ class SQLiteStore:
 
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
+        self._path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitecue-lock")
         self._lock_file = open(f"{path}.writer-lock", "a+b")  # noqa: SIM115 - closed in close()
         self._writes = sqlite3.connect(path, isolation_level=None)
@@ -253,7 +323,9 @@ class SQLiteStore:
         where: list[str] = ["site = ?"]
         args: list[object] = [query.site]
         if query.contact is not None:
-            where.append("visitor IN (SELECT visitor FROM links WHERE site = ? AND contact = ?)")
+            where.append(
+                "visitor IN (SELECT visitor FROM links WHERE site = ? AND contact = ? AND verified)"
+            )
             args += [query.site, query.contact]
         for column, op, value in (
             ("visitor", "=", query.visitor),
@@ -310,23 +382,54 @@ class SQLiteStore:
             row = await cursor.fetchone()
         return None if row is None else Contact(site, contact_id, _attributes(row[0]), row[1])
 
-    async def link(self, site: str, visitor: str, contact_id: str, at: int) -> None:
+    async def link(
+        self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
+    ) -> None:
         await self._execute(
             UPSERT_LINK,
-            (site, visitor, contact_id, at),
+            (site, visitor, contact_id, at, verified),
         )
 
     async def visitors(self, site: str, contact_id: str) -> list[str]:
-        sql = "SELECT visitor FROM links WHERE site = ? AND contact = ? ORDER BY at, visitor"
+        sql = (
+            "SELECT visitor FROM links WHERE site = ? AND contact = ? AND verified"
+            " ORDER BY at, visitor"
+        )
         async with self._db.execute(sql, (site, contact_id)) as cursor:
             return [row[0] for row in await cursor.fetchall()]
+
+    async def claims(self, site: str, contact_id: str) -> int:
+        async with self._db.execute(COUNT_CLAIMS, (site, contact_id)) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def history(self, site: str, contact_id: str) -> History:
+        return await asyncio.to_thread(_read_history, self._path, site, contact_id)
+
+    async def use_token(self, use: TokenUse, limit: int) -> bool:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                self._writes.execute(PRUNE_TOKEN_USES, (use.at,))
+                used, mine = self._writes.execute(
+                    COUNT_TOKEN_USES, (use.visitor, use.site, use.token)
+                ).fetchone()
+                allowed = bool(mine) or used < limit
+                if allowed and not mine:
+                    self._writes.execute(INSERT_TOKEN_USE, token_use_row(use))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                self._writes.execute("ROLLBACK")
+                raise
+        return allowed
 
     async def erase_contact(self, site: str, contact_id: str) -> bool:
         async with self._write_lock():
             self._writes.execute("BEGIN IMMEDIATE")
             try:
                 visitors = self._writes.execute(
-                    "SELECT visitor FROM links WHERE site = ? AND contact = ?", (site, contact_id)
+                    "SELECT visitor FROM links WHERE site = ? AND contact = ? AND verified",
+                    (site, contact_id),
                 ).fetchall()
                 for (visitor,) in visitors:
                     stand_in = pseudonym()

@@ -25,6 +25,8 @@ import struct
 from collections import Counter as Tally
 from typing import NamedTuple
 
+import itsdangerous
+
 from .keyring import Keyring, Unsealable
 
 __all__ = [
@@ -75,11 +77,12 @@ def _b64(raw: bytes) -> str:
 class TokenCodec:
     """Mints and opens email tokens. ``rejected`` counts the tokens refused, by reason, for
     the metrics (``bad signature``: not sealed by us for this site, or altered;
-    ``malformed``; ``old format``: a readable token of an earlier version; ``expired``;
+    ``malformed``; ``expired``;
     ``too many browsers``)."""
 
     def __init__(self, secrets: list[str]) -> None:
         self._keyring = Keyring(secrets)
+        self._secrets = list(secrets)
         self.rejected: Tally[str] = Tally()
 
     def mint(self, site: str, contact: str, expires: int) -> str:
@@ -94,8 +97,8 @@ class TokenCodec:
     def read(self, site: str, token: str, now: int) -> Token:
         """What ``token`` says on ``site`` at ``now`` (epoch seconds), or TokenRejected with
         the reason (counted in ``rejected``)."""
-        if "." in token:  # the signed, readable tokens of earlier versions: no longer taken
-            raise self.refuse("old format")
+        if "." in token:  # never in unpadded base64: a signed token of an earlier version
+            return self._read_legacy(site, token, now)
         try:
             sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
@@ -117,6 +120,30 @@ class TokenCodec:
             raise self.refuse("expired")
         # The store keeps a hash, not the token, so its rows cannot be replayed as links.
         fingerprint = hashlib.sha256(sealed).hexdigest()[:32]
+        return Token(contact, expires, fingerprint)
+
+    def _read_legacy(self, site: str, token: str, now: int) -> Token:
+        """A signed (readable) token minted before tokens were sealed: still honoured until
+        it expires, so links in campaigns already sent keep working after an upgrade, with
+        the same limit of browsers. Its fingerprint hashes what was signed, so however the
+        signature is spelled it counts as one token."""
+        salt = f"sitecue.token:{site}".encode()
+        keys = [hashlib.sha256(salt + b"signer" + s.encode()).digest() for s in self._secrets]
+        signer = itsdangerous.Signer(
+            keys, salt=salt, key_derivation="none", digest_method=hashlib.sha256
+        )
+        try:
+            payload = signer.unsign(token)
+            name, _, expiry = payload.decode().partition(".")
+            contact = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4)).decode()
+            expires = int(expiry, 36)
+        except itsdangerous.BadSignature:
+            raise self.refuse("bad signature") from None
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise self.refuse("malformed") from None
+        if expires <= now:
+            raise self.refuse("expired")
+        fingerprint = hashlib.sha256(salt + b"|" + payload).hexdigest()[:32]
         return Token(contact, expires, fingerprint)
 
     def verify(self, site: str, token: str, now: int) -> str:

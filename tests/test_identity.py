@@ -198,3 +198,29 @@ def test_the_recount_puts_each_moment_on_the_site_s_calendar_day() -> None:
     for minute in range(0, 3 * 24 * 60, 7):
         at = start + minute * 60_000 + minute % 60_000
         assert day(at) == day_of(at, compiled.zone)
+
+
+def test_a_link_re_sent_without_its_cookie_is_recounted_once_a_minute(tmp_path: Path) -> None:
+    """Re-sending a valid link from one browser, dropping the state cookie each time, buys
+    no more than one history recount a minute: the rest are identified without one."""
+    compiled = site()
+    token = tokens.mint("news", "carol", NOW + 86_400)
+    reads: list[str] = []
+
+    async def body(store: Store) -> list[bool]:
+        history = store.history
+
+        async def counted(site_name: str, contact: str) -> Any:
+            reads.append(contact)
+            return await history(site_name, contact)
+
+        store.history = counted  # type: ignore[method-assign]
+        identified = []
+        for at in (NOW_MS, NOW_MS + 1_000, NOW_MS + 59_000, NOW_MS + 61_000):
+            state = VisitorState(visitor="carol-browser-0001")  # the cookie dropped each time
+            await identify(store, tokens, compiled, state, token, None, at)
+            identified.append(state.verified and state.contact == "carol")
+        return identified
+
+    assert with_store(tmp_path, body) == [True] * 4
+    assert reads == ["carol", "carol"]  # at the first visit, and a minute after it

@@ -15,10 +15,12 @@ import asyncpg
 import msgspec
 
 from ..decide import Verdict
+from ..errors import StoreUnavailable
 from .base import (
     DECISION_COLUMNS,
     EVENT_COLUMNS,
     FORGET,
+    HEARTBEAT,
     INSERT_API_KEY,
     INSERT_DECISION,
     INSERT_EVENT,
@@ -36,6 +38,7 @@ from .base import (
     event_row,
     pseudonym,
 )
+from .faults import translate_faults
 from .writer import GroupWriter
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -74,6 +77,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX links_contact ON links (site, contact, at);
     """,
+    """
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL);
+    """,
 ]
 
 
@@ -88,6 +94,7 @@ _INSERT_DECISION = _numbered(INSERT_DECISION)
 _INSERT_API_KEY = _numbered(INSERT_API_KEY)
 _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
+_HEARTBEAT = _numbered(HEARTBEAT)
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
 # As the SQLite engine's: exposures per visitor and variant, then impressions and the
@@ -137,19 +144,52 @@ async def migrate(db: asyncpg.Connection) -> int:
     return len(MIGRATIONS)
 
 
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,  # 08: the connection failed or was lost
+    asyncpg.InsufficientResourcesError,  # 53: disk full, out of memory or connections
+    asyncpg.OperatorInterventionError,  # 57: shutting down, starting up
+    asyncpg.PostgresSystemError,  # 58: I/O errors
+    asyncpg.ReadOnlySQLTransactionError,  # a standby, or a read-only server
+)
+
+
+def _unavailable(err: BaseException) -> bool:
+    """The server is stopped, unreachable, shutting down, out of disk or connections, or
+    read-only (a standby): nothing is wrong with what we asked."""
+    return isinstance(err, (OSError, TimeoutError, *_UNAVAILABLE))
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
+
+
+@translate_faults(_unavailable)
 class PostgresStore:
     """Reads and writes through one asyncpg pool; writes grouped by a GroupWriter."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self.writer = GroupWriter(self._flush)
+        self.writer = GroupWriter(self._flush, heartbeat=self._heartbeat)
         self.writer.start()
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
-        async with pool.acquire() as db:
-            await migrate(db)
+        """Connect and bring the schema up to date; a server that cannot be reached raises
+        StoreUnavailable naming it (without its password) and why."""
+        try:
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        except Exception as err:
+            if not _unavailable(err) and not isinstance(err, asyncpg.PostgresError):
+                raise
+            raise StoreUnavailable(
+                f"cannot open the database {_without_password(url)}: {err}"
+            ) from err
+        try:
+            async with pool.acquire() as db:
+                await migrate(db)
+        except BaseException:
+            await pool.close()
+            raise
         return cls(pool)
 
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
@@ -272,7 +312,14 @@ class PostgresStore:
             )
         return None if row is None else ApiKey(row[0], row[1], list(row[2]), row[3], row[4])
 
+    async def _heartbeat(self) -> None:
+        """A real commit, which a full disk or a read-only server refuses."""
+        async with self._pool.acquire(timeout=2) as db:
+            await db.execute(_HEARTBEAT, time.time_ns() // 1_000_000)
+
     async def healthy(self) -> bool:
+        if not await self.writer.healthy():
+            return False
         try:
             async with self._pool.acquire(timeout=2) as db:
                 return bool(await db.fetchval("SELECT 1") == 1)

@@ -120,6 +120,8 @@ def test_a_stopped_postgresql_answers_503_and_recovers_without_a_restart(
         refused = [page_view() for _ in range(3)]
         assert all(unavailable(*answer) for answer in refused), refused
         assert client.get("/healthz").status_code == 503
+        counted = client.app.state.runtime.metrics.requests  # type: ignore[attr-defined]
+        assert counted[("POST", "/v1/decide", 503)] == 3  # and not as errors (500)
         cluster.start()
         assert client.get("/healthz").status_code == 200
         assert page_view()[0] == 200

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import RequestError
+from .errors import RequestError, StoreUnavailable
 
 __all__ = ["Metrics"]
 
@@ -77,6 +77,9 @@ class Metrics:
                 return response
             except RequestError as err:
                 status = err.status
+                raise
+            except StoreUnavailable:
+                status = 503
                 raise
             finally:
                 latency.observe(time.perf_counter() - start)

@@ -177,7 +177,9 @@ class PostgresStore:
         """Connect and bring the schema up to date; a server that cannot be reached raises
         StoreUnavailable naming it (without its password) and why."""
         try:
-            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+            # A server that drops packets fails each connection attempt (the pool's reconnects
+            # in requests too) after 10 s, not asyncpg's default of 60.
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=10)
         except Exception as err:
             if not _unavailable(err) and not isinstance(err, asyncpg.PostgresError):
                 raise

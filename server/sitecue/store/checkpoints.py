@@ -7,10 +7,11 @@ frames arrive while it copies), so the log grew without end: 1.6 GB in 20 s for 
 database. So each round (every second, and at once when a commit leaves the log past its
 bound) either
 
-- when the log has passed its bound, when no commit came since the last round, or when
-  asked to (after an erasure): takes the writers' turn (the lock they commit under, across
-  processes), copies the log into the database and truncates it to zero bytes
-  (``TRUNCATE``); commits wait meanwhile, and the group after it commits all that queued;
+- when the log has passed its bound, when it has not changed since the last round (no
+  process wrote: writes have paused), or when asked to (after an erasure): takes the
+  writers' turn (the lock they commit under, across processes), copies the log into the
+  database and truncates it to zero bytes (``TRUNCATE``); commits wait meanwhile, and the
+  group after it commits all that queued;
 - or else, while writes go on within the bound, copies what it can beside them
   (``PASSIVE``), so that the next truncation has less to do.
 
@@ -60,28 +61,32 @@ class Checkpointer:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitecue-checkpoint")
         self._wake = asyncio.Event()
-        self._written = False
+        self._seen: tuple[int, int] | None = None  # the log's size and mtime, last round
         self._task = asyncio.create_task(self._run(), name="sitecue-checkpoint")
 
-    def wal_size(self) -> int:
+    def _stat(self) -> tuple[int, int]:
         try:
-            return os.stat(self._wal).st_size
+            found = os.stat(self._wal)
         except FileNotFoundError:
-            return 0
+            return 0, 0
+        return found.st_size, found.st_mtime_ns
+
+    def wal_size(self) -> int:
+        return self._stat()[0]
 
     def committed(self) -> None:
         """Told after each commit: a log past its bound wakes the next round now."""
-        self._written = True
         if not self._wake.is_set() and self.wal_size() > self.bound:
             self._wake.set()
 
     async def checkpoint(self, *, truncate: bool = False) -> bool:
         """One round (see the module); True when the log was truncated."""
-        if not truncate and self.wal_size() == 0:
+        seen, self._seen = self._seen, self._stat()
+        size = self._seen[0]
+        if not truncate and size == 0:
             return False
-        written, self._written = self._written, False
         loop = asyncio.get_running_loop()
-        if not (truncate or not written or self.wal_size() > self.bound):
+        if not (truncate or seen == self._seen or size > self.bound):
             # Busy, and within bounds: copy beside the writers, so the next truncation has
             # less left to copy while they wait.
             await loop.run_in_executor(self._thread, self._checkpoint, "PASSIVE")

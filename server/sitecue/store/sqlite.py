@@ -136,7 +136,7 @@ _WRITER_PRAGMAS = (
 
 def _unavailable(err: BaseException) -> bool:
     code = getattr(err, "sqlite_errorcode", 0) if isinstance(err, sqlite3.Error) else 0
-    return code & 0xFF in _UNAVAILABLE
+    return (code & 0xFF) in _UNAVAILABLE
 
 
 def _open_for_writing(path: str) -> tuple[IO[bytes], sqlite3.Connection]:

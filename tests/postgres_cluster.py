@@ -12,11 +12,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["postgres_cluster"]
+__all__ = ["Cluster", "postgres_cluster", "stoppable_postgres_cluster"]
 
 
 def _bin(name: str) -> str:
@@ -28,10 +29,25 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
+class Cluster(NamedTuple):
+    """A running throwaway cluster: its URL, and a stop and start for outage tests."""
+
+    url: str
+    stop: Callable[[], None]
+    start: Callable[[], None]
+
+
 @contextmanager
 def postgres_cluster(fsync: bool = False) -> Iterator[str]:
     """Start a cluster; yield the URL of its ``postgres`` database; stop and remove it.
     Tests run without fsync (nothing here must survive a power cut); benchmarks with it."""
+    with stoppable_postgres_cluster(fsync) as cluster:
+        yield cluster.url
+
+
+@contextmanager
+def stoppable_postgres_cluster(fsync: bool = False) -> Iterator[Cluster]:
+    """As postgres_cluster, yielding a Cluster that a test may stop and start again."""
     root = Path(tempfile.mkdtemp(prefix="sitecue-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
@@ -46,10 +62,18 @@ def postgres_cluster(fsync: bool = False) -> Iterator[str]:
         run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         options = f"-k {root} -c listen_addresses='' -p {port} -c max_connections=300"
         options += "" if fsync else " -c fsync=off"
-        run("pg_ctl", "-D", data, "-o", options, "-w", "-l", str(root / "log"), "start")
+        start = ["-D", data, "-o", options, "-w", "-l", str(root / "log"), "start"]
+        run("pg_ctl", *start)
         try:
-            yield f"postgresql://postgres@/postgres?host={root}&port={port}"
+            yield Cluster(
+                f"postgresql://postgres@/postgres?host={root}&port={port}",
+                stop=lambda: run("pg_ctl", "-D", data, "-m", "fast", "-w", "stop"),
+                start=lambda: run("pg_ctl", *start),
+            )
         finally:
-            run("pg_ctl", "-D", data, "-m", "immediate", "stop")
+            subprocess.run(
+                [*as_user, _bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"],
+                capture_output=True,  # already stopped by a test that failed: nothing to do
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from servers import free_port
 from sitecue.cli import main
 from sitecue.config import json_schema, load_site
 from sitecue.rules import compile_site
 from sitecue.settings import database_url
 from sitecue.state import MAX_COOKIE_BYTES
 from sitecue.state_size import state_size
-from sitecue.store import open_store
+from sitecue.store import Store, open_store
 from sitecue.tokens import TokenCodec
 from sites import CONFIG_DIR
 
@@ -215,3 +221,84 @@ def test_check_does_not_warn_about_the_demo_sites(
     monkeypatch.setenv("SITECUE_CONFIG_DIR", str(CONFIG_DIR))
     assert main(["check"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Make files and directories read-only even for root (immutable, with chattr), or, for
+    anyone else, by their mode; as they were afterwards."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", *map(str, paths)], check=True)
+    else:
+        for path in paths:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+        else:
+            for path in paths:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def serve_exits(db: str, tmp_path: Path) -> tuple[int, list[str]]:
+    """Run ``sitecue serve`` as a user would; its exit code and what it said (it must exit
+    by itself within 30 s)."""
+    env = {**os.environ, "SITECUE_SECRETS": "cli-test-secret-0000"}
+    env.pop("SITECUE_DB", None)
+    args = ["serve", "--config", str(CONFIG_DIR), "--db", db, "--port", str(free_port())]
+    done = subprocess.run(
+        [sys.executable, "-m", "sitecue.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    return done.returncode, (done.stdout + done.stderr).splitlines()
+
+
+@pytest.mark.parametrize("case", ["read-only", "not a database", "under a file"])
+def test_serve_on_a_database_it_cannot_open_exits_naming_it(tmp_path: Path, case: str) -> None:
+    """Exits at once, non-zero, with one line naming the file and the cause (it used to say
+    "Application startup failed. Exiting." and then stay up, not listening)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    db = folder / "sitecue.db"
+    expected = {
+        "read-only": "not writable",
+        "not a database": "file is not a database",
+        "under a file": "not a directory",
+    }[case]
+    if case == "read-only":
+        assert with_sqlite(db, lambda store: store.healthy()) is True
+        with read_only(folder, db, Path(f"{db}.writer-lock")):
+            code, said = serve_exits(f"sqlite:///{db}", tmp_path)
+    elif case == "not a database":
+        db.write_text("these are my notes, not a database\n" * 100)
+        code, said = serve_exits(f"sqlite:///{db}", tmp_path)
+    else:
+        db.write_text("a file where a directory should be")
+        code, said = serve_exits(f"sqlite:///{db}/sitecue.db", tmp_path)
+    assert code != 0 and len(said) == 1, said
+    assert said[0].startswith(f"sitecue: cannot open the database {db}") and expected in said[0]
+
+
+def test_serve_on_a_postgresql_it_cannot_reach_exits_naming_it(tmp_path: Path) -> None:
+    url = f"postgresql://sitecue:hunter2@/sitecue?host={tmp_path}&port=5432"  # no server there
+    code, said = serve_exits(url, tmp_path)
+    assert code != 0 and len(said) == 1, said
+    assert said[0].startswith("sitecue: cannot open the database postgresql://sitecue:***@/")
+    assert "hunter2" not in said[0]
+
+
+def with_sqlite(path: Path, body: Callable[[Store], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        store = await open_store(f"sqlite:///{path}")
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sitecue.errors import StoreUnavailable
 from sitecue.store import EventRecord, open_store
 from sitecue.store.writer import GroupWriter
 
@@ -85,3 +86,40 @@ def test_groups_respect_the_record_limit(size: int) -> None:
 
     asyncio.run(main())
     assert sum(groups) == 7 and max(groups) <= size
+
+
+def test_an_outage_leaves_the_writer_unhealthy_until_a_commit_succeeds() -> None:
+    """A group refused for want of the store makes the writer unhealthy; a health check
+    then tries a heartbeat commit, and only one that succeeds makes it healthy again. A
+    group refused for what it held (a bug, a clash) says nothing about the store."""
+    down = True
+    beats: list[bool] = []
+
+    async def flush(events: list[EventRecord], decisions: list[object]) -> None:
+        if events[0].visitor == "visitor-0":
+            raise sqlite3.IntegrityError("UNIQUE constraint failed")
+        if down:
+            raise StoreUnavailable("OperationalError: database or disk is full")
+
+    async def heartbeat() -> None:
+        beats.append(down)
+        if down:
+            raise StoreUnavailable("OperationalError: database or disk is full")
+
+    async def main() -> list[bool]:
+        nonlocal down
+        writer = GroupWriter(flush, heartbeat=heartbeat)  # type: ignore[arg-type]
+        writer.start()
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.write([event(0)], [])
+        seen = [await writer.healthy()]
+        with pytest.raises(StoreUnavailable):
+            await writer.write([event(1)], [])
+        seen += [await writer.healthy(), await writer.healthy()]
+        down = False
+        seen += [await writer.healthy(), await writer.healthy()]
+        await writer.stop()
+        return seen
+
+    assert asyncio.run(main()) == [True, False, False, True, True]
+    assert beats == [True, True, False]  # none while healthy

@@ -44,6 +44,7 @@ from .errors import (
     Forbidden,
     NotFound,
     RequestError,
+    StoreUnavailable,
 )
 from .feedback import accept
 from .guard import DashboardHeaders
@@ -331,6 +332,17 @@ async def _request_error(request: Request, exc: Exception) -> Response:
     return json_response(ErrorBody(exc.message), exc.status)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is stopped, full or read-only: nothing of this request was stored, and
+    it may be sent again. The cause is logged, not answered: it may name hosts and files."""
+    assert isinstance(exc, StoreUnavailable)
+    log.warning("%s %s: store unavailable: %s", request.method, request.url.path, exc)
+    body = ErrorBody("store: unavailable, nothing was stored; retry later")
+    response = json_response(body, 503)
+    response.headers["retry-after"] = str(exc.retry_after)
+    return response
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such path, a method the path does not take), in the same
     JSON shape as ours."""
@@ -394,7 +406,11 @@ def build_app(settings: Settings) -> Starlette:
             Route(path, metrics.timed(path, endpoint), methods=methods)
             for path, endpoint, methods in routes
         ],
-        exception_handlers={RequestError: _request_error, HTTPException: _http_error},
+        exception_handlers={
+            RequestError: _request_error,
+            HTTPException: _http_error,
+            StoreUnavailable: _store_unavailable,
+        },
         middleware=[Middleware(DashboardHeaders)],
         lifespan=lifespan,
     )

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import json_schema, load_site
-from .errors import BadRequest, ConfigError, Problem
+from .errors import BadRequest, ConfigError, Problem, StoreUnavailable
 from .rules import compile_site
 from .serve import add_arguments as add_serve_arguments
 from .settings import Settings, SettingsError, database_url
@@ -91,9 +91,25 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["SITECUE_CONFIG_DIR"] = args.config
     if args.db:
         os.environ["SITECUE_DB"] = args.db
-    Settings.load()  # fail here, naming the setting, rather than in every worker
+    settings = Settings.load()  # fail here, naming the setting, rather than in every worker
+    _check_store(settings.db)
     run("sitecue.cli:app_from_environment", ServeOptions.load(args))
     return 0
+
+
+def _check_store(url: str) -> None:
+    """Open the database once before any worker starts (creating or migrating it): one that
+    cannot be opened stops ``serve`` here, with one line naming it, instead of every worker
+    failing its start-up and the server staying up without listening."""
+    import asyncio
+
+    from .store import open_store
+
+    async def open_and_close() -> None:
+        store = await open_store(url)
+        await store.close()
+
+    asyncio.run(open_and_close())
 
 
 def _apikey_create(sites: list[str], label: str, db: str | None) -> int:
@@ -356,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ConfigError as err:
         print(err, file=sys.stderr)
+        return 1
+    except StoreUnavailable as err:
+        print(f"sitecue: {err}", file=sys.stderr)
         return 1
     except BadRequest as err:  # a list with a mistake: the line and what was expected
         print(f"{getattr(args, 'file', '')}: {err.message}", file=sys.stderr)

@@ -3,6 +3,7 @@
     SitecueError
      ├── ConfigError          a site config is wrong; carries every Problem found
      │    └── ConditionError  a targeting condition cannot be compiled
+     ├── StoreUnavailable     503: the database is stopped, unreachable, full or read-only
      └── RequestError         an HTTP request we refuse; carries its status
           ├── BadRequest        400: the body or a parameter is wrong
           ├── Unauthorized      401: no admin key, or not a valid one
@@ -85,3 +86,15 @@ class ClientClosed(RequestError):
     server's timeouts), so it is counted under nginx's 499, not logged as an error."""
 
     status = 499
+
+
+class StoreUnavailable(SitecueError):
+    """The database cannot serve us now: stopped, unreachable, out of disk, read-only.
+    Nothing of the request was stored; the HTTP layer answers 503 with ``Retry-After``
+    (without this message, which may name hosts and files), and the CLI prints it."""
+
+    retry_after = 5  # seconds
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)

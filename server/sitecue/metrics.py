@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .conditions import REGEX_TIMEOUTS
-from .errors import RequestError
+from .errors import RequestError, StoreUnavailable
 
 __all__ = ["Metrics"]
 
@@ -79,6 +79,9 @@ class Metrics:
                 return response
             except RequestError as err:
                 status = err.status
+                raise
+            except StoreUnavailable:
+                status = 503
                 raise
             finally:
                 latency.observe(time.perf_counter() - start)

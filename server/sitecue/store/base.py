@@ -132,6 +132,11 @@ INSERT_TOKEN_USE = (
     "INSERT INTO token_uses (site, token, visitor, contact, at, expires) VALUES (?, ?, ?, ?, ?, ?)"
 )
 
+# A health check's proof that commits work again, after one failed (see GroupWriter).
+HEARTBEAT = (
+    "INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at"
+)
+
 
 # Erasure: each of the person's browsers gets a random pseudonym in the logs, with (pseudonym,
 # site, visitor), so experiment counts hold and nothing leads back to the person; then the

@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from ..decide import Verdict
+from ..errors import StoreUnavailable
 from .base import (
     COUNT_CLAIMS,
     COUNT_TOKEN_USES,
@@ -24,6 +25,7 @@ from .base import (
     END_SESSION,
     EVENT_COLUMNS,
     FORGET,
+    HEARTBEAT,
     HISTORY_BROWSERS,
     HISTORY_RECORDS,
     INSERT_API_KEY,
@@ -58,6 +60,7 @@ from .base import (
     pseudonym,
     token_use_row,
 )
+from .faults import translate_faults
 from .writer import GroupWriter
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -125,6 +128,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX token_uses_contact ON token_uses (site, contact);
     CREATE INDEX token_uses_expires ON token_uses (expires);
     """,
+    """
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL);
+    """,
 ]
 
 
@@ -174,6 +180,7 @@ FROM {_BROWSERS} AS b CROSS JOIN LATERAL (
     ORDER BY id DESC LIMIT {HISTORY_RECORDS}
 ) AS d WHERE d.pageview
 """
+_HEARTBEAT = _numbered(HEARTBEAT)
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
 # As the SQLite engine's: exposures per visitor and variant, then impressions and the
@@ -229,19 +236,54 @@ def _api_key(row: asyncpg.Record) -> ApiKey:
     return ApiKey(row[0], row[1], list(row[2]), row[3], row[4], row[5], row[6])
 
 
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,  # 08: the connection failed or was lost
+    asyncpg.InsufficientResourcesError,  # 53: disk full, out of memory or connections
+    asyncpg.OperatorInterventionError,  # 57: shutting down, starting up
+    asyncpg.PostgresSystemError,  # 58: I/O errors
+    asyncpg.ReadOnlySQLTransactionError,  # a standby, or a read-only server
+)
+
+
+def _unavailable(err: BaseException) -> bool:
+    """The server is stopped, unreachable, shutting down, out of disk or connections, or
+    read-only (a standby): nothing is wrong with what we asked."""
+    return isinstance(err, (OSError, TimeoutError, *_UNAVAILABLE))
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
+
+
+@translate_faults(_unavailable)
 class PostgresStore:
     """Reads and writes through one asyncpg pool; writes grouped by a GroupWriter."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self.writer = GroupWriter(self._flush)
+        self.writer = GroupWriter(self._flush, heartbeat=self._heartbeat)
         self.writer.start()
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
-        async with pool.acquire() as db:
-            await migrate(db)
+        """Connect and bring the schema up to date; a server that cannot be reached raises
+        StoreUnavailable naming it (without its password) and why."""
+        try:
+            # A server that drops packets fails each connection attempt (the pool's reconnects
+            # in requests too) after 10 s, not asyncpg's default of 60.
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=10)
+        except Exception as err:
+            if not _unavailable(err) and not isinstance(err, asyncpg.PostgresError):
+                raise
+            raise StoreUnavailable(
+                f"cannot open the database {_without_password(url)}: {err}"
+            ) from err
+        try:
+            async with pool.acquire() as db:
+                await migrate(db)
+        except BaseException:
+            await pool.close()
+            raise
         return cls(pool)
 
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
@@ -426,7 +468,14 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             await db.execute(_END_SESSION, id_hash)
 
+    async def _heartbeat(self) -> None:
+        """A real commit, which a full disk or a read-only server refuses."""
+        async with self._pool.acquire(timeout=2) as db:
+            await db.execute(_HEARTBEAT, time.time_ns() // 1_000_000)
+
     async def healthy(self) -> bool:
+        if not await self.writer.healthy():
+            return False
         try:
             async with self._pool.acquire(timeout=2) as db:
                 return bool(await db.fetchval("SELECT 1") == 1)

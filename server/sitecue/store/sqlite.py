@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiosqlite
 import msgspec
 
 from ..decide import Verdict
+from ..errors import StoreUnavailable
 from .base import (
     COUNT_CLAIMS,
     COUNT_TOKEN_USES,
@@ -24,6 +28,7 @@ from .base import (
     END_SESSION,
     EVENT_COLUMNS,
     FORGET,
+    HEARTBEAT,
     HISTORY_BROWSERS,
     HISTORY_RECORDS,
     INSERT_API_KEY,
@@ -59,6 +64,8 @@ from .base import (
     pseudonym,
     token_use_row,
 )
+from .checkpoints import WAL_BOUND, Checkpointer
+from .faults import translate_faults
 from .writer import GroupWriter
 
 # Versioned migrations, applied in order at start; PRAGMA user_version records the last one.
@@ -124,6 +131,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX token_uses_contact ON token_uses (site, contact);
     CREATE INDEX token_uses_expires ON token_uses (expires);
     """,
+    """
+    CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+    """,
 ]
 
 
@@ -142,9 +152,83 @@ def migrate(db: sqlite3.Connection) -> int:
                 db.execute(f"PRAGMA user_version = {version}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
     return len(MIGRATIONS)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction, unless SQLite already has: it rolls back by itself on a
+    full disk or an I/O error, and a second ROLLBACK would raise "no transaction is active"
+    in place of the error that matters."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+# The codes (primary, of sqlite3.Error.sqlite_errorcode) that mean the file cannot take our
+# reads or writes now: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
+_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+# The writing connection's settings. The busy timeout comes first, so every other pragma
+# and migration waits for the file instead of failing with "database is locked". Deleted
+# content is overwritten with zeros (secure_delete), so an erased person's rows are not left
+# behind in free space; the log is checkpointed and truncated by a Checkpointer, not by
+# whichever commit crosses SQLite's threshold, and never kept larger than its bound.
+_WRITER_PRAGMAS = (
+    "busy_timeout=5000",
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "wal_autocheckpoint=0",
+    f"journal_size_limit={WAL_BOUND}",
+    "secure_delete=ON",
+)
+
+
+def _unavailable(err: BaseException) -> bool:
+    code = getattr(err, "sqlite_errorcode", 0) if isinstance(err, sqlite3.Error) else 0
+    return (code & 0xFF) in _UNAVAILABLE
+
+
+def _open_for_writing(path: str) -> tuple[IO[bytes], sqlite3.Connection]:
+    """The lock file beside the database and the writing connection, in WAL mode and
+    migrated; creates the file (and its directory) when missing. Runs on a thread, as it
+    waits: processes (and stores) opening together take turns on the lock file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    lock_file = open(f"{path}.writer-lock", "a+b")  # noqa: SIM115 - the store closes it
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        writes = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            for pragma in _WRITER_PRAGMAS:
+                (mode, *_) = writes.execute(f"PRAGMA {pragma}").fetchone() or ("",)
+                if pragma.startswith("journal_mode") and mode != "wal":
+                    raise sqlite3.OperationalError(f"cannot switch to WAL mode (still {mode})")
+            migrate(writes)
+        except BaseException:
+            writes.close()
+            raise
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    except BaseException:
+        lock_file.close()
+        raise
+    return lock_file, writes
+
+
+def _cannot_open(path: str, err: BaseException) -> StoreUnavailable:
+    """One line naming the file and what is wrong with it."""
+    if isinstance(err, OSError):
+        cause = f"{err.strerror or err}: {err.filename}" if err.filename else str(err)
+        if isinstance(err, PermissionError) or err.errno == errno.EROFS:
+            cause = f"not writable ({cause})"
+        elif isinstance(err, (FileExistsError, NotADirectoryError)):  # a file in the way
+            cause = f"not a directory ({cause})"
+    else:
+        cause = str(err)
+        parent = Path(path).parent
+        if "unable to open" in cause and not os.access(parent, os.W_OK):
+            cause += f" (the directory {parent} is not writable)"
+    return StoreUnavailable(f"cannot open the database {path}: {cause}")
 
 
 # Exposed: a decision whose verdict for the rule matched (the control too), first time per
@@ -232,6 +316,7 @@ def _api_key(row: Any) -> ApiKey:
     return ApiKey(row[0], row[1], msgspec.json.decode(row[2], type=list[str]), *row[3:7])
 
 
+@translate_faults(_unavailable)
 class SQLiteStore:
     """Reads go through aiosqlite. Writes go through one GroupWriter per process, whose
     groups are committed with a plain sqlite3 connection on the event loop itself: a commit
@@ -240,41 +325,45 @@ class SQLiteStore:
     Processes sharing the file take turns through an exclusive ``flock`` on a lock file
     beside it: taken at once when free, and otherwise waited for on a thread, so the loop
     never blocks on another process and wakes the moment the lock is free (SQLite's own
-    busy handler would sleep-poll, up to 100 ms at a time)."""
+    busy handler would sleep-poll, up to 100 ms at a time). The lock also takes turns
+    within the process (flock does not), with the Checkpointer among the writers."""
 
-    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, path: str, lock_file: IO[bytes], writes: sqlite3.Connection
+    ) -> None:
         self._db = db
         self._path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitecue-lock")
-        self._lock_file = open(f"{path}.writer-lock", "a+b")  # noqa: SIM115 - closed in close()
-        self._writes = sqlite3.connect(path, isolation_level=None)
-        self._writes.execute("PRAGMA busy_timeout=5000")
-        self._writes.execute("PRAGMA synchronous=NORMAL")
-        migrate(self._writes)
-        # A checkpoint copies the WAL into the database and fsyncs: run it beside the request
-        # path, not inside whichever commit happens to cross the WAL's size threshold.
-        self._writes.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpoints = asyncio.create_task(
-            self._checkpoint_every(1.0), name="sitecue-checkpoint"
-        )
-        self.writer = GroupWriter(self._flush)
+        self._lock_file = lock_file
+        self._turn = asyncio.Lock()
+        self._writes = writes
+        self._checkpoints = Checkpointer(path, self._write_lock)
+        self.writer = GroupWriter(self._flush, heartbeat=self._heartbeat)
         self.writer.start()
 
     @classmethod
     async def open(cls, path: str) -> SQLiteStore:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        # Every statement is run to its end and closed: one left open would keep the WAL
-        # checkpoints below from ever completing (SQLITE_LOCKED), and the WAL would grow.
-        # The busy timeout first: switching a new file to WAL needs a moment alone with it,
-        # and workers starting together would otherwise fail at once with "locked".
-        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "journal_size_limit=67108864"):
-            async with db.execute(f"PRAGMA {pragma}") as cursor:
-                await cursor.fetchall()
+        """Open the file, creating it when missing, and bring its schema up to date; one that
+        cannot be opened, written or read as a database raises StoreUnavailable naming it."""
         try:
-            return cls(db, path)
-        except BaseException:
-            await db.close()  # or its thread would keep the process alive
+            lock_file, writes = await asyncio.to_thread(_open_for_writing, path)
+        except (OSError, sqlite3.Error) as err:
+            raise _cannot_open(path, err) from err
+        db = None
+        try:
+            db = await aiosqlite.connect(path)
+            # Every statement is run to its end and closed: one left open would keep the WAL
+            # checkpoints from ever completing (SQLITE_LOCKED), and the WAL would grow.
+            async with db.execute("PRAGMA busy_timeout=5000") as cursor:
+                await cursor.fetchall()
+            return cls(db, path, lock_file, writes)
+        except BaseException as err:
+            writes.close()
+            lock_file.close()
+            if db is not None:
+                await db.close()  # or its thread would keep the process alive
+            if isinstance(err, (OSError, sqlite3.Error)):
+                raise _cannot_open(path, err) from err
             raise
 
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
@@ -285,28 +374,27 @@ class SQLiteStore:
         decision_rows = list(map(decision_row, decisions))
         async with self._write_lock():
             self._commit(event_rows, decision_rows)
+        self._checkpoints.committed()
 
     @asynccontextmanager
     async def _write_lock(self) -> AsyncIterator[None]:
-        """This process's turn to write to the file."""
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # another process is writing: wait off the loop
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._thread, fcntl.flock, self._lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-
-    async def _checkpoint_every(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
+        """This store's turn to write to the file."""
+        async with self._turn:
             try:
-                async with self._db.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
-                    await cursor.fetchall()
-            except sqlite3.Error as err:  # busy or locked: the next round will do it
-                log.warning("WAL checkpoint skipped: %s", err)
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process is writing: wait off the loop
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(
+                    self._thread, fcntl.flock, self._lock_file, fcntl.LOCK_EX
+                )
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    async def _heartbeat(self) -> None:
+        """A real commit, which a full disk or a read-only file refuses."""
+        await self._execute(HEARTBEAT, (time.time_ns() // 1_000_000,))
 
     def _commit(self, event_rows: list[Row], decision_rows: list[Row]) -> None:
         """Insert one group and commit it, or roll all of it back."""
@@ -316,7 +404,7 @@ class SQLiteStore:
             self._writes.executemany(INSERT_DECISION, decision_rows)
             self._writes.execute("COMMIT")
         except BaseException:
-            self._writes.execute("ROLLBACK")
+            _rollback(self._writes)
             raise
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
@@ -373,7 +461,7 @@ class SQLiteStore:
                 self._writes.executemany(UPSERT_CONTACT, map(contact_row, contacts))
                 self._writes.execute("COMMIT")
             except BaseException:
-                self._writes.execute("ROLLBACK")
+                _rollback(self._writes)
                 raise
 
     async def contact(self, site: str, contact_id: str) -> Contact | None:
@@ -419,7 +507,7 @@ class SQLiteStore:
                     self._writes.execute(INSERT_TOKEN_USE, token_use_row(use))
                 self._writes.execute("COMMIT")
             except BaseException:
-                self._writes.execute("ROLLBACK")
+                _rollback(self._writes)
                 raise
         return allowed
 
@@ -438,8 +526,15 @@ class SQLiteStore:
                 held = sum(self._writes.execute(sql, (site, contact_id)).rowcount for sql in FORGET)
                 self._writes.execute("COMMIT")
             except BaseException:
-                self._writes.execute("ROLLBACK")
+                _rollback(self._writes)
                 raise
+        # Secure delete zeroed what the erasure replaced in the database's pages; truncating
+        # the log removes the copies of those pages it still holds.
+        try:
+            if not await self._checkpoints.checkpoint(truncate=True):
+                log.warning("erasure: readers kept the WAL from being truncated; retrying")
+        except sqlite3.Error as err:
+            log.warning("erasure: the WAL could not be truncated yet (%s); retrying", err)
         return held > 0
 
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
@@ -472,7 +567,7 @@ class SQLiteStore:
                 self._writes.execute(END_KEY_SESSIONS, (key_id,))
                 self._writes.execute("COMMIT")
             except BaseException:
-                self._writes.execute("ROLLBACK")
+                _rollback(self._writes)
                 raise
         return revoked
 
@@ -487,7 +582,7 @@ class SQLiteStore:
                 )
                 self._writes.execute("COMMIT")
             except BaseException:
-                self._writes.execute("ROLLBACK")
+                _rollback(self._writes)
                 raise
 
     async def session_key(self, id_hash: str, now: int) -> ApiKey | None:
@@ -499,6 +594,8 @@ class SQLiteStore:
         await self._execute(END_SESSION, (id_hash,))
 
     async def healthy(self) -> bool:
+        if not await self.writer.healthy():
+            return False
         try:
             async with self._db.execute("SELECT COUNT(*) FROM api_keys") as cursor:
                 return await cursor.fetchone() is not None
@@ -506,8 +603,8 @@ class SQLiteStore:
             return False
 
     async def close(self) -> None:
-        self._checkpoints.cancel()
         await self.writer.stop()
+        await self._checkpoints.close()
         self._writes.close()
         self._thread.shutdown()
         self._lock_file.close()

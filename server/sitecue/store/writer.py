@@ -5,6 +5,12 @@ up (at most ``max_records``) and commits it in one transaction, then wakes every
 that group. A request is therefore answered only after its records are durable, while a busy
 server pays for one commit per group instead of one per request. If a commit fails, every
 request in the group gets the error: nothing is acknowledged that was not stored.
+
+A commit that failed for want of the store (:class:`StoreUnavailable`: stopped, full,
+read-only) leaves the writer unhealthy until a commit succeeds again, a group's or the
+``heartbeat`` that a health check makes meanwhile: a server that cannot store must not
+report itself ready, and one whose load balancer stopped sending it traffic must still find
+out that the store is back.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ..errors import StoreUnavailable
 from .base import DecisionRecord, EventRecord
 
 __all__ = ["GroupWriter"]
@@ -37,6 +44,8 @@ class GroupWriter:
     max_records: int = 2000
     batches: list[int] = field(default_factory=list)  # the last hundred group sizes
     on_commit: Callable[[int], None] = lambda size: None  # told each committed group's size
+    heartbeat: Callable[[], Awaitable[None]] | None = None  # commits a row; proves writes work
+    failing: StoreUnavailable | None = None  # why the last commit failed, until one succeeds
     _queue: list[_Pending] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -56,6 +65,19 @@ class GroupWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
+
+    async def healthy(self) -> bool:
+        """Whether commits succeed: after a failed one, a heartbeat commit must succeed first."""
+        if self.failing is None:
+            return True
+        if self.heartbeat is None:
+            return False
+        try:
+            await self.heartbeat()
+        except StoreUnavailable:
+            return False
+        self.failing = None
+        return True
 
     async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
         """Queue the records and return once they are committed."""
@@ -89,10 +111,13 @@ class GroupWriter:
                 [e for p in group for e in p.events], [d for p in group for d in p.decisions]
             )
         except Exception as err:  # every waiter learns its records were not stored
+            if isinstance(err, StoreUnavailable):
+                self.failing = err
             for p in group:
                 if not p.done.done():
                     p.done.set_exception(err)
             return
+        self.failing = None
         self.batches = [*self.batches[-99:], size]
         self.on_commit(size)
         for p in group:

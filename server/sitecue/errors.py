@@ -8,7 +8,8 @@
           ├── Unauthorized      401: no admin key, or not a valid one
           ├── Forbidden         403: not allowed from this origin (or with this key)
           ├── NotFound          404: no such site or thing
-          └── PayloadTooLarge   413: the body is over its cap
+          ├── PayloadTooLarge   413: the body is over its cap
+          └── UnsupportedMediaType  415: a body of a content type this endpoint does not read
 
 Errors carry data (the JSON path and what was expected there), so the CLI and the HTTP
 layer can each present them in their own way.
@@ -76,3 +77,7 @@ class NotFound(RequestError):
 
 class PayloadTooLarge(RequestError):
     status = 413
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415

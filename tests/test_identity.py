@@ -66,10 +66,11 @@ def test_rotation_keeps_old_tokens_valid() -> None:
 
 
 def test_minting_a_campaign_list_takes_seconds() -> None:
-    """Behaviour, not a benchmark: 100,000 tokens in well under the time a person waits."""
-    start = time.perf_counter()
+    """Behaviour, not a benchmark: 100,000 tokens in well under the time a person waits.
+    Counted in this process's CPU time, so other work on a busy machine cannot fail it."""
+    start = time.process_time()
     tokens = {codec.mint("news", f"customer-{i}", NOW + 86_400) for i in range(100_000)}
-    assert len(tokens) == 100_000 and time.perf_counter() - start < 30
+    assert len(tokens) == 100_000 and time.process_time() - start < 30
 
 
 def test_ttl() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN
@@ -66,3 +67,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     asyncio.run(admin(f"CREATE DATABASE {name}"))
     yield server.replace("@/postgres?", f"@/{name}?")
     asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+# Property tests draw the same examples on every run (seeded from each test's name, with no
+# database of past failures) and have no deadline: a test fails for a reason in the code,
+# never for the draw or for how busy the machine is.
+settings.register_profile(
+    "sitecue",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("sitecue")

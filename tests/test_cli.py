@@ -302,3 +302,69 @@ def with_sqlite(path: Path, body: Callable[[Store], Awaitable[Any]]) -> Any:
             await store.close()
 
     return asyncio.run(main())
+
+
+def test_lists_are_read_by_their_extension_not_their_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SITECUE_SECRETS", "cli-token-secret-0000")
+    folder = tmp_path / "csv-exports"
+    folder.mkdir()
+    campaign = folder / "campaign.ndjson"
+    campaign.write_text('{"id": "a1"}\n{"id": "a2"}\n')
+    assert main(["token", "mint", "--site", "news", "--file", str(campaign)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["a1", "a2"]
+
+    customers = folder / "customers.jsonl"
+    customers.write_text('{"id": "c-1", "attributes": {"loyalty_tier": "gold"}}\n')
+    assert main(["contacts", "import", str(customers), "--site", "shop"]) == 0
+    assert "imported 1 contact(s) into shop" in capsys.readouterr().out
+
+
+def test_a_list_of_no_known_format_is_refused_unless_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SITECUE_SECRETS", "cli-token-secret-0000")
+    listed = tmp_path / "csv-exports" / "customers.txt"
+    listed.parent.mkdir()
+    listed.write_text("id,loyalty_tier\nc-1,gold\n")
+    for command in (
+        ["contacts", "import", str(listed), "--site", "shop"],
+        ["token", "mint", "--site", "shop", "--file", str(listed)],
+    ):
+        assert main(command) == 2
+        assert capsys.readouterr().err == (
+            f"{listed}: expected a file ending in .csv, .ndjson, .jsonl, or --format csv|ndjson\n"
+        )
+    assert main(["contacts", "import", str(listed), "--site", "shop", "--format", "csv"]) == 0
+    assert "imported 1 contact(s) into shop" in capsys.readouterr().out
+    assert main(["token", "mint", "--site", "shop", "--file", str(listed), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("c-1,")
+    missing = tmp_path / "missing.csv"
+    assert main(["contacts", "import", str(missing), "--site", "shop"]) == 2
+    assert capsys.readouterr().err == f"{missing}: cannot be read (No such file or directory)\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"id,avg_order_value\nc-1,12\nc-2,nan\n", "line 3: avg_order_value: expected a finite"),
+        (b"id,avg_order_value\nc-1,inf\n", "line 2: avg_order_value: expected a finite number"),
+        (b"id,loyalty_tier\nc-1,gold\nc-2,g\xf6ld\n", "line 3: expected UTF-8 text"),
+    ],
+)
+def test_contacts_import_refuses_what_it_cannot_store_as_sent(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    message: str,
+) -> None:
+    monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path))
+    customers = tmp_path / "customers.csv"
+    customers.write_bytes(content)
+    assert main(["contacts", "import", str(customers), "--site", "shop"]) == 1
+    assert capsys.readouterr().err.startswith(f"{customers}: {message}")

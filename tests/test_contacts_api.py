@@ -168,3 +168,92 @@ def test_a_contact_only_claimed_is_shown_as_such_and_erased(client: TestClient, 
     assert (held["visitors"], held["unverified"], held["attributes"]) == ([], 1, {})
     assert call(client, key, "DELETE", "/v1/contacts/c-8").status_code == 204
     assert call(client, key, "GET", "/v1/contacts/c-8").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("application/json", '{"id": "c-1"}\n'),
+        ("text/plain", "id\nc-1\n"),
+        ("text/csv-schema", "id\nc-1\n"),
+        (None, '{"id": "c-1"}\n'),
+    ],
+)
+def test_an_import_of_another_content_type_is_refused(
+    client: TestClient, key: str, kind: str | None, body: str
+) -> None:
+    headers = {"content-type": kind} if kind else {}
+    response = call(client, key, "POST", "/v1/contacts/import", content=body, headers=headers)
+    assert response.status_code == 415
+    assert response.json()["error"] == (
+        "content-type: expected one of text/csv, application/x-ndjson, application/ndjson,"
+        f" application/jsonl, got '{kind or ''}'"
+    )
+    assert call(client, key, "GET", "/v1/contacts/c-1").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "message"),
+    [
+        (
+            b"id,avg_order_value\nc-1,nan\n",
+            "text/csv",
+            "line 2: avg_order_value: expected a finite number, got 'nan'",
+        ),
+        (
+            b"id,avg_order_value\nc-1,-inf\n",
+            "text/csv",
+            "line 2: avg_order_value: expected a finite number, got '-inf'",
+        ),
+        (
+            b'{"id": "c-1", "attributes": {"avg_order_value": NaN}}\n',
+            "application/x-ndjson",
+            "line 1: expected one JSON value",
+        ),
+        (
+            b"id,loyalty_tier\nc-1,gold\nc-2,g\xf6ld\n",
+            "text/csv; charset=utf-8",
+            "line 3: expected UTF-8 text, got the byte 0xf6",
+        ),
+        (
+            b'{"id": "c-1"}\n{"id": "c-\xff"}\n',
+            "application/x-ndjson",
+            "line 2: expected UTF-8 text, got the byte 0xff",
+        ),
+    ],
+)
+def test_an_import_refuses_what_it_cannot_store_as_sent(
+    client: TestClient, key: str, body: bytes, kind: str, message: str
+) -> None:
+    response = call(
+        client, key, "POST", "/v1/contacts/import", content=body, headers={"content-type": kind}
+    )
+    assert response.status_code == 400 and response.json()["error"].startswith(message)
+    assert call(client, key, "GET", "/v1/contacts/c-1").status_code == 404
+
+
+def test_an_import_from_a_spreadsheet_may_start_with_a_bom(client: TestClient, key: str) -> None:
+    body = "\ufeffid,loyalty_tier\nc-1,gold\n".encode()
+    answer = call(
+        client,
+        key,
+        "POST",
+        "/v1/contacts/import",
+        content=body,
+        headers={"content-type": "text/csv"},
+    )
+    assert answer.json() == {"imported": 1}
+    assert call(client, key, "GET", "/v1/contacts/c-1").json()["attributes"] == {
+        "loyalty_tier": "gold"
+    }
+
+
+def test_campaign_lists_minted_over_http_refuse_bytes_that_are_not_utf8(
+    client: TestClient, key: str
+) -> None:
+    listed = {"content-type": "application/x-ndjson"}
+    response = call(client, key, "POST", "/v1/tokens", content=b'"c-1"\n"c-\xe9"\n', headers=listed)
+    assert response.status_code == 400
+    assert response.json()["error"] == "line 2: expected UTF-8 text, got the byte 0xe9"
+    answer = call(client, key, "POST", "/v1/tokens", content=b'"c-1"\n', headers=listed)
+    assert answer.status_code == 200 and answer.text.splitlines()[1].startswith("c-1,")

@@ -1,5 +1,10 @@
 """DESIGN scenario 5 through the real HTTP API: an experiment with two variants and a
-control, traffic with known conversion rates, and results that recover them."""
+control, traffic with known conversion rates, and results that recover them.
+
+Nothing is left to chance: the visitor ids (and so the variants) come from a seeded
+generator, and exactly each variant's true share of its visitors converts, spread evenly, so
+the measured rates are the true ones to within one visitor and the intervals cannot miss
+them on an unlucky draw."""
 
 from __future__ import annotations
 
@@ -13,24 +18,30 @@ from admin_keys import new_key
 
 NEWS = "https://news.example"
 # The demo's newsletter experiment: two wordings and a control, with these true rates.
-TRUE_RATES = {"short": 0.15, "long": 0.10, "control": 0.08}
+TRUE_PERCENT = {"short": 15, "long": 10, "control": 8}
+TRUE_RATES = {name: percent / 100 for name, percent in TRUE_PERCENT.items()}
 
 
 def simulate(client: TestClient, visitors: int, seed: int) -> dict[str, int]:
-    """Each visitor: a view of the front page, the impression the tag reports, and with the
-    variant's true rate, a conversion (the widget's button, or the page's own signup)."""
+    """Each visitor (a seeded id): a view of the front page, the impression the tag reports,
+    and for the variant's true share of them, a conversion (the widget's button, or the
+    page's own signup): the n-th visitor of a variant converts when n x rate passes a whole
+    number."""
     rng = random.Random(seed)
     assigned = dict.fromkeys(TRUE_RATES, 0)
+    conversions = dict.fromkeys(TRUE_RATES, 0)
     headers = {"origin": NEWS}
     for _ in range(visitors):
         client.cookies.clear()
+        client.cookies.set("sc_vid", f"visitor-{rng.getrandbits(64):016x}", domain="news.example")
         page = {"site": "news", "page": {"url": f"{NEWS}/news/"}}
         (decision,) = client.post("/v1/decide", json=page, headers=headers).json()["decisions"]
         variant = decision["variant"]
         assigned[variant] += 1
         about = {"decision": decision["id"], "rule": "newsletter", "variant": variant}
         events: list[dict[str, Any]] = [{"type": "impression", **about}]
-        if rng.random() < TRUE_RATES[variant]:
+        if assigned[variant] * TRUE_PERCENT[variant] // 100 > conversions[variant]:
+            conversions[variant] += 1
             # A widget's button converts; the control has none, so the page reports the goal.
             converted = {"type": "event", "name": "newsletter_signup"}
             events.append(converted if variant == "control" else {"type": "convert", **about})
@@ -43,6 +54,7 @@ def test_scenario_5_results_recover_the_true_rates(
     client: TestClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assigned = simulate(client, 2400, seed=5)
+    assert assigned == {"short": 812, "long": 786, "control": 802}  # the same on every run
     key = new_key(capsys, "news")
     response = client.get("/v1/results", params={"site": "news", "rule": "newsletter"},
                       headers={"authorization": f"Bearer {key}"})  # fmt: skip
@@ -51,6 +63,7 @@ def test_scenario_5_results_recover_the_true_rates(
     by = {v["variant"]: v for v in results["variants"]}
     assert {v: by[v]["visitors"] for v in by} == assigned and sum(assigned.values()) == 2400
     assert all(by[v]["impressions"] == by[v]["visitors"] for v in by)
+    assert all(by[v]["conversions"] == assigned[v] * TRUE_PERCENT[v] // 100 for v in by)
     assert by["control"]["control"] and by["control"]["uplift"] is None
     for name in ("short", "long"):
         low, high = by[name]["uplift_ci"]

@@ -440,8 +440,8 @@ def test_sqlite_erasure_leaves_nothing_on_disk(tmp_path: Path) -> None:
 
     async def first(store: Store) -> None:
         await store.put_contacts([Contact("news", "customer-7f3a9c", {"tier": "gold-tier-5e1d"})])
-        await store.link("news", laptop, "customer-7f3a9c", T0)
-        await store.link("news", phone, "customer-7f3a9c", T0)
+        await store.link("news", laptop, "customer-7f3a9c", T0, verified=True)
+        await store.link("news", phone, "customer-7f3a9c", T0, verified=True)
         await store.write(*records(0))
 
     async def then(store: Store) -> tuple[list[bytes], list[bytes]]:

@@ -119,9 +119,9 @@ def test_contact_ids_and_expiries_out_of_range_are_refused() -> None:
 def test_minting_a_campaign_list_takes_seconds() -> None:
     """Behaviour, not a benchmark (bench/tokens.py is one): 100,000 tokens in well under the
     time a person waits."""
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine cannot fail it
     tokens = {codec.mint("news", f"customer-{i}", NOW + 86_400) for i in range(100_000)}
-    assert len(tokens) == 100_000 and time.perf_counter() - start < 30
+    assert len(tokens) == 100_000 and time.process_time() - start < 30
 
 
 def test_ttl() -> None:

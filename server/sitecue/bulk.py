@@ -5,12 +5,19 @@ Contact ids: CSV with the id in the first column (a header row ``id`` or ``conta
 skipped), or NDJSON of ``"id"`` strings or ``{"id": …}`` objects. Contacts: NDJSON of
 ``{"id": …, "attributes": {…}}``, or CSV with a header ``id,<attribute>,…`` whose cells are
 read by each attribute's declared type (empty: not set).
+
+The format is what the file says it is: its extension (``.csv``, ``.ndjson``, ``.jsonl``)
+or its content type, never a guess. A file is UTF-8 (an Excel BOM is allowed); a byte that
+is not, or a number that JSON cannot carry (``nan``, ``inf``), is refused with its line
+rather than stored as something else.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -20,9 +27,28 @@ from .config import AttributeType
 from .errors import BadRequest
 from .identity import MAX_CONTACT_ID, check_attributes
 
-__all__ = ["Format", "ImportedContact", "contact_ids", "contacts", "format_of"]
+__all__ = [
+    "EXTENSIONS",
+    "MEDIA_TYPES",
+    "Format",
+    "ImportedContact",
+    "contact_ids",
+    "contacts",
+    "format_of_path",
+    "format_of_type",
+    "text_of",
+]
 
 Format = Literal["csv", "ndjson"]
+EXTENSIONS: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+MEDIA_TYPES: dict[str, Format] = {
+    "text/csv": "csv",
+    "application/x-ndjson": "ndjson",
+    "application/ndjson": "ndjson",
+    "application/jsonl": "ndjson",
+}
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_BOM = b"\xef\xbb\xbf"
 
 
 class ImportedContact(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -30,9 +56,32 @@ class ImportedContact(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     attributes: dict[str, Any] = {}
 
 
-def format_of(name: str) -> Format:
-    """The format a file name or content type says: CSV, else NDJSON."""
-    return "csv" if name.endswith(".csv") or "csv" in name else "ndjson"
+def format_of_path(path: str) -> Format | None:
+    """The format a file's extension names (``.csv``, ``.ndjson``, ``.jsonl``), else None:
+    a folder called ``csv-exports`` says nothing about the file inside it."""
+    dot = path.rfind(".")
+    slash = max(path.rfind("/"), path.rfind("\\"))
+    return EXTENSIONS.get(path[dot:].lower()) if dot > slash else None
+
+
+def format_of_type(content_type: str) -> Format | None:
+    """The format a ``Content-Type`` names (``text/csv; charset=utf-8``), else None."""
+    return MEDIA_TYPES.get(content_type.split(";", 1)[0].strip().lower())
+
+
+def text_of(data: bytes) -> str:
+    """A file's bytes as text: UTF-8, after an optional BOM (spreadsheets write one). A byte
+    that is not UTF-8 is refused with its line, never replaced, so an id or a name is
+    stored as sent or not at all."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise BadRequest(
+            f"line {line}: expected UTF-8 text, got the byte 0x{data[err.start]:02x}"
+        ) from None
 
 
 def _lines(text: str, kind: Format) -> Iterator[tuple[int, Any]]:
@@ -50,8 +99,10 @@ def _lines(text: str, kind: Format) -> Iterator[tuple[int, Any]]:
         if line.strip():
             try:
                 yield number, msgspec.json.decode(line)
-            except msgspec.DecodeError as err:
+            except msgspec.DecodeError as err:  # NaN and Infinity too: they are not JSON
                 raise BadRequest(f"line {number}: expected one JSON value ({err})") from None
+            except RecursionError:
+                raise BadRequest(f"line {number}: expected JSON nested less deeply") from None
 
 
 def _id(value: Any, number: int) -> str:
@@ -87,10 +138,13 @@ def _cell(kind: AttributeType, text: str, where: str) -> Any:
         if text.lower() in ("false", "no", "0"):
             return False
         raise BadRequest(f"{where}: expected true or false, got {text!r}")
-    try:
-        number = float(text)
-    except ValueError:
-        raise BadRequest(f"{where}: expected a number, got {text!r}") from None
+    # Digits as JSON writes them: not Python's extras (nan, inf, 1_000), which would be
+    # stored as null or as a number no JSON reader takes.
+    number = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if not math.isfinite(number):
+        raise BadRequest(f"{where}: expected a finite number, got {text!r}")
+    if text.lstrip("+-").isdigit():
+        return int(text)
     return int(number) if number.is_integer() and "." not in text else number
 
 

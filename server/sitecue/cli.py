@@ -6,7 +6,7 @@ sitecue check config/sites/*.json # every mistake as  file: $.json.path: what wa
                                   # (and warnings, such as a state cookie over its cap)
 sitecue serve --config config --workers 2
 sitecue token mint --site news --contact customer-123      # the token on the last line
-sitecue contacts import customers.csv --site shop
+sitecue contacts import customers.csv --site shop          # .csv, .ndjson or .jsonl
 sitecue apikey list; sitecue apikey revoke 0123456789ab   # at once, on every worker
 """
 
@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import json_schema, load_site
 from .errors import BadRequest, ConfigError, Problem, StoreUnavailable
@@ -27,7 +28,12 @@ from .settings import Settings, SettingsError, database_url
 from .state_size import state_size
 from .state_size import warnings as cookie_warnings
 
+if TYPE_CHECKING:
+    from .bulk import Format
+
 __all__ = ["main"]
+
+FORMATS = ("csv", "ndjson")  # a list's --format, when its extension does not say
 
 
 def _check(files: Sequence[str]) -> int:
@@ -218,13 +224,37 @@ def _known_site(site: str) -> bool:
     return False
 
 
-def _token_mint(site: str, contact: str | None, file: str | None, ttl: str) -> int:
+def _list_file(file: str, chosen: str | None) -> tuple[str, Format] | None:
+    """The text of a CSV or NDJSON list and its format: ``--format``, else the file's
+    extension. None (said on stderr, naming the file) when it is neither, or unreadable."""
+    from .bulk import EXTENSIONS, format_of_path, text_of
+
+    kind: Format | None = "csv" if chosen == "csv" else "ndjson" if chosen else None
+    kind = kind or format_of_path(file)
+    if kind is None:
+        accepted = ", ".join(EXTENSIONS)
+        print(
+            f"{file}: expected a file ending in {accepted}, or --format csv|ndjson",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        data = Path(file).read_bytes()
+    except OSError as err:
+        print(f"{file}: cannot be read ({err.strerror})", file=sys.stderr)
+        return None
+    return text_of(data), kind
+
+
+def _token_mint(
+    site: str, contact: str | None, file: str | None, ttl: str, chosen: str | None = None
+) -> int:
     """Email tokens on the same settings as the server: one on the last line, or for a
     campaign list (CSV or NDJSON of contact ids) ``contact,token`` rows as CSV."""
     import csv
     import time
 
-    from .bulk import contact_ids, format_of
+    from .bulk import contact_ids
     from .tokens import TokenCodec, parse_ttl
 
     if not _known_site(site):
@@ -240,19 +270,22 @@ def _token_mint(site: str, contact: str | None, file: str | None, ttl: str) -> i
         print(f"token for {contact} on {site}, valid until {time.ctime(expires)}; add ?sc_t=…")
         print(codec.mint(site, contact, expires))
         return 0
-    ids = contact_ids(Path(file).read_text(), format_of(file))
+    listed = _list_file(file, chosen)
+    if listed is None:
+        return 2
+    ids = contact_ids(*listed)
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(("contact", "token"))
     out.writerows((c, codec.mint(site, c, expires)) for c in ids)
     return 0
 
 
-def _contacts_import(site: str, file: str, db: str | None) -> int:
+def _contacts_import(site: str, file: str, db: str | None, chosen: str | None = None) -> int:
     """Import a customer list (NDJSON or CSV) into the contacts of ``site``."""
     import asyncio
     import time
 
-    from .bulk import contacts, format_of
+    from .bulk import contacts
     from .rules import load_sites
     from .store import Contact, open_store
 
@@ -260,7 +293,10 @@ def _contacts_import(site: str, file: str, db: str | None) -> int:
         return 2
     config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
     declared = load_sites(config_dir)[site].config.attributes
-    people = contacts(Path(file).read_text(), format_of(file), declared)
+    listed = _list_file(file, chosen)
+    if listed is None:
+        return 2
+    people = contacts(*listed, declared)
     now = time.time_ns() // 1_000_000
 
     async def store_them() -> None:
@@ -336,6 +372,7 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--contact", help="one contact id")
     who.add_argument("--file", help="a campaign list: CSV or NDJSON of contact ids")
     mint.add_argument("--ttl", default="30d", help="how long the tokens work (30d, 12h)")
+    mint.add_argument("--format", choices=FORMATS, help="default: the extension")
 
     contacts = commands.add_parser("contacts", help="contacts and their offsite attributes")
     contacts_commands = contacts.add_subparsers(dest="contacts_command", required=True)
@@ -343,6 +380,7 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("file", help="NDJSON of {id, attributes}, or CSV id,<attribute>,…")
     load.add_argument("--site", required=True)
     load.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
+    load.add_argument("--format", choices=FORMATS, help="default: the extension")
     return parser
 
 
@@ -363,9 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "apikey":
             return _apikey_create(args.site, args.label, args.db)
         if args.command == "token":
-            return _token_mint(args.site, args.contact, args.file, args.ttl)
+            return _token_mint(args.site, args.contact, args.file, args.ttl, args.format)
         if args.command == "contacts":
-            return _contacts_import(args.site, args.file, args.db)
+            return _contacts_import(args.site, args.file, args.db, args.format)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)

@@ -10,6 +10,7 @@
           ├── Forbidden         403: not allowed from this origin (or with this key)
           ├── NotFound          404: no such site or thing
           ├── PayloadTooLarge   413: the body is over its cap
+          ├── UnsupportedMediaType  415: a body of a content type this endpoint does not read
           └── ClientClosed      499: the client left before its body was sent (nobody reads it)
 
 Errors carry data (the JSON path and what was expected there), so the CLI and the HTTP
@@ -98,3 +99,7 @@ class StoreUnavailable(SitecueError):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415

@@ -5,8 +5,8 @@ put the widget into or instead of the site's element."""
 from __future__ import annotations
 
 import pytest
-from pages import open_page
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from pages import hold_decisions, open_page, pause_time, release, wait_until_held
+from playwright.sync_api import BrowserContext, Page, expect
 
 
 def open_widget(page: Page, event: str) -> None:
@@ -63,20 +63,13 @@ def test_inline_goes_inside_the_element(lab: Page) -> None:
 def test_show_presents_a_waiting_widget_now(lab: Page) -> None:
     with lab.expect_response(
         lambda r: "/v1/decide" in r.url and "open_later" in (r.request.post_data or "")
-    ):
+    ) as answer:
         open_widget(lab, "open_later")
-    lab.wait_for_timeout(300)
+    (later,) = [d for d in answer.value.json()["decisions"] if d["rule"] == "show-later"]
+    assert later["show"] == {"after": "60s"}
     expect(lab.locator("#slot-later .sc-note")).to_have_count(0)  # its timing says 60 s
     lab.evaluate("sitecue('show', 'show-later')")
     expect(lab.locator("#slot-later .sc-note")).to_have_text("show-later shown")
-
-
-def slow_decisions(page: Page, delay_ms: int) -> None:
-    def delayed(route: Route) -> None:
-        page.wait_for_timeout(delay_ms)
-        route.continue_()
-
-    page.route("**/v1/decide", delayed)
 
 
 def test_a_replace_target_is_hidden_until_the_decision_and_never_long(
@@ -89,22 +82,28 @@ def test_a_replace_target_is_hidden_until_the_decision_and_never_long(
 
     page.evaluate("sitecue('event', 'open_replace')")  # this visitor will see the replacement
     expect(page.locator(".sc-replace")).to_be_visible()
-    slow_decisions(page, 600)
+    held = hold_decisions(page)
+    pause_time(page)  # the anti-flicker second never runs out while the test looks
     page.goto(f"{lab_url}/lab/", wait_until="commit")
-    page.wait_for_function("window.__sitecueStarted")  # the tag runs; its answer is slow
+    wait_until_held(page, held)  # the tag runs; its answer is held back
     waiting = page.evaluate("getComputedStyle(document.getElementById('replace-me')).visibility")
     assert waiting == "hidden"  # the original does not flash before its replacement
+    release(page, held)
     expect(page.locator(".sc-replace .sc-note")).to_have_text("show-replace shown")
-    page.unroute_all(behavior="ignoreErrors")
 
 
 def test_anti_flicker_gives_up_after_a_second(context: BrowserContext, lab_url: str) -> None:
     page = context.new_page()
     open_page(page, f"{lab_url}/lab/")
-    slow_decisions(page, 3000)
+    held = hold_decisions(page)  # the answer never comes
+    pause_time(page)
     page.goto(f"{lab_url}/lab/", wait_until="domcontentloaded")
+    wait_until_held(page, held)
     expect(page.locator("#replace-me")).to_be_hidden()
-    expect(page.locator("#replace-me")).to_be_visible(timeout=2000)  # well before the answer
+    page.clock.run_for(999)
+    expect(page.locator("#replace-me")).to_be_hidden()
+    page.clock.run_for(1)
+    expect(page.locator("#replace-me")).to_be_visible()  # after a second, without the answer
     page.unroute_all(behavior="ignoreErrors")
 
 
@@ -148,13 +147,14 @@ def test_the_site_s_css_cannot_break_an_overlay_and_ours_leaves_the_site_alone(
 
 def test_data_hide_guards_even_the_first_visit(context: BrowserContext, lab_url: str) -> None:
     page = context.new_page()  # a first visit: nothing learnt yet
-    slow_decisions(page, 600)
+    held = hold_decisions(page)
+    pause_time(page)
     page.goto(f"{lab_url}/lab/csp.html", wait_until="commit")
-    page.wait_for_function("window.__sitecueStarted")
+    wait_until_held(page, held)
     hidden = page.evaluate("getComputedStyle(document.getElementById('replace-me')).visibility")
     assert hidden == "hidden"
+    release(page, held)
     expect(page.locator("#replace-me")).to_be_visible()  # once the answer came
-    page.unroute_all(behavior="ignoreErrors")
 
 
 def test_tab_stays_inside_the_modal(lab: Page) -> None:

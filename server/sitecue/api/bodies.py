@@ -12,7 +12,15 @@ from starlette.responses import Response
 
 from ..errors import BadRequest, ClientClosed, PayloadTooLarge
 
-__all__ = ["MAX_ADMIN_BODY", "ErrorBody", "Health", "decode", "json_response", "read_body"]
+__all__ = [
+    "MAX_ADMIN_BODY",
+    "ErrorBody",
+    "Health",
+    "decode",
+    "json_response",
+    "read_body",
+    "utf8_error",
+]
 
 MAX_ADMIN_BODY = 8 * 1024 * 1024
 """Admin bodies (customer and campaign lists) may be larger than the tag's."""
@@ -50,6 +58,22 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise BadRequest(f"body: {err}") from err
     except msgspec.DecodeError as err:
         raise BadRequest(f"body: expected a JSON object ({err})") from err
+    except UnicodeDecodeError as err:
+        # msgspec reports the offset within the string; the whole body's names the byte.
+        raise BadRequest(f"body: expected UTF-8 text ({utf8_error(body) or err})") from None
+    except RecursionError:
+        # A body nested deeper than the parser's stack allows (``[[[[…``): refused as input,
+        # not a fault of the server; nothing sitecue takes is nested more than a few levels.
+        raise BadRequest("body: expected JSON nested less deeply") from None
+
+
+def utf8_error(data: bytes) -> str | None:
+    """Where ``data`` stops being UTF-8 (``invalid byte 0xff at byte 12``), or None."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"invalid byte 0x{data[err.start]:02x} at byte {err.start}"
+    return None
 
 
 class ErrorBody(msgspec.Struct, frozen=True):

@@ -25,8 +25,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..bulk import contacts, format_of
-from ..errors import BadRequest, NotFound
+from ..bulk import MEDIA_TYPES, contacts, format_of_type, text_of
+from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..identity import MAX_CONTACT_ID, check_attributes
 from ..store import Contact, DecisionQuery, DecisionRecord, EventRecord
 from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
@@ -132,12 +132,18 @@ async def export_endpoint(request: Request) -> Response:
 
 
 async def import_endpoint(request: Request) -> Response:
-    """A customer list: NDJSON of ``{"id", "attributes"}`` or CSV ``id,<attribute>,…``.
-    Every line is checked before any is stored, so a bad file changes nothing."""
+    """A customer list: NDJSON of ``{"id", "attributes"}`` or CSV ``id,<attribute>,…``, as
+    its ``Content-Type`` says (415 for any other). Every line is checked before any is
+    stored, so a bad file changes nothing."""
     runtime, site = await authorised_site(request, "the contact belongs to")
+    content_type = request.headers.get("content-type", "")
+    kind = format_of_type(content_type)
+    if kind is None:
+        raise UnsupportedMediaType(
+            f"content-type: expected one of {', '.join(MEDIA_TYPES)}, got '{content_type}'"
+        )
     body = await read_body(request, MAX_ADMIN_BODY)
-    kind = format_of(request.headers.get("content-type", ""))
-    people = contacts(body.decode("utf-8", "replace"), kind, site.config.attributes)
+    people = contacts(text_of(body), kind, site.config.attributes)
     now = time.time_ns() // 1_000_000
     await runtime.store.put_contacts(
         [Contact(site.name, p.id, _set(p.attributes), now) for p in people]

@@ -38,6 +38,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         403: "not allowed from this origin, or with this key",
         404: "no such site",
         413: "the body is over 16 KiB",
+        415: "a body of a content type this endpoint does not read",
         422: "the config was refused",
     }
     return {str(s): {"description": why[s], **_json(_ref(ErrorBody))} for s in statuses}
@@ -230,7 +231,7 @@ def openapi() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": {"description": "imported", **_json(_ref(Imported))},
-                    **_errors(400, 401, 403, 404, 413),
+                    **_errors(400, 401, 403, 404, 413, 415),
                 },
             }
         },

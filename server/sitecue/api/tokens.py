@@ -16,7 +16,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..bulk import contact_ids, format_of
+from ..bulk import contact_ids, format_of_type, text_of
 from ..errors import BadRequest
 from ..tokens import MAX_CONTACT_ID, parse_ttl
 from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
@@ -51,11 +51,11 @@ async def tokens_endpoint(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     key = await authenticate(request, runtime.store)
     body = await read_body(request, MAX_ADMIN_BODY)
-    kind = request.headers.get("content-type", "application/json")
-    listed = "csv" in kind or "ndjson" in kind  # a campaign list, answered as CSV
-    if listed:
+    kind = format_of_type(request.headers.get("content-type", "application/json"))
+    listed = kind is not None  # a campaign list, answered as CSV
+    if kind is not None:
         site, ttl = request.query_params.get("site", ""), request.query_params.get("ttl", "30d")
-        ids = contact_ids(body.decode("utf-8", "replace"), format_of(kind))
+        ids = contact_ids(text_of(body), kind)
         if not ids or len(ids) > MAX_TOKENS:
             raise BadRequest(f"body: expected 1 to {MAX_TOKENS} contact ids, got {len(ids)}")
     else:

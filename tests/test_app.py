@@ -215,6 +215,7 @@ def test_consent_required_means_no_cookies(settings: Settings, tmp_path: Path) -
         (b'{"site": "news", "page": {"url": "x"}, "call": "' + b"c" * 65 + b'"}', 400, "$.call"),
         (b'{"site": "nope", "page": {"url": "x"}}', 404, "site: no site named 'nope'"),
         (b'{"site": "news", "page": {"url": "' + b"x" * 17000 + b'"}}', 413, "at most 16384 bytes"),
+        (b'{"site": "news", "page": {"url": "https://[::1/x"}}', 400, "$.page.url: expected a URL"),
     ],
 )
 def test_bad_decide_bodies_get_a_4xx_that_names_the_field(

@@ -19,6 +19,7 @@ import msgspec
 
 from . import decision_ids
 from .bucketing import choose_variation, fnv_hash, in_namespace
+from .errors import BadRequest
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
@@ -76,7 +77,10 @@ def _repeated(state: VisitorState, call: str | None) -> bool:
 
 
 def _page_context(request: DecideRequest) -> tuple[dict[str, Any], dict[str, str]]:
-    parts = urlsplit(request.page.url)
+    try:
+        parts = urlsplit(request.page.url)
+    except ValueError as err:  # such as an unclosed IPv6 bracket: no page to decide for
+        raise BadRequest(f"$.page.url: expected a URL, got {request.page.url!r} ({err})") from None
     query = dict(parse_qsl(parts.query))
     page = {
         "url": request.page.url,

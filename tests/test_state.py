@@ -52,7 +52,9 @@ def readable_texts(value: str) -> list[bytes]:
         except (binascii.Error, ValueError):
             continue
         texts.append(raw)
-        with contextlib.suppress(msgspec.DecodeError):
+        # Random bytes (the nonce, the ciphertext) may look like any msgpack, strings of
+        # invalid UTF-8 included: whatever fails to unpack has nothing more to show.
+        with contextlib.suppress(msgspec.DecodeError, ValueError):
             texts.append(repr(msgspec.msgpack.decode(raw)).encode())
     return texts
 

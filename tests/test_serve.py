@@ -23,7 +23,8 @@ import pytest
 from admin_keys import new_key
 from servers import free_port, sitecue_process
 from sitecue.cli import _parser
-from sitecue.serve import Limits, ServeOptions
+from sitecue.connections import Limits
+from sitecue.serve import ServeOptions
 from sitecue.settings import SettingsError
 from sites import CONFIG_DIR
 

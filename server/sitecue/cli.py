@@ -73,8 +73,8 @@ def _check(files: Sequence[str]) -> int:
 def _demo(host: str, port: int) -> int:
     import uvicorn
 
+    from .connections import PROTOCOL
     from .demo import build_demo_app
-    from .serve import PROTOCOL
 
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     origins = frozenset({f"http://{h}:{port}" for h in (host, "localhost", "127.0.0.1")})

@@ -12,8 +12,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Settings", "SettingsError", "database_url"]
+__all__ = ["Settings", "SettingsError", "database_url", "positive", "setting"]
 
 DEFAULT_CONFIG_DIR = "config"
 DEFAULT_DATA_DIR = ".sitecue"
@@ -75,3 +76,29 @@ def _demo_secret(data_dir: Path) -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def positive(kind: type[int] | type[float]) -> Any:
+    def cast(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(text)
+        return value
+
+    cast.__name__ = f"positive {'whole number' if kind is int else 'number'}"  # for argparse
+    return cast
+
+
+def setting(
+    flag: Any, env: Mapping[str, str], variable: str, cast: Any, default: Any, meaning: str
+) -> Any:
+    """The flag's value, else the variable's (cast, failing fast naming it), else the default."""
+    if flag is not None:
+        return flag
+    text = env.get(variable)
+    if text is None or text == "":
+        return default
+    try:
+        return cast(text)
+    except ValueError:
+        raise SettingsError(f"{variable}: expected {meaning}, got {text!r}") from None

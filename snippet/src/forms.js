@@ -36,15 +36,18 @@ export function form(box, submit, done) {
 
   // Check the fields of `root`; show what is wrong and focus the first wrong field.
   function valid(root) {
-    let first;
     const names = new Set();
     for (const el of root.querySelectorAll('input,select,textarea')) {
       if (!el.willValidate || names.has(el.name)) continue;
       names.add(el.name); // a radio group is checked once
-      const ok = el.checkValidity();
-      mark(el.name, ok ? '' : el.validationMessage);
-      if (!ok && !first) first = el;
+      mark(el.name, el.checkValidity() ? '' : el.validationMessage);
     }
+    // A required choice of many: no native attribute says "at least one of these".
+    for (const set of root.querySelectorAll('[data-sc-required]')) {
+      const box = set.querySelector('[type=checkbox]');
+      if (box && !set.querySelector(':checked')) mark(box.name, 'Please choose at least one.');
+    }
+    const first = root.querySelector('[aria-invalid]');
     if (first) first.focus();
     return !first;
   }

@@ -18,6 +18,7 @@ const CSS =
   `.sc-overlay.sc-overlay{position:fixed${I}inset:0${I}background:rgba(0,0,0,.5)${I}display:flex${I}align-items:center${I}justify-content:center${I}z-index:2147483000${I}margin:0${I}}` +
   `.sc-w.sc-modal{background:#fff${I}color:#111${I}max-width:34rem${I}width:calc(100% - 2rem)${I}padding:1.5rem${I}border-radius:.5rem${I}position:relative${I}display:block${I}}` +
   `.sc-w.sc-slide-in{position:fixed${I}right:1rem${I}bottom:1rem${I}left:auto${I}top:auto${I}max-width:22rem${I}background:#fff${I}color:#111${I}padding:1rem 2.5rem 1rem 1rem${I}border-radius:.5rem${I}box-shadow:0 4px 24px rgba(0,0,0,.25)${I}z-index:2147483000${I}display:block${I}}` +
+  '.sc-w.sc-modal:focus{outline:0}' + // it takes the focus only to hand it on with Tab
   `.sc-w.sc-bar{position:fixed${I}left:0${I}right:0${I}top:0${I}bottom:auto${I}background:#111${I}color:#fff${I}padding:.75rem 3rem .75rem 1rem${I}z-index:2147483000${I}display:block${I}}` +
   `.sc-w .sc-close.sc-close{position:absolute${I}top:.25rem${I}right:.5rem${I}display:block${I}visibility:visible${I}background:none${I}border:0${I}font-size:1.5rem${I}line-height:1${I}cursor:pointer${I}color:inherit${I}}`;
 

@@ -345,6 +345,7 @@ def test_a_browser_is_limited_to_five_submissions_a_minute(client: TestClient, k
     assert refused.json()["error"].startswith("visitor: at most 5 submissions a minute")
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["access-control-allow-origin"] == FORMS
+    assert refused.headers["access-control-expose-headers"] == "Retry-After"
     assert len(listed(client, key)["items"]) == 5
 
 

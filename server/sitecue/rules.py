@@ -143,14 +143,20 @@ def compile_site(
     rendered: set[str] = set()  # the widgets whose templates render
     # Form fields by name, for conditions on this browser's own answers (attributes.<name>).
     fields: dict[str, FormField] = {}
+    broken: set[str] = set()  # widgets whose form is wrong: not rendered
     for name, widget in config.widgets.items():
         if widget.form is not None:
-            problems.extend(form_problems(config, name, widget.form))
+            wrong = form_problems(config, name, widget.form)
+            problems.extend(wrong)
+            if wrong:
+                broken.add(name)
             for form_field in widget.form.fields:
                 if form_field.type not in ("consent", "hidden"):
                     fields.setdefault(form_field.name, form_field)
     answers: dict[str, FormField] = {}
     for name, widget in config.widgets.items():
+        if name in broken:
+            continue
         try:
             templates.compile(widget.template)
             templates.render(widget.template, _template_data(name, widget, "", ""))

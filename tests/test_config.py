@@ -293,3 +293,20 @@ def test_a_form_renders_at_load_through_the_shared_partial() -> None:
     assert html is not None and 'data-sc-field="email"' in html
     assert compiled.form("paywall-faq", "f") is not None
     assert compiled.form("paywall-faq", "nope") is None
+
+
+def test_one_field_name_means_one_type_across_forms() -> None:
+    other = {"template": "widgets/_form.html", "form": {"fields": [
+        {"name": "topic", "type": "text", "max_length": 900}]}}  # fmt: skip
+    form = {"fields": [EMAIL, {"name": "topic", "type": "choice", "options": ["a", "b"]}]}
+    signup = {"template": "widgets/_form.html", "form": form}
+    found = problems_of(with_changes(widgets={**NEWS["widgets"], "other": other, "signup": signup}))
+    assert found == ["$.widgets.signup.form.fields[1].type: expected text, as the other form's"
+                     " 'topic'"]  # fmt: skip
+    # The same type in two forms: the cookie's worst case takes the larger answer.
+    longer = {"fields": [{"name": "topic", "type": "text", "max_length": 900}]}
+    shorter = {"fields": [{"name": "topic", "type": "text", "max_length": 9}]}
+    widgets = {**NEWS["widgets"], "a": {"template": "widgets/_form.html", "form": shorter},
+               "b": {"template": "widgets/_form.html", "form": longer}}  # fmt: skip
+    compiled = site(with_changes(widgets=widgets, rules=[rule(when={"attributes.topic": "x"})]))
+    assert compiled.answers["topic"].max_length == 900

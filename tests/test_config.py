@@ -310,3 +310,12 @@ def test_one_field_name_means_one_type_across_forms() -> None:
                "b": {"template": "widgets/_form.html", "form": longer}}  # fmt: skip
     compiled = site(with_changes(widgets=widgets, rules=[rule(when={"attributes.topic": "x"})]))
     assert compiled.answers["topic"].max_length == 900
+
+
+def test_a_widget_with_a_form_needs_a_template_that_renders_it() -> None:
+    widgets = {**NEWS["widgets"], "signup": {"template": "widgets/faq.html",
+               "data": NEWS["widgets"]["faq"]["data"], "form": {"fields": [EMAIL]}}}  # fmt: skip
+    assert problems_of(with_changes(widgets=widgets)) == [
+        "$.widgets.signup.template: expected a template that renders the widget's form"
+        ' ({% include "widgets/_form.html" %})'
+    ]

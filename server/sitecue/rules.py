@@ -170,11 +170,19 @@ def compile_site(
             continue
         try:
             templates.compile(widget.template)
-            templates.render(widget.template, _template_data(name, widget, "", ""))
+            html = templates.render(widget.template, _template_data(name, widget, "", ""))
         except TemplateProblem as err:
             problems.append(Problem(f"$.widgets.{name}.template", f"expected {err}"))
         else:
             rendered.add(name)
+            if widget.form is not None and "data-sc-form" not in html:
+                problems.append(
+                    Problem(
+                        f"$.widgets.{name}.template",
+                        "expected a template that renders the widget's form ({% include"
+                        ' "widgets/_form.html" %})',
+                    )
+                )
 
     pageview_triggers = []
     for name, trigger in config.triggers.items():

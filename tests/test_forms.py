@@ -345,6 +345,7 @@ def test_a_browser_is_limited_to_five_submissions_a_minute(client: TestClient, k
     assert refused.json()["error"].startswith("visitor: at most 5 submissions a minute")
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["access-control-allow-origin"] == FORMS
+    assert refused.headers["access-control-expose-headers"] == "Retry-After"
     assert len(listed(client, key)["items"]) == 5
 
 
@@ -490,3 +491,33 @@ def test_the_submit_latency(client: TestClient, capsys: pytest.CaptureFixture[st
         assert response.status_code == 200
     with capsys.disabled():
         print(f"\nPOST /v1/forms: median {statistics.median(took) * 1000:.1f} ms over 5")
+
+
+def test_a_browser_verified_by_an_email_link_stays_that_person_whatever_it_types(
+    client: TestClient, key: str
+) -> None:
+    auth = {"authorization": f"Bearer {key}"}
+    client.put(
+        "/v1/contacts/gold@example.com",
+        params={"site": "forms"},
+        json={"attributes": {"loyalty_tier": "gold"}},
+        headers=auth,
+    )
+    minted = client.post(
+        "/v1/tokens", json={"site": "forms", "contacts": ["gold@example.com"]}, headers=auth
+    ).json()["tokens"][0]["token"]
+    opened = client.post(
+        "/v1/decide",
+        json={"site": "forms", "page": {"url": f"{FORMS}/next"}, "token": minted},
+        headers={"origin": FORMS},
+    )
+    assert opened.json()["identified"] is True
+    assert "gold" in {d["rule"] for d in opened.json()["decisions"]}
+    answer = submit(client, {**GOOD, "email": "someone.else@example.com"})
+    assert answer.status_code == 200 and answer.json()["identified"] is True
+    # Still the verified person: their attributes apply, and the typed address got no link.
+    assert "gold" in decide(client, "/next")
+    typed = client.get(
+        "/v1/contacts/someone.else@example.com", params={"site": "forms"}, headers=auth
+    ).json()
+    assert typed["visitors"] == [] and typed["unverified"] == 0

@@ -449,6 +449,7 @@ async def _too_many(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TooManyRequests)
     response = json_response(ErrorBody(exc.message), exc.status)
     response.headers["retry-after"] = str(exc.retry_after)
+    response.headers["access-control-expose-headers"] = "Retry-After"  # for the page's script
     return _cors(response, _origin(request))
 
 

@@ -32,7 +32,7 @@ from .config import (
     load_site,
 )
 from .errors import ConditionError, ConfigError, Problem
-from .forms import form_problems
+from .forms import form_problems, largest_answer
 from .protocol import TriggerSpec
 from .widgets import TemplateProblem, Templates
 
@@ -143,21 +143,46 @@ def compile_site(
     rendered: set[str] = set()  # the widgets whose templates render
     # Form fields by name, for conditions on this browser's own answers (attributes.<name>).
     fields: dict[str, FormField] = {}
+    broken: set[str] = set()  # widgets whose form is wrong: not rendered
     for name, widget in config.widgets.items():
         if widget.form is not None:
-            problems.extend(form_problems(config, name, widget.form))
-            for form_field in widget.form.fields:
-                if form_field.type not in ("consent", "hidden"):
-                    fields.setdefault(form_field.name, form_field)
+            wrong = form_problems(config, name, widget.form)
+            problems.extend(wrong)
+            if wrong:
+                broken.add(name)
+            for i, form_field in enumerate(widget.form.fields):
+                if form_field.type in ("consent", "hidden"):
+                    continue
+                known = fields.get(form_field.name)
+                if known is not None and known.type != form_field.type:
+                    # One name, one meaning: a rule reading attributes.<name> reads either.
+                    problems.append(
+                        Problem(
+                            f"$.widgets.{name}.form.fields[{i}].type",
+                            f"expected {known.type}, as the other form's '{form_field.name}'",
+                        )
+                    )
+                elif known is None or _bigger(form_field, known):
+                    fields[form_field.name] = form_field  # the cookie's worst case takes it
     answers: dict[str, FormField] = {}
     for name, widget in config.widgets.items():
+        if name in broken:
+            continue
         try:
             templates.compile(widget.template)
-            templates.render(widget.template, _template_data(name, widget, "", ""))
+            html = templates.render(widget.template, _template_data(name, widget, "", ""))
         except TemplateProblem as err:
             problems.append(Problem(f"$.widgets.{name}.template", f"expected {err}"))
         else:
             rendered.add(name)
+            if widget.form is not None and "data-sc-form" not in html:
+                problems.append(
+                    Problem(
+                        f"$.widgets.{name}.template",
+                        "expected a template that renders the widget's form ({% include"
+                        ' "widgets/_form.html" %})',
+                    )
+                )
 
     pageview_triggers = []
     for name, trigger in config.triggers.items():
@@ -223,6 +248,12 @@ def compile_site(
         warnings=tuple(warnings),
         answers=answers,
     )
+
+
+def _bigger(field: FormField, than: FormField) -> bool:
+    """Can ``field``'s answer take more room than ``than``'s (same name, same type)?"""
+    size = msgspec.msgpack.encode
+    return len(size(largest_answer(field))) > len(size(largest_answer(than)))
 
 
 def _template_data(name: str, widget: Widget, rule: str, variant: str) -> dict[str, Any]:

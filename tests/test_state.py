@@ -52,7 +52,8 @@ def readable_texts(value: str) -> list[bytes]:
         except (binascii.Error, ValueError):
             continue
         texts.append(raw)
-        with contextlib.suppress(msgspec.DecodeError):
+        # Random bytes (a sealed cookie is) may unpack as a string that is not UTF-8.
+        with contextlib.suppress(msgspec.DecodeError, UnicodeDecodeError):
             texts.append(repr(msgspec.msgpack.decode(raw)).encode())
     return texts
 

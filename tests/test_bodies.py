@@ -205,6 +205,7 @@ def test_no_body_gets_a_500_and_every_refusal_is_json(
     endpoints = [  # every route that reads a body (app.py), with what it needs besides
         ("POST", "/v1/decide", {}, {}),
         ("POST", "/v1/events", {}, {}),
+        ("POST", "/v1/forms", {}, {}),
         ("POST", "/v1/tokens", {"site": "shop", "ttl": "1d"}, admin),
         ("PUT", "/v1/contacts/fuzz-1", {"site": "shop"}, admin),
         ("PATCH", "/v1/contacts/fuzz-1", {"site": "shop"}, admin),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from forms_site import FORMS_SITE, write_config
 from servers import free_port
 from sitecue.cli import main
 from sitecue.config import json_schema, load_site
@@ -34,7 +36,7 @@ def test_check_passes_the_examples(
     monkeypatch.setenv("SITECUE_CONFIG_DIR", str(CONFIG_DIR))
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "site 'news' OK, 2 rule(s)" in out and "site 'shop' OK, 3 rule(s)" in out
+    assert "site 'news' OK, 2 rule(s)" in out and "site 'shop' OK, 4 rule(s)" in out
 
 
 def test_check_lists_every_mistake_with_file_and_path(
@@ -368,3 +370,24 @@ def test_contacts_import_refuses_what_it_cannot_store_as_sent(
     customers.write_bytes(content)
     assert main(["contacts", "import", str(customers), "--site", "shop"]) == 1
     assert capsys.readouterr().err.startswith(f"{customers}: {message}")
+
+
+def test_check_names_every_form_mistake_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = copy.deepcopy(FORMS_SITE)
+    fields = site["widgets"]["signup"]["form"]["fields"]
+    fields.append({"name": "loyalty_tier", "type": "text"})  # a declared offsite attribute
+    del fields[-2]["text"]  # the consent, without the text it shows
+    config = write_config(tmp_path, site)
+    path = config / "sites" / "forms.json"
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{path}: $.widgets.signup.form.fields[8].text: expected the exact consent text the"
+        " visitor is shown",
+        f"{path}: $.widgets.signup.form.fields[9].name: expected a name that is not a declared"
+        " offsite attribute ('loyalty_tier' is one): what a visitor types must never pass for"
+        " what the site's systems said",
+        "2 mistake(s) found",
+    ]

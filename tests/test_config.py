@@ -204,3 +204,118 @@ def test_how_many_browsers_a_token_identifies_is_a_checked_setting() -> None:
         assert problem.startswith(expected)
     described = json_schema()["$defs"]["Identify"]["properties"]["browsers_per_token"]
     assert (described["minimum"], described["default"]) == (1, 3)
+
+
+def with_form(form: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """NEWS with a widget carrying ``form``, rendered by the shared partial alone."""
+    widget = {"template": "widgets/_form.html", "form": form}
+    return with_changes(widgets={**NEWS["widgets"], "signup": widget}, **more)
+
+
+EMAIL = {"name": "email", "type": "email", "required": True}
+
+
+@pytest.mark.parametrize(
+    ("fields", "extra", "expected"),
+    [
+        ([{"name": "e-mail", "type": "email"}], {}, "$.widgets.signup.form.fields[0].name:"
+         " expected an identifier of letters, digits and _"),
+        ([{"name": "x", "type": "date"}], {}, "$.widgets.signup.form.fields[0].type: invalid enum"),
+        ([EMAIL, EMAIL], {}, "$.widgets.signup.form.fields[1].name: expected a unique field name"),
+        ([{"name": "sc_hp", "type": "text"}], {}, "$.widgets.signup.form.fields[0].name: expected"
+         " a name other than sc_hp"),
+        ([{"name": "c", "type": "choice"}], {}, "$.widgets.signup.form.fields[0].options:"
+         " expected the options of a choice"),
+        ([{"name": "c", "type": "choice", "options": ["a", "a"]}], {},
+         "$.widgets.signup.form.fields[0].options: expected options listed once each"),
+        ([{"name": "c", "type": "choice", "options": []}], {},
+         "$.widgets.signup.form.fields[0].options: expected `array` of length >= 1"),
+        ([{"name": "t", "type": "text", "options": ["a"]}], {},
+         "$.widgets.signup.form.fields[0].options: expected no options for a text field"),
+        ([{"name": "t", "type": "text", "multiple": True}], {},
+         "$.widgets.signup.form.fields[0].multiple: expected no multiple for a text field"),
+        ([{"name": "n", "type": "number", "max_length": 3}], {},
+         "$.widgets.signup.form.fields[0].max_length: expected no max_length for a number"),
+        ([{"name": "n", "type": "number", "min": 5, "max": 1}], {},
+         "$.widgets.signup.form.fields[0].max: expected a max at least min"),
+        ([{"name": "t", "type": "text", "max_length": 5000}], {},
+         "$.widgets.signup.form.fields[0].max_length: expected `int` <= 1000"),
+        ([{"name": "ok", "type": "consent"}], {},
+         "$.widgets.signup.form.fields[0].text: expected the exact consent text"),
+        ([{"name": "t", "type": "text", "text": "I agree"}], {},
+         "$.widgets.signup.form.fields[0].text: expected no text for a text field"),
+        ([{"name": "h", "type": "hidden"}], {},
+         "$.widgets.signup.form.fields[0].value: expected the value a hidden field sends"),
+        ([EMAIL, {"name": "p", "type": "phone", "step": 3}], {},
+         "$.widgets.signup.form.fields: expected steps numbered 1, 2, … without gaps, got [1, 3]"),
+        ([EMAIL], {"contact": "mail"},
+         "$.widgets.signup.form.contact: expected the name of a field, got 'mail'"),
+        ([EMAIL, {"name": "ok", "type": "checkbox"}], {"contact": "ok"},
+         "$.widgets.signup.form.contact: expected a field of type email, phone, text"),
+        ([], {}, "$.widgets.signup.form.fields: expected `array` of length >= 1"),
+        ([EMAIL], {"submit": "Go"}, "$.widgets.signup.form: object contains unknown field"),
+    ],
+)  # fmt: skip
+def test_each_form_mistake_names_its_path(
+    fields: list[dict[str, Any]], extra: dict[str, Any], expected: str
+) -> None:
+    found = problems_of(with_form({"fields": fields, **extra}))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_a_form_field_may_not_take_the_name_of_a_declared_offsite_attribute() -> None:
+    """What a visitor types must never pass for what the site's systems said."""
+    form = {"fields": [EMAIL, {"name": "tier", "type": "text"}]}
+    found = problems_of(with_form(form, attributes={"tier": "string"}))
+    assert found == [
+        "$.widgets.signup.form.fields[1].name: expected a name that is not a declared offsite"
+        " attribute ('tier' is one): what a visitor types must never pass for what the site's"
+        " systems said"
+    ]
+
+
+def test_rules_may_read_form_answers_as_attributes_and_only_those_are_kept() -> None:
+    form = {"fields": [EMAIL, {"name": "topic", "type": "choice", "options": ["a", "b"]},
+                       {"name": "city", "type": "text"}]}  # fmt: skip
+    compiled = site(with_form(form, rules=[rule(when={"attributes.topic": "a"})]))
+    assert list(compiled.answers) == ["topic"]  # the email and city are read by no rule
+    found = problems_of(with_form(form, rules=[rule(when={"attributes.topik": "a"})]))
+    assert found == [
+        '$.rules[0].when["attributes.topik"]: expected attributes.<declared attribute or form'
+        " field> (email, topic, city)"
+    ]
+
+
+def test_a_form_renders_at_load_through_the_shared_partial() -> None:
+    compiled = site(with_form({"fields": [EMAIL]}, rules=[rule(variants=[
+        {"id": "f", "weight": 100, "widget": "signup"}])]))  # fmt: skip
+    [html] = compiled.rules[0].html
+    assert html is not None and 'data-sc-field="email"' in html
+    assert compiled.form("paywall-faq", "f") is not None
+    assert compiled.form("paywall-faq", "nope") is None
+
+
+def test_one_field_name_means_one_type_across_forms() -> None:
+    other = {"template": "widgets/_form.html", "form": {"fields": [
+        {"name": "topic", "type": "text", "max_length": 900}]}}  # fmt: skip
+    form = {"fields": [EMAIL, {"name": "topic", "type": "choice", "options": ["a", "b"]}]}
+    signup = {"template": "widgets/_form.html", "form": form}
+    found = problems_of(with_changes(widgets={**NEWS["widgets"], "other": other, "signup": signup}))
+    assert found == ["$.widgets.signup.form.fields[1].type: expected text, as the other form's"
+                     " 'topic'"]  # fmt: skip
+    # The same type in two forms: the cookie's worst case takes the larger answer.
+    longer = {"fields": [{"name": "topic", "type": "text", "max_length": 900}]}
+    shorter = {"fields": [{"name": "topic", "type": "text", "max_length": 9}]}
+    widgets = {**NEWS["widgets"], "a": {"template": "widgets/_form.html", "form": shorter},
+               "b": {"template": "widgets/_form.html", "form": longer}}  # fmt: skip
+    compiled = site(with_changes(widgets=widgets, rules=[rule(when={"attributes.topic": "x"})]))
+    assert compiled.answers["topic"].max_length == 900
+
+
+def test_a_widget_with_a_form_needs_a_template_that_renders_it() -> None:
+    widgets = {**NEWS["widgets"], "signup": {"template": "widgets/faq.html",
+               "data": NEWS["widgets"]["faq"]["data"], "form": {"fields": [EMAIL]}}}  # fmt: skip
+    assert problems_of(with_changes(widgets=widgets)) == [
+        "$.widgets.signup.template: expected a template that renders the widget's form"
+        ' ({% include "widgets/_form.html" %})'
+    ]

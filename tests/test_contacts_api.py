@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import new_key
+from forms_site import FORMS, write_config
+from sitecue.app import build_app
+from sitecue.settings import Settings
 
 SHOP = "https://shop.example"
 
@@ -257,3 +261,38 @@ def test_campaign_lists_minted_over_http_refuse_bytes_that_are_not_utf8(
     assert response.json()["error"] == "line 2: expected UTF-8 text, got the byte 0xe9"
     answer = call(client, key, "POST", "/v1/tokens", content=b'"c-1"\n', headers=listed)
     assert answer.status_code == 200 and answer.text.splitlines()[1].startswith("c-1,")
+
+
+def test_the_export_holds_the_person_s_submissions_and_erasure_removes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "SITECUE_DATA_DIR": str(tmp_path / "data"),
+        "SITECUE_SECRETS": "contacts-forms-secret-0000",
+        "SITECUE_CONFIG_DIR": str(write_config(tmp_path)),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    key = new_key(capsys, "forms")
+    auth = {"authorization": f"Bearer {key}"}
+    with TestClient(build_app(Settings.load(env=env)), base_url=FORMS) as client:
+        decided = client.post(
+            "/v1/decide",
+            json={"site": "forms", "page": {"url": f"{FORMS}/signup"}},
+            headers={"origin": FORMS},
+        ).json()["decisions"]
+        [d] = [d for d in decided if d["rule"] == "newsletter"]
+        body = {"site": "forms", "decision": d["id"], "rule": "newsletter", "variant": "short",
+                "fields": {"email": "a@b.se", "city": "Lund", "consent": True}}  # fmt: skip
+        assert client.post("/v1/forms", json=body, headers={"origin": FORMS}).status_code == 200
+        path, site = "/v1/contacts/a@b.se", {"site": "forms"}
+        exported = client.get(f"{path}/export", params=site, headers=auth).json()
+        [sent] = exported["submissions"]
+        assert sent["fields"]["city"] == "Lund"
+        assert sent["consents"] == {"consent": "Send me the newsletter"}
+        assert exported["contact"]["answers"] == {"email": "a@b.se", "city": "Lund"}
+        assert exported["contact"]["source"] == "form" and exported["contact"]["attributes"] == {}
+        assert client.delete(path, params=site, headers=auth).status_code == 204
+        left = client.get("/v1/submissions", params=site, headers=auth).json()
+        assert left["items"] == []
+        assert client.get(f"{path}/export", params=site, headers=auth).status_code == 404

@@ -19,6 +19,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
+from forms_site import FORMS, write_config
 from sitecue import sessions
 from sitecue.app import build_app
 from sitecue.settings import Settings
@@ -249,3 +250,38 @@ def test_the_policy_lets_the_pages_own_css_apply_and_nothing_else(
         # Nothing the policy would block: no script, no style attribute, no other <style>.
         assert "<script" not in answer.text and not re.search(r"\sstyle=", answer.text)
         assert answer.text.count("<style") == len(styles)
+
+
+def test_a_rule_with_a_form_shows_its_submission_count_and_the_latest_ten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "SITECUE_DATA_DIR": str(tmp_path / "data"),
+        "SITECUE_SECRETS": "dashboard-forms-secret-0000",
+        "SITECUE_CONFIG_DIR": str(write_config(tmp_path)),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    key = new_key(capsys, "forms")
+    with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:
+        for i in range(12):
+            client.cookies.clear()  # a browser each, as the per-browser rate limit expects
+            decided = client.post(
+                "/v1/decide",
+                json={"site": "forms", "page": {"url": f"{FORMS}/signup"}},
+                headers={"origin": FORMS},
+            ).json()["decisions"]
+            [d] = [d for d in decided if d["rule"] == "newsletter"]
+            body = {"site": "forms", "decision": d["id"], "rule": "newsletter",
+                    "variant": "short", "fields": {"email": f"reader{i:02d}@example.com",
+                                                   "interests": ["sport", "culture"],
+                                                   "consent": True}}  # fmt: skip
+            assert client.post("/v1/forms", json=body, headers={"origin": FORMS}).status_code == 200
+        client.cookies.clear()
+        sign_in(client, key)
+        page = client.get("/dashboard").text
+    assert "Submissions: newsletter" in page and "12 submissions; the latest 10" in page
+    assert "Submissions: plain" not in page  # no form, no submissions table
+    assert "reader11@example.com" in page and "reader02@example.com" in page
+    assert "reader01@example.com" not in page  # the eleventh newest: not among the latest ten
+    assert "interests: sport, culture" in page

@@ -383,3 +383,23 @@ def test_a_cookie_signed_before_sealing_keeps_its_dismissals_but_not_its_person(
     assert codec.decode(cookie, "w" * 22, "shop") is None  # another browser's
     assert codec.decode(cookie[:-2] + "xx", "v" * 22, "shop") is None  # altered
     assert StateCodec(["another-secret-000000"]).decode(cookie, "v" * 22, "shop") is None
+
+
+def test_form_answers_are_kept_apart_and_go_before_any_rule_memory_at_the_cap() -> None:
+    codec = StateCodec([SECRET])
+    state = VisitorState(visitor="v", answers={"note": "x" * 2000})
+    state.rule("newsletter").converted = 1
+    kept = codec.decode(codec.encode(state, "news"), "v", "news")
+    assert kept is not None and kept.answers == {} and kept.rules["newsletter"].converted == 1
+    assert codec.evicted[("news", "answers")] == 1
+
+
+def test_a_cookie_sealed_before_answers_existed_still_opens() -> None:
+    """The answers are the state's last field, with a default: an older cookie, without it,
+    opens with no answers."""
+    codec = StateCodec([SECRET])
+    old = msgspec.msgpack.encode([1_790_000_000, ["", 1, 2, 3]])
+    sealed = Keyring([SECRET]).sealer("state", "news").seal(old, b"v")
+    cookie = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
+    state = codec.decode(cookie, "v", "news")
+    assert state is not None and state.answers == {} and state.sessions == 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sitecue.rules import load_sites
 from sitecue.state import MAX_COOKIE_BYTES, StateCodec
 from sitecue.state_size import state_size, warnings, worst_state
-from sites import CONFIG_DIR, rule, site
+from sites import CONFIG_DIR, NEWS, rule, site
 from test_state import heavy_year
 
 
@@ -35,3 +35,28 @@ def test_past_the_cap_the_worst_case_loses_old_days_and_keeps_every_dismissal() 
     days = kept.triggers["paywall_view"].days
     assert 0 < len(days) < 90 and max(days) == max(worst_state(heavy).triggers["paywall_view"].days)
     assert set(k for _, k in codec.evicted) == {"day bucket"}
+
+
+def test_the_worst_case_counts_the_form_answers_rules_read_at_their_largest() -> None:
+    """A text answer of its max_length in 3-byte characters, every option of a multiple
+    choice: what a form can put in the cookie is bounded by its definition."""
+    form = {
+        "fields": [
+            {"name": "email", "type": "email", "required": True},
+            {"name": "note", "type": "text", "max_length": 100},
+            {"name": "topics", "type": "choice", "options": ["a" * 20, "b" * 20], "multiple": True},
+        ]
+    }
+    widgets = {**NEWS["widgets"], "signup": {"template": "widgets/_form.html", "form": form}}
+    reads = {"attributes.note": {"$exists": True}, "attributes.topics": "a"}
+    plain = site(widgets=widgets, rules=[rule()])
+    reading = site(widgets=widgets, rules=[rule(when={**rule()["when"], **reads})])
+    assert set(reading.answers) == {"note", "topics"}
+    grown = state_size(reading).worst - state_size(plain).worst
+    assert grown >= (300 + 2 * 20) * 4 // 3  # sealed and base64: a third more
+    codec = StateCodec(["size-test-secret-0000"])
+    assert len(f"sc_s={codec.encode(worst_state(reading), 'news')}") <= max(
+        state_size(reading).worst, MAX_COOKIE_BYTES
+    )
+    assert worst_state(reading).answers["note"] == "\uffff" * 100
+    assert state_size(reading).floor == state_size(plain).floor  # answers go before dismissals

@@ -25,7 +25,11 @@ from sitecue.store import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    RateLimit,
     Store,
+    Submission,
+    SubmissionQuery,
+    Submitted,
     TokenUse,
     open_store,
 )
@@ -725,3 +729,134 @@ def test_a_record_whose_key_is_stored_is_not_stored_again(store_url: str) -> Non
         return len(news), len(shops), len(await store.decisions(DecisionQuery(site="news")))
 
     assert with_store(store_url, body) == (3, 1, 1)  # the impression once, the trigger twice
+
+
+LIMITS = (RateLimit(5, 60_000), RateLimit(3, 3_600_000))
+
+
+def submission(i: int, visitor: str = "reader-1", contact: str | None = "a@b.se") -> Submission:
+    at = T0 + i * 1000
+    fields = {"email": contact, "interests": ["sport"], "consent": True}
+    consents = {"consent": "Send me the newsletter"}
+    return Submission(record_id(at), "news", "newsletter", "short", f"decision-{i:02d}",
+                      visitor, contact, fields, consents, at)  # fmt: skip
+
+
+def conversion(s: Submission, key: str | None = None) -> EventRecord:
+    return EventRecord(s.site, s.visitor, "convert", s.at, rule=s.rule, variant=s.variant,
+                       decision=s.decision, key=key)  # fmt: skip
+
+
+def test_a_submission_is_stored_with_its_conversion_contact_and_unverified_link(
+    store_url: str,
+) -> None:
+    async def body(store: Store) -> Any:
+        first = submission(0)
+        done = await store.submit(first, {"interests": ["sport"]}, conversion(first), "s-1", LIMITS)
+        second = submission(1)
+        await store.submit(second, {"city": "Malmö"}, conversion(second), None, LIMITS)
+        listed = await store.submissions(SubmissionQuery(site="news"))
+        events = await store.events("news", ["reader-1"])
+        return done, first, listed, events, await store.contact("news", "a@b.se")
+
+    done, first, listed, events, contact = with_store(store_url, body)
+    assert done == Submitted("stored")
+    assert [s.decision for s in listed] == ["decision-01", "decision-00"]  # newest first
+    assert listed[1] == first  # read back as written, consent text and all
+    assert [(e.type, e.rule, e.decision) for e in events] == [
+        ("convert", "newsletter", "decision-00"),
+        ("convert", "newsletter", "decision-01"),
+    ]
+    assert contact is not None and contact.source == "form" and contact.attributes == {}
+    assert contact.answers == {"interests": ["sport"], "city": "Malmö"}  # merged
+
+
+def test_a_form_never_changes_a_contact_s_verified_attributes(store_url: str) -> None:
+    async def body(store: Store) -> Any:
+        await store.put_contacts([Contact("news", "a@b.se", {"tier": "gold"}, T0)])
+        s = submission(0)
+        await store.submit(s, {"tier": "typed"}, conversion(s), None, LIMITS)
+        return (
+            await store.contact("news", "a@b.se"),
+            await store.visitors("news", "a@b.se"),
+            await store.claims("news", "a@b.se"),
+        )
+
+    contact, verified, claims = with_store(store_url, body)
+    assert contact == Contact("news", "a@b.se", {"tier": "gold"}, T0, {"tier": "typed"}, "site")
+    assert (verified, claims) == ([], 1)  # linked unverified only
+
+
+def test_a_submission_with_a_stored_key_is_not_stored_again(store_url: str) -> None:
+    async def body(store: Store) -> Any:
+        s = submission(0)
+        first = await store.submit(s, {}, conversion(s, "k.form"), "k", LIMITS)
+        again = await store.submit(replace(s, id=record_id(T0)), {}, conversion(s, "k.form"),
+                                   "k", LIMITS)  # fmt: skip
+        return first, again, await store.submissions(SubmissionQuery(site="news"))
+
+    first, again, listed = with_store(store_url, body)
+    assert (first.outcome, again.outcome, len(listed)) == ("stored", "repeated", 1)
+
+
+def test_submissions_are_limited_per_visitor_and_per_address(store_url: str) -> None:
+    async def body(store: Store) -> Any:
+        outcomes = []
+        for i in range(6):  # one browser, six addresses, within a minute
+            s = submission(i, contact=f"r{i}@b.se")
+            outcomes.append(await store.submit(s, {}, conversion(s), None, LIMITS))
+        for i in range(4):  # four browsers, one address, within the hour
+            s = submission(10 + i, visitor=f"browser-{i}", contact="same@b.se")
+            outcomes.append(await store.submit(s, {}, conversion(s), None, LIMITS))
+        later = submission(61, visitor="reader-1", contact="late@b.se")  # the minute has passed
+        outcomes.append(await store.submit(later, {}, conversion(later), None, LIMITS))
+        return outcomes, await store.submissions(SubmissionQuery(site="news"))
+
+    outcomes, listed = with_store(store_url, body)
+    assert [o.outcome for o in outcomes[:5]] == ["stored"] * 5
+    assert outcomes[5] == Submitted("limited", "visitor", 60_000 - 5_000)
+    assert [o.outcome for o in outcomes[6:9]] == ["stored"] * 3
+    assert outcomes[9] == Submitted("limited", "address", 3_600_000 - 3_000)
+    assert outcomes[10].outcome == "stored"
+    assert len(listed) == 5 + 3 + 1  # refused ones stored nothing
+
+
+def test_submissions_are_narrowed_by_rule_contact_and_time(store_url: str) -> None:
+    async def body(store: Store) -> Any:
+        for i in range(4):
+            s = replace(submission(i, visitor=f"v{i}", contact=f"r{i}@b.se"),
+                        rule="newsletter" if i % 2 else "poll")  # fmt: skip
+            await store.submit(s, {}, conversion(s), None, LIMITS)
+
+        async def ids(**kw: Any) -> list[str]:
+            return [s.decision for s in await store.submissions(SubmissionQuery("news", **kw))]
+
+        return (
+            await ids(rule="poll"),
+            await ids(contact="r3@b.se"),
+            await ids(since=T0 + 1000, until=T0 + 3000),
+            await store.submission_counts("news"),
+            await store.submissions(SubmissionQuery("shop")),
+        )
+
+    poll, person, window, counts, other = with_store(store_url, body)
+    assert poll == ["decision-02", "decision-00"] and person == ["decision-03"]
+    assert window == ["decision-02", "decision-01"]
+    assert counts == {"poll": 2, "newsletter": 2} and other == []
+
+
+def test_erasure_deletes_the_person_s_submissions(store_url: str) -> None:
+    async def body(store: Store) -> Any:
+        mine = submission(0)
+        await store.submit(mine, {}, conversion(mine), None, LIMITS)
+        # From a browser verified as theirs, a poll answered before the address was known.
+        await store.link("news", "verified-1", "a@b.se", T0, verified=True)
+        poll = submission(1, visitor="verified-1", contact=None)
+        await store.submit(poll, {}, conversion(poll), None, LIMITS)
+        other = submission(2, visitor="someone", contact="c@d.se")
+        await store.submit(other, {}, conversion(other), None, LIMITS)
+        erased = await store.erase_contact("news", "a@b.se")
+        return erased, await store.submissions(SubmissionQuery(site="news"))
+
+    erased, left = with_store(store_url, body)
+    assert erased and [s.contact for s in left] == ["c@d.se"]

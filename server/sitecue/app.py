@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import hashlib
 import logging
+import math
 import re
 import signal
 import time
@@ -30,34 +31,45 @@ from starlette.routing import Route
 
 from . import decision_ids
 from .api.admin import reload_endpoint
-from .api.bodies import ErrorBody, Health, decode, json_response, read_body
+from .api.bodies import ErrorBody, FieldErrors, Health, decode, json_response, read_body
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
 from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
 from .api.results import results_endpoint
+from .api.submissions import submissions_endpoint
 from .api.tokens import tokens_endpoint
 from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
     Forbidden,
+    FormInvalid,
     NotFound,
     RequestError,
     StoreUnavailable,
+    TooManyRequests,
 )
 from .feedback import accept
+from .forms import HONEYPOT, check_submission, contact_field
 from .guard import DashboardHeaders
 from .identity import identify
 from .ids import record_id
 from .metrics import Metrics
-from .protocol import MAX_BODY_BYTES, DecideRequest, DecideResponse, EventsRequest
+from .protocol import (
+    MAX_BODY_BYTES,
+    DecideRequest,
+    DecideResponse,
+    EventsRequest,
+    FormRequest,
+    FormResponse,
+)
 from .retries import new_visitor, trigger_key
 from .rules import CompiledSite, load_sites
 from .runtime import Runtime
 from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
-from .store import DecisionRecord, EventRecord, open_store
+from .store import DecisionRecord, EventRecord, RateLimit, Submission, open_store
 from .tokens import TokenCodec, TokenRejected
 
 __all__ = ["build_app"]
@@ -261,6 +273,102 @@ async def events_endpoint(request: Request) -> Response:
     return _cors(response, origin)
 
 
+FORMS_PER_VISITOR = RateLimit(5, 60_000)
+"""A browser submits at most 5 forms a minute (counted from the stored submissions)."""
+FORMS_PER_ADDRESS = RateLimit(3, 3_600_000)
+"""One address (the contact a form names) is submitted at most 3 times an hour, whoever
+sends it: typing someone else's address over and over floods nobody's inbox."""
+
+
+async def forms_endpoint(request: Request) -> Response:
+    """``POST /v1/forms``: a form of a decided widget, checked again by the config and
+    committed before the answer, with the rule's conversion, the contact's answers and the
+    browser's unverified link; the answers kept in the state cookie for this browser's
+    rules. A wrong field answers 422 with every field's problem, and nothing is stored."""
+    runtime: Runtime = request.app.state.runtime
+    body = decode(await read_body(request, MAX_BODY_BYTES), FormRequest)
+    site = runtime.site(body.site)
+    origin = _check_origin(request, site)
+    state = _visitor_and_state(request, runtime, site.name)
+    marks = state.marks()
+    persist = consented(site, None, state)
+    if not persist:
+        state = VisitorState(visitor="")
+    if not any(r.id == body.rule for r in site.rules):
+        raise BadRequest(f"rule: expected a rule of site '{site.name}', got '{body.rule}'")
+    form = site.form(body.rule, body.variant)
+    if form is None:
+        raise BadRequest(
+            f"variant: expected a variant of rule '{body.rule}' whose widget has a form,"
+            f" got '{body.variant}'"
+        )
+    # Only a decision the server issued to this browser (or, without consent, to nobody in
+    # particular) for this rule and variant: nobody can post forms the site never showed.
+    keys = runtime.keyring.mac_keys(decision_ids.PURPOSE, site.name)
+    if not decision_ids.verify(
+        keys, body.decision, state.visitor or decision_ids.ANONYMOUS, body.rule, body.variant
+    ):
+        raise BadRequest(
+            f"decision: expected the id of a decision this visitor was given for rule"
+            f" '{body.rule}' and variant '{body.variant}'"
+        )
+    counted = runtime.metrics.forms
+    if body.fields.get(HONEYPOT):
+        # A bot filled the field no person sees: it is told what a person would be told,
+        # so it learns nothing, and nothing is stored.
+        counted[(site.name, "honeypot")] += 1
+        return _cors(json_response(FormResponse(ok=True, identified=False)), origin)
+    try:
+        checked = check_submission(form, body.fields)
+    except FormInvalid:
+        counted[(site.name, "invalid")] += 1
+        raise
+    now = _now_ms()
+    visitor = state.visitor or "-"
+    submission = Submission(
+        record_id(now), site.name, body.rule, body.variant, body.decision, visitor,
+        checked.contact, checked.values, checked.consents, now,
+    )  # fmt: skip
+    kept = {f.name for f in form.fields if f.type not in ("consent", "hidden")}
+    answers = {k: v for k, v in checked.values.items() if k in kept}
+    conversion = EventRecord(
+        site.name, visitor, "convert", now, rule=body.rule, variant=body.variant,
+        decision=body.decision, key=trigger_key(body.id, "form"),
+    )  # fmt: skip
+    limits = (FORMS_PER_VISITOR, FORMS_PER_ADDRESS)
+    done = await runtime.store.submit(submission, answers, conversion, body.id, limits)
+    if done.outcome == "limited":
+        counted[(site.name, f"limited {done.limited}")] += 1
+        if done.limited == "visitor":
+            what = f"visitor: at most {FORMS_PER_VISITOR.most} submissions a minute"
+        else:
+            named = contact_field(form)
+            what = (
+                f"fields.{named.name if named else 'email'}: at most"
+                f" {FORMS_PER_ADDRESS.most} submissions an hour for this address"
+            )
+        raise TooManyRequests(f"{what}; nothing was stored", math.ceil(done.retry_after_ms / 1000))
+    counted[(site.name, done.outcome)] += 1
+    if persist:
+        state.touch(now)
+        memory = state.rule(body.rule)
+        memory.variant = memory.variant or body.variant
+        memory.converted = memory.converted or now  # stop_after: convert holds at once
+        state.answers = {
+            **state.answers,
+            **{k: v for k, v in answers.items() if k in site.answers},
+        }
+        if checked.contact is not None and not state.verified:
+            # Linked, unverified: typing an address unlocks nothing the site's systems or
+            # another browser hold about that person (only an email token does).
+            state.contact = checked.contact
+    identified = state.verified and state.contact is not None
+    response = json_response(FormResponse(ok=True, identified=identified))
+    keep = state.touched(marks) | {body.rule}
+    _set_cookies(request, response, runtime, state, persist, site.name, keep)
+    return _cors(response, origin)
+
+
 async def preflight(request: Request) -> Response:
     """CORS preflight: allowed for an origin that some site lists."""
     runtime: Runtime = request.app.state.runtime
@@ -332,6 +440,28 @@ async def _request_error(request: Request, exc: Exception) -> Response:
     return json_response(ErrorBody(exc.message), exc.status)
 
 
+async def _form_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FormInvalid)
+    return _cors(json_response(FieldErrors(exc.message, exc.fields), exc.status), _origin(request))
+
+
+async def _too_many(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TooManyRequests)
+    response = json_response(ErrorBody(exc.message), exc.status)
+    response.headers["retry-after"] = str(exc.retry_after)
+    response.headers["access-control-expose-headers"] = "Retry-After"  # for the page's script
+    return _cors(response, _origin(request))
+
+
+def _origin(request: Request) -> str | None:
+    """The caller's origin when some site lists it: a 4xx it must read (a field's problem,
+    a rate limit) is readable by the page's script."""
+    runtime: Runtime = request.app.state.runtime
+    origin = request.headers.get("origin")
+    listed = origin is not None and any(origin in s.origins for s in runtime.sites.values())
+    return origin if listed else None
+
+
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """The database is stopped, full or read-only: nothing of this request was stored, and
     it may be sent again. The cause is logged, not answered: it may name hosts and files."""
@@ -387,6 +517,9 @@ def build_app(settings: Settings) -> Starlette:
         ("/v1/decide", preflight, ["OPTIONS"]),
         ("/v1/events", events_endpoint, ["POST"]),
         ("/v1/events", preflight, ["OPTIONS"]),
+        ("/v1/forms", forms_endpoint, ["POST"]),
+        ("/v1/forms", preflight, ["OPTIONS"]),
+        ("/v1/submissions", submissions_endpoint, ["GET"]),
         ("/v1/reload", reload_endpoint, ["POST"]),
         ("/v1/decisions", decisions_endpoint, ["GET"]),
         ("/v1/tokens", tokens_endpoint, ["POST"]),
@@ -408,6 +541,8 @@ def build_app(settings: Settings) -> Starlette:
         ],
         exception_handlers={
             RequestError: _request_error,
+            FormInvalid: _form_invalid,
+            TooManyRequests: _too_many,
             HTTPException: _http_error,
             StoreUnavailable: _store_unavailable,
         },

@@ -21,6 +21,9 @@ from .errors import ConfigError, Problem
 __all__ = [
     "WINDOW_PATTERN",
     "AttributeType",
+    "FieldType",
+    "Form",
+    "FormField",
     "Identify",
     "Limit",
     "Namespace",
@@ -93,11 +96,53 @@ class Trigger(_Strict, frozen=True):
     seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
 
 
+FieldType = Literal["email", "phone", "text", "number", "choice", "checkbox", "consent", "hidden"]
+"""What a form field takes; see :mod:`sitecue.forms` for how a submitted value is checked."""
+_FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,39}$"
+_PATTERN_MEANING[_FIELD_NAME] = "an identifier of letters, digits and _ (at most 40)"
+FieldName = Annotated[str, msgspec.Meta(pattern=_FIELD_NAME)]
+Label = Annotated[str, msgspec.Meta(max_length=500)]
+Option = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class FormField(_Strict, frozen=True):
+    """One field of a form. ``max_length`` bounds a text (default 200), ``min``/``max`` a
+    number, ``options`` a choice (``multiple``: any number of them); a consent's ``text`` is
+    the exact text shown, stored with each submission; a hidden field's ``value`` is fixed
+    here (a submitted value must equal it). ``step`` groups fields into the steps of a
+    multi-step form (1 first)."""
+
+    name: FieldName
+    type: FieldType
+    label: Label = ""
+    required: bool = False
+    placeholder: Label = ""
+    step: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    max_length: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    min: float | None = None
+    max: float | None = None
+    options: Annotated[list[Option], msgspec.Meta(min_length=1, max_length=20)] | None = None
+    multiple: bool = False
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+    value: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class Form(_Strict, frozen=True):
+    """The form a widget carries: its fields (in order, by step), and the field whose
+    normalised value names the contact a submission creates or updates (left out: the
+    field called ``email``, if there is one)."""
+
+    fields: Annotated[list[FormField], msgspec.Meta(min_length=1, max_length=20)]
+    contact: FieldName | None = None
+
+
 class Widget(_Strict, frozen=True):
-    """A Jinja2 template (relative to the config directory) and the data it renders with."""
+    """A Jinja2 template (relative to the config directory) and the data it renders with;
+    a widget with a ``form`` renders it through ``{% include "widgets/_form.html" %}``."""
 
     template: str
     data: dict[str, Any] = {}
+    form: Form | None = None
 
 
 class Placement(_Strict, frozen=True):

@@ -2,8 +2,9 @@
 
 Sign in with an admin key (the cookie then holds a server-side session for 12 hours, never
 the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, the recent
-decisions with the reason for every rule, and each experiment's results with an inline-SVG
-chart of the conversion rate and its 95% interval per variant. Its forms take posts from its
+decisions with the reason for every rule, each experiment's results with an inline-SVG
+chart of the conversion rate and its 95% interval per variant, and per rule with a form its
+submissions: how many, and the latest ten. Its forms take posts from its
 own origin only, and its responses carry strict security headers (:mod:`sitecue.guard`).
 """
 
@@ -27,7 +28,7 @@ from .errors import Unauthorized
 from .guard import require_same_origin
 from .rules import CompiledRule
 from .stats import rate_interval
-from .store import ApiKey, DecisionQuery
+from .store import ApiKey, DecisionQuery, SubmissionQuery
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["dashboard_endpoint", "login_endpoint", "logout_endpoint"]
 
 RECENT = 20
+LATEST_SUBMISSIONS = 10
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("sitecue", "templates"),
     autoescape=True,
@@ -141,12 +143,21 @@ async def dashboard_endpoint(request: Request) -> Response:
             if len(rule.variants) > 1:
                 results = await experiment_results(runtime, site, rule)
                 experiments.append({"results": results, "chart": _chart(results)})
+        counts = await runtime.store.submission_counts(name)
+        forms = []
+        for rule in site.rules:
+            if any(site.form(rule.id, v.id) is not None for v in rule.variants):
+                latest = await runtime.store.submissions(
+                    SubmissionQuery(site=name, rule=rule.id, limit=LATEST_SUBMISSIONS)
+                )
+                forms.append({"rule": rule.id, "count": counts.get(rule.id, 0), "latest": latest})
         sites.append(
             {
                 "name": name,
                 "rules": [(r, _status(r, now)) for r in site.rules],
                 "recent": recent,
                 "experiments": experiments,
+                "forms": forms,
             }
         )
     return _page(

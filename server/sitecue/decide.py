@@ -119,6 +119,8 @@ def _count_events(
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
     state.keep_only(site.trigger_days, site.rule_days, today)
+    if state.answers:
+        state.answers = {k: v for k, v in state.answers.items() if k in site.answers}
     for goal in {e.name for e in events if e.name in site.goals}:
         _convert_goal(site, state, goal, now)
 
@@ -137,6 +139,14 @@ def _context(
         counter = state.triggers.get(name)
         triggers[name] = {w: counter.count(w, today) if counter else 0 for w in windows}
     local = datetime.fromtimestamp(now / 1000, site.zone)
+    # Offsite attributes only from a verified identification, never from page JavaScript.
+    attributes = state.attributes if state.verified else {}
+    if state.answers:
+        # This browser's own form answers, under the names of form fields some rule reads
+        # (never a declared attribute's: check refuses such a field), and never over a
+        # verified value: typing cannot stand in for what the site's systems said.
+        answers = {k: v for k, v in state.answers.items() if k in site.answers}
+        attributes = {**answers, **attributes}
     return {
         "page": page,
         "utm": utm,
@@ -149,8 +159,7 @@ def _context(
             "session_pageviews": state.session_pageviews,
             "identified": state.contact is not None,
         },
-        # Offsite attributes only from a verified identification, never from page JavaScript.
-        "attributes": state.attributes if state.verified else {},
+        "attributes": attributes,
         "triggers": triggers,
         "time": {"hour": local.hour, "weekday": local.isoweekday()},
         "device": {"viewport": request.page.viewport},

@@ -11,6 +11,8 @@
           ├── NotFound          404: no such site or thing
           ├── PayloadTooLarge   413: the body is over its cap
           ├── UnsupportedMediaType  415: a body of a content type this endpoint does not read
+          ├── FormInvalid       422: a form submission's fields, each with its problem
+          ├── TooManyRequests   429: over a rate limit; carries when to try again
           └── ClientClosed      499: the client left before its body was sent (nobody reads it)
 
 Errors carry data (the JSON path and what was expected there), so the CLI and the HTTP
@@ -103,3 +105,24 @@ class StoreUnavailable(SitecueError):
 
 class UnsupportedMediaType(RequestError):
     status = 415
+
+
+class FormInvalid(RequestError):
+    """A form submission refused field by field: ``fields`` maps each wrong field's name to
+    its problem, so the tag can show every message beside its field at once."""
+
+    status = 422
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+        super().__init__(f"fields: {len(fields)} problem(s)")
+
+
+class TooManyRequests(RequestError):
+    """Over a rate limit; ``retry_after`` seconds from now the request may be sent again."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

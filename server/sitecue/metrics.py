@@ -65,6 +65,8 @@ class Metrics:
         self.decisions: Counter[tuple[str, str, str]] = Counter()  # (site, rule, shown|not)
         self.evictions: Counter[tuple[str, str]] = Counter()  # (site, kind): the state cookie's cap
         self.batches = Histogram(BATCH_BUCKETS)
+        # (site, outcome): stored, repeated, invalid, honeypot, limited visitor|address
+        self.forms: Counter[tuple[str, str]] = Counter()
 
     def timed(self, route: str, endpoint: Endpoint) -> Endpoint:
         """``endpoint``, counting its requests by status and timing them under ``route``."""
@@ -128,6 +130,11 @@ class Metrics:
         for site, n in sorted(REGEX_TIMEOUTS.items()):
             if site in sites:
                 out.append(f"sitecue_regex_timeouts_total{_labels((('site', site),))} {n}")
+        family("sitecue_form_submissions_total", "counter", "Form submissions, by outcome.")
+        for (site, outcome), n in sorted(self.forms.items()):
+            if site in sites:
+                where = _labels((("site", site), ("outcome", outcome)))
+                out.append(f"sitecue_form_submissions_total{where} {n}")
         family("sitecue_writer_queue_records", "gauge", "Records waiting for the next commit.")
         out.append(f"sitecue_writer_queue_records {queue_depth}")
         family("sitecue_writer_batch_records", "histogram", "Records committed per group.")

@@ -20,6 +20,8 @@ __all__ = [
     "Decision",
     "EventsRequest",
     "Feedback",
+    "FormRequest",
+    "FormResponse",
     "Page",
     "PageEvent",
     "TriggerSpec",
@@ -115,3 +117,28 @@ class EventsRequest(msgspec.Struct, frozen=True):
 
     site: Short
     events: Annotated[list[Feedback], msgspec.Meta(min_length=1, max_length=50)]
+
+
+FieldValue = Text | bool | int | float | Annotated[list[Short], msgspec.Meta(max_length=20)] | None
+"""A submitted field: text; a multiple choice's options; a checkbox's or consent's boolean; a
+number. Anything else (an object, a deeper list) is refused with a 400 naming the field."""
+
+
+class FormRequest(msgspec.Struct, frozen=True):
+    """``POST /v1/forms``: a form in a decided widget, submitted. ``id`` is the tag's id for
+    this submission: a retry repeats it, and is stored once."""
+
+    site: Short
+    decision: Short
+    rule: Short
+    variant: Short
+    fields: Annotated[dict[Short, FieldValue], msgspec.Meta(max_length=50)]
+    id: RetryId | None = None
+
+
+class FormResponse(msgspec.Struct, frozen=True):
+    """A submission stored (or a retry of one): ``identified`` says whether the browser is
+    identified as a contact by a verified link (a form never does that by itself)."""
+
+    ok: bool
+    identified: bool

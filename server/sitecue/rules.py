@@ -15,10 +15,24 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
+
 from .bucketing import bucket_ranges
 from .conditions import Predicate, attribute_paths, compile_condition
-from .config import WINDOW_PATTERN, Rule, SiteConfig, Trigger, Variant, Window, load_site
+from .config import (
+    WINDOW_PATTERN,
+    Form,
+    FormField,
+    Rule,
+    SiteConfig,
+    Trigger,
+    Variant,
+    Widget,
+    Window,
+    load_site,
+)
 from .errors import ConditionError, ConfigError, Problem
+from .forms import form_problems, largest_answer
 from .protocol import TriggerSpec
 from .widgets import TemplateProblem, Templates
 
@@ -81,6 +95,17 @@ class CompiledSite:
     rule_days: dict[str, int]  # rule -> the day window its impression cap reads (0: none)
     origins: frozenset[str] = field(default_factory=frozenset)
     warnings: tuple[Problem, ...] = ()  # valid but risky (a $regex that can backtrack long)
+    # Form answers some rule reads (attributes.<field>): only these are kept in the cookie.
+    answers: dict[str, FormField] = field(default_factory=dict)
+
+    def form(self, rule_id: str, variant_id: str) -> Form | None:
+        """The form the widget of this rule's variant carries, if any."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                for variant in rule.variants:
+                    if variant.id == variant_id and variant.widget is not None:
+                        return self.config.widgets[variant.widget].form
+        return None
 
     @property
     def name(self) -> str:
@@ -116,14 +141,48 @@ def compile_site(
 
     templates = Templates(root)
     rendered: set[str] = set()  # the widgets whose templates render
+    # Form fields by name, for conditions on this browser's own answers (attributes.<name>).
+    fields: dict[str, FormField] = {}
+    broken: set[str] = set()  # widgets whose form is wrong: not rendered
     for name, widget in config.widgets.items():
+        if widget.form is not None:
+            wrong = form_problems(config, name, widget.form)
+            problems.extend(wrong)
+            if wrong:
+                broken.add(name)
+            for i, form_field in enumerate(widget.form.fields):
+                if form_field.type in ("consent", "hidden"):
+                    continue
+                known = fields.get(form_field.name)
+                if known is not None and known.type != form_field.type:
+                    # One name, one meaning: a rule reading attributes.<name> reads either.
+                    problems.append(
+                        Problem(
+                            f"$.widgets.{name}.form.fields[{i}].type",
+                            f"expected {known.type}, as the other form's '{form_field.name}'",
+                        )
+                    )
+                elif known is None or _bigger(form_field, known):
+                    fields[form_field.name] = form_field  # the cookie's worst case takes it
+    answers: dict[str, FormField] = {}
+    for name, widget in config.widgets.items():
+        if name in broken:
+            continue
         try:
             templates.compile(widget.template)
-            templates.render(widget.template, {**widget.data, "rule": "", "variant": ""})
+            html = templates.render(widget.template, _template_data(name, widget, "", ""))
         except TemplateProblem as err:
             problems.append(Problem(f"$.widgets.{name}.template", f"expected {err}"))
         else:
             rendered.add(name)
+            if widget.form is not None and "data-sc-form" not in html:
+                problems.append(
+                    Problem(
+                        f"$.widgets.{name}.template",
+                        "expected a template that renders the widget's form ({% include"
+                        ' "widgets/_form.html" %})',
+                    )
+                )
 
     pageview_triggers = []
     for name, trigger in config.triggers.items():
@@ -155,7 +214,9 @@ def compile_site(
             )
         seen_ids.add(rule.id)
         compiled.append(
-            _compile_rule(rule, at, config, templates, rendered, windows, problems, warnings)
+            _compile_rule(
+                rule, at, config, templates, rendered, windows, problems, warnings, fields, answers
+            )
         )
 
     if problems:
@@ -185,7 +246,21 @@ def compile_site(
         rule_days={r.id: _days(r.limit.per) if r.limit.max else 0 for r in config.rules},
         origins=frozenset(config.origins) | extra_origins,
         warnings=tuple(warnings),
+        answers=answers,
     )
+
+
+def _bigger(field: FormField, than: FormField) -> bool:
+    """Can ``field``'s answer take more room than ``than``'s (same name, same type)?"""
+    size = msgspec.msgpack.encode
+    return len(size(largest_answer(field))) > len(size(largest_answer(than)))
+
+
+def _template_data(name: str, widget: Widget, rule: str, variant: str) -> dict[str, Any]:
+    """What a widget's template renders with: its data, the rule and variant, its name and
+    its form (for ``widgets/_form.html``; None for a widget without one)."""
+    form = msgspec.to_builtins(widget.form) if widget.form is not None else None
+    return {**widget.data, "rule": rule, "variant": variant, "widget": name, "form": form}
 
 
 def _days(window: Window) -> int:
@@ -212,6 +287,8 @@ def _compile_rule(
     windows: dict[str, set[str]],
     problems: list[Problem],
     warnings: list[Problem],
+    fields: dict[str, FormField],
+    answers: dict[str, FormField],
 ) -> CompiledRule:
     placement = rule.placement
     if placement.type in _SELECTOR_PLACEMENTS and not placement.selector:
@@ -227,11 +304,14 @@ def _compile_rule(
                     json_path, f"expected a path starting with one of {', '.join(CONTEXT_ROOTS)}"
                 )
             )
+        elif parts[0] == "attributes" and len(parts) >= 2 and parts[1] in fields:
+            # This browser's own answer to a form field (never a declared attribute's name:
+            # form_problems refuses that), kept in the cookie because this rule reads it.
+            answers[parts[1]] = fields[parts[1]]
         elif parts[0] == "attributes" and (len(parts) < 2 or parts[1] not in config.attributes):
-            declared = ", ".join(config.attributes) or "none are declared"
-            problems.append(
-                Problem(json_path, f"expected attributes.<declared attribute> ({declared})")
-            )
+            declared = ", ".join([*config.attributes, *fields]) or "none are declared"
+            what = "declared attribute or form field" if fields else "declared attribute"
+            problems.append(Problem(json_path, f"expected attributes.<{what}> ({declared})"))
         elif parts[0] == "triggers":
             if len(parts) != 3 or parts[1] not in config.triggers:
                 declared = ", ".join(config.triggers) or "none are declared"
@@ -298,7 +378,7 @@ def _compile_rule(
     html = tuple(
         templates.render(
             config.widgets[v.widget].template,
-            {**config.widgets[v.widget].data, "rule": rule.id, "variant": v.id},
+            _template_data(v.widget, config.widgets[v.widget], rule.id, v.id),
         )
         if v.widget in rendered
         else None

@@ -108,6 +108,9 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     verified: bool = False  # linked through a signed token, not just sitecue('identify')
     attributes: dict[str, Any] = {}  # offsite attributes, a snapshot taken when identified
     last_call: int = 0  # a hash of the last decide call's id: its retry counts nothing again
+    # What this browser answered in forms, declared by the visitor (never verified): only the
+    # fields some rule reads, usable in this browser's rules, never as an offsite attribute.
+    answers: dict[str, Any] = {}
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -220,6 +223,7 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     1. ``day bucket``: the oldest day buckets of trigger counters and of the impressions of
        rules other than ``keep`` (the newest days are what rules usually count);
     2. ``attributes``: the attribute snapshot, taken again at the next identification;
+       then ``answers``, this browser's form answers;
     3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
        (their variant comes back from the bucketing hash), least recently shown first;
     4. ``trigger counter``: a trigger's session and total counts, least counted first;
@@ -242,6 +246,10 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         size = len(_encoder.encode(state.attributes)) - 1  # an empty map is one byte
         state.attributes = {}
         yield "attributes", size
+    if state.answers:
+        size = len(_encoder.encode(state.answers)) - 1
+        state.answers = {}
+        yield "answers", size
     unfinished = [r for r, m in others.items() if not (m.dismissed or m.converted)]
     for rule_id in sorted(unfinished, key=lambda r: others[r].last_shown):
         yield "rule memory", _popped(state.rules, rule_id)

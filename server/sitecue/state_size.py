@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .forms import largest_answer
 from .identity import MAX_CONTACT_ID
 from .rules import CompiledSite
 from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, VisitorState, sent_size
@@ -59,6 +60,8 @@ def worst_state(site: CompiledSite) -> VisitorState:
       characters, and consent given;
     - every declared attribute is set: a boolean, a number (a float, 9 bytes), a string of
       STRING_ATTRIBUTE_CHARS one-byte characters (a longer one is evicted first at the cap);
+    - every form answer some rule reads is at its largest (see forms.largest_answer: a
+      text of its max_length in 3-byte characters, every option of a multiple choice…);
     - the visitor id is not counted: it is bound to the seal, not carried in it.
     """
     state = VisitorState(
@@ -72,6 +75,7 @@ def worst_state(site: CompiledSite) -> VisitorState:
         contact="c" * MAX_CONTACT_ID,
         verified=True,
         attributes={name: _ATTRIBUTE[kind] for name, kind in site.config.attributes.items()},
+        answers={name: largest_answer(field) for name, field in site.answers.items()},
     )
     for name in site.windows:
         state.triggers[name] = _counter(site.trigger_days[name])
@@ -92,7 +96,7 @@ def state_size(site: CompiledSite) -> StateSize:
     that may be evicted before a dismissal is gone."""
     state = worst_state(site)
     worst = sent_size(state)
-    state.triggers, state.attributes = {}, {}
+    state.triggers, state.attributes, state.answers = {}, {}, {}
     state.rules = {
         r: RuleMemory(dismissed=m.dismissed, converted=m.converted) for r, m in state.rules.items()
     }

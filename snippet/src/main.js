@@ -3,7 +3,7 @@
 //   window.sitecue = window.sitecue || function () { (sitecue.q = sitecue.q || []).push(arguments) };
 
 import { pageContext, takeToken } from './context.js';
-import { beacon, post } from './transport.js';
+import { beacon, post, submitForm } from './transport.js';
 import { watcher } from './triggers.js';
 import { render } from './render.js';
 import { antiFlicker, when } from './timing.js';
@@ -57,8 +57,10 @@ function start() {
     if (presented.has(d.id)) return;
     presented.add(d.id);
     const report = (type) => send({ type, decision: d.id, rule: d.rule, variant: d.variant });
+    const submit = (fields) =>
+      submitForm(base + '/v1/forms', { site, decision: d.id, rule: d.rule, variant: d.variant, fields, id: id() });
     // A control shows nothing but still counts as an impression.
-    if (d.html === null || render(d, report)) report('impression');
+    if (d.html === null || render(d, report, submit)) report('impression');
   }
 
   function send(event) {

@@ -1,8 +1,12 @@
 // Put a decided widget on the page: in an overlay (modal, slide-in, bar), inside an element
 // (inline) or instead of one (replace). Elements inside a widget marked `data-sc-dismiss`
 // close it, `data-sc-convert` reports a conversion, and any other link or button a click.
+// A widget's own <style> elements become constructed sheets (see sheet.js), so a template
+// looks the same on a site whose Content-Security-Policy refuses inline styles; a form in it
+// runs through forms.js.
 
 import { sheet } from './sheet.js';
+import { form } from './forms.js';
 
 // Overlays must look and work the same on any site: their layout is doubled in specificity
 // and marked !important, so the site's own rules cannot move, hide or restyle them. Inline
@@ -14,13 +18,14 @@ const CSS =
   `.sc-overlay.sc-overlay{position:fixed${I}inset:0${I}background:rgba(0,0,0,.5)${I}display:flex${I}align-items:center${I}justify-content:center${I}z-index:2147483000${I}margin:0${I}}` +
   `.sc-w.sc-modal{background:#fff${I}color:#111${I}max-width:34rem${I}width:calc(100% - 2rem)${I}padding:1.5rem${I}border-radius:.5rem${I}position:relative${I}display:block${I}}` +
   `.sc-w.sc-slide-in{position:fixed${I}right:1rem${I}bottom:1rem${I}left:auto${I}top:auto${I}max-width:22rem${I}background:#fff${I}color:#111${I}padding:1rem 2.5rem 1rem 1rem${I}border-radius:.5rem${I}box-shadow:0 4px 24px rgba(0,0,0,.25)${I}z-index:2147483000${I}display:block${I}}` +
+  '.sc-w.sc-modal:focus{outline:0}' + // it takes the focus only to hand it on with Tab
   `.sc-w.sc-bar{position:fixed${I}left:0${I}right:0${I}top:0${I}bottom:auto${I}background:#111${I}color:#fff${I}padding:.75rem 3rem .75rem 1rem${I}z-index:2147483000${I}display:block${I}}` +
   `.sc-w .sc-close.sc-close{position:absolute${I}top:.25rem${I}right:.5rem${I}display:block${I}visibility:visible${I}background:none${I}border:0${I}font-size:1.5rem${I}line-height:1${I}cursor:pointer${I}color:inherit${I}}`;
 
-let styled = false;
-function styles() {
-  if (!styled) sheet(CSS);
-  styled = true;
+const adopted = new Set();
+function styles(css) {
+  if (!adopted.has(css)) sheet(css);
+  adopted.add(css);
 }
 
 function closeButton(close) {
@@ -33,20 +38,26 @@ function closeButton(close) {
   return b;
 }
 
-// Show decision `d`; `report(type)` tells the server what the visitor did with it.
-// Returns false when the placement's element is not on the page.
-export function render(d, report) {
+// Show decision `d`; `report(type)` tells the server what the visitor did with it, and
+// `submit(fields)` posts its form. Returns false when the placement's element is not on the page.
+export function render(d, report, submit) {
   const { type, selector } = d.placement;
   const target = selector ? document.querySelector(selector) : null;
   if ((type === 'replace' || type === 'inline') && !target) return false;
-  styles();
+  styles(CSS);
   const box = document.createElement('div');
   box.className = 'sc-w sc-' + type;
   box.dataset.scRule = d.rule;
   box.innerHTML = d.html;
+  // Taken out before the box is on the page, so a strict CSP never sees an inline style.
+  for (const s of box.querySelectorAll('style')) {
+    styles(s.textContent);
+    s.remove();
+  }
   const returnFocus = document.activeElement;
   let outer = box;
   let closed = false;
+  let sent = false; // its form was taken: closing it now is no dismissal
 
   function close(dismissed) {
     if (closed) return;
@@ -55,13 +66,16 @@ export function render(d, report) {
     else outer.remove();
     document.removeEventListener('keydown', onKey);
     if (returnFocus && returnFocus.focus) returnFocus.focus();
-    if (dismissed) report('dismiss');
+    if (dismissed && !sent) report('dismiss');
   }
   function onKey(e) {
     if (e.key === 'Escape') close(true);
     else if (e.key === 'Tab' && type === 'modal') {
       // Keep the focus inside the modal: from the last control back to the first.
-      const controls = box.querySelectorAll('a[href],button,input,select,textarea');
+      // Only what the keyboard can reach: not a form's hidden steps, nor its honeypot.
+      const controls = Array.from(box.querySelectorAll('a[href],button,input,select,textarea')).filter(
+        (c) => c.tabIndex >= 0 && c.getClientRects().length,
+      );
       const first = controls[0];
       const last = controls[controls.length - 1];
       const at = document.activeElement;
@@ -81,7 +95,7 @@ export function render(d, report) {
     if (!el || el.classList.contains('sc-close')) return;
     if (el.hasAttribute('data-sc-dismiss')) close(true);
     else if (el.hasAttribute('data-sc-convert')) report('convert');
-    else report('click');
+    else if (!el.form) report('click'); // a form's buttons: its submission says what happened
   });
 
   if (type === 'replace') target.replaceWith(box);
@@ -104,5 +118,7 @@ export function render(d, report) {
     document.body.appendChild(outer);
     if (type === 'modal') box.focus();
   }
+  // The server counts the submission as the conversion: no `convert` event is sent for it.
+  form(box, submit, () => (sent = true));
   return true;
 }

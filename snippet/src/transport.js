@@ -9,6 +9,17 @@ export function post(url, body) {
   }).then((r) => (r.ok ? r.json() : Promise.reject(r.status)));
 }
 
+// A form's answers: resolves to [status, answer] whatever the status, so the tag can show a
+// 422's field problems; rejects only when the request did not get through.
+export function submitForm(url, body) {
+  return fetch(url, {
+    method: 'POST',
+    credentials: 'include',
+    headers: { 'content-type': 'text/plain' },
+    body: JSON.stringify(body),
+  }).then((r) => r.json().then((answer) => [r.status, answer], () => [r.status, {}]));
+}
+
 // Fire and forget, surviving navigation: sendBeacon, or a keepalive fetch where it is refused.
 export function beacon(url, body) {
   const data = JSON.stringify(body);

@@ -106,11 +106,39 @@ LAB = Path(__file__).parent / "lab"
 
 
 @pytest.fixture(scope="session")
-def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def lab_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The lab's settings: its own data directory and config (the example's plus the lab's)."""
+    root = tmp_path_factory.mktemp("lab")
+    return {
+        **os.environ,
+        "SITECUE_DATA_DIR": str(root / "data"),
+        "SITECUE_CONFIG_DIR": str(root / "config"),
+    }
+
+
+@pytest.fixture(scope="session")
+def lab_operator(lab_env: dict[str, str]) -> Callable[..., str]:
+    """Run a ``sitecue`` command beside the running lab; returns its last line of output."""
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "sitecue.cli", *args],
+            env=lab_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def lab_url(lab_env: dict[str, str]) -> Iterator[str]:
     """``sitecue demo`` on the example config plus a lab site with every trigger and
     placement, and a page to try them on."""
-    root = tmp_path_factory.mktemp("lab")
-    config = root / "config"
+    config = Path(lab_env["SITECUE_CONFIG_DIR"])
+    root = config.parent
     shutil.copytree(CHECKOUT / "config", config)
     shutil.copytree(LAB, config, dirs_exist_ok=True)
     with wave.open(str(config / "demo" / "lab" / "tone.wav"), "wb") as tone:  # 1 s of silence
@@ -120,9 +148,8 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         tone.writeframes(b"\0\0" * 8000)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SITECUE_DATA_DIR": str(root / "data"), "SITECUE_CONFIG_DIR": str(config)}
     with sitecue_process(
-        ["demo", "--port", str(port)], env, root / "demo.log", f"{url}/sc/healthz"
+        ["demo", "--port", str(port)], lab_env, root / "demo.log", f"{url}/sc/healthz"
     ):
         yield url
 

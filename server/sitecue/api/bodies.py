@@ -15,6 +15,7 @@ from ..errors import BadRequest, ClientClosed, PayloadTooLarge
 __all__ = [
     "MAX_ADMIN_BODY",
     "ErrorBody",
+    "FieldErrors",
     "Health",
     "decode",
     "json_response",
@@ -81,6 +82,14 @@ class ErrorBody(msgspec.Struct, frozen=True):
     got `str` - at `$.page.url```)."""
 
     error: str
+
+
+class FieldErrors(msgspec.Struct, frozen=True):
+    """A 422 for a form: ``fields`` maps each wrong field to its problem (``"required"``,
+    ``"expected an email address"``), for the tag to show beside the field."""
+
+    error: str
+    fields: dict[str, str]
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -28,7 +28,14 @@ from starlette.responses import Response
 from ..bulk import MEDIA_TYPES, contacts, format_of_type, text_of
 from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..identity import MAX_CONTACT_ID, check_attributes
-from ..store import Contact, DecisionQuery, DecisionRecord, EventRecord
+from ..store import (
+    Contact,
+    DecisionQuery,
+    DecisionRecord,
+    EventRecord,
+    Submission,
+    SubmissionQuery,
+)
 from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
 from .keys import authorised_site
 
@@ -59,12 +66,15 @@ class ContactView(msgspec.Struct, frozen=True):
     updated: int  # epoch ms
     visitors: list[str]  # the browsers verified as this contact's (by an email token)
     unverified: int = 0  # browsers that only claimed this id, from page JavaScript
+    answers: dict[str, Any] = {}  # what the person typed in forms: declared, never verified
+    source: str = "site"  # "form" when a form submission created the contact
 
 
 class ContactExport(msgspec.Struct, frozen=True):
     contact: ContactView | None
     decisions: list[DecisionRecord]
     events: list[EventRecord]
+    submissions: list[Submission] = []  # the forms they sent, with the consent texts shown
 
 
 class Imported(msgspec.Struct, frozen=True):
@@ -89,8 +99,12 @@ async def _view(runtime: Runtime, site: str, contact_id: str) -> ContactView | N
     claims = await runtime.store.claims(site, contact_id)
     if contact is None and not visitors and not claims:
         return None
-    attributes, updated = (contact.attributes, contact.updated) if contact else ({}, 0)
-    return ContactView(site, contact_id, attributes, updated, visitors, claims)
+    if contact is None:
+        return ContactView(site, contact_id, {}, 0, visitors, claims)
+    return ContactView(
+        site, contact_id, contact.attributes, contact.updated, visitors, claims,
+        contact.answers, contact.source,
+    )  # fmt: skip
 
 
 async def contact_endpoint(request: Request) -> Response:
@@ -128,7 +142,9 @@ async def export_endpoint(request: Request) -> Response:
     query = DecisionQuery(site=site.name, contact=contact_id, limit=EXPORT_LIMIT)
     decisions = await runtime.store.decisions(query)
     events = await runtime.store.events(site.name, view.visitors) if view.visitors else []
-    return json_response(ContactExport(view, decisions, events))
+    sent = SubmissionQuery(site=site.name, contact=contact_id, limit=EXPORT_LIMIT)
+    submissions = await runtime.store.submissions(sent)
+    return json_response(ContactExport(view, decisions, events, submissions))
 
 
 async def import_endpoint(request: Request) -> Response:

@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
-from ..protocol import DecideRequest, DecideResponse, EventsRequest
+from ..protocol import DecideRequest, DecideResponse, EventsRequest, FormRequest, FormResponse
 from .admin import Refused, Reloaded
-from .bodies import ErrorBody, Health
+from .bodies import ErrorBody, FieldErrors, Health
 from .contacts import AttributesBody, ContactExport, ContactView, Imported
 from .decisions import MAX_PAGE, DecisionPage
 from .results import Results
+from .submissions import MAX_PAGE as MAX_SUBMISSIONS
+from .submissions import SubmissionPage
 from .tokens import TokenRequest, Tokens
 
 __all__ = ["openapi", "openapi_endpoint"]
@@ -79,6 +81,7 @@ def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole HTTP surface."""
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
+    types += [FormRequest, FormResponse, FieldErrors, SubmissionPage]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
         "/cue.js": {
@@ -127,6 +130,62 @@ def openapi() -> dict[str, Any]:
                 " again.",
                 "requestBody": _tag_body(EventsRequest),
                 "responses": {"204": {"description": "recorded"}, **_errors(400, 403, 404, 413)},
+            }
+        },
+        "/v1/forms": {
+            "post": {
+                "summary": "A form of a decided widget, submitted",
+                "description": "Checked again by the site config; stored (committed before"
+                " the answer) with the consent texts shown, counted as the rule's conversion,"
+                " creating or updating the contact's answers and linking this browser to it"
+                " unverified. Needs a decision this server issued to this visitor for the rule"
+                " and variant. A filled honeypot (sc_hp) is answered as success and stored"
+                " nowhere. An id already stored is not stored again.",
+                "requestBody": _tag_body(FormRequest),
+                "responses": {
+                    "200": {"description": "stored", **_json(_ref(FormResponse))},
+                    "422": {
+                        "description": "every wrong field with its problem; nothing stored",
+                        **_json(_ref(FieldErrors)),
+                    },
+                    "429": {
+                        "description": "over a rate limit (5 a minute per browser, 3 an hour"
+                        " per address); Retry-After says when",
+                        **_json(_ref(ErrorBody)),
+                    },
+                    **_errors(400, 403, 404, 413),
+                },
+            }
+        },
+        "/v1/submissions": {
+            "get": {
+                "summary": "Form submissions, newest first",
+                "security": _ADMIN,
+                "parameters": [
+                    _query("site", "the site whose submissions to list", _TEXT, required=True),
+                    _query("rule", "one rule's", _TEXT),
+                    _query("contact", "one contact's", _TEXT),
+                    _query("from", "epoch ms, inclusive", _MILLIS),
+                    _query("to", "epoch ms, exclusive", _MILLIS),
+                    _query("cursor", "the `next` of the previous page", {"type": "string"}),
+                    _query(
+                        "limit",
+                        "submissions per page",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_SUBMISSIONS},
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "a page; with Accept: application/x-ndjson or text/csv,"
+                        " every match",
+                        "content": {
+                            "application/json": {"schema": _ref(SubmissionPage)},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(400, 401, 403, 404),
+                },
             }
         },
         "/v1/decisions": {

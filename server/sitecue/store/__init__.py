@@ -13,6 +13,7 @@ from .base import (
     TokenUse,
     VariantCounts,
 )
+from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 __all__ = [
     "AdminSession",
@@ -23,7 +24,11 @@ __all__ = [
     "EventRecord",
     "History",
     "PageView",
+    "RateLimit",
     "Store",
+    "Submission",
+    "SubmissionQuery",
+    "Submitted",
     "TokenUse",
     "VariantCounts",
     "open_store",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from ..decide import Verdict
+from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 if TYPE_CHECKING:
     from .writer import GroupWriter
@@ -149,6 +150,7 @@ FORGET = [
     "DELETE FROM links WHERE site = ? AND contact = ?",  # verified or not: each row names them
     "DELETE FROM token_uses WHERE site = ? AND contact = ?",
     "DELETE FROM contacts WHERE site = ? AND id = ?",
+    "DELETE FROM submissions WHERE site = ? AND contact = ?",  # what they typed in forms
 ]
 
 
@@ -225,6 +227,9 @@ class Contact(msgspec.Struct, frozen=True):
     id: str
     attributes: dict[str, Any] = {}
     updated: int = 0  # epoch ms
+    # What the person typed in forms (declared, never verified), kept apart from attributes.
+    answers: dict[str, Any] = {}
+    source: str = "site"  # "form" when a form submission created the contact
 
 
 class VariantCounts(msgspec.Struct, frozen=True):
@@ -336,3 +341,22 @@ class Store(Protocol):
     async def healthy(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+    async def submit(
+        self,
+        submission: Submission,
+        answers: dict[str, Any],
+        event: EventRecord,
+        key: str | None,
+        limits: tuple[RateLimit, RateLimit],
+    ) -> Submitted:
+        """Store a form submission in one transaction with its conversion ``event``, the
+        contact's ``answers`` (creating the contact, marked ``form``, when new) and the
+        browser's unverified link, unless ``key`` names one stored before (``repeated``) or a
+        rate limit refuses it (per visitor, then per address: ``limits``)."""
+
+    async def submissions(self, query: SubmissionQuery) -> list[Submission]:
+        """One page of submissions, newest first."""
+
+    async def submission_counts(self, site: str) -> dict[str, int]:
+        """How many submissions each rule of ``site`` has."""

@@ -61,6 +61,25 @@ from .base import (
     token_use_row,
 )
 from .faults import translate_faults
+from .submissions import (
+    BY_CONTACT,
+    BY_VISITOR,
+    CONTACT_ANSWERS,
+    COUNT_BY_RULE,
+    ERASE_BROWSER,
+    INSERT_SUBMISSION,
+    REPEATED,
+    UPSERT_ANSWERS,
+    RateLimit,
+    Submission,
+    SubmissionQuery,
+    Submitted,
+    list_sql,
+    merged_answers,
+    over,
+    submission_of,
+    submission_row,
+)
 from .writer import GroupWriter
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -131,6 +150,22 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL);
     """,
+    """
+    CREATE TABLE submissions (
+        site TEXT NOT NULL, id TEXT NOT NULL, rule TEXT NOT NULL, variant TEXT NOT NULL,
+        decision TEXT NOT NULL, visitor TEXT NOT NULL, contact TEXT,
+        fields JSONB NOT NULL, consents JSONB NOT NULL, at BIGINT NOT NULL,
+        idempotency_key TEXT,
+        PRIMARY KEY (site, id)
+    );
+    CREATE UNIQUE INDEX submissions_once ON submissions (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX submissions_rule ON submissions (site, rule, id);
+    CREATE INDEX submissions_visitor ON submissions (site, visitor, at);
+    CREATE INDEX submissions_contact ON submissions (site, contact, at);
+    ALTER TABLE contacts ADD COLUMN answers JSONB NOT NULL DEFAULT '{}';
+    ALTER TABLE contacts ADD COLUMN source TEXT NOT NULL DEFAULT 'site';
+    """,
 ]
 
 
@@ -183,6 +218,15 @@ FROM {_BROWSERS} AS b CROSS JOIN LATERAL (
 _HEARTBEAT = _numbered(HEARTBEAT)
 _PSEUDONYMISE = [_numbered(sql) for sql in PSEUDONYMISE]
 _FORGET = [_numbered(sql) for sql in FORGET]
+_SUBMISSIONS_LOCK = 0x5C10  # with a hash of the site: its submissions are counted one at a time
+_REPEATED = _numbered(REPEATED)
+_BY_VISITOR = _numbered(BY_VISITOR)
+_BY_CONTACT = _numbered(BY_CONTACT)
+_INSERT_SUBMISSION = _numbered(INSERT_SUBMISSION)
+_CONTACT_ANSWERS = _numbered(CONTACT_ANSWERS.replace("SELECT answers", "SELECT answers::text"))
+_UPSERT_ANSWERS = _numbered(UPSERT_ANSWERS)
+_COUNT_BY_RULE = _numbered(COUNT_BY_RULE)
+_ERASE_BROWSER = _numbered(ERASE_BROWSER)
 # As the SQLite engine's: exposures per visitor and variant, then impressions and the
 # exposed visitors who converted at or after their first exposure; impressions one per decision.
 _RESULTS = """
@@ -350,11 +394,14 @@ class PostgresStore:
     async def contact(self, site: str, contact_id: str) -> Contact | None:
         async with self._pool.acquire() as db:
             row = await db.fetchrow(
-                "SELECT attributes::text, updated FROM contacts WHERE site = $1 AND id = $2",
+                "SELECT attributes::text, updated, answers::text, source FROM contacts"
+                " WHERE site = $1 AND id = $2",
                 site,
                 contact_id,
             )
-        return None if row is None else Contact(site, contact_id, _attributes(row[0]), row[1])
+        if row is None:
+            return None
+        return Contact(site, contact_id, _attributes(row[0]), row[1], _attributes(row[2]), row[3])
 
     async def link(
         self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
@@ -416,6 +463,7 @@ class PostgresStore:
                 stand_in = pseudonym()
                 for sql in _PSEUDONYMISE:
                     await db.execute(sql, stand_in, site, visitor)
+                await db.execute(_ERASE_BROWSER, site, visitor)
             for sql in _FORGET:
                 held += int((await db.execute(sql, site, contact_id)).split()[-1])
         return held > 0
@@ -467,6 +515,54 @@ class PostgresStore:
     async def end_session(self, id_hash: str) -> None:
         async with self._pool.acquire() as db:
             await db.execute(_END_SESSION, id_hash)
+
+    async def submit(
+        self,
+        submission: Submission,
+        answers: dict[str, Any],
+        event: EventRecord,
+        key: str | None,
+        limits: tuple[RateLimit, RateLimit],
+    ) -> Submitted:
+        s = submission
+        async with self._pool.acquire() as db, db.transaction():
+            # Two nodes taking the last place under a limit at once must not both store.
+            await db.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", _SUBMISSIONS_LOCK, s.site
+            )
+            if key is not None and await db.fetchval(_REPEATED, s.site, key):
+                return Submitted("repeated")
+            for name, sql, who, limit in (
+                ("visitor", _BY_VISITOR, s.visitor if s.visitor != "-" else None, limits[0]),
+                ("address", _BY_CONTACT, s.contact, limits[1]),
+            ):
+                if who is not None:
+                    count, oldest = await db.fetchrow(sql, s.site, who, s.at - limit.window_ms)
+                    wait = over(count, oldest, limit, s.at)
+                    if wait:
+                        return Submitted("limited", name, wait)
+            await db.execute(_INSERT_SUBMISSION, *submission_row(s, key))
+            await db.execute(_INSERT_EVENT, *event_row(event))
+            if s.contact is not None:
+                held = await db.fetchval(_CONTACT_ANSWERS, s.site, s.contact)
+                merged = merged_answers(held, answers)
+                await db.execute(_UPSERT_ANSWERS, s.site, s.contact, s.at, merged)
+                if s.visitor != "-":
+                    await db.execute(_UPSERT_LINK, s.site, s.visitor, s.contact, s.at, False)
+        return Submitted("stored")
+
+    async def submissions(self, query: SubmissionQuery) -> list[Submission]:
+        sql, args = list_sql(query)
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(
+                _numbered(sql.replace("fields, consents", "fields::text, consents::text")), *args
+            )
+        return [submission_of(row) for row in rows]
+
+    async def submission_counts(self, site: str) -> dict[str, int]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_COUNT_BY_RULE, site)
+        return {row[0]: int(row[1]) for row in rows}
 
     async def _heartbeat(self) -> None:
         """A real commit, which a full disk or a read-only server refuses."""

@@ -66,6 +66,25 @@ from .base import (
 )
 from .checkpoints import WAL_BOUND, Checkpointer
 from .faults import translate_faults
+from .submissions import (
+    BY_CONTACT,
+    BY_VISITOR,
+    CONTACT_ANSWERS,
+    COUNT_BY_RULE,
+    ERASE_BROWSER,
+    INSERT_SUBMISSION,
+    REPEATED,
+    UPSERT_ANSWERS,
+    RateLimit,
+    Submission,
+    SubmissionQuery,
+    Submitted,
+    list_sql,
+    merged_answers,
+    over,
+    submission_of,
+    submission_row,
+)
 from .writer import GroupWriter
 
 # Versioned migrations, applied in order at start; PRAGMA user_version records the last one.
@@ -133,6 +152,22 @@ MIGRATIONS: list[str] = [
     """,
     """
     CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+    """,
+    """
+    CREATE TABLE submissions (
+        site TEXT NOT NULL, id TEXT NOT NULL, rule TEXT NOT NULL, variant TEXT NOT NULL,
+        decision TEXT NOT NULL, visitor TEXT NOT NULL, contact TEXT,
+        fields TEXT NOT NULL, consents TEXT NOT NULL, at INTEGER NOT NULL,
+        idempotency_key TEXT,
+        PRIMARY KEY (site, id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX submissions_once ON submissions (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX submissions_rule ON submissions (site, rule, id);
+    CREATE INDEX submissions_visitor ON submissions (site, visitor, at);
+    CREATE INDEX submissions_contact ON submissions (site, contact, at);
+    ALTER TABLE contacts ADD COLUMN answers TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE contacts ADD COLUMN source TEXT NOT NULL DEFAULT 'site';
     """,
 ]
 
@@ -465,10 +500,12 @@ class SQLiteStore:
                 raise
 
     async def contact(self, site: str, contact_id: str) -> Contact | None:
-        sql = "SELECT attributes, updated FROM contacts WHERE site = ? AND id = ?"
+        sql = "SELECT attributes, updated, answers, source FROM contacts WHERE site = ? AND id = ?"
         async with self._db.execute(sql, (site, contact_id)) as cursor:
             row = await cursor.fetchone()
-        return None if row is None else Contact(site, contact_id, _attributes(row[0]), row[1])
+        if row is None:
+            return None
+        return Contact(site, contact_id, _attributes(row[0]), row[1], _attributes(row[2]), row[3])
 
     async def link(
         self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
@@ -523,6 +560,7 @@ class SQLiteStore:
                     stand_in = pseudonym()
                     for sql in PSEUDONYMISE:
                         self._writes.execute(sql, (stand_in, site, visitor))
+                    self._writes.execute(ERASE_BROWSER, (site, visitor))
                 held = sum(self._writes.execute(sql, (site, contact_id)).rowcount for sql in FORGET)
                 self._writes.execute("COMMIT")
             except BaseException:
@@ -601,6 +639,64 @@ class SQLiteStore:
                 return await cursor.fetchone() is not None
         except (sqlite3.Error, ValueError):  # ValueError: the connection is closed
             return False
+
+    async def submit(
+        self,
+        submission: Submission,
+        answers: dict[str, Any],
+        event: EventRecord,
+        key: str | None,
+        limits: tuple[RateLimit, RateLimit],
+    ) -> Submitted:
+        async with self._write_lock():
+            # BEGIN IMMEDIATE: the counts and the insert are one turn, for every process.
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                done = self._submit(submission, answers, event, key, limits)
+                self._writes.execute("COMMIT")
+            except BaseException:
+                _rollback(self._writes)
+                raise
+        return done
+
+    def _submit(
+        self,
+        s: Submission,
+        answers: dict[str, Any],
+        event: EventRecord,
+        key: str | None,
+        limits: tuple[RateLimit, RateLimit],
+    ) -> Submitted:
+        w = self._writes
+        if key is not None and w.execute(REPEATED, (s.site, key)).fetchone()[0]:
+            return Submitted("repeated")
+        for name, sql, who, limit in (
+            ("visitor", BY_VISITOR, s.visitor if s.visitor != "-" else None, limits[0]),
+            ("address", BY_CONTACT, s.contact, limits[1]),
+        ):
+            if who is not None:
+                count, oldest = w.execute(sql, (s.site, who, s.at - limit.window_ms)).fetchone()
+                wait = over(count, oldest, limit, s.at)
+                if wait:
+                    return Submitted("limited", name, wait)
+        w.execute(INSERT_SUBMISSION, submission_row(s, key))
+        w.execute(INSERT_EVENT, event_row(event))
+        if s.contact is not None:
+            held = w.execute(CONTACT_ANSWERS, (s.site, s.contact)).fetchone()
+            merged = merged_answers(held[0] if held else None, answers)
+            w.execute(UPSERT_ANSWERS, (s.site, s.contact, s.at, merged))
+            if s.visitor != "-":
+                w.execute(UPSERT_LINK, (s.site, s.visitor, s.contact, s.at, False))
+        return Submitted("stored")
+
+    async def submissions(self, query: SubmissionQuery) -> list[Submission]:
+        sql, args = list_sql(query)
+        async with self._db.execute(sql, args) as cursor:
+            return [submission_of(row) for row in await cursor.fetchall()]
+
+    async def submission_counts(self, site: str) -> dict[str, int]:
+        async with self._db.execute(COUNT_BY_RULE, (site,)) as cursor:
+            return {row[0]: int(row[1]) for row in await cursor.fetchall()}
 
     async def close(self) -> None:
         await self.writer.stop()

@@ -9,7 +9,6 @@ import json
 import os
 import resource
 import select
-import shutil
 import socket
 import time
 import urllib.request
@@ -26,24 +25,9 @@ from sitecue.cli import _parser
 from sitecue.connections import Limits
 from sitecue.serve import ServeOptions
 from sitecue.settings import SettingsError
-from sites import CONFIG_DIR
 
 ORIGIN = "https://news.example"
 DECIDE = json.dumps({"site": "news", "page": {"url": f"{ORIGIN}/news/"}}).encode()
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    config = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, config, ignore=shutil.ignore_patterns("demo"))
-    values = {
-        "SITECUE_DATA_DIR": str(tmp_path / "data"),
-        "SITECUE_SECRETS": "serve-test-secret-0000",
-        "SITECUE_CONFIG_DIR": str(config),
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
 
 
 @contextmanager

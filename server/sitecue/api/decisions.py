@@ -38,7 +38,8 @@ class DecisionPage(msgspec.Struct, frozen=True):
     next: str | None  # pass as ``cursor`` for the next page; null on the last
 
 
-def _int(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+def int_param(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """The whole-number query parameter ``name`` within [low, high], or None if absent."""
     text = params.get(name)
     if text is None:
         return None
@@ -65,10 +66,10 @@ def parse_query(params: Mapping[str, str]) -> DecisionQuery:
         rule=params.get("rule"),
         variant=params.get("variant"),
         matched=None if matched is None else matched == "true",
-        since=_int(params, "from", 0, 2**53),
-        until=_int(params, "until", 0, 2**53),
+        since=int_param(params, "from", 0, 2**53),
+        until=int_param(params, "until", 0, 2**53),
         before=cursor,
-        limit=_int(params, "limit", 1, MAX_PAGE) or 100,
+        limit=int_param(params, "limit", 1, MAX_PAGE) or 100,
     )
 
 

@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from ..errors import BadRequest
 from ..store import Store, Submission, SubmissionQuery
 from .bodies import json_response
+from .decisions import int_param
 from .keys import authorised_site
 
 if TYPE_CHECKING:
@@ -44,15 +45,6 @@ class SubmissionPage(msgspec.Struct, frozen=True):
     next: str | None  # pass as ``cursor`` for the next page; null on the last
 
 
-def _int(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
-    text = params.get(name)
-    if text is None:
-        return None
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise BadRequest(f"{name}: expected a whole number from {low} to {high}, got {text!r}")
-    return int(text)
-
-
 def parse_query(site: CompiledSite, params: Mapping[str, str]) -> SubmissionQuery:
     """The query string as a SubmissionQuery; a bad parameter is a 400 that names it."""
     rule = params.get("rule")
@@ -65,10 +57,10 @@ def parse_query(site: CompiledSite, params: Mapping[str, str]) -> SubmissionQuer
         site=site.name,
         rule=rule,
         contact=params.get("contact"),
-        since=_int(params, "from", 0, 2**53),
-        until=_int(params, "to", 0, 2**53),
+        since=int_param(params, "from", 0, 2**53),
+        until=int_param(params, "to", 0, 2**53),
         before=cursor,
-        limit=_int(params, "limit", 1, MAX_PAGE) or 100,
+        limit=int_param(params, "limit", 1, MAX_PAGE) or 100,
     )
 
 

@@ -235,16 +235,26 @@ async def decide_endpoint(request: Request) -> Response:
     return _cors(response, origin)
 
 
-async def events_endpoint(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    body = decode(await read_body(request, MAX_BODY_BYTES), EventsRequest)
-    site = runtime.site(body.site)
-    origin = _check_origin(request, site)
+def _reporting_state(
+    request: Request, runtime: Runtime, site: CompiledSite
+) -> tuple[VisitorState, dict[str, tuple[str, int, int, int, int]], bool]:
+    """The state a report on a decision (events, a form) updates; the marks of what it held
+    before (to keep what the request touches at the cookie's cap); and whether it may be
+    kept. Without consent it is a blank state, never stored."""
     state = _visitor_and_state(request, runtime, site.name)
     marks = state.marks()
     persist = consented(site, None, state)
     if not persist:
         state = VisitorState(visitor="")
+    return state, marks, persist
+
+
+async def events_endpoint(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = decode(await read_body(request, MAX_BODY_BYTES), EventsRequest)
+    site = runtime.site(body.site)
+    origin = _check_origin(request, site)
+    state, marks, persist = _reporting_state(request, runtime, site)
     now = _now_ms()
     # Only feedback on decisions made for this visitor, dated near now; a bad event refuses
     # the whole batch (400 naming it) before anything is stored or counted.
@@ -289,11 +299,7 @@ async def forms_endpoint(request: Request) -> Response:
     body = decode(await read_body(request, MAX_BODY_BYTES), FormRequest)
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
-    state = _visitor_and_state(request, runtime, site.name)
-    marks = state.marks()
-    persist = consented(site, None, state)
-    if not persist:
-        state = VisitorState(visitor="")
+    state, marks, persist = _reporting_state(request, runtime, site)
     if not any(r.id == body.rule for r in site.rules):
         raise BadRequest(f"rule: expected a rule of site '{site.name}', got '{body.rule}'")
     form = site.form(body.rule, body.variant)

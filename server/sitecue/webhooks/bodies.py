@@ -203,7 +203,7 @@ def render(webhook: Any, message: Mapping[str, Any]) -> bytes:
     body: Body | None = webhook.body
     if body is None:
         try:
-            return _PLAIN.encode(message)
+            return _PLAIN.encode(dict(message))
         except (TypeError, ValueError) as err:
             raise WebhookBodyInvalid(webhook.id, f"the message is not JSON ({err})") from err
     try:
@@ -222,7 +222,12 @@ def compile_body(
     ``$.webhooks[0].body``) per mistake: a path outside the config directory, a missing or
     unreadable file, a syntax error, or a sample it fails on or makes no JSON for.
 
-    Example: ``compile_body(Path("config"), "webhooks/klaviyo.json.j2", "$.webhooks[0].body")``.
+    Wired into a site's compile as, for its i-th webhook ``hook``::
+
+        try:
+            body = compile_body(config_dir, hook.body, f"$.webhooks[{i}].body", events=hook.events)
+        except ConfigError as err:
+            problems.extend(err.problems)
     """
     if path is None:
         return None

@@ -4,6 +4,7 @@
      ├── ConfigError          a site config is wrong; carries every Problem found
      │    └── ConditionError  a targeting condition cannot be compiled
      ├── StoreUnavailable     503: the database is stopped, unreachable, full or read-only
+     ├── WebhookBodyInvalid   a webhook's body template made no JSON for a message (permanent)
      └── RequestError         an HTTP request we refuse; carries its status
           ├── BadRequest        400: the body or a parameter is wrong
           ├── Unauthorized      401: no admin key, or not a valid one
@@ -126,3 +127,14 @@ class TooManyRequests(RequestError):
     def __init__(self, message: str, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class WebhookBodyInvalid(SitecueError):
+    """A webhook's body template failed, or made something that is not JSON, for one message.
+    Rendering it again makes the same, so the delivery marks the message a permanent failure
+    (never retried) with this reason, instead of sending a body the receiver cannot read."""
+
+    def __init__(self, webhook: str, reason: str) -> None:
+        self.webhook = webhook
+        self.reason = reason
+        super().__init__(f"webhook {webhook}: body: {reason}")

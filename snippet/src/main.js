@@ -7,6 +7,7 @@ import { beacon, post, submitForm } from './transport.js';
 import { watcher } from './triggers.js';
 import { render } from './render.js';
 import { antiFlicker, when } from './timing.js';
+import { handoff } from './handoff.js';
 
 const script = document.currentScript;
 
@@ -56,9 +57,15 @@ function start() {
   function present(d) {
     if (presented.has(d.id)) return;
     presented.add(d.id);
-    const report = (type) => send({ type, decision: d.id, rule: d.rule, variant: d.variant });
+    const report = (type) => {
+      send({ type, decision: d.id, rule: d.rule, variant: d.variant });
+      handoff(type, d);
+    };
+    // A form taken (200) is `submit` for analytics; the server counts it as the conversion.
     const submit = (fields) =>
-      submitForm(base + '/v1/forms', { site, decision: d.id, rule: d.rule, variant: d.variant, fields, id: id() });
+      submitForm(base + '/v1/forms', { site, decision: d.id, rule: d.rule, variant: d.variant, fields, id: id() }).then(
+        (r) => (r[0] === 200 && handoff('submit', d), r),
+      );
     // A control shows nothing but still counts as an impression.
     if (d.html === null || render(d, report, submit)) report('impression');
   }

@@ -136,13 +136,22 @@ def test_a_site_that_reads_no_reading_time_keeps_none() -> None:
 
 
 def test_day_buckets_older_than_the_longest_window_are_forgotten() -> None:
-    compiled = reading_site(**{"reading.minutes.3d": {"$gte": 100}})
+    reads = {"reading.minutes.3d": {"$gte": 100}, "reading.average_seconds.2d": {"$gt": 1}}
+    compiled = reading_site(**reads)
     state = VisitorState(visitor="reader-5")
     for day in range(6):
         ask(compiled, state, NOW + day * DAY, read=60)
     assert state.read is not None and state.views is not None
     assert len(state.read.days) == 3 and len(state.views.days) == 3
     assert state.views.total == 6
+
+
+def test_page_views_are_kept_only_where_some_rule_reads_an_average() -> None:
+    compiled = reading_site(**{"reading.minutes.7d": {"$gte": 100}})
+    state = VisitorState(visitor="reader-6")
+    ask(compiled, state, NOW)
+    ask(compiled, state, NOW + MINUTE, read=60)
+    assert state.read is not None and state.read.total == 60 and state.views is None
 
 
 @pytest.mark.parametrize(

@@ -243,7 +243,8 @@ def decide(
     if site.reading:
         if counting:
             read = request.read or 0
-            reading.record(state, read, request.pageview, site.reading_days, today, now)
+            days = site.reading_days
+            reading.record(state, site.reading, read, request.pageview, days, today, now)
     elif persist:
         reading.forget(state)
     context = _context(site, state, page, utm, request, today, now)

@@ -49,14 +49,23 @@ def credit(state: VisitorState, seconds: int, today: int, now: int) -> int:
 
 
 def record(
-    state: VisitorState, seconds: int, pageview: bool, days: int, today: int, now: int
+    state: VisitorState,
+    windows: Mapping[str, frozenset[str]],
+    seconds: int,
+    pageview: bool,
+    days: int,
+    today: int,
+    now: int,
 ) -> None:
-    """A decide call of a site whose rules read reading time: credit what it reports, count
-    the page view (the denominator of the averages), and forget day buckets older than
-    ``days`` (the longest day window read; 0 keeps none)."""
+    """A decide call of a site whose rules read reading time (``windows``, by metric):
+    credit what it reports, count the page view where some rule reads an average (page
+    views are only its denominator), and forget day buckets older than ``days`` (the
+    longest day window read; 0 keeps none)."""
     if seconds:
         credit(state, seconds, today, now)
-    if pageview:
+    if "average_seconds" not in windows:
+        state.views = None
+    elif pageview:
         if state.views is None:
             state.views = Counter()
         state.views.add(today)

@@ -62,9 +62,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
       STRING_ATTRIBUTE_CHARS one-byte characters (a longer one is evicted first at the cap);
     - every form answer some rule reads is at its largest (see forms.largest_answer: a
       text of its max_length in 3-byte characters, every option of a multiple choice…);
-    - where some rule reads reading time, its seconds and page views have a bucket for each
-      day of the longest day window read (and session and total counts), and the last
-      credit is a real time;
+    - where some rule reads reading time, its seconds (and, where some rule reads an
+      average, its page views) have a bucket for each day of the longest day window read
+      (and session and total counts), and the last credit is a real time;
     - the visitor id is not counted: it is bound to the seal, not carried in it.
     """
     state = VisitorState(
@@ -83,7 +83,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
     for name in site.windows:
         state.triggers[name] = _counter(site.trigger_days[name])
     if site.reading:
-        state.read, state.views = _counter(site.reading_days), _counter(site.reading_days)
+        state.read = _counter(site.reading_days)
+        if "average_seconds" in site.reading:
+            state.views = _counter(site.reading_days)
         state.read_at = MAX_MS
     for rule in site.rules:
         state.rules[rule.id] = RuleMemory(

@@ -128,5 +128,35 @@ def main() -> None:
     print(f"  ratio        {three_slow / three_fast:7.1f}x")
 
 
+def reading_time() -> None:
+    """A condition that reads no reading time costs the same whether the context carries
+    ``reading`` or not (a site none of whose rules read it builds an empty one); one that
+    reads ``reading.minutes.7d`` costs what a trigger window does. Timed in turns."""
+    with_reading = {**CONTEXT, "reading": {"minutes": {"7d": 42.5}}}
+    three = compile_condition(THREE_CLAUSES)
+    # The typical condition with its trigger window swapped for a reading-time window.
+    reads = compile_condition(
+        {
+            "reading.minutes.7d": {"$gte": 30},
+            "attributes.subscriber": {"$ne": True},
+            "page.path": {"$regex": "^/articles/"},
+        }
+    )
+    cases = [
+        ("3 clauses, no reading in the context", lambda: three(CONTEXT)),
+        ("3 clauses, reading in the context", lambda: three(with_reading)),
+        ("reading.minutes.7d + 2 clauses", lambda: reads(with_reading)),
+    ]
+    assert three(CONTEXT) and three(with_reading) and reads(with_reading)
+    best = [float("inf")] * len(cases)
+    for _ in range(7):
+        for i, (_, fn) in enumerate(cases):
+            best[i] = min(best[i], timeit.timeit(fn, number=20000) / 20000 * 1e6)
+    print("reading time:")
+    for (label, _), us in zip(cases, best, strict=True):
+        print(f"  {label:38} {us:6.2f} µs")
+
+
 if __name__ == "__main__":
     main()
+    reading_time()

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from sitecue.decide import decide  # noqa: E402
 from sitecue.protocol import DecideRequest, Page, PageEvent  # noqa: E402
-from sitecue.state import StateCodec, VisitorState  # noqa: E402
+from sitecue.state import MAX_COOKIE_BYTES, StateCodec, VisitorState  # noqa: E402
+from sitecue.state_size import state_size  # noqa: E402
 from sites import rule, site  # noqa: E402
 
 ORIGIN = "https://news.example"
@@ -237,8 +238,67 @@ def decide_alone() -> None:
     print(f"  per-rule cost at 200 rules: {growth:.2f}x that at 20 (<= 1: linear or better)")
 
 
+def reading_cost() -> None:
+    """Reading time costs nothing on a site none of whose rules read it (the tag now sends
+    ``read`` with every call, ignored there), and little where one does; the worst-case
+    state cookie with reading time kept over 30 days. The cases are timed in turns, best of
+    nine, so a busy machine slows them alike."""
+    print("reading time, decide() alone, 20 rules, cookie decoded inside:")
+    plain = rules_of(20, random.Random(20))
+    reads = [*plain[:-1], {**plain[-1], "when": {"reading.minutes.7d": {"$gte": 30}}}]
+    codec = StateCodec(["bench-secret-0123456789"])
+    cases = [
+        ("no rule reads it, no read sent", plain, None),
+        ("no rule reads it, read: 40", plain, 40),
+        ("one rule reads reading.minutes.7d", reads, 40),
+    ]
+    calls = []
+    for _, rules, read in cases:
+        compiled = site(rules=rules)
+        request = DecideRequest(
+            site="news",
+            page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
+            events=[PageEvent(name="paywall_view")],
+            view="v",
+            read=read,
+        )
+        seed = VisitorState(visitor="bench-visitor-000001")
+        for day in range(7):
+            decide(compiled, seed, request, 1_790_000_000_000 + day * 86_400_000, key=KEY)
+        cookie = codec.encode(seed, "news")
+        now = 1_790_000_000_000 + 7 * 86_400_000
+
+        def call(
+            compiled: Any = compiled,
+            cookie: str = cookie,
+            request: DecideRequest = request,
+            now: int = now,
+        ) -> None:
+            state = codec.decode(cookie, "bench-visitor-000001", "news")
+            assert state is not None
+            decide(compiled, state, request, now, key=KEY)
+
+        calls.append((call, len(cookie) + 5))
+    best = [float("inf")] * len(cases)
+    for _ in range(9):
+        for i, (call, _) in enumerate(calls):
+            best[i] = min(best[i], timeit.timeit(call, number=200) / 200 * 1e6)
+    for (label, _, _), us, (_, size) in zip(cases, best, calls, strict=True):
+        print(f"  {label:38} {us:8.1f} µs per call, cookie {size} B")
+    # The news demo's rule, and beside it one on a month of reading time.
+    for label, when in (
+        ("news", None),
+        ("news + reading.minutes.30d", {"reading.minutes.30d": {"$gte": 30}}),
+        ("news + average_seconds.30d", {"reading.average_seconds.30d": {"$gte": 90}}),
+    ):
+        rules = [rule()] if when is None else [rule(), {**rule(), "id": "long", "when": when}]
+        size = state_size(site(rules=rules)).worst
+        print(f"  worst-case state cookie, {label:26} {size:5d} B (cap {MAX_COOKIE_BYTES} B)")
+
+
 if __name__ == "__main__":
     decide_alone()
+    reading_cost()
     if shutil.which("wrk"):
         http_bench()
     else:

@@ -40,7 +40,7 @@ from .api.results import results_endpoint
 from .api.submissions import submissions_endpoint
 from .api.tokens import tokens_endpoint
 from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint
-from .decide import apply_feedback, consented, decide
+from .decide import apply_feedback, apply_reading, consented, decide
 from .errors import (
     BadRequest,
     Forbidden,
@@ -227,6 +227,7 @@ async def decide_endpoint(request: Request) -> Response:
         goals=list(site.goals),
         hide=list(site.hidden),
         now=now,
+        reading=bool(site.reading),
     )
     response = json_response(answer)
     # What this view showed, dismissed or converted survives the size cap.
@@ -252,6 +253,8 @@ def _reporting_state(
 async def events_endpoint(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = decode(await read_body(request, MAX_BODY_BYTES), EventsRequest)
+    if not body.events and body.read is None:
+        raise BadRequest("events: expected at least one event, or reading time in read")
     site = runtime.site(body.site)
     origin = _check_origin(request, site)
     state, marks, persist = _reporting_state(request, runtime, site)
@@ -261,6 +264,8 @@ async def events_endpoint(request: Request) -> Response:
     keys = runtime.keyring.mac_keys(decision_ids.PURPOSE, site.name)
     accepted = accept(body.events, keys, state.visitor, now)
     apply_feedback(site, state, accepted, now)
+    if body.read and persist:
+        apply_reading(site, state, body.read, body.call, now)
     visitor = state.visitor or "-"
     records = [
         EventRecord(

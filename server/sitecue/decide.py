@@ -17,14 +17,22 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from . import decision_ids
+from . import decision_ids, reading
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
 
-__all__ = ["Outcome", "Verdict", "apply_feedback", "consented", "decide", "decision_id"]
+__all__ = [
+    "Outcome",
+    "Verdict",
+    "apply_feedback",
+    "apply_reading",
+    "consented",
+    "decide",
+    "decision_id",
+]
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
 
@@ -163,6 +171,7 @@ def _context(
         "triggers": triggers,
         "time": {"hour": local.hour, "weekday": local.isoweekday()},
         "device": {"viewport": request.page.viewport},
+        "reading": reading.context(state, site.reading, today) if site.reading else {},
     }
 
 
@@ -231,6 +240,13 @@ def decide(
     counting = persist and not _repeated(state, request.call)
     events = list(request.events) if counting else []
     _count_events(site, state, events, page, request.pageview and counting, today, now)
+    if site.reading:
+        if counting:
+            read = request.read or 0
+            days = site.reading_days
+            reading.record(state, site.reading, read, request.pageview, days, today, now)
+    elif persist:
+        reading.forget(state)
     context = _context(site, state, page, utm, request, today, now)
 
     decisions: list[Decision] = []
@@ -319,3 +335,14 @@ def apply_feedback(
             memory.converted = memory.converted or at
         accepted.append(event)
     return accepted
+
+
+def apply_reading(
+    site: CompiledSite, state: VisitorState, seconds: int, call: str | None, now: int
+) -> int:
+    """Credit reading time reported to ``POST /v1/events`` (the beacon of a page being left
+    or hidden; see :mod:`sitecue.reading`); a retried call (the same ``call``) credits
+    nothing again. Returns the seconds credited."""
+    if not site.reading or _repeated(state, call):
+        return 0
+    return reading.credit(state, seconds, day_of(now, site.zone), now)

@@ -35,6 +35,9 @@ Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 # An id the tag makes for each decide call and each event, so a retried request is answered
 # again without being stored twice: random, from the browser, at least 8 URL-safe characters.
 RetryId = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+# Active reading seconds the tag has not reported yet (see reading.py): whole seconds, at most a
+# day in one report (the server credits at most the time it saw pass).
+ReadSeconds = Annotated[int, msgspec.Meta(ge=0, le=86_400)]
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -66,6 +69,7 @@ class DecideRequest(msgspec.Struct, frozen=True):
     view: Short | None = None  # the page view's id: repeated calls in one view reuse decision ids
     pageview: bool = True  # false when re-deciding after a trigger within the same view
     call: RetryId | None = None  # this call's id: a retry repeats it, and is not stored again
+    read: ReadSeconds | None = None  # reading seconds since the tag's last report
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -97,6 +101,7 @@ class DecideResponse(msgspec.Struct, frozen=True):
     goals: list[str]
     hide: list[str] = []  # selectors a `replace` may take over: hidden until the decision
     now: int = 0  # the server's clock (epoch ms): the tag dates its events by it
+    reading: bool = False  # some rule reads reading time: the tag reports it
 
 
 class Feedback(msgspec.Struct, frozen=True):
@@ -113,10 +118,14 @@ class Feedback(msgspec.Struct, frozen=True):
 
 
 class EventsRequest(msgspec.Struct, frozen=True):
-    """``POST /v1/events``, usually sent with ``navigator.sendBeacon``."""
+    """``POST /v1/events``, usually sent with ``navigator.sendBeacon``: events, or reading
+    time (``read``) reported as a page is hidden or left, or both."""
 
     site: Short
-    events: Annotated[list[Feedback], msgspec.Meta(min_length=1, max_length=50)]
+    # Left out only by a report of reading time alone; a list, when sent, has an event.
+    events: Annotated[list[Feedback], msgspec.Meta(min_length=1, max_length=50)] = []
+    read: ReadSeconds | None = None  # reading seconds since the tag's last report
+    call: RetryId | None = None  # this call's id: a retry credits its reading only once
 
 
 FieldValue = Text | bool | int | float | Annotated[list[Short], msgspec.Meta(max_length=20)] | None

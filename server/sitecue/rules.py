@@ -34,11 +34,12 @@ from .config import (
 from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
 from .protocol import TriggerSpec
+from .reading import METRICS
 from .widgets import TemplateProblem, Templates
 
 __all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "load_sites"]
 
-CONTEXT_ROOTS = ("page", "utm", "visitor", "attributes", "triggers", "time", "device")
+CONTEXT_ROOTS = ("page", "utm", "visitor", "attributes", "triggers", "time", "device", "reading")
 """What a condition can read; see the decision engine for each root's fields."""
 
 # The parameters each kind of trigger takes besides its kind, and whether it must have them.
@@ -59,7 +60,7 @@ _TRIGGER_MEANING = {
     "seconds": "a number of seconds from 1 to 3600",
 }
 # What a condition cannot know without the visitor's stored state.
-_STATEFUL_ROOTS = {"visitor", "attributes", "triggers"}
+_STATEFUL_ROOTS = {"visitor", "attributes", "triggers", "reading"}
 _SELECTOR_PLACEMENTS = ("inline", "replace")
 
 
@@ -97,6 +98,10 @@ class CompiledSite:
     warnings: tuple[Problem, ...] = ()  # valid but risky (a $regex that can backtrack long)
     # Form answers some rule reads (attributes.<field>): only these are kept in the cookie.
     answers: dict[str, FormField] = field(default_factory=dict)
+    # Reading time some rule reads: metric (minutes, average_seconds) -> its windows; empty
+    # when none does (then the state keeps none). See reading.py.
+    reading: dict[str, frozenset[str]] = field(default_factory=dict)
+    reading_days: int = 0  # the longest day window of reading time read (0: none)
 
     def form(self, rule_id: str, variant_id: str) -> Form | None:
         """The form the widget of this rule's variant carries, if any."""
@@ -204,6 +209,7 @@ def compile_site(
             pageview_triggers.append((name, test))
 
     windows: dict[str, set[str]] = {}
+    reading: dict[str, set[str]] = {}
     compiled: list[CompiledRule] = []
     seen_ids: set[str] = set()
     for i, rule in enumerate(config.rules):
@@ -215,9 +221,10 @@ def compile_site(
         seen_ids.add(rule.id)
         compiled.append(
             _compile_rule(
-                rule, at, config, templates, rendered, windows, problems, warnings, fields, answers
+                rule, at, config, templates, rendered, windows, problems, warnings, fields, answers,
+                reading,
             )
-        )
+        )  # fmt: skip
 
     if problems:
         raise ConfigError(problems)
@@ -247,6 +254,8 @@ def compile_site(
         origins=frozenset(config.origins) | extra_origins,
         warnings=tuple(warnings),
         answers=answers,
+        reading={metric: frozenset(ws) for metric, ws in reading.items()},
+        reading_days=max((_days(w) for ws in reading.values() for w in ws), default=0),
     )
 
 
@@ -289,6 +298,7 @@ def _compile_rule(
     warnings: list[Problem],
     fields: dict[str, FormField],
     answers: dict[str, FormField],
+    reading: dict[str, set[str]],
 ) -> CompiledRule:
     placement = rule.placement
     if placement.type in _SELECTOR_PLACEMENTS and not placement.selector:
@@ -330,6 +340,23 @@ def _compile_rule(
                 )
                 continue
             windows.setdefault(parts[1], set()).add(parts[2])
+        elif parts[0] == "reading":
+            if len(parts) != 3 or parts[1] not in METRICS:
+                problems.append(
+                    Problem(
+                        json_path,
+                        "expected reading.minutes.<window> or reading.average_seconds.<window>",
+                    )
+                )
+            elif not re.fullmatch(WINDOW_PATTERN, parts[2]):
+                problems.append(
+                    Problem(
+                        json_path,
+                        "expected a window: session, total or a number of days such as 7d",
+                    )
+                )
+            else:
+                reading.setdefault(parts[1], set()).add(parts[2])
     clauses = tuple(
         (key, _compile({key: value}, f"{at}.when", problems, config.site, warnings))
         for key, value in rule.when.items()

@@ -111,6 +111,11 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     # What this browser answered in forms, declared by the visitor (never verified): only the
     # fields some rule reads, usable in this browser's rules, never as an offsite attribute.
     answers: dict[str, Any] = {}
+    # Reading time (see reading.py), kept only where some rule reads it: the active seconds
+    # and the page views per day, and when (server epoch ms) reading was last credited.
+    read: Counter | None = None
+    views: Counter | None = None
+    read_at: int = 0
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -123,6 +128,9 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
                 counter.session = 0
             for memory in self.rules.values():
                 memory.shown.session = 0
+            for reading in (self.read, self.views):
+                if reading is not None:
+                    reading.session = 0
         self.last_seen = max(self.last_seen, now)
 
     def keep_only(
@@ -220,20 +228,24 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     """Evict from ``state`` one item at a time, what matters least first, yielding the kind
     of each and the packed bytes it freed:
 
-    1. ``day bucket``: the oldest day buckets of trigger counters and of the impressions of
-       rules other than ``keep`` (the newest days are what rules usually count);
+    1. ``day bucket``: the oldest day buckets of trigger counters, of reading time (seconds
+       and page views) and of the impressions of rules other than ``keep`` (the newest days
+       are what rules usually count);
     2. ``attributes``: the attribute snapshot, taken again at the next identification;
        then ``answers``, this browser's form answers;
     3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
        (their variant comes back from the bucketing hash), least recently shown first;
-    4. ``trigger counter``: a trigger's session and total counts, least counted first;
+    4. ``trigger counter``: a trigger's session and total counts, least counted first; then
+       ``reading``, the session and total reading time and page views, and when reading
+       was last credited (the next report is then held to an hour);
     5. ``rule history``: the variant and impressions of other dismissed or converted rules,
        keeping when they were dismissed or converted;
     6. ``dismissal``: other rules' dismissals and conversions, the oldest first; only here
        may a rule the visitor dismissed show again, and never a rule in ``keep``.
     """
     others = {r: m for r, m in state.rules.items() if r not in keep}
-    counters = [*state.triggers.values(), *(m.shown for m in others.values())]
+    reading = [c for c in (state.read, state.views) if c is not None]
+    counters = [*state.triggers.values(), *reading, *(m.shown for m in others.values())]
     oldest = [(min(c.days), i) for i, c in enumerate(counters) if c.days]  # each counter's
     heapq.heapify(oldest)  # oldest bucket, so that evicting a few costs little
     while oldest:
@@ -255,6 +267,10 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         yield "rule memory", _popped(state.rules, rule_id)
     for name in sorted(state.triggers, key=lambda n: state.triggers[n].total):
         yield "trigger counter", _popped(state.triggers, name)
+    if reading or state.read_at:
+        size = sum(len(_encoder.encode(c)) for c in reading) + _int_size(state.read_at)
+        state.read, state.views, state.read_at = None, None, 0  # the state's last fields:
+        yield "reading", size  # left out once they are at their defaults
     finished = sorted(
         (r for r in others if r in state.rules),
         key=lambda r: max(others[r].dismissed, others[r].converted),

@@ -62,6 +62,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
       STRING_ATTRIBUTE_CHARS one-byte characters (a longer one is evicted first at the cap);
     - every form answer some rule reads is at its largest (see forms.largest_answer: a
       text of its max_length in 3-byte characters, every option of a multiple choice…);
+    - where some rule reads reading time, its seconds (and, where some rule reads an
+      average, its page views) have a bucket for each day of the longest day window read
+      (and session and total counts), and the last credit is a real time;
     - the visitor id is not counted: it is bound to the seal, not carried in it.
     """
     state = VisitorState(
@@ -79,6 +82,11 @@ def worst_state(site: CompiledSite) -> VisitorState:
     )
     for name in site.windows:
         state.triggers[name] = _counter(site.trigger_days[name])
+    if site.reading:
+        state.read = _counter(site.reading_days)
+        if "average_seconds" in site.reading:
+            state.views = _counter(site.reading_days)
+        state.read_at = MAX_MS
     for rule in site.rules:
         state.rules[rule.id] = RuleMemory(
             variant=max((v.id for v in rule.variants), key=len),
@@ -97,6 +105,7 @@ def state_size(site: CompiledSite) -> StateSize:
     state = worst_state(site)
     worst = sent_size(state)
     state.triggers, state.attributes, state.answers = {}, {}, {}
+    state.read, state.views, state.read_at = None, None, 0
     state.rules = {
         r: RuleMemory(dismissed=m.dismissed, converted=m.converted) for r, m in state.rules.items()
     }

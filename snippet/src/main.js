@@ -8,6 +8,7 @@ import { watcher } from './triggers.js';
 import { render } from './render.js';
 import { antiFlicker, when } from './timing.js';
 import { handoff } from './handoff.js';
+import { reading } from './reading.js';
 
 const script = document.currentScript;
 
@@ -20,6 +21,9 @@ function start() {
   const seen = new Set(); // decision ids already scheduled in this page view
   const presented = new Set(); // ... and already on the page
   const waiting = new Map(); // rule -> its decision, for sitecue('show', rule)
+  const inPage = new Map(); // rule -> close() of its inline or replace widget
+  const take = reading(flush); // whole seconds of active reading not yet reported
+  let reads = false; // some rule reads reading time: report it
   const unhide = antiFlicker(site, script.dataset.hide);
   let watched = null; // trigger names the server listens to; null until it answered
   let pending = [];
@@ -34,15 +38,19 @@ function start() {
     pending = [];
     // `call` and each event's `id` let the server store a retried request only once.
     const page = pageContext();
-    const body = { site, page, events, token, identify, consent, view, pageview, call: id() };
+    const body = { site, page, events, token, identify, consent, view, pageview, call: id(), read: take() };
     token = undefined;
     post(base + '/v1/decide', body)
-      .then(apply)
+      .then((answer) => apply(answer, pageview))
       .catch(() => unhide());
   }
 
-  function apply(answer) {
+  function apply(answer, pageview) {
     skew = answer.now - Date.now() || 0;
+    reads = answer.reading;
+    // A new page view (an SPA route change) takes the last one's inline and replace widgets
+    // off the page: those its rules win again are put back at once, the others stay gone.
+    if (pageview) inPage.forEach((close) => close());
     watched = new Set(answer.triggers.map((t) => t.name));
     triggers.watch(answer.triggers);
     for (const d of answer.decisions) {
@@ -66,8 +74,21 @@ function start() {
       submitForm(base + '/v1/forms', { site, decision: d.id, rule: d.rule, variant: d.variant, fields, id: id() }).then(
         (r) => (r[0] === 200 && handoff('submit', d), r),
       );
+    const close = d.html !== null && render(d, report, submit);
+    if (close && /^[ir]/.test(d.placement.type)) inPage.set(d.rule, close); // inline, replace
     // A control shows nothing but still counts as an impression.
-    if (d.html === null || render(d, report, submit)) report('impression');
+    if (d.html === null || close) report('impression');
+  }
+
+  // The page is hidden or left: what it has not reported goes now, in a request that outlives
+  // it (a click trigger on a link would be lost otherwise), with the reading time.
+  function flush() {
+    clearTimeout(timer);
+    if (pending.length) decide(false);
+    else if (reads) {
+      const read = take();
+      if (read) beacon(base + '/v1/events', { site, read, call: id() });
+    }
   }
 
   function send(event) {
@@ -107,6 +128,7 @@ function start() {
       /* never break the host page */
     }
   };
+  addEventListener('pagehide', flush);
   queued.forEach(run);
   decide(true);
   spaPageViews(() => {

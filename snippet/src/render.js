@@ -39,7 +39,8 @@ function closeButton(close) {
 }
 
 // Show decision `d`; `report(type)` tells the server what the visitor did with it, and
-// `submit(fields)` posts its form. Returns false when the placement's element is not on the page.
+// `submit(fields)` posts its form. Returns false when the placement's element is not on the page,
+// else `close()`: take it off the page (and put back what it replaced), as no dismissal.
 export function render(d, report, submit) {
   const { type, selector } = d.placement;
   const target = selector ? document.querySelector(selector) : null;
@@ -65,7 +66,7 @@ export function render(d, report, submit) {
     if (type === 'replace') outer.replaceWith(target);
     else outer.remove();
     document.removeEventListener('keydown', onKey);
-    if (returnFocus && returnFocus.focus) returnFocus.focus();
+    if (dismissed && returnFocus && returnFocus.focus) returnFocus.focus();
     if (dismissed && !sent) report('dismiss');
   }
   function onKey(e) {
@@ -120,5 +121,5 @@ export function render(d, report, submit) {
   }
   // The server counts the submission as the conversion: no `convert` event is sent for it.
   form(box, submit, () => (sent = true));
-  return true;
+  return close;
 }

@@ -1,11 +1,14 @@
 // Requests to sitecue. Bodies go as text/plain, which needs no CORS preflight.
 
+// A decision: `keepalive`, so that one asked for as the page is left (a click trigger on a
+// link) still reaches the server.
 export function post(url, body) {
   return fetch(url, {
     method: 'POST',
     credentials: 'include',
     headers: { 'content-type': 'text/plain' },
     body: JSON.stringify(body),
+    keepalive: true,
   }).then((r) => (r.ok ? r.json() : Promise.reject(r.status)));
 }
 

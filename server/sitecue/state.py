@@ -111,6 +111,12 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     # What this browser answered in forms, declared by the visitor (never verified): only the
     # fields some rule reads, usable in this browser's rules, never as an offsite attribute.
     answers: dict[str, Any] = {}
+    # When the attributes and server-side counts of a verified contact were last read (epoch
+    # seconds; see sitecue.refresh), and those counts: trigger -> window -> events the
+    # site's own systems reported, as of that read. Kept apart from the browser's counters,
+    # which they add to, so that each read replaces them instead of counting them again.
+    refreshed: int = 0
+    server: dict[str, dict[str, int]] = {}
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -222,8 +228,9 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
 
     1. ``day bucket``: the oldest day buckets of trigger counters and of the impressions of
        rules other than ``keep`` (the newest days are what rules usually count);
-    2. ``attributes``: the attribute snapshot, taken again at the next identification;
-       then ``answers``, this browser's form answers;
+    2. ``attributes``: the attribute snapshot, taken again at the next identification or
+       refresh; then ``server counts``, the person's server-side event counts (read again
+       at the next refresh too); then ``answers``, this browser's form answers;
     3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
        (their variant comes back from the bucketing hash), least recently shown first;
     4. ``trigger counter``: a trigger's session and total counts, least counted first;
@@ -246,6 +253,10 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         size = len(_encoder.encode(state.attributes)) - 1  # an empty map is one byte
         state.attributes = {}
         yield "attributes", size
+    if state.server:
+        size = len(_encoder.encode(state.server)) - 1
+        state.server = {}
+        yield "server counts", size
     if state.answers:
         size = len(_encoder.encode(state.answers)) - 1
         state.answers = {}
@@ -377,6 +388,7 @@ class StateCodec:
             self.rejected["bad signature"] += 1
             return None
         state.contact, state.verified, state.attributes = None, False, {}
+        state.refreshed, state.server = 0, {}
         return state
 
     def _opens(self, sealed: bytes, aad: bytes, site: str) -> bool:

@@ -60,6 +60,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
       characters, and consent given;
     - every declared attribute is set: a boolean, a number (a float, 9 bytes), a string of
       STRING_ATTRIBUTE_CHARS one-byte characters (a longer one is evicted first at the cap);
+    - its attributes were refreshed (an epoch-seconds time, 5 bytes), and every counted
+      trigger has a server-side count (below 2**32) for each window some rule reads but
+      ``session`` (server-side events belong to no browser's session);
     - every form answer some rule reads is at its largest (see forms.largest_answer: a
       text of its max_length in 3-byte characters, every option of a multiple choice…);
     - the visitor id is not counted: it is bound to the seal, not carried in it.
@@ -76,6 +79,11 @@ def worst_state(site: CompiledSite) -> VisitorState:
         verified=True,
         attributes={name: _ATTRIBUTE[kind] for name, kind in site.config.attributes.items()},
         answers={name: largest_answer(field) for name, field in site.answers.items()},
+        refreshed=MAX_COUNT,
+        server={
+            name: {w: MAX_COUNT for w in sorted(windows) if w != "session"}
+            for name, windows in site.windows.items()
+        },
     )
     for name in site.windows:
         state.triggers[name] = _counter(site.trigger_days[name])
@@ -96,7 +104,7 @@ def state_size(site: CompiledSite) -> StateSize:
     that may be evicted before a dismissal is gone."""
     state = worst_state(site)
     worst = sent_size(state)
-    state.triggers, state.attributes, state.answers = {}, {}, {}
+    state.triggers, state.attributes, state.answers, state.server = {}, {}, {}, {}
     state.rules = {
         r: RuleMemory(dismissed=m.dismissed, converted=m.converted) for r, m in state.rules.items()
     }

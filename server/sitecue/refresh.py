@@ -103,7 +103,7 @@ def apply(site: CompiledSite, state: VisitorState, found: Refreshed | None, now:
         return
     state.attributes = found.attributes
     state.server = server_counts(site, found, now)
-    state.refreshed = now // 1000
+    state.refreshed = -(-now // 1000)  # rounded up: never due before the whole interval
 
 
 async def refresh(store: Store, site: CompiledSite, state: VisitorState, now: int) -> None:

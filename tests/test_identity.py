@@ -255,11 +255,12 @@ def test_identification_counts_the_person_s_server_side_events(tmp_path: Path) -
         return erin, claimer
 
     erin, claimer = with_store(tmp_path, body)
-    assert erin.server == {"store_purchase": {"7d": 2, "total": 3}} and erin.triggers == {}
-    assert erin.refreshed * 1000 >= NOW_MS
+    assert erin.snapshot is not None and erin.triggers == {}
+    assert erin.snapshot.counts == {"store_purchase": {"7d": 2, "total": 3}}
+    assert erin.snapshot.at * 1000 >= NOW_MS
     request = DecideRequest(site="news", page=Page(url="https://news.example/"))
     shown = decide(compiled, erin, request, NOW_MS, key=KEY).verdicts
     assert [v.rule for v in shown if v.matched] == ["buyer", "loyal"]
-    assert claimer.server == {} and not claimer.refreshed
+    assert claimer.snapshot is None
     shown = decide(compiled, claimer, request, NOW_MS, key=KEY).verdicts
     assert not any(v.matched for v in shown)

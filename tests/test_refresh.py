@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crm_site import CRM_SITE, MINUTE_MS, Crm, crm_app
+from sitecue.errors import StoreUnavailable
 from sitecue.refresh import due, server_counts
-from sitecue.state import VisitorState
+from sitecue.state import Snapshot, VisitorState
 from sitecue.store import Refreshed
 from sites import site
 
@@ -152,7 +153,9 @@ def test_a_replayed_older_cookie_buys_at_most_one_read_a_minute(
 
 def test_the_interval_is_the_site_s_setting(crm: Crm) -> None:
     compiled = site(CRM_SITE, identify={"refresh": "2h"})
-    state = VisitorState(visitor="v", contact="carol", verified=True, refreshed=1_790_000_000)
+    state = VisitorState(
+        visitor="v", contact="carol", verified=True, snapshot=Snapshot(at=1_790_000_000)
+    )
     at = 1_790_000_000_000
     assert not due(compiled, state, at + 2 * 3_600_000 - 1)
     assert due(compiled, state, at + 2 * 3_600_000)
@@ -191,3 +194,24 @@ def test_server_side_counts_follow_the_site_s_calendar_days() -> None:
         "store_purchase": {"2d": 3},  # only the windows rules read; none in a session
         "email_open": {"total": 4},
     }
+
+
+def test_a_store_that_cannot_answer_leaves_the_snapshot_and_the_decision_goes_on(
+    crm: Crm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm.attributes("PUT", "carol", {"tier": "gold"})
+    assert crm.shown("carol-laptop-000001", token=crm.token("carol")) == ["gold"]
+    store = crm.client.app.state.runtime.store  # type: ignore[attr-defined]
+    tries: list[str] = []
+
+    async def down(*args: Any) -> None:
+        tries.append(args[1])
+        raise StoreUnavailable("the database is down")
+
+    monkeypatch.setattr(store, "refresh", down)
+    crm.clock.now += DUE_MS
+    assert crm.shown("carol-laptop-000001") == ["gold"]  # from the cookie, as it was
+    assert crm.shown("carol-laptop-000001") == ["gold"]  # not tried again at once
+    crm.clock.now += MINUTE_MS
+    assert crm.shown("carol-laptop-000001") == ["gold"]
+    assert tries == ["carol-laptop-000001"] * 2

@@ -220,4 +220,4 @@ async def identify(
     elif claimed and claimed != state.contact:
         await store.link(site.name, state.visitor, claimed, now, verified=False)
         state.contact, state.verified, state.attributes = claimed, False, {}
-        state.server, state.refreshed = {}, 0  # a claim unlocks nothing the site's systems hold
+        state.snapshot = None  # a claim unlocks nothing the site's systems hold

@@ -4,8 +4,8 @@ site's ``identify.refresh`` interval (15 minutes by default).
 
 What is refreshed: the contact's attributes (a ``PATCH`` to the contact reaches the browser
 within one interval) and the person's server-side event counts (``POST
-/v1/contacts/{id}/events``), kept per trigger and window in ``state.server``, apart from the
-browser's own counters, which they add to (see ``decide._context``). Each refresh replaces
+/v1/contacts/{id}/events``), kept per trigger and window in ``state.snapshot``, apart from
+the browser's own counters, which they add to (see ``decide._context``). Each refresh replaces
 them, so nothing is counted twice however often the person is refreshed. The counts are as
 of the read: a day window slides at the next refresh.
 
@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from .errors import StoreUnavailable
 from .rules import CompiledSite
-from .state import VisitorState, day_of
+from .state import Snapshot, VisitorState, day_of
 from .store import Refreshed, Store
 
 __all__ = ["REFRESH_GAP_MS", "apply", "due", "freshen", "interval_ms", "refresh", "server_counts"]
@@ -56,7 +56,7 @@ def due(site: CompiledSite, state: VisitorState, now: int) -> bool:
     if not (state.verified and state.contact):
         return False
     interval = interval_ms(site)
-    age = now - state.refreshed * 1000
+    age = now - (state.snapshot.at * 1000 if state.snapshot is not None else 0)
     return age >= interval or age < -interval
 
 
@@ -99,11 +99,11 @@ def apply(site: CompiledSite, state: VisitorState, found: Refreshed | None, now:
     and its counts."""
     if found is None:
         state.contact, state.verified, state.attributes = None, False, {}
-        state.server, state.refreshed = {}, 0
+        state.snapshot = None
         return
     state.attributes = found.attributes
-    state.server = server_counts(site, found, now)
-    state.refreshed = -(-now // 1000)  # rounded up: never due before the whole interval
+    # The time rounded up to a whole second: never due before the whole interval.
+    state.snapshot = Snapshot(-(-now // 1000), server_counts(site, found, now))
 
 
 async def refresh(store: Store, site: CompiledSite, state: VisitorState, now: int) -> None:

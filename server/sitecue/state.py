@@ -36,6 +36,7 @@ __all__ = [
     "SESSION_GAP_MS",
     "Counter",
     "RuleMemory",
+    "Snapshot",
     "StateCodec",
     "VisitorState",
     "day_of",
@@ -92,6 +93,16 @@ class RuleMemory(msgspec.Struct, array_like=True, omit_defaults=True):
     converted: int = 0
 
 
+class Snapshot(msgspec.Struct, array_like=True, omit_defaults=True):
+    """When a verified contact's attributes and server-side counts were last read (epoch
+    seconds; see sitecue.refresh), and those counts: trigger -> window -> the events the
+    site's own systems reported, as of that read. Kept apart from the browser's counters,
+    which they add to, so that each read replaces them instead of counting them again."""
+
+    at: int = 0
+    counts: dict[str, dict[str, int]] = {}
+
+
 class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     """Everything a decision needs to know about one visitor."""
 
@@ -111,12 +122,8 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     # What this browser answered in forms, declared by the visitor (never verified): only the
     # fields some rule reads, usable in this browser's rules, never as an offsite attribute.
     answers: dict[str, Any] = {}
-    # When the attributes and server-side counts of a verified contact were last read (epoch
-    # seconds; see sitecue.refresh), and those counts: trigger -> window -> events the
-    # site's own systems reported, as of that read. Kept apart from the browser's counters,
-    # which they add to, so that each read replaces them instead of counting them again.
-    refreshed: int = 0
-    server: dict[str, dict[str, int]] = {}
+    # One field for both (a packed null for every visitor never identified), see Snapshot.
+    snapshot: Snapshot | None = None
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -253,9 +260,9 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         size = len(_encoder.encode(state.attributes)) - 1  # an empty map is one byte
         state.attributes = {}
         yield "attributes", size
-    if state.server:
-        size = len(_encoder.encode(state.server)) - 1
-        state.server = {}
+    if state.snapshot is not None and state.snapshot.counts:
+        size = len(_encoder.encode(state.snapshot.counts)) - 1
+        state.snapshot.counts = {}
         yield "server counts", size
     if state.answers:
         size = len(_encoder.encode(state.answers)) - 1
@@ -388,7 +395,7 @@ class StateCodec:
             self.rejected["bad signature"] += 1
             return None
         state.contact, state.verified, state.attributes = None, False, {}
-        state.refreshed, state.server = 0, {}
+        state.snapshot = None
         return state
 
     def _opens(self, sealed: bytes, aad: bytes, site: str) -> bool:

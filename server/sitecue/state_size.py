@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from .forms import largest_answer
 from .identity import MAX_CONTACT_ID
 from .rules import CompiledSite
-from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, VisitorState, sent_size
+from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, Snapshot, VisitorState, sent_size
 
 __all__ = ["StateSize", "state_size", "warnings"]
 
@@ -79,11 +79,13 @@ def worst_state(site: CompiledSite) -> VisitorState:
         verified=True,
         attributes={name: _ATTRIBUTE[kind] for name, kind in site.config.attributes.items()},
         answers={name: largest_answer(field) for name, field in site.answers.items()},
-        refreshed=MAX_COUNT,
-        server={
-            name: {w: MAX_COUNT for w in sorted(windows) if w != "session"}
-            for name, windows in site.windows.items()
-        },
+        snapshot=Snapshot(
+            at=MAX_COUNT,
+            counts={
+                name: {w: MAX_COUNT for w in sorted(windows) if w != "session"}
+                for name, windows in site.windows.items()
+            },
+        ),
     )
     for name in site.windows:
         state.triggers[name] = _counter(site.trigger_days[name])
@@ -104,7 +106,8 @@ def state_size(site: CompiledSite) -> StateSize:
     that may be evicted before a dismissal is gone."""
     state = worst_state(site)
     worst = sent_size(state)
-    state.triggers, state.attributes, state.answers, state.server = {}, {}, {}, {}
+    state.triggers, state.attributes, state.answers = {}, {}, {}
+    state.snapshot = Snapshot(at=MAX_COUNT)
     state.rules = {
         r: RuleMemory(dismissed=m.dismissed, converted=m.converted) for r, m in state.rules.items()
     }

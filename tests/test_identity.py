@@ -16,9 +16,9 @@ from sitecue.errors import BadRequest
 from sitecue.identity import _day_cache, _path, check_attributes, identify, rebuild
 from sitecue.protocol import DecideRequest, Page, PageEvent
 from sitecue.state import VisitorState, day_of
-from sitecue.store import EventRecord, PageView, Store, open_store
+from sitecue.store import ContactEvent, EventRecord, PageView, Store, open_store
 from sitecue.tokens import TokenCodec, TokenRejected
-from sites import site
+from sites import rule, site
 
 NOW = 1_790_000_000  # epoch seconds
 NOW_MS = NOW * 1000
@@ -224,3 +224,43 @@ def test_a_link_re_sent_without_its_cookie_is_recounted_once_a_minute(tmp_path: 
 
     assert with_store(tmp_path, body) == [True] * 4
     assert reads == ["carol", "carol"]  # at the first visit, and a minute after it
+
+
+def test_identification_counts_the_person_s_server_side_events(tmp_path: Path) -> None:
+    """What the site's systems reported about the person counts in the browser they
+    identify, beside its own triggers; a claim of the same person gets none of it."""
+    compiled = site(
+        triggers={"subscribe": {"on": "custom"}, "store_purchase": {"on": "custom"}},
+        rules=[
+            rule(id="buyer", when={"triggers.store_purchase.7d": {"$gte": 2}}, goal=None),
+            rule(
+                id="loyal",
+                when={"triggers.store_purchase.total": {"$gte": 3}},
+                goal=None,
+                placement={"type": "bar"},
+            ),
+        ],
+    )
+    token = tokens.mint("news", "erin", NOW + 86_400)
+    bought = [
+        ContactEvent("news", "erin", "store_purchase", NOW_MS - d * DAY_MS) for d in (1, 2, 9)
+    ]
+
+    async def body(store: Store) -> tuple[VisitorState, VisitorState]:
+        await store.add_contact_events(bought)
+        erin = VisitorState(visitor="erin-browser-000001")
+        await identify(store, tokens, compiled, erin, token, None, NOW_MS)
+        claimer = VisitorState(visitor="claimer-000000000001")
+        await identify(store, tokens, compiled, claimer, None, "erin", NOW_MS)
+        return erin, claimer
+
+    erin, claimer = with_store(tmp_path, body)
+    assert erin.snapshot is not None and erin.triggers == {}
+    assert erin.snapshot.counts == {"store_purchase": {"7d": 2, "total": 3}}
+    assert erin.snapshot.at * 1000 >= NOW_MS
+    request = DecideRequest(site="news", page=Page(url="https://news.example/"))
+    shown = decide(compiled, erin, request, NOW_MS, key=KEY).verdicts
+    assert [v.rule for v in shown if v.matched] == ["buyer", "loyal"]
+    assert claimer.snapshot is None
+    shown = decide(compiled, claimer, request, NOW_MS, key=KEY).verdicts
+    assert not any(v.matched for v in shown)

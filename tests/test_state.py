@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sitecue.keyring import Keyring
-from sitecue.state import MAX_AGE_S, SESSION_GAP_MS, Counter, StateCodec, VisitorState
+from sitecue.state import MAX_AGE_S, SESSION_GAP_MS, Counter, Snapshot, StateCodec, VisitorState
 
 SECRET = "a-test-secret-of-some-length"
 VISITOR = "visitor-0123456789"
@@ -403,3 +403,30 @@ def test_a_cookie_sealed_before_answers_existed_still_opens() -> None:
     cookie = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
     state = codec.decode(cookie, "v", "news")
     assert state is not None and state.answers == {} and state.sessions == 3
+
+
+def test_server_side_counts_go_after_the_attributes_and_their_time_stays() -> None:
+    """At the cap the server-side counts go with the attribute snapshot (both are read again
+    at the next refresh); the time of the last read stays, so a cookie at the cap does not
+    buy a read on every request."""
+    codec = StateCodec([SECRET])
+    state = identified()
+    counts = {f"event_{i}": {"30d": i, "total": i} for i in range(100)}
+    state.snapshot = Snapshot(at=1_790_000_000, counts=counts)
+    state.rule("newsletter").converted = 1
+    kept = codec.decode(codec.encode(state, "news"), VISITOR, "news")
+    assert kept is not None and kept.snapshot == Snapshot(at=1_790_000_000)
+    assert kept.attributes == {} and kept.rules["newsletter"].converted == 1
+    assert codec.evicted[("news", "attributes")] == codec.evicted[("news", "server counts")] == 1
+    assert ("news", "rule memory") not in codec.evicted
+
+
+def test_a_cookie_sealed_before_snapshots_existed_opens_due_for_a_refresh() -> None:
+    """A browser identified before refreshes existed carries no snapshot: its next page view
+    reads the person's attributes again (see sitecue.refresh)."""
+    codec = StateCodec([SECRET])
+    before = msgspec.msgpack.encode([1_790_000_000, ["", 1, 2, 3, 4, 5, {}, {}, None, "c", True]])
+    sealed = Keyring([SECRET]).sealer("state", "news").seal(before, b"v")
+    cookie = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
+    state = codec.decode(cookie, "v", "news")
+    assert state is not None and state.snapshot is None and state.verified

@@ -22,10 +22,12 @@ from sitecue.store import (
     AdminSession,
     ApiKey,
     Contact,
+    ContactEvent,
     DecisionQuery,
     DecisionRecord,
     EventRecord,
     RateLimit,
+    Refreshed,
     Store,
     Submission,
     SubmissionQuery,
@@ -860,3 +862,82 @@ def test_erasure_deletes_the_person_s_submissions(store_url: str) -> None:
 
     erased, left = with_store(store_url, body)
     assert erased and [s.contact for s in left] == ["c@d.se"]
+
+
+def purchase(
+    at: int, key: str | None, contact: str = "carol", name: str = "store_purchase"
+) -> ContactEvent:
+    return ContactEvent("shop", contact, name, at, 10.5 if key else None, key)
+
+
+def test_server_side_events_are_stored_once_and_listed_oldest_first(store_url: str) -> None:
+    batch = [purchase(T0 + 2, "order-2"), purchase(T0 + 1, "order-1"), purchase(T0 + 1, "order-1")]
+
+    async def body(store: Store) -> tuple[int, int, int, list[ContactEvent], list[ContactEvent]]:
+        first = await store.add_contact_events(batch)  # the repeated id within it: once
+        again = await store.add_contact_events(batch[:2])  # a retried batch
+        unkeyed = await store.add_contact_events([purchase(T0 + 3, None)] * 2)
+        other = await store.contact_events("shop", "dave")
+        return first, again, unkeyed, await store.contact_events("shop", "carol"), other
+
+    first, again, unkeyed, held, other = with_store(store_url, body)
+    assert (first, again, unkeyed) == (2, 0, 2)  # an event without an id is always new
+    assert held == [batch[1], batch[0], purchase(T0 + 3, None), purchase(T0 + 3, None)]
+    assert other == []
+
+
+def test_a_refresh_reads_attributes_and_events_only_for_a_verified_browser(
+    store_url: str,
+) -> None:
+    events = [
+        purchase(T0 - 5 * 86_400_000, "old"),  # before since: only in the total
+        purchase(T0 - 1000, "a"),
+        purchase(T0, "b"),
+        purchase(T0, "c", name="email_open"),
+        purchase(T0, "d", name="unread"),  # no rule counts it
+        purchase(T0, "e", contact="dave"),
+    ]
+    names = ["email_open", "store_purchase"]
+    since = T0 - 86_400_000
+
+    async def body(store: Store) -> list[Refreshed | None]:
+        await store.put_contacts([Contact("shop", "carol", {"tier": "gold"}, T0)])
+        await store.add_contact_events(events)
+        await store.link("shop", "carol-laptop", "carol", T0, verified=True)
+        await store.link("shop", "claimer", "carol", T0, verified=False)
+        found = [
+            await store.refresh("shop", "carol-laptop", "carol", names, since),
+            await store.refresh("shop", "claimer", "carol", names, since),  # only claimed
+            await store.refresh("shop", "stranger", "carol", names, since),
+            await store.refresh("shop", "carol-laptop", "dave", names, since),  # not hers
+            await store.refresh("shop", "carol-laptop", "carol", [], since),  # nothing counted
+        ]
+        await store.erase_contact("shop", "carol")
+        found.append(await store.refresh("shop", "carol-laptop", "carol", names, since))
+        return found
+
+    verified, claimed, stranger, other, uncounted, erased = with_store(store_url, body)
+    assert verified == Refreshed(
+        {"tier": "gold"},  # newest first (at one instant, the last stored first)
+        [("email_open", T0), ("store_purchase", T0), ("store_purchase", T0 - 1000)],
+        {"email_open": 1, "store_purchase": 3},
+    )
+    assert claimed is None and stranger is None and other is None and erased is None
+    assert uncounted == Refreshed({"tier": "gold"}, [], {})
+
+
+def test_erasure_deletes_the_person_s_server_side_events(store_url: str) -> None:
+    async def body(store: Store) -> tuple[bool, list[ContactEvent], bool, list[ContactEvent]]:
+        await store.add_contact_events([purchase(T0, "a"), purchase(T0, "b", contact="dave")])
+        erased = await store.erase_contact("shop", "carol")  # only events were held
+        again = await store.erase_contact("shop", "carol")
+        return (
+            erased,
+            await store.contact_events("shop", "carol"),
+            again,
+            await store.contact_events("shop", "dave"),
+        )
+
+    erased, left, again, others = with_store(store_url, body)
+    assert erased and left == [] and not again
+    assert [e.id for e in others] == ["b"]

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from . import decision_ids
 from .api.admin import reload_endpoint
 from .api.bodies import ErrorBody, FieldErrors, Health, decode, json_response, read_body
+from .api.contact_events import contact_events_endpoint
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
 from .api.keys import authenticate, require_sites
@@ -64,6 +65,7 @@ from .protocol import (
     FormRequest,
     FormResponse,
 )
+from .refresh import due, freshen
 from .retries import new_visitor, trigger_key
 from .rules import CompiledSite, load_sites
 from .runtime import Runtime
@@ -184,6 +186,10 @@ async def decide_endpoint(request: Request) -> Response:
             log.warning(
                 "email token refused (%s) for visitor %s on %s", err, state.visitor, site.name
             )
+    # Only a verified browser whose snapshot is older than the site's interval reads the
+    # database here: an anonymous or merely claimed visitor never does (see refresh.py).
+    if state.verified and due(site, state, now) and consented(site, body.consent, state):
+        await freshen(runtime.store, site, state, now)
     outcome = decide(
         site, state, body, now, key=runtime.keyring.mac_key(decision_ids.PURPOSE, site.name)
     )
@@ -538,6 +544,7 @@ def build_app(settings: Settings) -> Starlette:
         ("/v1/contacts/import", import_endpoint, ["POST"]),
         ("/v1/contacts/{contact}", contact_endpoint, ["GET", "PUT", "PATCH", "DELETE"]),
         ("/v1/contacts/{contact}/export", export_endpoint, ["GET"]),
+        ("/v1/contacts/{contact}/events", contact_events_endpoint, ["POST"]),
         ("/dashboard", dashboard_endpoint, ["GET"]),
         ("/dashboard/login", login_endpoint, ["POST"]),
         ("/dashboard/logout", logout_endpoint, ["POST"]),

@@ -219,9 +219,15 @@ class Identify(_Strict, frozen=True):
     """How far an email token reaches. A link may be forwarded: whoever opens it is
     identified as its contact in their browser, so a token identifies at most
     ``browsers_per_token`` browsers (the same browser again is not a new one); the next is
-    treated as anonymous, and the refusal is recorded."""
+    treated as anonymous, and the refusal is recorded.
+
+    An identified browser carries a snapshot of the person's attributes and server-side
+    event counts, read again from the database once it is older than ``refresh`` (a
+    duration such as 15m, 1h or 1d): at most one read per identified browser per interval,
+    never for an anonymous visitor."""
 
     browsers_per_token: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    refresh: Annotated[str, msgspec.Meta(pattern=_DURATION)] = "15m"
 
 
 class SiteConfig(_Strict, frozen=True):

@@ -146,6 +146,15 @@ def _context(
     for name, windows in site.windows.items():
         counter = state.triggers.get(name)
         triggers[name] = {w: counter.count(w, today) if counter else 0 for w in windows}
+    if state.snapshot is not None and state.snapshot.counts and state.verified:
+        # The person's server-side events (as of the last refresh) add to this browser's
+        # own counts; only a verified identification brings them (see sitecue.refresh).
+        for name, counts in state.snapshot.counts.items():
+            found = triggers.get(name)
+            if found is not None:
+                for window, n in counts.items():
+                    if window in found:
+                        found[window] += n
     local = datetime.fromtimestamp(now / 1000, site.zone)
     # Offsite attributes only from a verified identification, never from page JavaScript.
     attributes = state.attributes if state.verified else {}

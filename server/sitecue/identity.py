@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .config import AttributeType
 from .errors import BadRequest
+from .refresh import refresh
 from .rules import CompiledSite
 from .state import Counter, VisitorState, day_of
 from .store import EventRecord, PageView, Store, TokenUse
@@ -191,10 +192,11 @@ async def identify(
 ) -> None:
     """Link this browser to the contact its email token names: count it among the token's
     browsers, store the verified link, recount the person's history across their verified
-    browsers, and take a snapshot of their attributes. A contact merely ``claimed`` by page
-    JavaScript is linked unverified: it never unlocks attributes or another browser's
-    history. A bad token, or one that has identified as many other browsers as the site
-    allows, raises TokenRejected; the visit goes on as it was."""
+    browsers, and take a snapshot of their attributes and server-side event counts. A
+    contact merely ``claimed`` by page JavaScript is linked unverified: it never unlocks
+    attributes or another browser's history. A bad token, or one that has identified as
+    many other browsers as the site allows, raises TokenRejected; the visit goes on as it
+    was."""
     if token:
         held = tokens.read(site.name, token, now // 1000)
         if held.contact == state.contact and state.verified:
@@ -206,14 +208,16 @@ async def identify(
         if not await store.use_token(use, site.config.identify.browsers_per_token):
             raise tokens.refuse("too many browsers")
         await store.link(site.name, state.visitor, held.contact, now, verified=True)
-        record = await store.contact(site.name, held.contact)
         if _recounts.due((site.name, held.fingerprint, state.visitor), now):
             history = await store.history(site.name, held.contact)
             # The recount is CPU work over up to HISTORY_BROWSERS x HISTORY_RECORDS rows: on
             # a thread, so the event loop keeps answering other requests meanwhile.
             await asyncio.to_thread(rebuild, site, state, history.events, history.pageviews)
         state.contact, state.verified = held.contact, True
-        state.attributes = record.attributes if record is not None else {}
+        # The attributes, and the person's server-side events (what the site's systems
+        # reported: they count for every browser of theirs), as a refresh reads them.
+        await refresh(store, site, state, now)
     elif claimed and claimed != state.contact:
         await store.link(site.name, state.visitor, claimed, now, verified=False)
         state.contact, state.verified, state.attributes = claimed, False, {}
+        state.snapshot = None  # a claim unlocks nothing the site's systems hold

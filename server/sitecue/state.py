@@ -36,6 +36,7 @@ __all__ = [
     "SESSION_GAP_MS",
     "Counter",
     "RuleMemory",
+    "Snapshot",
     "StateCodec",
     "VisitorState",
     "day_of",
@@ -92,6 +93,16 @@ class RuleMemory(msgspec.Struct, array_like=True, omit_defaults=True):
     converted: int = 0
 
 
+class Snapshot(msgspec.Struct, array_like=True, omit_defaults=True):
+    """When a verified contact's attributes and server-side counts were last read (epoch
+    seconds; see sitecue.refresh), and those counts: trigger -> window -> the events the
+    site's own systems reported, as of that read. Kept apart from the browser's counters,
+    which they add to, so that each read replaces them instead of counting them again."""
+
+    at: int = 0
+    counts: dict[str, dict[str, int]] = {}
+
+
 class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     """Everything a decision needs to know about one visitor."""
 
@@ -116,6 +127,9 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     read: Counter | None = None
     views: Counter | None = None
     read_at: int = 0
+    # The refresh time and server-side counts: one field for both (a packed null for every
+    # visitor never identified), see Snapshot.
+    snapshot: Snapshot | None = None
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -231,8 +245,9 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     1. ``day bucket``: the oldest day buckets of trigger counters, of reading time (seconds
        and page views) and of the impressions of rules other than ``keep`` (the newest days
        are what rules usually count);
-    2. ``attributes``: the attribute snapshot, taken again at the next identification;
-       then ``answers``, this browser's form answers;
+    2. ``attributes``: the attribute snapshot, taken again at the next identification or
+       refresh; then ``server counts``, the person's server-side event counts (read again
+       at the next refresh too); then ``answers``, this browser's form answers;
     3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
        (their variant comes back from the bucketing hash), least recently shown first;
     4. ``trigger counter``: a trigger's session and total counts, least counted first; then
@@ -258,6 +273,10 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         size = len(_encoder.encode(state.attributes)) - 1  # an empty map is one byte
         state.attributes = {}
         yield "attributes", size
+    if state.snapshot is not None and state.snapshot.counts:
+        size = len(_encoder.encode(state.snapshot.counts)) - 1
+        state.snapshot.counts = {}
+        yield "server counts", size
     if state.answers:
         size = len(_encoder.encode(state.answers)) - 1
         state.answers = {}
@@ -393,6 +412,7 @@ class StateCodec:
             self.rejected["bad signature"] += 1
             return None
         state.contact, state.verified, state.attributes = None, False, {}
+        state.snapshot = None
         return state
 
     def _opens(self, sealed: bytes, aad: bytes, site: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from .forms import largest_answer
 from .identity import MAX_CONTACT_ID
 from .rules import CompiledSite
-from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, VisitorState, sent_size
+from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, Snapshot, VisitorState, sent_size
 
 __all__ = ["StateSize", "state_size", "warnings"]
 
@@ -60,6 +60,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
       characters, and consent given;
     - every declared attribute is set: a boolean, a number (a float, 9 bytes), a string of
       STRING_ATTRIBUTE_CHARS one-byte characters (a longer one is evicted first at the cap);
+    - its attributes were refreshed (an epoch-seconds time, 5 bytes), and every counted
+      trigger has a server-side count (below 2**32) for each window some rule reads but
+      ``session`` (server-side events belong to no browser's session);
     - every form answer some rule reads is at its largest (see forms.largest_answer: a
       text of its max_length in 3-byte characters, every option of a multiple choice…);
     - where some rule reads reading time, its seconds (and, where some rule reads an
@@ -79,6 +82,13 @@ def worst_state(site: CompiledSite) -> VisitorState:
         verified=True,
         attributes={name: _ATTRIBUTE[kind] for name, kind in site.config.attributes.items()},
         answers={name: largest_answer(field) for name, field in site.answers.items()},
+        snapshot=Snapshot(
+            at=MAX_COUNT,
+            counts={
+                name: {w: MAX_COUNT for w in sorted(windows) if w != "session"}
+                for name, windows in site.windows.items()
+            },
+        ),
     )
     for name in site.windows:
         state.triggers[name] = _counter(site.trigger_days[name])
@@ -106,6 +116,7 @@ def state_size(site: CompiledSite) -> StateSize:
     worst = sent_size(state)
     state.triggers, state.attributes, state.answers = {}, {}, {}
     state.read, state.views, state.read_at = None, None, 0
+    state.snapshot = Snapshot(at=MAX_COUNT)
     state.rules = {
         r: RuleMemory(dismissed=m.dismissed, converted=m.converted) for r, m in state.rules.items()
     }

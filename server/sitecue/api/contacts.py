@@ -6,6 +6,7 @@
     DELETE /v1/contacts/{id}?site=S          erasure: the contact, its links, and who they
                                              were in the logs
     GET    /v1/contacts/{id}/export?site=S   everything held about them (an access request)
+    POST   /v1/contacts/{id}/events?site=S   server-side events (see api/contact_events.py)
     POST   /v1/contacts/import?site=S        a customer list, NDJSON or CSV
 
 A person's browsers are those an email token verified. A browser whose page JavaScript only
@@ -30,6 +31,7 @@ from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..identity import MAX_CONTACT_ID, check_attributes
 from ..store import (
     Contact,
+    ContactEvent,
     DecisionQuery,
     DecisionRecord,
     EventRecord,
@@ -75,6 +77,7 @@ class ContactExport(msgspec.Struct, frozen=True):
     decisions: list[DecisionRecord]
     events: list[EventRecord]
     submissions: list[Submission] = []  # the forms they sent, with the consent texts shown
+    server_events: list[ContactEvent] = []  # what the site's systems reported about them
 
 
 class Imported(msgspec.Struct, frozen=True):
@@ -133,18 +136,20 @@ async def contact_endpoint(request: Request) -> Response:
 async def export_endpoint(request: Request) -> Response:
     """Everything held about a person: the contact, and every decision and event of every
     browser verified as theirs (not of browsers that merely claimed to be them: their
-    records are someone else's)."""
+    records are someone else's), and the server-side events the site's systems sent, held
+    even for an id the site has not otherwise stored."""
     runtime, site = await authorised_site(request, "the contact belongs to")
     contact_id = _contact_id(request)
     view = await _view(runtime, site.name, contact_id)
-    if view is None:
+    server_events = await runtime.store.contact_events(site.name, contact_id)
+    if view is None and not server_events:
         raise NotFound(f"contact: nothing is held about '{contact_id}' on {site.name}")
     query = DecisionQuery(site=site.name, contact=contact_id, limit=EXPORT_LIMIT)
     decisions = await runtime.store.decisions(query)
-    events = await runtime.store.events(site.name, view.visitors) if view.visitors else []
+    events = await runtime.store.events(site.name, view.visitors) if view and view.visitors else []
     sent = SubmissionQuery(site=site.name, contact=contact_id, limit=EXPORT_LIMIT)
     submissions = await runtime.store.submissions(sent)
-    return json_response(ContactExport(view, decisions, events, submissions))
+    return json_response(ContactExport(view, decisions, events, submissions, server_events))
 
 
 async def import_endpoint(request: Request) -> Response:

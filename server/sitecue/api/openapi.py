@@ -13,6 +13,7 @@ from .. import __version__
 from ..protocol import DecideRequest, DecideResponse, EventsRequest, FormRequest, FormResponse
 from .admin import Refused, Reloaded
 from .bodies import ErrorBody, FieldErrors, Health
+from .contact_events import InboundEvent, Recorded
 from .contacts import AttributesBody, ContactExport, ContactView, Imported
 from .decisions import MAX_PAGE, DecisionPage
 from .results import Results
@@ -82,6 +83,7 @@ def openapi() -> dict[str, Any]:
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
     types += [FormRequest, FormResponse, FieldErrors, SubmissionPage]
+    types += [InboundEvent, Recorded]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
         "/cue.js": {
@@ -326,6 +328,31 @@ def openapi() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "the export", **_json(_ref(ContactExport))},
                     **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/contacts/{contact}/events": {
+            "post": {
+                "summary": "Server-side events of the person (a JSON list, or NDJSON)",
+                "description": "Each names a trigger the site declares; they count in"
+                " triggers.<name>.<window> for every browser verified as the person's, from"
+                " its next identification or refresh. All events or none: one bad event is a"
+                " 400 naming it. An event whose id the contact already has is a duplicate,"
+                " not stored again. At most 1000 events and 1 MiB.",
+                "security": _ADMIN,
+                "parameters": [_CONTACT, _SITE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "array", "items": _ref(InboundEvent)}
+                        },
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": {"description": "stored", **_json(_ref(Recorded))},
+                    **_errors(400, 401, 403, 404, 413, 415),
                 },
             }
         },

@@ -13,18 +13,21 @@ from .base import (
     TokenUse,
     VariantCounts,
 )
+from .contact_events import ContactEvent, Refreshed
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 __all__ = [
     "AdminSession",
     "ApiKey",
     "Contact",
+    "ContactEvent",
     "DecisionQuery",
     "DecisionRecord",
     "EventRecord",
     "History",
     "PageView",
     "RateLimit",
+    "Refreshed",
     "Store",
     "Submission",
     "SubmissionQuery",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from ..decide import Verdict
+from .contact_events import FORGET_CONTACT_EVENTS, ContactEvent, Refreshed
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ FORGET = [
     "DELETE FROM token_uses WHERE site = ? AND contact = ?",
     "DELETE FROM contacts WHERE site = ? AND id = ?",
     "DELETE FROM submissions WHERE site = ? AND contact = ?",  # what they typed in forms
+    FORGET_CONTACT_EVENTS,  # what the site's systems reported about them
 ]
 
 
@@ -360,3 +362,17 @@ class Store(Protocol):
 
     async def submission_counts(self, site: str) -> dict[str, int]:
         """How many submissions each rule of ``site`` has."""
+
+    async def add_contact_events(self, events: list[ContactEvent]) -> int:
+        """Store a batch of server-side events in one transaction; return how many were
+        stored (the others have an ``id`` the contact already had: a retry's)."""
+
+    async def contact_events(self, site: str, contact_id: str) -> list[ContactEvent]:
+        """Every server-side event of the contact, oldest first."""
+
+    async def refresh(
+        self, site: str, visitor: str, contact_id: str, names: list[str], since: int
+    ) -> Refreshed | None:
+        """One read: the contact's attributes and server-side events of the triggers
+        ``names`` (see Refreshed), or None when ``visitor`` is no longer a browser verified
+        as theirs (erased, or linked to someone else)."""

@@ -60,6 +60,15 @@ from .base import (
     pseudonym,
     token_use_row,
 )
+from .contact_events import (
+    INSERT_CONTACT_EVENTS_POSTGRES,
+    LIST_CONTACT_EVENTS,
+    REFRESH_POSTGRES,
+    ContactEvent,
+    Refreshed,
+    contact_event_of,
+    refreshed_of,
+)
 from .faults import translate_faults
 from .submissions import (
     BY_CONTACT,
@@ -165,6 +174,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX submissions_contact ON submissions (site, contact, at);
     ALTER TABLE contacts ADD COLUMN answers JSONB NOT NULL DEFAULT '{}';
     ALTER TABLE contacts ADD COLUMN source TEXT NOT NULL DEFAULT 'site';
+    """,
+    """
+    CREATE TABLE contact_events (
+        seq BIGSERIAL PRIMARY KEY,
+        site TEXT NOT NULL, contact TEXT NOT NULL, name TEXT NOT NULL, at BIGINT NOT NULL,
+        value DOUBLE PRECISION, idempotency_key TEXT
+    );
+    CREATE INDEX contact_events_name ON contact_events (site, contact, name, at);
+    CREATE UNIQUE INDEX contact_events_once ON contact_events (site, contact, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
     """,
 ]
 
@@ -563,6 +582,27 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             rows = await db.fetch(_COUNT_BY_RULE, site)
         return {row[0]: int(row[1]) for row in rows}
+
+    async def add_contact_events(self, events: list[ContactEvent]) -> int:
+        columns = (
+            [e.site for e in events], [e.contact for e in events], [e.name for e in events],
+            [e.at for e in events], [e.value for e in events], [e.id for e in events],
+        )  # fmt: skip
+        async with self._pool.acquire() as db, db.transaction():
+            status: str = await db.execute(INSERT_CONTACT_EVENTS_POSTGRES, *columns)
+        return int(status.split()[-1])  # "INSERT 0 <n>": a retry's events are not counted
+
+    async def contact_events(self, site: str, contact_id: str) -> list[ContactEvent]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(LIST_CONTACT_EVENTS), site, contact_id)
+        return [contact_event_of(row) for row in rows]
+
+    async def refresh(
+        self, site: str, visitor: str, contact_id: str, names: list[str], since: int
+    ) -> Refreshed | None:
+        async with self._pool.acquire() as db:
+            row = await db.fetchrow(REFRESH_POSTGRES, site, visitor, contact_id, names, since)
+        return refreshed_of(*row) if row is not None else None
 
     async def _heartbeat(self) -> None:
         """A real commit, which a full disk or a read-only server refuses."""

@@ -65,6 +65,16 @@ from .base import (
     token_use_row,
 )
 from .checkpoints import WAL_BOUND, Checkpointer
+from .contact_events import (
+    INSERT_CONTACT_EVENT,
+    LIST_CONTACT_EVENTS,
+    REFRESH_SQLITE,
+    ContactEvent,
+    Refreshed,
+    contact_event_of,
+    contact_event_row,
+    refreshed_of,
+)
 from .faults import translate_faults
 from .submissions import (
     BY_CONTACT,
@@ -168,6 +178,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX submissions_contact ON submissions (site, contact, at);
     ALTER TABLE contacts ADD COLUMN answers TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE contacts ADD COLUMN source TEXT NOT NULL DEFAULT 'site';
+    """,
+    """
+    CREATE TABLE contact_events (
+        seq INTEGER PRIMARY KEY,
+        site TEXT NOT NULL, contact TEXT NOT NULL, name TEXT NOT NULL, at INTEGER NOT NULL,
+        value REAL, idempotency_key TEXT
+    );
+    CREATE INDEX contact_events_name ON contact_events (site, contact, name, at);
+    CREATE UNIQUE INDEX contact_events_once ON contact_events (site, contact, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
     """,
 ]
 
@@ -697,6 +717,31 @@ class SQLiteStore:
     async def submission_counts(self, site: str) -> dict[str, int]:
         async with self._db.execute(COUNT_BY_RULE, (site,)) as cursor:
             return {row[0]: int(row[1]) for row in await cursor.fetchall()}
+
+    async def add_contact_events(self, events: list[ContactEvent]) -> int:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                # executemany sums the rows each insert changed: a retry's changes none.
+                rows = map(contact_event_row, events)
+                stored = self._writes.executemany(INSERT_CONTACT_EVENT, rows).rowcount
+                self._writes.execute("COMMIT")
+            except BaseException:
+                _rollback(self._writes)
+                raise
+        return int(stored)
+
+    async def contact_events(self, site: str, contact_id: str) -> list[ContactEvent]:
+        async with self._db.execute(LIST_CONTACT_EVENTS, (site, contact_id)) as cursor:
+            return [contact_event_of(row) for row in await cursor.fetchall()]
+
+    async def refresh(
+        self, site: str, visitor: str, contact_id: str, names: list[str], since: int
+    ) -> Refreshed | None:
+        args = (site, visitor, contact_id, _encode(names).decode(), since)
+        async with self._db.execute(REFRESH_SQLITE, args) as cursor:
+            row = await cursor.fetchone()
+        return refreshed_of(*row) if row is not None else None
 
     async def close(self) -> None:
         await self.writer.stop()

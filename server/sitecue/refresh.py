@@ -1,0 +1,160 @@
+"""Fresh attributes with bounded staleness: what the site's systems know about an identified
+person, carried in their browser's state cookie and read again once it is older than the
+site's ``identify.refresh`` interval (15 minutes by default).
+
+What is refreshed: the contact's attributes (a ``PATCH`` to the contact reaches the browser
+within one interval) and the person's server-side event counts (``POST
+/v1/contacts/{id}/events``), kept per trigger and window in ``state.snapshot``, apart from
+the browser's own counters, which they add to (see ``decide._context``). Each refresh replaces
+them, so nothing is counted twice however often the person is refreshed. The counts are as
+of the read: a day window slides at the next refresh.
+
+Who is refreshed: only a browser verified as the contact's (by an email token). An anonymous
+visitor, or one whose page only claimed a contact id, never causes a read, so the ordinary
+page view still reads no database. A verified browser causes at most one read per interval:
+the time of the last read travels in the sealed cookie, which the visitor can neither read
+nor alter. A replayed older cookie is still due, so each process also keeps, per browser,
+when it last refreshed it, and refreshes it at most once per REFRESH_GAP_MS whatever cookie
+it sends. A browser whose verified link is gone at the refresh (the person was erased, or
+the link moved) loses the contact, its attributes and counts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from datetime import date, datetime
+from datetime import time as midnight
+from zoneinfo import ZoneInfo
+
+from .errors import StoreUnavailable
+from .rules import CompiledSite
+from .state import Snapshot, VisitorState, day_of
+from .store import Refreshed, Store
+
+__all__ = ["REFRESH_GAP_MS", "apply", "due", "freshen", "interval_ms", "refresh", "server_counts"]
+
+log = logging.getLogger("sitecue")
+
+DAY_MS = 86_400_000
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": DAY_MS}
+REFRESH_GAP_MS = 60_000
+"""Within one process, a browser is refreshed at most this often (or once per interval, if
+that is shorter), even when it replays an older cookie that says it is due."""
+
+
+def interval_ms(site: CompiledSite) -> int:
+    """The site's refresh interval (``"15m"``) in milliseconds."""
+    duration = site.config.identify.refresh
+    return int(duration[:-1]) * _UNIT_MS[duration[-1]]
+
+
+def due(site: CompiledSite, state: VisitorState, now: int) -> bool:
+    """Is this browser verified as a contact's, and its snapshot older than the interval?
+    A snapshot from further in the future than the interval (a node's clock gone wrong) is
+    due too, so a bad clock cannot freeze it."""
+    if not (state.verified and state.contact):
+        return False
+    interval = interval_ms(site)
+    age = now - (state.snapshot.at * 1000 if state.snapshot is not None else 0)
+    return age >= interval or age < -interval
+
+
+def _start_of(day: int, zone: ZoneInfo) -> int:
+    """The first epoch-ms instant of a calendar day (a proleptic ordinal) in ``zone``."""
+    return int(datetime.combine(date.fromordinal(day), midnight(), tzinfo=zone).timestamp() * 1000)
+
+
+def server_counts(site: CompiledSite, found: Refreshed, now: int) -> dict[str, dict[str, int]]:
+    """The person's server-side events per counted trigger and window some rule reads, as
+    ``decide`` counts a browser's: the last N calendar days up to today in the site's zone,
+    or ``total``. Server-side events belong to no browser's ``session``. Zeros are left out
+    (the cookie carries only what adds to a count)."""
+    today = day_of(now, site.zone)
+    end = _start_of(today + 1, site.zone)
+    times: dict[str, list[int]] = {}
+    for name, at in found.events:
+        times.setdefault(name, []).append(at)
+    counts: dict[str, dict[str, int]] = {}
+    for name, windows in site.windows.items():
+        mine: dict[str, int] = {}
+        for window in sorted(windows):
+            if window == "session":
+                continue
+            if window == "total":
+                n = found.totals.get(name, 0)
+            else:
+                first = _start_of(today - int(window[:-1]) + 1, site.zone)
+                n = sum(1 for at in times.get(name, ()) if first <= at < end)
+            if n:
+                mine[window] = n
+        if mine:
+            counts[name] = mine
+    return counts
+
+
+def apply(site: CompiledSite, state: VisitorState, found: Refreshed | None, now: int) -> None:
+    """Put what a refresh read found into ``state``; None (the browser is no longer verified
+    as the contact's: erased, or linked to someone else) drops the contact, its attributes
+    and its counts."""
+    if found is None:
+        state.contact, state.verified, state.attributes = None, False, {}
+        state.snapshot = None
+        return
+    state.attributes = found.attributes
+    # The time rounded up to a whole second: never due before the whole interval.
+    state.snapshot = Snapshot(-(-now // 1000), server_counts(site, found, now))
+
+
+async def refresh(store: Store, site: CompiledSite, state: VisitorState, now: int) -> None:
+    """Read the contact's attributes and server-side events (one statement) into
+    ``state``, which must be verified as the contact's."""
+    assert state.contact is not None
+    names = sorted(site.windows)
+    longest = max((site.trigger_days.get(name, 0) for name in names), default=0)
+    # A day more than the longest window: a calendar day in the site's zone starts up to a
+    # day before or after the same day in UTC.
+    since = now - (longest + 1) * DAY_MS
+    found = await store.refresh(site.name, state.visitor, state.contact, names, since)
+    _refreshes.seen((site.name, state.visitor), now)
+    apply(site, state, found, now)
+
+
+class _Refreshes:
+    """When this process last refreshed each (site, browser); forgets the oldest past
+    ``size``. A browser that replays a cookie from before its last refresh would otherwise
+    buy one read per request."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._last: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._size = size
+
+    def allowed(self, key: tuple[str, str], now: int, gap: int) -> bool:
+        last = self._last.get(key)
+        return last is None or not 0 <= now - last < gap
+
+    def seen(self, key: tuple[str, str], now: int) -> None:
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self._size:
+            self._last.popitem(last=False)
+
+
+_refreshes = _Refreshes()
+
+
+async def freshen(store: Store, site: CompiledSite, state: VisitorState, now: int) -> bool:
+    """Refresh a browser that is :func:`due`, unless this process refreshed it less than
+    REFRESH_GAP_MS (or the interval, if shorter) ago. A store that cannot answer leaves the
+    snapshot as it was (the decision goes on from the cookie) and is tried again after the
+    gap. True when the state was refreshed."""
+    gap = min(REFRESH_GAP_MS, interval_ms(site))
+    if not _refreshes.allowed((site.name, state.visitor), now, gap):
+        return False
+    try:
+        await refresh(store, site, state, now)
+    except StoreUnavailable as err:
+        _refreshes.seen((site.name, state.visitor), now)
+        log.warning("refresh of visitor %s on %s put off: %s", state.visitor, site.name, err)
+        return False
+    return True

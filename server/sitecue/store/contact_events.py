@@ -1,0 +1,128 @@
+"""Server-side events of a person, as stored: what the site's own systems report about a
+contact (an email opened, a purchase in a store), and the statements both engines run to
+store them and to read them back when a browser of the person is refreshed.
+
+They belong to the contact, not to a browser: they count for every browser verified as the
+person's (see :mod:`sitecue.refresh`). A batch is stored in one transaction; an event whose
+``id`` the contact already has is a retry's, skipped by a unique index with no read first.
+Erasing the contact deletes them (``FORGET`` in :mod:`sitecue.store.base`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["MAX_REFRESH_EVENTS", "ContactEvent", "Refreshed"]
+
+
+class ContactEvent(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One server-side event of a contact: a trigger the site declares, when it happened
+    (epoch ms), an optional number (an order's value), and the sender's idempotency id."""
+
+    site: str
+    contact: str
+    name: str
+    at: int
+    value: float | None = None
+    id: str | None = None
+
+
+class Refreshed(msgspec.Struct, frozen=True):
+    """What one refresh read finds for a browser still verified as the contact's: their
+    attributes, the newest server-side events of the counted triggers since the start of the
+    longest day window (``[name, at]``, newest first, at most MAX_REFRESH_EVENTS), and each
+    counted trigger's number of server-side events in all."""
+
+    attributes: dict[str, Any]
+    events: list[tuple[str, int]]
+    totals: dict[str, int]
+
+
+MAX_REFRESH_EVENTS = 2_000
+"""The newest server-side events a refresh reads per person: a day window counts at most
+these (a ``total`` is counted in SQL, without the bound)."""
+
+CONTACT_EVENT_COLUMNS = "site, contact, name, at, value, idempotency_key"
+INSERT_CONTACT_EVENT = (
+    f"INSERT INTO contact_events ({CONTACT_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (site, contact, idempotency_key) WHERE idempotency_key IS NOT NULL"
+    " DO NOTHING"
+)
+LIST_CONTACT_EVENTS = (
+    f"SELECT {CONTACT_EVENT_COLUMNS} FROM contact_events WHERE site = ? AND contact = ?"
+    " ORDER BY at, seq"
+)
+FORGET_CONTACT_EVENTS = "DELETE FROM contact_events WHERE site = ? AND contact = ?"
+
+
+def contact_event_row(e: ContactEvent) -> tuple[object, ...]:
+    """An event as a row of INSERT_CONTACT_EVENT."""
+    return (e.site, e.contact, e.name, e.at, e.value, e.id)
+
+
+def contact_event_of(row: Any) -> ContactEvent:
+    """A row of CONTACT_EVENT_COLUMNS as a ContactEvent."""
+    value = None if row[4] is None else float(row[4])
+    return ContactEvent(row[0], row[1], row[2], int(row[3]), value, row[5])
+
+
+_attributes = msgspec.json.Decoder(dict[str, Any]).decode
+_events = msgspec.json.Decoder(list[tuple[str, int]]).decode
+_totals = msgspec.json.Decoder(dict[str, int]).decode
+
+
+def refreshed_of(
+    verified: object, attributes: str | bytes | None, events: str | bytes | None,
+    totals: str | bytes | None,
+) -> Refreshed | None:  # fmt: skip
+    """The refresh read's one row as a Refreshed; None when the browser is no longer
+    verified as the contact's (the person was erased, or the link is gone)."""
+    if not verified:
+        return None
+    return Refreshed(
+        _attributes(attributes) if attributes else {},
+        _events(events) if events else [],
+        _totals(totals) if totals else {},
+    )
+
+
+# The one read of a refresh, a single statement in each engine: whether the browser is still
+# verified as the contact's, their attributes, the newest events of the counted triggers
+# since the start of the longest day window, and how many of each there are in all.
+# Parameters: site, visitor, contact, the counted trigger names, since (epoch ms).
+REFRESH_SQLITE = f"""
+SELECT
+  (SELECT verified FROM links WHERE site = ?1 AND visitor = ?2 AND contact = ?3),
+  (SELECT attributes FROM contacts WHERE site = ?1 AND id = ?3),
+  (SELECT json_group_array(json_array(name, at)) FROM (
+     SELECT name, at FROM contact_events
+     WHERE site = ?1 AND contact = ?3 AND name IN (SELECT value FROM json_each(?4)) AND at >= ?5
+     ORDER BY at DESC, seq DESC LIMIT {MAX_REFRESH_EVENTS})),
+  (SELECT json_group_object(name, n) FROM (
+     SELECT name, COUNT(*) AS n FROM contact_events
+     WHERE site = ?1 AND contact = ?3 AND name IN (SELECT value FROM json_each(?4))
+     GROUP BY name))
+"""
+REFRESH_POSTGRES = f"""
+SELECT
+  (SELECT verified FROM links WHERE site = $1 AND visitor = $2 AND contact = $3),
+  (SELECT attributes::text FROM contacts WHERE site = $1 AND id = $3),
+  (SELECT json_agg(json_build_array(name, at) ORDER BY at DESC, seq DESC)::text FROM (
+     SELECT name, at, seq FROM contact_events
+     WHERE site = $1 AND contact = $3 AND name = ANY($4::text[]) AND at >= $5
+     ORDER BY at DESC, seq DESC LIMIT {MAX_REFRESH_EVENTS}) AS e),
+  (SELECT json_object_agg(name, n)::text FROM (
+     SELECT name, COUNT(*) AS n FROM contact_events
+     WHERE site = $1 AND contact = $3 AND name = ANY($4::text[])
+     GROUP BY name) AS t)
+"""
+# PostgreSQL inserts a batch in one statement, to count what it stored ("INSERT 0 <n>").
+INSERT_CONTACT_EVENTS_POSTGRES = (
+    f"INSERT INTO contact_events ({CONTACT_EVENT_COLUMNS})"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+    " $5::float8[], $6::text[])"
+    " ON CONFLICT (site, contact, idempotency_key) WHERE idempotency_key IS NOT NULL"
+    " DO NOTHING"
+)

@@ -20,6 +20,7 @@ import msgspec
 from . import decision_ids
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
+from .page_data import page_data
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
@@ -105,6 +106,7 @@ def _count_events(
     """Count this call's triggers on the day the server receives them: the visitor's clock
     is not trusted, and the tag reports triggers as they fire."""
     counted = []
+    values = []  # (trigger, value) of the events whose values some rule sums
     if pageview:
         state.pageviews += 1
         state.session_pageviews += 1
@@ -115,9 +117,13 @@ def _count_events(
         trigger = site.trigger(event.name)
         if trigger is not None and trigger.on != "pageview":
             counted.append(event.name)
+            if event.value is not None and event.name in site.sums:
+                values.append((event.name, event.value))
     for name in counted:
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
+    for name, value in values:  # summed triggers are in site.windows: counted just above
+        state.triggers[name].add_value(today, value)
     state.keep_only(site.trigger_days, site.rule_days, today)
     if state.answers:
         state.answers = {k: v for k, v in state.answers.items() if k in site.answers}
@@ -138,6 +144,10 @@ def _context(
     for name, windows in site.windows.items():
         counter = state.triggers.get(name)
         triggers[name] = {w: counter.count(w, today) if counter else 0 for w in windows}
+    sums = {}
+    for name, windows in site.sums.items():
+        counter = state.triggers.get(name)
+        sums[name] = {w: counter.summed(w, today) if counter else 0 for w in windows}
     local = datetime.fromtimestamp(now / 1000, site.zone)
     # Offsite attributes only from a verified identification, never from page JavaScript.
     attributes = state.attributes if state.verified else {}
@@ -161,6 +171,7 @@ def _context(
         },
         "attributes": attributes,
         "triggers": triggers,
+        "sums": sums,
         "time": {"hour": local.hour, "weekday": local.isoweekday()},
         "device": {"viewport": request.page.viewport},
     }
@@ -226,6 +237,8 @@ def decide(
     else:
         state = VisitorState(visitor="")
     page, utm = _page_context(request)
+    if request.page.data:  # what the page set: checked against the site's declarations
+        page["data"] = page_data(site.config.page_data, request.page.data)
     today = day_of(now, site.zone)
     # A retried call that carries the cookie its first attempt set has been counted already.
     counting = persist and not _repeated(state, request.call)

@@ -54,16 +54,43 @@ PURPOSE = "state"  # the keyring purpose: the state cookie's keys are its own, p
 
 class Counter(msgspec.Struct, array_like=True, omit_defaults=True):
     """How often something happened: per calendar day (in the site's time zone), this
-    session, and in all."""
+    session, and in all; for an event that carries a value (a purchase's amount), the sum
+    of its values too, in hundredths, in the same day buckets."""
 
     days: dict[int, int] = {}
     session: int = 0
     total: int = 0
+    # Sums in hundredths (integers pack smaller than floats, and add up without drift);
+    # a day has a sum only when it has a count, and no sum when it comes to 0.
+    sums: dict[int, int] = {}
+    session_sum: int = 0
+    total_sum: int = 0
 
     def add(self, day: int, n: int = 1) -> None:
         self.days[day] = self.days.get(day, 0) + n
         self.session += n
         self.total += n
+
+    def add_value(self, day: int, value: float) -> None:
+        """Add an event's value (counted by :meth:`add` on the same day) to the sums."""
+        hundredths = round(value * 100)
+        if hundredths:
+            total = _bounded(self.sums.get(day, 0) + hundredths)
+            if total:
+                self.sums[day] = total
+            else:
+                self.sums.pop(day, None)
+            self.session_sum = _bounded(self.session_sum + hundredths)
+            self.total_sum = _bounded(self.total_sum + hundredths)
+
+    def summed(self, window: str, today: int) -> float:
+        """The sum of the values over ``session``, ``total`` or the last N days."""
+        if window == "session":
+            return self.session_sum / 100
+        if window == "total":
+            return self.total_sum / 100
+        first = today - int(window[:-1]) + 1
+        return sum(n for day, n in self.sums.items() if first <= day <= today) / 100
 
     def count(self, window: str, today: int) -> int:
         """The count over ``session``, ``total`` or the last N days (``7d``: today and the six
@@ -79,6 +106,8 @@ class Counter(msgspec.Struct, array_like=True, omit_defaults=True):
         """Drop day buckets no rule can look at any more (the total keeps them)."""
         for old in [d for d in self.days if d < day]:
             del self.days[old]
+        for old in [d for d in self.sums if d < day]:
+            del self.sums[old]
 
 
 class RuleMemory(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -121,6 +150,7 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
             self.session_pageviews = 0
             for counter in self.triggers.values():
                 counter.session = 0
+                counter.session_sum = 0
             for memory in self.rules.values():
                 memory.shown.session = 0
         self.last_seen = max(self.last_seen, now)
@@ -153,6 +183,14 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         if memory is None:
             memory = self.rules[rule_id] = RuleMemory()
         return memory
+
+
+MAX_SUM = 2**53
+"""A sum (in hundredths) stays within ±MAX_SUM: exact as a JavaScript number, and 9 bytes."""
+
+
+def _bounded(hundredths: int) -> int:
+    return max(-MAX_SUM, min(MAX_SUM, hundredths))
 
 
 def _mark(memory: RuleMemory) -> tuple[str, int, int, int, int]:
@@ -220,8 +258,9 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     """Evict from ``state`` one item at a time, what matters least first, yielding the kind
     of each and the packed bytes it freed:
 
-    1. ``day bucket``: the oldest day buckets of trigger counters and of the impressions of
-       rules other than ``keep`` (the newest days are what rules usually count);
+    1. ``day bucket``: the oldest day buckets of trigger counters (a day's count and the
+       sum of its values together) and of the impressions of rules other than ``keep``
+       (the newest days are what rules usually count);
     2. ``attributes``: the attribute snapshot, taken again at the next identification;
        then ``answers``, this browser's form answers;
     3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
@@ -238,8 +277,11 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     heapq.heapify(oldest)  # oldest bucket, so that evicting a few costs little
     while oldest:
         day, i = heapq.heappop(oldest)
-        days = counters[i].days
-        yield "day bucket", _int_size(day) + _int_size(days.pop(day)) + _shrunk(days)
+        days, sums = counters[i].days, counters[i].sums
+        freed = _int_size(day) + _int_size(days.pop(day)) + _shrunk(days)
+        if day in sums:  # the day's sum goes with its count
+            freed += _int_size(day) + _int_size(sums.pop(day)) + _shrunk(sums)
+        yield "day bucket", freed
         if days:
             heapq.heappush(oldest, (min(days), i))
     if state.attributes:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from .forms import largest_answer
 from .identity import MAX_CONTACT_ID
 from .rules import CompiledSite
-from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, VisitorState, sent_size
+from .state import MAX_COOKIE_BYTES, MAX_SUM, Counter, RuleMemory, VisitorState, sent_size
 
 __all__ = ["StateSize", "state_size", "warnings"]
 
@@ -52,7 +52,8 @@ def worst_state(site: CompiledSite) -> VisitorState:
       time, every count is below 2**32 (5 bytes), every day is a day of our era;
     - every trigger some rule counts has a bucket for each day of its longest day window
       (and a session and a total count); a trigger read only over ``session`` or ``total``
-      has no buckets;
+      has no buckets; a trigger some rule sums has a sum (9 bytes, as at MAX_SUM) beside
+      each of its day counts, and a session and a total sum;
     - every rule has a memory: its longest variant id, a bucket for each day of its
       impression cap's window, the last decision id (16 characters, as the server makes
       them), and last shown, dismissed and converted times;
@@ -78,7 +79,10 @@ def worst_state(site: CompiledSite) -> VisitorState:
         answers={name: largest_answer(field) for name, field in site.answers.items()},
     )
     for name in site.windows:
-        state.triggers[name] = _counter(site.trigger_days[name])
+        state.triggers[name] = counter = _counter(site.trigger_days[name])
+        if name in site.sums:  # a sum of values on every day with a count: 9 bytes each
+            counter.sums = dict.fromkeys(counter.days, MAX_SUM)
+            counter.session_sum = counter.total_sum = MAX_SUM
     for rule in site.rules:
         state.rules[rule.id] = RuleMemory(
             variant=max((v.id for v in rule.variants), key=len),

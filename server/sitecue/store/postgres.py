@@ -166,6 +166,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE contacts ADD COLUMN answers JSONB NOT NULL DEFAULT '{}';
     ALTER TABLE contacts ADD COLUMN source TEXT NOT NULL DEFAULT 'site';
     """,
+    """
+    ALTER TABLE events ADD COLUMN value DOUBLE PRECISION;
+    """,
 ]
 
 

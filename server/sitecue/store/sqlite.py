@@ -169,6 +169,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE contacts ADD COLUMN answers TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE contacts ADD COLUMN source TEXT NOT NULL DEFAULT 'site';
     """,
+    """
+    ALTER TABLE events ADD COLUMN value REAL;
+    """,
 ]
 
 

@@ -123,8 +123,8 @@ def _count_events(
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
     for name, value in values:  # summed triggers are in site.windows: counted just above
-        state.triggers[name].add_value(today, value)
-    state.keep_only(site.trigger_days, site.rule_days, today)
+        state.add_value(name, today, value)
+    state.keep_only(site.trigger_days, site.rule_days, today, site.sums)
     if state.answers:
         state.answers = {k: v for k, v in state.answers.items() if k in site.answers}
     for goal in {e.name for e in events if e.name in site.goals}:
@@ -146,8 +146,7 @@ def _context(
         triggers[name] = {w: counter.count(w, today) if counter else 0 for w in windows}
     sums = {}
     for name, windows in site.sums.items():
-        counter = state.triggers.get(name)
-        sums[name] = {w: counter.summed(w, today) if counter else 0 for w in windows}
+        sums[name] = {w: state.summed(name, w, today) for w in windows}
     local = datetime.fromtimestamp(now / 1000, site.zone)
     # Offsite attributes only from a verified identification, never from page JavaScript.
     attributes = state.attributes if state.verified else {}

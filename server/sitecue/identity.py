@@ -103,7 +103,8 @@ def rebuild(
     this browser's: a session does not span devices. Pure CPU work on its arguments, so it
     may run on a thread."""
     session = {name: c.session for name, c in state.triggers.items()}
-    session_sums = {name: c.session_sum for name, c in state.triggers.items()}
+    session_sums = {name: c.session for name, c in state.sums.items()}
+    state.sums = {}
     triggers: dict[str, Counter] = {}
     day = _day_cache(site)
 
@@ -114,7 +115,7 @@ def rebuild(
                 counter = triggers[name] = Counter()
             counter.add(day(at))
             if value is not None and name in site.sums:  # a purchase's amount, say
-                counter.add_value(day(at), value)
+                state.add_value(name, day(at), value)
 
     seen: dict[str, tuple[str, ...]] = {}  # url -> the page-view triggers it fires
     for view in pageviews:
@@ -155,7 +156,8 @@ def rebuild(
             memory.last_impression = own.last_impression
     for name, counter in triggers.items():
         counter.session = session.get(name, 0)
-        counter.session_sum = session_sums.get(name, 0)
+    for name, sums in state.sums.items():
+        sums.session = session_sums.get(name, 0)
     state.triggers = triggers
 
 

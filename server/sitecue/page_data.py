@@ -58,7 +58,7 @@ def page_data(declared: Mapping[str, AttributeType], sent: Mapping[str, Any]) ->
             continue
         if not _fits(kind, value):
             limit = {
-                "number": f"a finite number within ±{MAX_VALUE:g}",
+                "number": f"a finite number within ±{MAX_VALUE:.0f}",
                 "string": f"a string of at most {MAX_STRING} characters",
                 "boolean": "true or false",
             }[kind]

@@ -54,43 +54,16 @@ PURPOSE = "state"  # the keyring purpose: the state cookie's keys are its own, p
 
 class Counter(msgspec.Struct, array_like=True, omit_defaults=True):
     """How often something happened: per calendar day (in the site's time zone), this
-    session, and in all; for an event that carries a value (a purchase's amount), the sum
-    of its values too, in hundredths, in the same day buckets."""
+    session, and in all."""
 
     days: dict[int, int] = {}
     session: int = 0
     total: int = 0
-    # Sums in hundredths (integers pack smaller than floats, and add up without drift);
-    # a day has a sum only when it has a count, and no sum when it comes to 0.
-    sums: dict[int, int] = {}
-    session_sum: int = 0
-    total_sum: int = 0
 
     def add(self, day: int, n: int = 1) -> None:
         self.days[day] = self.days.get(day, 0) + n
         self.session += n
         self.total += n
-
-    def add_value(self, day: int, value: float) -> None:
-        """Add an event's value (counted by :meth:`add` on the same day) to the sums."""
-        hundredths = round(value * 100)
-        if hundredths:
-            total = _bounded(self.sums.get(day, 0) + hundredths)
-            if total:
-                self.sums[day] = total
-            else:
-                self.sums.pop(day, None)
-            self.session_sum = _bounded(self.session_sum + hundredths)
-            self.total_sum = _bounded(self.total_sum + hundredths)
-
-    def summed(self, window: str, today: int) -> float:
-        """The sum of the values over ``session``, ``total`` or the last N days."""
-        if window == "session":
-            return self.session_sum / 100
-        if window == "total":
-            return self.total_sum / 100
-        first = today - int(window[:-1]) + 1
-        return sum(n for day, n in self.sums.items() if first <= day <= today) / 100
 
     def count(self, window: str, today: int) -> int:
         """The count over ``session``, ``total`` or the last N days (``7d``: today and the six
@@ -106,8 +79,6 @@ class Counter(msgspec.Struct, array_like=True, omit_defaults=True):
         """Drop day buckets no rule can look at any more (the total keeps them)."""
         for old in [d for d in self.days if d < day]:
             del self.days[old]
-        for old in [d for d in self.sums if d < day]:
-            del self.sums[old]
 
 
 class RuleMemory(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -140,6 +111,11 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     # What this browser answered in forms, declared by the visitor (never verified): only the
     # fields some rule reads, usable in this browser's rules, never as an offsite attribute.
     answers: dict[str, Any] = {}
+    # The sums of the values of the triggers some rule sums (a purchase's amount), in
+    # hundredths (integers pack smaller than floats and add up without drift), in the same
+    # day buckets as the trigger's counts: a day with a sum has a count, and loses both at
+    # once at the cap. A day whose values came to 0 has no sum.
+    sums: dict[str, Counter] = {}
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -150,16 +126,26 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
             self.session_pageviews = 0
             for counter in self.triggers.values():
                 counter.session = 0
-                counter.session_sum = 0
+            for counter in self.sums.values():
+                counter.session = 0
             for memory in self.rules.values():
                 memory.shown.session = 0
         self.last_seen = max(self.last_seen, now)
 
     def keep_only(
-        self, trigger_days: Mapping[str, int], rule_days: Mapping[str, int], today: int
+        self,
+        trigger_days: Mapping[str, int],
+        rule_days: Mapping[str, int],
+        today: int,
+        summed: Collection[str] = (),
     ) -> None:
         """Forget what no compiled rule reads: other triggers, removed rules, and day buckets
-        older than the longest day window that reads each counter (0: none at all)."""
+        older than the longest day window that reads each counter (0: none at all); the sums
+        of the triggers not ``summed``."""
+        for name in [n for n in self.sums if n not in summed or n not in trigger_days]:
+            del self.sums[name]
+        for name, sums in self.sums.items():
+            sums.forget_before(today - trigger_days[name] + 1)
         for name in [n for n in self.triggers if n not in trigger_days]:
             del self.triggers[name]
         for rule_id in [r for r in self.rules if r not in rule_days]:
@@ -178,6 +164,29 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         impression, a dismissal or a conversion (a goal converts rules nobody named)."""
         return {r for r, memory in self.rules.items() if before.get(r) != _mark(memory)}
 
+    def add_value(self, name: str, day: int, value: float) -> None:
+        """Add the value of one of ``name``'s events (counted on ``day`` too) to its sums,
+        each kept within ±MAX_SUM."""
+        hundredths = round(value * 100)
+        if not hundredths:
+            return
+        sums = self.sums.get(name)
+        if sums is None:
+            sums = self.sums[name] = Counter()
+        sums.add(day, hundredths)
+        sums.days[day], sums.session, sums.total = (
+            _bounded(sums.days[day]),
+            _bounded(sums.session),
+            _bounded(sums.total),
+        )
+        if not sums.days[day]:
+            del sums.days[day]
+
+    def summed(self, name: str, window: str, today: int) -> float:
+        """The sum of ``name``'s values over a window (as :meth:`Counter.count` counts)."""
+        sums = self.sums.get(name)
+        return sums.count(window, today) / 100 if sums is not None else 0
+
     def rule(self, rule_id: str) -> RuleMemory:
         memory = self.rules.get(rule_id)
         if memory is None:
@@ -186,7 +195,7 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
 
 
 MAX_SUM = 2**53
-"""A sum (in hundredths) stays within ±MAX_SUM: exact as a JavaScript number, and 9 bytes."""
+"""A sum (in hundredths) stays within ±MAX_SUM: exact as a JavaScript number, 9 bytes."""
 
 
 def _bounded(hundredths: int) -> int:
@@ -258,8 +267,8 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     """Evict from ``state`` one item at a time, what matters least first, yielding the kind
     of each and the packed bytes it freed:
 
-    1. ``day bucket``: the oldest day buckets of trigger counters (a day's count and the
-       sum of its values together) and of the impressions of rules other than ``keep``
+    1. ``day bucket``: the oldest day buckets of trigger counters (with the day's sum of
+       the trigger's values, if any) and of the impressions of rules other than ``keep``
        (the newest days are what rules usually count);
     2. ``attributes``: the attribute snapshot, taken again at the next identification;
        then ``answers``, this browser's form answers;
@@ -273,14 +282,16 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     """
     others = {r: m for r, m in state.rules.items() if r not in keep}
     counters = [*state.triggers.values(), *(m.shown for m in others.values())]
+    sums = [state.sums.get(name) for name in state.triggers]  # beside the first counters
     oldest = [(min(c.days), i) for i, c in enumerate(counters) if c.days]  # each counter's
     heapq.heapify(oldest)  # oldest bucket, so that evicting a few costs little
     while oldest:
         day, i = heapq.heappop(oldest)
-        days, sums = counters[i].days, counters[i].sums
+        days = counters[i].days
         freed = _int_size(day) + _int_size(days.pop(day)) + _shrunk(days)
-        if day in sums:  # the day's sum goes with its count
-            freed += _int_size(day) + _int_size(sums.pop(day)) + _shrunk(sums)
+        summed = sums[i] if i < len(sums) else None
+        if summed is not None and day in summed.days:  # the day's sum goes with its count
+            freed += _int_size(day) + _int_size(summed.days.pop(day)) + _shrunk(summed.days)
         yield "day bucket", freed
         if days:
             heapq.heappush(oldest, (min(days), i))
@@ -296,7 +307,10 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     for rule_id in sorted(unfinished, key=lambda r: others[r].last_shown):
         yield "rule memory", _popped(state.rules, rule_id)
     for name in sorted(state.triggers, key=lambda n: state.triggers[n].total):
-        yield "trigger counter", _popped(state.triggers, name)
+        freed = _popped(state.triggers, name)
+        if name in state.sums:  # its sums go with it
+            freed += _popped(state.sums, name)
+        yield "trigger counter", freed
     finished = sorted(
         (r for r in others if r in state.rules),
         key=lambda r: max(others[r].dismissed, others[r].converted),

@@ -80,9 +80,10 @@ def worst_state(site: CompiledSite) -> VisitorState:
     )
     for name in site.windows:
         state.triggers[name] = counter = _counter(site.trigger_days[name])
-        if name in site.sums:  # a sum of values on every day with a count: 9 bytes each
-            counter.sums = dict.fromkeys(counter.days, MAX_SUM)
-            counter.session_sum = counter.total_sum = MAX_SUM
+        if name in site.sums:  # a sum on every day with a count: 9 bytes each, as MAX_SUM
+            state.sums[name] = Counter(
+                days=dict.fromkeys(counter.days, MAX_SUM), session=MAX_SUM, total=MAX_SUM
+            )
     for rule in site.rules:
         state.rules[rule.id] = RuleMemory(
             variant=max((v.id for v in rule.variants), key=len),
@@ -100,7 +101,7 @@ def state_size(site: CompiledSite) -> StateSize:
     that may be evicted before a dismissal is gone."""
     state = worst_state(site)
     worst = sent_size(state)
-    state.triggers, state.attributes, state.answers = {}, {}, {}
+    state.triggers, state.attributes, state.answers, state.sums = {}, {}, {}, {}
     state.rules = {
         r: RuleMemory(dismissed=m.dismissed, converted=m.converted) for r, m in state.rules.items()
     }

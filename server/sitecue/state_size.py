@@ -52,8 +52,10 @@ def worst_state(site: CompiledSite) -> VisitorState:
       time, every count is below 2**32 (5 bytes), every day is a day of our era;
     - every trigger some rule counts has a bucket for each day of its longest day window
       (and a session and a total count); a trigger read only over ``session`` or ``total``
-      has no buckets; a trigger some rule sums has a sum (9 bytes, as at MAX_SUM) beside
-      each of its day counts, and a session and a total sum;
+      has no buckets; a trigger some rule sums has a sum beside each of its day counts, a
+      day's sum being below 2**32 hundredths (42,949,672.95: 5 bytes, as a count), and a
+      session and a total sum at MAX_SUM (9 bytes). A site whose values add up to more in
+      a day (amounts in a currency of small units) may see its oldest days evicted sooner;
     - every rule has a memory: its longest variant id, a bucket for each day of its
       impression cap's window, the last decision id (16 characters, as the server makes
       them), and last shown, dismissed and converted times;
@@ -80,9 +82,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
     )
     for name in site.windows:
         state.triggers[name] = counter = _counter(site.trigger_days[name])
-        if name in site.sums:  # a sum on every day with a count: 9 bytes each, as MAX_SUM
+        if name in site.sums:  # a sum beside every day's count
             state.sums[name] = Counter(
-                days=dict.fromkeys(counter.days, MAX_SUM), session=MAX_SUM, total=MAX_SUM
+                days=dict.fromkeys(counter.days, MAX_COUNT), session=MAX_SUM, total=MAX_SUM
             )
     for rule in site.rules:
         state.rules[rule.id] = RuleMemory(

@@ -142,10 +142,11 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         """Forget what no compiled rule reads: other triggers, removed rules, and day buckets
         older than the longest day window that reads each counter (0: none at all); the sums
         of the triggers not ``summed``."""
-        for name in [n for n in self.sums if n not in summed or n not in trigger_days]:
-            del self.sums[name]
-        for name, sums in self.sums.items():
-            sums.forget_before(today - trigger_days[name] + 1)
+        if self.sums:
+            for name in [n for n in self.sums if n not in summed or n not in trigger_days]:
+                del self.sums[name]
+            for name, sums in self.sums.items():
+                sums.forget_before(today - trigger_days[name] + 1)
         for name in [n for n in self.triggers if n not in trigger_days]:
             del self.triggers[name]
         for rule_id in [r for r in self.rules if r not in rule_days]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import shutil
 import sqlite3
 import time
 from collections import Counter
@@ -536,3 +537,74 @@ def test_a_campaign_dismissed_at_the_cookie_cap_stays_dismissed(
         assert [d["rule"] for d in shown(0)] == [ids[0]]  # the oldest gave way
         evictions = client.app.state.runtime.metrics.evictions  # type: ignore[attr-defined]
         assert evictions[("campaigns", "dismissal")] > 0
+
+
+# --- event values and page data ------------------------------------------------------------
+
+VALUES = "https://values.example"
+LAB = Path(__file__).parent / "browser" / "lab"
+
+
+@pytest.fixture
+def values_client(tmp_path: Path) -> Iterator[TestClient]:
+    """The app with the lab's "values" site: a purchase that carries a value, summed by one
+    rule, and page data read by another."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    shutil.copy(LAB / "sites" / "values.json", config / "sites")
+    shutil.copy(LAB / "widgets" / "note.html", config / "widgets")
+    env = {"SITECUE_DATA_DIR": str(tmp_path), "SITECUE_SECRETS": SECRET,
+           "SITECUE_CONFIG_DIR": str(config)}  # fmt: skip
+    with TestClient(build_app(Settings.load(env=env)), base_url=VALUES) as client:
+        yield client
+
+
+def values_decide(client: TestClient, **body: Any) -> Any:
+    return decide(client, "values", VALUES, **body)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"events": [{"name": "purchase", "value": "59.9"}]}, "- at `$.events[0].value`"),
+        ({"events": [{"name": "purchase", "value": 1e10}]}, "- at `$.events[0].value`"),
+        ({"events": [{"name": "purchase", "value": "__inf__"}]}, "- at `$.events[0].value`"),
+        ({"events": [{"name": "purchase", "value": [1]}]}, "- at `$.events[0].value`"),
+        ({"page": {"url": VALUES, "data": {"cart_value": "520"}}}, "$.page.data.cart_value:"),
+        ({"page": {"url": VALUES, "data": {"cart_value": "__inf__"}}}, "$.page.data.cart_value:"),
+        ({"page": {"url": VALUES, "data": {"logged_in": "yes"}}}, "$.page.data.logged_in:"),
+        ({"page": {"url": VALUES, "data": {"category": "x" * 300}}}, "$.page.data.category:"),
+        ({"page": {"url": VALUES, "data": {f"k{i}": 1 for i in range(101)}}}, "`$.page.data`"),
+        ({"page": {"url": VALUES, "data": {"k" * 129: 1}}}, "at `key` in `$.page.data`"),
+        ({"page": {"url": VALUES, "data": []}}, "`$.page.data`"),
+    ],
+)
+def test_bad_values_and_page_data_get_a_400_naming_the_field(
+    values_client: TestClient, body: dict[str, Any], message: str
+) -> None:
+    payload = {"site": "values", "page": {"url": VALUES}, **body}
+    content = json.dumps(payload).replace('"__inf__"', "1e400").encode()
+    response = values_client.post("/v1/decide", content=content, headers={"origin": VALUES})
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+    assert "set-cookie" not in response.headers  # nothing was counted
+
+
+def test_purchases_add_up_and_page_data_decides_and_the_tag_is_told_what_is_read(
+    values_client: TestClient, tmp_path: Path
+) -> None:
+    first = values_decide(values_client, page={"url": VALUES, "data": {"unread": {"a": [1]}}})
+    assert first["data"] == ["cart_value"] and first["decisions"] == []
+    assert [t["name"] for t in first["triggers"]] == ["purchase"]
+    bought = values_decide(values_client, events=[{"name": "purchase", "value": 59.9}])
+    assert bought["decisions"] == []
+    more = values_decide(values_client, events=[{"name": "purchase", "value": 40.2}])
+    assert [d["rule"] for d in more["decisions"]] == ["big-spender"]
+    cart = values_decide(
+        values_client, page={"url": VALUES, "data": {"cart_value": 520, "logged_in": True}}
+    )
+    assert sorted(d["rule"] for d in cart["decisions"]) == ["big-cart", "big-spender"]
+    assert [d["rule"] for d in values_decide(values_client)["decisions"]] == ["big-spender"]
+    db = sqlite3.connect(tmp_path / "sitecue.db")  # stored for a rebuild on another device
+    stored = "SELECT name, value FROM events WHERE type = 'trigger' ORDER BY id"
+    assert db.execute(stored).fetchall() == [("purchase", 59.9), ("purchase", 40.2)]

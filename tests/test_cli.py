@@ -60,7 +60,7 @@ def test_check_lists_every_mistake_with_file_and_path(
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{bad}: $.rules[0].when.age: expected a path starting with one of "
-        "page, utm, visitor, attributes, triggers, time, device, reading",
+        "page, utm, visitor, attributes, triggers, sums, time, device, reading",
         f"{bad}: $.rules[0].when.age.$gt: expected a number or a string, got []",
         f"{bad}: $.rules[0].variants: expected weights adding up to 100, they add up to 50",
         "3 mistake(s) found",

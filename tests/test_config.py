@@ -24,6 +24,9 @@ def with_changes(**changes: Any) -> dict[str, Any]:
     return {**NEWS, **changes}
 
 
+VALUED = {**NEWS["triggers"], "purchase": {"on": "custom", "value": "number"}}
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
@@ -78,6 +81,55 @@ def with_changes(**changes: Any) -> dict[str, Any]:
         (
             {"attributes": {"tier": "colour"}},
             "$.attributes.tier: invalid enum value 'colour'",
+        ),
+        (
+            {
+                "page_data": {"cart_value": "number"},
+                "rules": [rule(when={"page.data.cart_vaule": 1})],
+            },
+            '$.rules[0].when["page.data.cart_vaule"]: expected page.data.<declared page data>'
+            " (cart_value)",
+        ),
+        (
+            {"rules": [rule(when={"page.data.cart_value": 1})]},
+            '$.rules[0].when["page.data.cart_value"]: expected page.data.<declared page data>'
+            " (none are declared)",
+        ),
+        (
+            {"page_data": {"cart.value": "number"}},
+            '$.page_data["cart.value"]: expected an identifier',
+        ),
+        (
+            {"page_data": {"cart_value": "money"}},
+            "$.page_data.cart_value: invalid enum value 'money'",
+        ),
+        (
+            {
+                "triggers": {**VALUED, "add_to_cart": {"on": "click", "selector": ".add"}},
+                "rules": [rule(when={"sums.add_to_cart.30d": {"$gt": 100}})],
+            },
+            '$.rules[0].when["sums.add_to_cart.30d"]: expected sums.<trigger declaring "value":'
+            ' "number">.<window> (purchase)',
+        ),
+        (
+            {"triggers": VALUED, "rules": [rule(when={"sums.purchse.30d": {"$gt": 100}})]},
+            '$.rules[0].when["sums.purchse.30d"]: expected sums.<trigger declaring',
+        ),
+        (
+            {"triggers": VALUED, "rules": [rule(when={"sums.purchase": {"$gt": 100}})]},
+            '$.rules[0].when["sums.purchase"]: expected sums.<trigger declaring',
+        ),
+        (
+            {"triggers": VALUED, "rules": [rule(when={"sums.purchase.month": {"$gt": 100}})]},
+            '$.rules[0].when["sums.purchase.month"]: expected a window',
+        ),
+        (
+            {"triggers": {"add": {"on": "click", "selector": ".add", "value": "number"}}},
+            "$.triggers.add.value: expected no value for a click trigger: only a custom event",
+        ),
+        (
+            {"triggers": {"purchase": {"on": "custom", "value": "text"}}},
+            "$.triggers.purchase.value: invalid enum value 'text'",
         ),
         (
             {"rules": [rule(when={"triggers.paywall_view.week": 1})]},
@@ -319,3 +371,28 @@ def test_a_widget_with_a_form_needs_a_template_that_renders_it() -> None:
         "$.widgets.signup.template: expected a template that renders the widget's form"
         ' ({% include "widgets/_form.html" %})'
     ]
+
+
+ONE: dict[str, Any] = {"variants": [{"id": "a", "weight": 100, "widget": "faq"}], "limit": {}}
+
+
+def test_sums_and_page_data_rules_compile_to_what_they_read() -> None:
+    """A sum keeps its trigger's counter (and asks the tag to watch it); a page-data key
+    read by a rule is listed for the tag; neither needs state but the sum."""
+    compiled = site(
+        with_changes(
+            triggers=VALUED,
+            page_data={"cart_value": "number", "category": "string", "logged_in": "boolean"},
+            rules=[
+                rule(id="big-spender", when={"sums.purchase.30d": {"$gt": 100}}, **ONE),
+                rule(id="big-cart", when={"page.data.cart_value": {"$gt": 500}}, **ONE),
+            ],
+        )
+    )
+    assert compiled.sums == {"purchase": frozenset({"30d"})}
+    assert compiled.windows["purchase"] == frozenset({"30d"})
+    assert compiled.trigger_days["purchase"] == 30
+    assert "purchase" in [t.name for t in compiled.watched]
+    assert compiled.data_keys == ("cart_value",)
+    needs = {r.id: r.needs_state for r in compiled.rules}
+    assert needs == {"big-spender": True, "big-cart": False}  # page data is this view's

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import pytest
+
 from sitecue import decision_ids
 from sitecue.decide import Outcome, apply_feedback, decide
+from sitecue.errors import BadRequest
 from sitecue.protocol import DecideRequest, Feedback, Page, PageEvent
-from sitecue.state import VisitorState
+from sitecue.state import VisitorState, day_of
 from sites import rule, site
 
 NOW = int(datetime(2026, 11, 25, 12, tzinfo=UTC).timestamp() * 1000)
@@ -448,3 +452,68 @@ def test_decision_ids_are_signed_for_the_visitor_rule_and_variant() -> None:
     assert not decision_ids.verify([KEY], d.id, "visitor-signed-01", "other-rule", "on")
     blank = run(compiled, VisitorState(visitor=""), request(view="page-1")).decisions
     assert decision_ids.verify([KEY], blank[0].id, decision_ids.ANONYMOUS, "paywall-faq", "on")
+
+
+SHOP_TRIGGERS = {
+    "purchase": {"on": "custom", "value": "number"},
+    "paywall_view": {"on": "visible", "selector": "#paywall"},
+}
+PAGE_DATA = {"cart_value": "number", "logged_in": "boolean", "category": "string"}
+
+
+def valued_site(when: dict[str, Any]) -> Any:
+    return site(
+        triggers=SHOP_TRIGGERS, page_data=PAGE_DATA, rules=[rule(when=when, variants=ALWAYS)]
+    )
+
+
+def purchase(value: float | None, **fields: Any) -> DecideRequest:
+    return DecideRequest(
+        site="news",
+        page=Page(url="https://news.example/checkout", **fields),
+        events=[PageEvent(name="purchase", value=value)],
+    )
+
+
+def test_a_rule_on_sums_of_values_shows_once_the_purchases_add_up_in_the_window() -> None:
+    compiled = valued_site({"sums.purchase.30d": {"$gt": 100}})
+    state = VisitorState(visitor="visitor-sums-0001")
+    old = run(compiled, state, purchase(80.0), now=NOW - 40 * DAY)  # out of the window by now
+    assert old.verdicts[0].reason == "condition: sums.purchase.30d"
+    first = run(compiled, state, purchase(59.9), now=NOW - 2 * DAY)
+    assert first.decisions == []
+    again = run(compiled, state, purchase(None))  # counted, no value: the sum stays
+    assert again.decisions == [] and state.triggers["purchase"].total == 3
+    shown = run(compiled, state, purchase(40.2))
+    assert [d.rule for d in shown.decisions] == ["paywall-faq"]  # 59.9 + 40.2 = 100.1
+    assert state.summed("purchase", "30d", day_of(NOW, compiled.zone)) == 100.1
+    assert state.summed("purchase", "total", day_of(NOW, compiled.zone)) == 180.1
+
+
+def test_a_value_on_a_trigger_that_declares_none_is_counted_not_summed() -> None:
+    compiled = site(
+        triggers={**SHOP_TRIGGERS, "purchase": {"on": "custom"}},
+        rules=[rule(when={"triggers.purchase.7d": {"$gte": 1}}, variants=ALWAYS)],
+    )
+    state = VisitorState(visitor="visitor-sums-0002")
+    run(compiled, state, purchase(500.0))
+    counter = state.triggers["purchase"]
+    assert counter.total == 1 and state.sums == {}
+
+
+def test_a_rule_on_page_data_reads_what_the_page_set_in_this_view() -> None:
+    compiled = valued_site({"page.data.cart_value": {"$gt": 500}, "page.data.logged_in": True})
+    state = VisitorState(visitor="visitor-data-0001")
+
+    def data(**values: Any) -> DecideRequest:
+        sent = {k: msgspec.Raw(msgspec.json.encode(v)) for k, v in values.items()}
+        return DecideRequest(site="news", page=Page(url="https://news.example/cart", data=sent))
+
+    assert run(compiled, state, data()).verdicts[0].reason == "condition: page.data.cart_value"
+    low = run(compiled, state, data(cart_value=499.5, logged_in=True, other=[1]))
+    assert low.verdicts[0].reason == "condition: page.data.cart_value"
+    high = run(compiled, state, data(cart_value=520, logged_in=True))
+    assert [d.rule for d in high.decisions] == ["paywall-faq"]
+    assert run(compiled, state, data()).decisions == []  # nothing of it is kept for later
+    with pytest.raises(BadRequest, match=r"\$\.page\.data\.cart_value: expected a finite"):
+        run(compiled, state, data(cart_value="520"))

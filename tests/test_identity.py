@@ -18,7 +18,7 @@ from sitecue.protocol import DecideRequest, Page, PageEvent
 from sitecue.state import VisitorState, day_of
 from sitecue.store import ContactEvent, EventRecord, PageView, Store, open_store
 from sitecue.tokens import TokenCodec, TokenRejected
-from sites import rule, site
+from sites import NEWS, rule, site
 
 NOW = 1_790_000_000  # epoch seconds
 NOW_MS = NOW * 1000
@@ -68,6 +68,28 @@ def test_rebuild_counts_every_browser_of_the_person() -> None:
     again = DecideRequest(site="news", page=request.page, events=[PageEvent(name="paywall_view")])
     shown = decide(compiled, phone, again, NOW_MS, key=KEY).decisions
     assert [d.rule for d in shown] == ["paywall-faq"]
+
+
+def test_rebuild_sums_the_values_of_every_browser_of_the_person() -> None:
+    """Purchases on the laptop count toward "spent over 100 in 30 days" on the phone."""
+    compiled = site(
+        triggers={**NEWS["triggers"], "purchase": {"on": "custom", "value": "number"}},
+        rules=[rule(when={"sums.purchase.30d": {"$gt": 100}})],
+    )
+    laptop = [
+        EventRecord("news", "laptop", "trigger", NOW_MS - 40 * DAY_MS, name="purchase", value=500),
+        EventRecord("news", "laptop", "trigger", NOW_MS - 2 * DAY_MS, name="purchase", value=59.9),
+        EventRecord("news", "laptop", "trigger", NOW_MS - DAY_MS, name="purchase", value=45.1),
+        EventRecord("news", "laptop", "trigger", NOW_MS - DAY_MS, name="purchase"),
+    ]
+    phone = VisitorState(visitor="phone-visitor-000003")
+    phone.add_value("purchase", day_of(NOW_MS, compiled.zone), 7.0)  # this session's, here
+    rebuild(compiled, phone, laptop, [])
+    today = day_of(NOW_MS, compiled.zone)
+    assert phone.triggers["purchase"].total == 4
+    assert phone.summed("purchase", "30d", today) == 105.0
+    assert phone.summed("purchase", "total", today) == 605.0
+    assert phone.summed("purchase", "session", today) == 7.0  # a session stays the browser's
 
 
 def test_rebuild_keeps_dismissals_and_the_person_s_first_variant() -> None:

@@ -245,6 +245,8 @@ def heavy_year(compiled: Any) -> VisitorState:
         counter = state.triggers.setdefault(name, Counter())
         for day in range(365):
             counter.add(day0 + day, 50)
+            if name in compiled.sums:  # fifty purchases of 59.90 a day
+                counter.add_value(day0 + day, 50 * 59.9)
     for r in compiled.rules:
         memory = state.rule(r.id)
         memory.variant, memory.last_impression = r.variants[0].id, "decision-id-000000000"
@@ -430,3 +432,74 @@ def test_a_cookie_sealed_before_snapshots_existed_opens_due_for_a_refresh() -> N
     cookie = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
     state = codec.decode(cookie, "v", "news")
     assert state is not None and state.snapshot is None and state.verified
+
+
+# --- sums of event values ------------------------------------------------------------------
+
+
+def test_sums_are_kept_in_hundredths_in_the_day_buckets_of_the_counts() -> None:
+    state = VisitorState(visitor="v")
+    for day, value in ((93, 0.1), (93, 0.2), (94, 59.9), (100, -10.0), (100, 10.0)):
+        state.triggers.setdefault("purchase", Counter()).add(day)
+        state.add_value("purchase", day, value)
+    sums = state.sums["purchase"]
+    assert sums.days == {93: 30, 94: 5990}  # a day whose values came to 0 has no sum
+    assert set(sums.days) <= set(state.triggers["purchase"].days)
+    assert state.summed("purchase", "1d", 100) == 0
+    assert state.summed("purchase", "7d", 100) == 59.9
+    assert state.summed("purchase", "8d", 100) == state.summed("purchase", "total", 100) == 60.2
+    assert state.summed("purchase", "session", 100) == 60.2  # and no drift from 0.1 + 0.2
+    assert state.summed("refund", "total", 100) == 0
+    state.keep_only({"purchase": 7}, {}, 100, summed=["purchase"])
+    assert sums.days == {94: 5990} and state.summed("purchase", "total", 100) == 60.2
+    state.keep_only({"purchase": 7}, {}, 100)  # no rule sums it any more
+    assert state.sums == {} and state.triggers["purchase"].total == 5
+
+
+def test_a_sum_is_bounded_where_a_javascript_number_is_still_exact() -> None:
+    near = 2**53 - 10**11  # 90,000 purchases of a billion
+    state = VisitorState(visitor="v", sums={"p": Counter(days={1: near}, session=near, total=near)})
+    for _ in range(2):
+        state.add_value("p", 1, 1e9)
+    assert state.sums["p"] == Counter(days={1: 2**53}, session=2**53, total=2**53)
+    state.add_value("p", 1, -1e9)
+    assert state.sums["p"].days[1] == 2**53 - 10**11
+    assert len(msgspec.msgpack.encode(2**53)) == 9
+
+
+def test_a_new_session_starts_its_sums_afresh() -> None:
+    state = sample()
+    state.add_value("paywall_view", 740_001, 12.5)
+    state.touch(2 + 2 * SESSION_GAP_MS + 1)
+    assert state.summed("paywall_view", "session", 740_001) == 0
+    assert state.summed("paywall_view", "total", 740_001) == 12.5
+
+
+def test_a_cookie_sealed_before_sums_existed_still_opens() -> None:
+    """The sums are the state's last field, with a default: an older cookie opens with none."""
+    codec = StateCodec([SECRET])
+    old = msgspec.msgpack.encode([1_790_000_000, ["", 1, 2, 3, 4, 5, {"p": [{740: 2}, 1, 3]}]])
+    sealed = Keyring([SECRET]).sealer("state", "news").seal(old, b"v")
+    state = codec.decode(base64.urlsafe_b64encode(sealed).rstrip(b"=").decode(), "v", "news")
+    assert state is not None and state.sums == {} and state.triggers["p"].total == 3
+
+
+def test_at_the_cap_a_day_s_sum_goes_with_its_count_oldest_first() -> None:
+    codec = StateCodec([SECRET])
+    state = VisitorState(visitor="visitor-sums-cap-0")
+    for name in ("purchase", "refund"):
+        counter = state.triggers[name] = Counter()
+        for day in range(739_000, 739_090):
+            counter.add(day, 1000)
+            state.add_value(name, day, 1234.56)
+    value = codec.encode(state, "news")
+    assert MAX_COOKIE_BYTES - 30 < len(f"sc_s={value}") <= MAX_COOKIE_BYTES  # no more than needed
+    kept = codec.decode(value, "visitor-sums-cap-0", "news")
+    assert kept is not None
+    for name, counter in kept.triggers.items():
+        sums = kept.sums[name]
+        assert set(sums.days) == set(counter.days) and max(counter.days) == 739_089
+        assert 0 < len(counter.days) < 90  # the newest days survived, the oldest went
+        assert sums.total == 90 * 123456  # the total keeps them
+    evicted = 180 - sum(len(c.days) for c in kept.triggers.values())
+    assert codec.evicted == {("news", "day bucket"): evicted}

@@ -60,3 +60,17 @@ def test_the_worst_case_counts_the_form_answers_rules_read_at_their_largest() ->
     )
     assert worst_state(reading).answers["note"] == "\uffff" * 100
     assert state_size(reading).floor == state_size(plain).floor  # answers go before dismissals
+
+
+def test_the_worst_case_counts_a_sum_beside_every_day_count_of_a_summed_trigger() -> None:
+    triggers = {**NEWS["triggers"], "purchase": {"on": "custom", "value": "number"}}
+    counting = site(triggers=triggers, rules=[rule(when={"triggers.purchase.30d": {"$gt": 1}})])
+    summing = site(triggers=triggers, rules=[rule(when={"sums.purchase.30d": {"$gt": 100}})])
+    state = worst_state(summing)
+    assert set(state.sums["purchase"].days) == set(state.triggers["purchase"].days)
+    assert len(state.sums["purchase"].days) == 30
+    grown = state_size(summing).worst - state_size(counting).worst
+    assert grown >= 30 * (5 + 5) * 4 // 3  # a day and its sum each, sealed and base64
+    codec = StateCodec(["size-test-secret-0000"])
+    assert len(f"sc_s={codec.encode(state, 'news')}") == state_size(summing).worst
+    assert state_size(summing).floor == state_size(counting).floor  # sums go before dismissals

@@ -941,3 +941,22 @@ def test_erasure_deletes_the_person_s_server_side_events(store_url: str) -> None
     erased, left, again, others = with_store(store_url, body)
     assert erased and left == [] and not again
     assert [e.id for e in others] == ["b"]
+
+
+def test_an_event_s_value_is_stored_and_read_back_in_the_person_s_history(store_url: str) -> None:
+    """A purchase's amount is kept with its event (a nullable column), so a rebuild of the
+    person's history sums it again on another device."""
+    bought = [
+        EventRecord("news", "laptop", "trigger", T0 + 1, name="purchase", value=59.9),
+        EventRecord("news", "laptop", "trigger", T0 + 2, name="purchase", value=-10.25),
+        EventRecord("news", "laptop", "trigger", T0 + 3, name="purchase"),
+    ]
+
+    async def body(store: Store) -> Any:
+        await store.write(bought, [])
+        await store.link("news", "laptop", "alice", T0, verified=True)
+        return await store.events("news", ["laptop"]), await store.history("news", "alice")
+
+    events, history = with_store(store_url, body)
+    assert [e.value for e in events] == [59.9, -10.25, None]
+    assert events == bought and history.events == bought

@@ -201,7 +201,13 @@ async def decide_endpoint(request: Request) -> Response:
     # call (the same ``call`` id) is answered again, but its records are not stored again.
     events = [
         EventRecord(
-            site.name, visitor, "trigger", now, name=e.name, key=trigger_key(body.call, str(i))
+            site.name,
+            visitor,
+            "trigger",
+            now,
+            name=e.name,
+            value=e.value,
+            key=trigger_key(body.call, str(i)),
         )
         for i, e in enumerate(body.events)
     ]
@@ -234,6 +240,7 @@ async def decide_endpoint(request: Request) -> Response:
         hide=list(site.hidden),
         now=now,
         reading=bool(site.reading),
+        data=list(site.data_keys),
     )
     response = json_response(answer)
     # What this view showed, dismissed or converted survives the size cap.

@@ -21,6 +21,7 @@ from .errors import ConfigError, Problem
 __all__ = [
     "WINDOW_PATTERN",
     "AttributeType",
+    "DataKey",
     "FieldType",
     "Form",
     "FormField",
@@ -87,14 +88,21 @@ class Trigger(_Strict, frozen=True):
     those matching ``selector``), ``scroll`` past ``percent`` of the page, ``time`` on the
     page or ``inactivity`` for ``seconds``, and ``exit`` intent (the pointer leaving through
     the top; on a phone, a fast scroll back up). A ``custom`` event is sent by the page:
-    ``sitecue('event', name)``."""
+    ``sitecue('event', name)``; one declared with ``"value": "number"`` carries a number
+    (``sitecue('event', 'purchase', {value: 59.9})``), summed as ``sums.<name>.<window>``."""
 
     on: TriggerKind
     selector: str | None = None
     path: Any = None
     percent: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
     seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
+    value: Literal["number"] | None = None
 
+
+_DATA_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,39}$"
+DataKey = Annotated[str, msgspec.Meta(pattern=_DATA_KEY)]
+"""A page-data key (``sitecue('set', {cart_value: 520})``): an identifier, so that
+``page.data.<key>`` reads it as one step of a dotted path."""
 
 FieldType = Literal["email", "phone", "text", "number", "choice", "checkbox", "consent", "hidden"]
 """What a form field takes; see :mod:`sitecue.forms` for how a submitted value is checked."""
@@ -242,6 +250,8 @@ class SiteConfig(_Strict, frozen=True):
     timezone: str = "UTC"
     max_per_view: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2  # decisions shown per page view
     attributes: dict[Name, AttributeType] = {}  # offsite attributes contacts may carry
+    # What the page declares with sitecue('set', {...}), read by rules as page.data.<key>
+    page_data: dict[DataKey, AttributeType] = {}
     identify: Identify = Identify()  # email tokens: how many browsers one may identify
     triggers: dict[Name, Trigger] = {}
     widgets: dict[Name, Widget] = {}
@@ -277,6 +287,7 @@ def parse_site(raw: Any) -> SiteConfig:
         raise ConfigError([Problem("$", "expected an object with site, origins and rules")])
     problems: list[Problem] = []
     sections: dict[str, Any] = {"triggers": Trigger, "widgets": Widget, "attributes": AttributeType}
+    sections["page_data"] = AttributeType
     head = {k: v for k, v in raw.items() if k not in (*sections, "rules")}
     site = _convert(head, SiteConfig, "$", problems)
     parts: dict[str, Any] = {}
@@ -288,7 +299,8 @@ def parse_site(raw: Any) -> SiteConfig:
         parts[section] = {}
         for name, value in entries.items():
             at = _member(f"$.{section}", name)
-            if _convert(name, Name, at, problems) is not None:
+            key = DataKey if section == "page_data" else Name
+            if _convert(name, key, at, problems) is not None:
                 parts[section][name] = _convert(value, kind, at, problems)
     rules = raw.get("rules", [])
     if not isinstance(rules, list):

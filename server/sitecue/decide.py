@@ -20,6 +20,7 @@ import msgspec
 from . import decision_ids, reading
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
+from .page_data import page_data
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
@@ -113,6 +114,7 @@ def _count_events(
     """Count this call's triggers on the day the server receives them: the visitor's clock
     is not trusted, and the tag reports triggers as they fire."""
     counted = []
+    values = []  # (trigger, value) of the events whose values some rule sums
     if pageview:
         state.pageviews += 1
         state.session_pageviews += 1
@@ -123,10 +125,14 @@ def _count_events(
         trigger = site.trigger(event.name)
         if trigger is not None and trigger.on != "pageview":
             counted.append(event.name)
+            if event.value is not None and event.name in site.sums:
+                values.append((event.name, event.value))
     for name in counted:
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
-    state.keep_only(site.trigger_days, site.rule_days, today)
+    for name, value in values:  # summed triggers are in site.windows: counted just above
+        state.add_value(name, today, value)
+    state.keep_only(site.trigger_days, site.rule_days, today, site.sums)
     if state.answers:
         state.answers = {k: v for k, v in state.answers.items() if k in site.answers}
     for goal in {e.name for e in events if e.name in site.goals}:
@@ -155,6 +161,9 @@ def _context(
                 for window, n in counts.items():
                     if window in found:
                         found[window] += n
+    sums = {}
+    for name, windows in site.sums.items():
+        sums[name] = {w: state.summed(name, w, today) for w in windows}
     local = datetime.fromtimestamp(now / 1000, site.zone)
     # Offsite attributes only from a verified identification, never from page JavaScript.
     attributes = state.attributes if state.verified else {}
@@ -178,6 +187,7 @@ def _context(
         },
         "attributes": attributes,
         "triggers": triggers,
+        "sums": sums,
         "time": {"hour": local.hour, "weekday": local.isoweekday()},
         "device": {"viewport": request.page.viewport},
         "reading": reading.context(state, site.reading, today) if site.reading else {},
@@ -244,6 +254,8 @@ def decide(
     else:
         state = VisitorState(visitor="")
     page, utm = _page_context(request)
+    if request.page.data:  # what the page set: checked against the site's declarations
+        page["data"] = page_data(site.config.page_data, request.page.data)
     today = day_of(now, site.zone)
     # A retried call that carries the cookie its first attempt set has been counted already.
     counting = persist and not _repeated(state, request.call)

@@ -104,15 +104,19 @@ def rebuild(
     this browser's: a session does not span devices. Pure CPU work on its arguments, so it
     may run on a thread."""
     session = {name: c.session for name, c in state.triggers.items()}
+    session_sums = {name: c.session for name, c in state.sums.items()}
+    state.sums = {}
     triggers: dict[str, Counter] = {}
     day = _day_cache(site)
 
-    def count(name: str, at: int) -> None:
+    def count(name: str, at: int, value: float | None = None) -> None:
         if name in site.windows:
             counter = triggers.get(name)
             if counter is None:
                 counter = triggers[name] = Counter()
             counter.add(day(at))
+            if value is not None and name in site.sums:  # a purchase's amount, say
+                state.add_value(name, day(at), value)
 
     seen: dict[str, tuple[str, ...]] = {}  # url -> the page-view triggers it fires
     for view in pageviews:
@@ -128,7 +132,7 @@ def rebuild(
     rules = {r.id: r for r in site.rules}
     for event in events:  # oldest first
         if event.type == "trigger" and event.name:
-            count(event.name, event.at)
+            count(event.name, event.at, event.value)
         elif event.type == "event":  # a goal converts every rule the person was shown
             for rule_id, memory in state.rules.items():
                 if rules[rule_id].rule.goal == event.name and memory.last_shown:
@@ -153,6 +157,8 @@ def rebuild(
             memory.last_impression = own.last_impression
     for name, counter in triggers.items():
         counter.session = session.get(name, 0)
+    for name, sums in state.sums.items():
+        sums.session = session_sums.get(name, 0)
     state.triggers = triggers
 
 

@@ -15,6 +15,7 @@ from .tokens import MAX_TOKEN
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_VALUE",
     "DecideRequest",
     "DecideResponse",
     "Decision",
@@ -40,20 +41,33 @@ RetryId = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern="^[A-
 ReadSeconds = Annotated[int, msgspec.Meta(ge=0, le=86_400)]
 
 
+MAX_VALUE = 1e9
+"""An event's value or a page-data number is finite and within ±MAX_VALUE (a bound, so
+that sums stay exact to the hundredth and no body can carry an infinity)."""
+Number = Annotated[float, msgspec.Meta(ge=-MAX_VALUE, le=MAX_VALUE)]
+
+
 class Page(msgspec.Struct, frozen=True):
-    """Where the page view happens, as the tag sees it."""
+    """Where the page view happens, as the tag sees it; ``data`` is what the page declared
+    with ``sitecue('set', {...})``, checked against the site's ``page_data`` in decide."""
 
     url: Text
     referrer: Text = ""
     title: Text = ""
     viewport: Literal["mobile", "tablet", "desktop"] | None = None
+    # Each value is decoded when the site declares its key (see sitecue.page_data), so a bad
+    # one is refused naming its key, and one no rule reads costs nothing.
+    data: Annotated[dict[Short, msgspec.Raw], msgspec.Meta(max_length=100)] = {}
 
 
 class PageEvent(msgspec.Struct, frozen=True):
-    """A trigger (or custom event) that fired on the page since the last call."""
+    """A trigger (or custom event) that fired on the page since the last call; ``value``
+    (``sitecue('event', 'purchase', {value: 59.9})``) is summed for a trigger that declares
+    one."""
 
     name: Short
     at: Millis | None = None
+    value: Number | None = None
 
 
 class DecideRequest(msgspec.Struct, frozen=True):
@@ -102,6 +116,7 @@ class DecideResponse(msgspec.Struct, frozen=True):
     hide: list[str] = []  # selectors a `replace` may take over: hidden until the decision
     now: int = 0  # the server's clock (epoch ms): the tag dates its events by it
     reading: bool = False  # some rule reads reading time: the tag reports it
+    data: list[str] = []  # page-data keys some rule reads: setting one asks for a re-decision
 
 
 class Feedback(msgspec.Struct, frozen=True):

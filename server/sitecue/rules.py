@@ -39,7 +39,17 @@ from .widgets import TemplateProblem, Templates
 
 __all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "load_sites"]
 
-CONTEXT_ROOTS = ("page", "utm", "visitor", "attributes", "triggers", "time", "device", "reading")
+CONTEXT_ROOTS = (
+    "page",
+    "utm",
+    "visitor",
+    "attributes",
+    "triggers",
+    "sums",
+    "time",
+    "device",
+    "reading",
+)
 """What a condition can read; see the decision engine for each root's fields."""
 
 # The parameters each kind of trigger takes besides its kind, and whether it must have them.
@@ -60,7 +70,7 @@ _TRIGGER_MEANING = {
     "seconds": "a number of seconds from 1 to 3600",
 }
 # What a condition cannot know without the visitor's stored state.
-_STATEFUL_ROOTS = {"visitor", "attributes", "triggers", "reading"}
+_STATEFUL_ROOTS = {"visitor", "attributes", "triggers", "sums", "reading"}
 _SELECTOR_PLACEMENTS = ("inline", "replace")
 
 
@@ -102,6 +112,10 @@ class CompiledSite:
     # when none does (then the state keeps none). See reading.py.
     reading: dict[str, frozenset[str]] = field(default_factory=dict)
     reading_days: int = 0  # the longest day window of reading time read (0: none)
+    # Triggers some rule sums (sums.<trigger>.<window>) -> the windows read; their counters
+    # (in `windows` too, so kept and watched) carry the sums of the events' values.
+    sums: dict[str, frozenset[str]] = field(default_factory=dict)
+    data_keys: tuple[str, ...] = ()  # page-data keys some rule reads (page.data.<key>)
 
     def form(self, rule_id: str, variant_id: str) -> Form | None:
         """The form the widget of this rule's variant carries, if any."""
@@ -207,9 +221,19 @@ def compile_site(
             condition = {"page.path": trigger.path} if trigger.path is not None else {}
             test = _compile(condition, f"{at}.path", problems, config.site, warnings)
             pageview_triggers.append((name, test))
+        if trigger.value is not None and trigger.on != "custom":
+            problems.append(
+                Problem(
+                    f"{at}.value",
+                    f"expected no value for a {trigger.on} trigger: only a custom event"
+                    " carries one (sitecue('event', name, {value: 59.9}))",
+                )
+            )
 
     windows: dict[str, set[str]] = {}
     reading: dict[str, set[str]] = {}
+    sums: dict[str, set[str]] = {}
+    data_keys: set[str] = set()
     compiled: list[CompiledRule] = []
     seen_ids: set[str] = set()
     for i, rule in enumerate(config.rules):
@@ -225,6 +249,7 @@ def compile_site(
                 reading,
             )
         )  # fmt: skip
+        _value_paths(rule, at, config, windows, sums, data_keys, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -256,7 +281,55 @@ def compile_site(
         answers=answers,
         reading={metric: frozenset(ws) for metric, ws in reading.items()},
         reading_days=max((_days(w) for ws in reading.values() for w in ws), default=0),
+        sums={name: frozenset(ws) for name, ws in sums.items()},
+        data_keys=tuple(sorted(data_keys)),
     )
+
+
+def _value_paths(
+    rule: Rule,
+    at: str,
+    config: SiteConfig,
+    windows: dict[str, set[str]],
+    sums: dict[str, set[str]],
+    data_keys: set[str],
+    problems: list[Problem],
+) -> None:
+    """Check the rule's ``sums.<trigger>.<window>`` and ``page.data.<key>`` paths against
+    the triggers that declare a value and the declared page data, and note what it reads:
+    a summed trigger's counter is kept (its window counts among the trigger's), a page-data
+    key read asks the tag for a re-decision when the page sets it."""
+    for json_path, dotted in attribute_paths(rule.when, f"{at}.when"):
+        parts = dotted.split(".")
+        if parts[0] == "sums":
+            valued = [n for n, t in config.triggers.items() if t.value is not None]
+            if len(parts) != 3 or parts[1] not in valued:
+                declared = ", ".join(valued) or 'none declares "value": "number"'
+                problems.append(
+                    Problem(
+                        json_path,
+                        'expected sums.<trigger declaring "value": "number">.<window>'
+                        f" ({declared})",
+                    )
+                )
+            elif not re.fullmatch(WINDOW_PATTERN, parts[2]):
+                problems.append(
+                    Problem(
+                        json_path,
+                        "expected a window: session, total or a number of days such as 7d",
+                    )
+                )
+            else:
+                sums.setdefault(parts[1], set()).add(parts[2])
+                windows.setdefault(parts[1], set()).add(parts[2])
+        elif parts[0] == "page" and len(parts) >= 2 and parts[1] == "data":
+            if len(parts) != 3 or parts[2] not in config.page_data:
+                declared = ", ".join(config.page_data) or "none are declared"
+                problems.append(
+                    Problem(json_path, f"expected page.data.<declared page data> ({declared})")
+                )
+            else:
+                data_keys.add(parts[2])
 
 
 def _bigger(field: FormField, than: FormField) -> bool:

@@ -130,6 +130,11 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     # The refresh time and server-side counts: one field for both (a packed null for every
     # visitor never identified), see Snapshot.
     snapshot: Snapshot | None = None
+    # The sums of the values of the triggers some rule sums (a purchase's amount), in
+    # hundredths (integers pack smaller than floats and add up without drift), in the same
+    # day buckets as the trigger's counts: a day with a sum has a count, and loses both at
+    # once at the cap. A day whose values came to 0 has no sum.
+    sums: dict[str, Counter] = {}
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -140,6 +145,8 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
             self.session_pageviews = 0
             for counter in self.triggers.values():
                 counter.session = 0
+            for counter in self.sums.values():
+                counter.session = 0
             for memory in self.rules.values():
                 memory.shown.session = 0
             for reading in (self.read, self.views):
@@ -148,10 +155,20 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         self.last_seen = max(self.last_seen, now)
 
     def keep_only(
-        self, trigger_days: Mapping[str, int], rule_days: Mapping[str, int], today: int
+        self,
+        trigger_days: Mapping[str, int],
+        rule_days: Mapping[str, int],
+        today: int,
+        summed: Collection[str] = (),
     ) -> None:
         """Forget what no compiled rule reads: other triggers, removed rules, and day buckets
-        older than the longest day window that reads each counter (0: none at all)."""
+        older than the longest day window that reads each counter (0: none at all); the sums
+        of the triggers not ``summed``."""
+        if self.sums:
+            for name in [n for n in self.sums if n not in summed or n not in trigger_days]:
+                del self.sums[name]
+            for name, sums in self.sums.items():
+                sums.forget_before(today - trigger_days[name] + 1)
         for name in [n for n in self.triggers if n not in trigger_days]:
             del self.triggers[name]
         for rule_id in [r for r in self.rules if r not in rule_days]:
@@ -170,11 +187,42 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         impression, a dismissal or a conversion (a goal converts rules nobody named)."""
         return {r for r, memory in self.rules.items() if before.get(r) != _mark(memory)}
 
+    def add_value(self, name: str, day: int, value: float) -> None:
+        """Add the value of one of ``name``'s events (counted on ``day`` too) to its sums,
+        each kept within ±MAX_SUM."""
+        hundredths = round(value * 100)
+        if not hundredths:
+            return
+        sums = self.sums.get(name)
+        if sums is None:
+            sums = self.sums[name] = Counter()
+        sums.add(day, hundredths)
+        sums.days[day], sums.session, sums.total = (
+            _bounded(sums.days[day]),
+            _bounded(sums.session),
+            _bounded(sums.total),
+        )
+        if not sums.days[day]:
+            del sums.days[day]
+
+    def summed(self, name: str, window: str, today: int) -> float:
+        """The sum of ``name``'s values over a window (as :meth:`Counter.count` counts)."""
+        sums = self.sums.get(name)
+        return sums.count(window, today) / 100 if sums is not None else 0
+
     def rule(self, rule_id: str) -> RuleMemory:
         memory = self.rules.get(rule_id)
         if memory is None:
             memory = self.rules[rule_id] = RuleMemory()
         return memory
+
+
+MAX_SUM = 2**53
+"""A sum (in hundredths) stays within ±MAX_SUM: exact as a JavaScript number, 9 bytes."""
+
+
+def _bounded(hundredths: int) -> int:
+    return max(-MAX_SUM, min(MAX_SUM, hundredths))
 
 
 def _mark(memory: RuleMemory) -> tuple[str, int, int, int, int]:
@@ -242,9 +290,10 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     """Evict from ``state`` one item at a time, what matters least first, yielding the kind
     of each and the packed bytes it freed:
 
-    1. ``day bucket``: the oldest day buckets of trigger counters, of reading time (seconds
-       and page views) and of the impressions of rules other than ``keep`` (the newest days
-       are what rules usually count);
+    1. ``day bucket``: the oldest day buckets of trigger counters (with the day's sum of
+       the trigger's values, if any), of reading time (seconds and page views) and of the
+       impressions of rules other than ``keep`` (the newest days are what rules usually
+       count);
     2. ``attributes``: the attribute snapshot, taken again at the next identification or
        refresh; then ``server counts``, the person's server-side event counts (read again
        at the next refresh too); then ``answers``, this browser's form answers;
@@ -261,12 +310,17 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     others = {r: m for r, m in state.rules.items() if r not in keep}
     reading = [c for c in (state.read, state.views) if c is not None]
     counters = [*state.triggers.values(), *reading, *(m.shown for m in others.values())]
+    sums = [state.sums.get(name) for name in state.triggers]  # beside the first counters
     oldest = [(min(c.days), i) for i, c in enumerate(counters) if c.days]  # each counter's
     heapq.heapify(oldest)  # oldest bucket, so that evicting a few costs little
     while oldest:
         day, i = heapq.heappop(oldest)
         days = counters[i].days
-        yield "day bucket", _int_size(day) + _int_size(days.pop(day)) + _shrunk(days)
+        freed = _int_size(day) + _int_size(days.pop(day)) + _shrunk(days)
+        summed = sums[i] if i < len(sums) else None
+        if summed is not None and day in summed.days:  # the day's sum goes with its count
+            freed += _int_size(day) + _int_size(summed.days.pop(day)) + _shrunk(summed.days)
+        yield "day bucket", freed
         if days:
             heapq.heappush(oldest, (min(days), i))
     if state.attributes:
@@ -285,11 +339,14 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     for rule_id in sorted(unfinished, key=lambda r: others[r].last_shown):
         yield "rule memory", _popped(state.rules, rule_id)
     for name in sorted(state.triggers, key=lambda n: state.triggers[n].total):
-        yield "trigger counter", _popped(state.triggers, name)
+        freed = _popped(state.triggers, name)
+        if name in state.sums:  # its sums go with it
+            freed += _popped(state.sums, name)
+        yield "trigger counter", freed
     if reading or state.read_at:
         size = sum(len(_encoder.encode(c)) for c in reading) + _int_size(state.read_at)
-        state.read, state.views, state.read_at = None, None, 0  # the state's last fields:
-        yield "reading", size  # left out once they are at their defaults
+        state.read, state.views, state.read_at = None, None, 0
+        yield "reading", size
     finished = sorted(
         (r for r in others if r in state.rules),
         key=lambda r: max(others[r].dismissed, others[r].converted),

@@ -14,7 +14,15 @@ from typing import Any, NamedTuple
 from .forms import largest_answer
 from .identity import MAX_CONTACT_ID
 from .rules import CompiledSite
-from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, Snapshot, VisitorState, sent_size
+from .state import (
+    MAX_COOKIE_BYTES,
+    MAX_SUM,
+    Counter,
+    RuleMemory,
+    Snapshot,
+    VisitorState,
+    sent_size,
+)
 
 __all__ = ["StateSize", "state_size", "warnings"]
 
@@ -52,7 +60,10 @@ def worst_state(site: CompiledSite) -> VisitorState:
       time, every count is below 2**32 (5 bytes), every day is a day of our era;
     - every trigger some rule counts has a bucket for each day of its longest day window
       (and a session and a total count); a trigger read only over ``session`` or ``total``
-      has no buckets;
+      has no buckets; a trigger some rule sums has a sum beside each of its day counts, a
+      day's sum being below 2**32 hundredths (42,949,672.95: 5 bytes, as a count), and a
+      session and a total sum at MAX_SUM (9 bytes). A site whose values add up to more in
+      a day (amounts in a currency of small units) may see its oldest days evicted sooner;
     - every rule has a memory: its longest variant id, a bucket for each day of its
       impression cap's window, the last decision id (16 characters, as the server makes
       them), and last shown, dismissed and converted times;
@@ -91,7 +102,11 @@ def worst_state(site: CompiledSite) -> VisitorState:
         ),
     )
     for name in site.windows:
-        state.triggers[name] = _counter(site.trigger_days[name])
+        state.triggers[name] = counter = _counter(site.trigger_days[name])
+        if name in site.sums:  # a sum beside every day's count
+            state.sums[name] = Counter(
+                days=dict.fromkeys(counter.days, MAX_COUNT), session=MAX_SUM, total=MAX_SUM
+            )
     if site.reading:
         state.read = _counter(site.reading_days)
         if "average_seconds" in site.reading:
@@ -114,7 +129,7 @@ def state_size(site: CompiledSite) -> StateSize:
     that may be evicted before a dismissal is gone."""
     state = worst_state(site)
     worst = sent_size(state)
-    state.triggers, state.attributes, state.answers = {}, {}, {}
+    state.triggers, state.attributes, state.answers, state.sums = {}, {}, {}, {}
     state.read, state.views, state.read_at = None, None, 0
     state.snapshot = Snapshot(at=MAX_COUNT)
     state.rules = {

@@ -26,6 +26,9 @@ function start() {
   let reads = false; // some rule reads reading time: report it
   const unhide = antiFlicker(site, script.dataset.hide);
   let watched = null; // trigger names the server listens to; null until it answered
+  const data = {}; // what the page set: sitecue('set', {cart_value: 520})
+  let dataRead = []; // the page-data keys some rule reads, as the server lists them
+  let changed = []; // keys set since the last call
   let pending = [];
   let consent;
   let timer = 0;
@@ -38,6 +41,8 @@ function start() {
     pending = [];
     // `call` and each event's `id` let the server store a retried request only once.
     const page = pageContext();
+    page.data = data;
+    changed = [];
     const body = { site, page, events, token, identify, consent, view, pageview, call: id(), read: take() };
     token = undefined;
     post(base + '/v1/decide', body)
@@ -53,6 +58,8 @@ function start() {
     if (pageview) inPage.forEach((close) => close());
     watched = new Set(answer.triggers.map((t) => t.name));
     triggers.watch(answer.triggers);
+    dataRead = answer.data || [];
+    recheck(); // what was set while this answer was on its way
     for (const d of answer.decisions) {
       if (seen.has(d.id)) continue;
       seen.add(d.id);
@@ -97,19 +104,31 @@ function start() {
     beacon(base + '/v1/events', { site, events: [event] });
   }
 
-  function fire(name) {
+  function soon() {
+    clearTimeout(timer);
+    timer = setTimeout(() => decide(false), 50); // one request for a burst of triggers
+  }
+
+  // A key some rule reads was set: decide again, as after a trigger.
+  function recheck() {
+    if (changed.some((k) => dataRead.includes(k))) soon();
+  }
+
+  function fire(name, value) {
     if (watched === null || watched.has(name)) {
-      pending.push({ name, at: Date.now() });
-      if (watched !== null) {
-        clearTimeout(timer);
-        timer = setTimeout(() => decide(false), 50); // one request for a burst of triggers
-      }
+      pending.push({ name, at: Date.now(), value }); // a value that is not a number goes as null
+      if (watched !== null) soon();
     } else send({ type: 'event', name }); // a goal converts; anything else is logged
   }
 
   function run(args) {
-    const [command, value] = args;
-    if (command === 'event' && typeof value === 'string') fire(value);
+    const [command, value, extra] = args;
+    if (command === 'event' && typeof value === 'string') fire(value, extra && +extra.value);
+    else if (command === 'set' && value) {
+      Object.assign(data, value);
+      changed.push(...Object.keys(value));
+      if (watched !== null) recheck();
+    }
     else if (command === 'consent') {
       consent = !!value;
       if (watched !== null) decide(false); // store (or forget) the state now, not next page

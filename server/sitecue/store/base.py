@@ -26,6 +26,7 @@ class EventRecord(msgspec.Struct, frozen=True):
     rule: str | None = None
     variant: str | None = None
     decision: str | None = None
+    value: float | None = None  # what a valued event carried (a purchase's amount)
     key: str | None = None  # idempotency: a retry's record with the same key is not stored
 
 
@@ -67,7 +68,7 @@ class DecisionQuery(msgspec.Struct, frozen=True):
 
 _encode = msgspec.json.Encoder().encode
 Row = tuple[object, ...]
-EVENT_COLUMNS = "site, visitor, type, at, name, rule, variant, decision"
+EVENT_COLUMNS = "site, visitor, type, at, name, rule, variant, decision, value"
 DECISION_COLUMNS = "id, site, visitor, at, url, verdicts, pageview"
 
 
@@ -77,7 +78,7 @@ DECISION_COLUMNS = "id, site, visitor, at, url, verdicts, pageview"
 _ONCE = "ON CONFLICT (site, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 INSERT_EVENT = (
     f"INSERT INTO events ({EVENT_COLUMNS}, idempotency_key)"
-    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {_ONCE}"
+    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {_ONCE}"
 )
 INSERT_DECISION = (
     f"INSERT INTO decisions ({DECISION_COLUMNS}, idempotency_key)"
@@ -168,7 +169,7 @@ def contact_row(c: Contact) -> Row:
 
 def event_row(e: EventRecord) -> Row:
     """An event as a row of INSERT_EVENT: EVENT_COLUMNS and the idempotency key."""
-    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision, e.key)
+    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision, e.value, e.key)
 
 
 def decision_row(d: DecisionRecord) -> Row:

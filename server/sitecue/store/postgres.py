@@ -185,6 +185,9 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX contact_events_once ON contact_events (site, contact, idempotency_key)
         WHERE idempotency_key IS NOT NULL;
     """,
+    """
+    ALTER TABLE events ADD COLUMN value DOUBLE PRECISION;
+    """,
 ]
 
 

@@ -55,6 +55,7 @@ from .forms import HONEYPOT, check_submission, contact_field
 from .guard import DashboardHeaders
 from .identity import identify
 from .ids import record_id
+from .keyring import Keyring
 from .metrics import Metrics
 from .protocol import (
     MAX_BODY_BYTES,
@@ -493,7 +494,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def build_app(settings: Settings) -> Starlette:
     """The sitecue ASGI app. Sites are compiled before it starts, so a bad config fails fast."""
-    sites = load_sites(settings.config_dir, settings.allow_origins)
+    sites = load_sites(settings.config_dir, settings.allow_origins, Keyring(settings.secrets))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

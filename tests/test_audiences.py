@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from admin_keys import ORIGIN
+from sitecue.app import build_app
 from sitecue.audiences import PURPOSE, HashedIds, read_id_file, write_id_file
+from sitecue.cli import main
 from sitecue.config import parse_site
 from sitecue.decide import decide
 from sitecue.errors import ConfigError
 from sitecue.keyring import Keyring
 from sitecue.protocol import DecideRequest, Page, PageEvent
 from sitecue.rules import CompiledSite, compile_site
+from sitecue.settings import Settings
 from sitecue.state import VisitorState
+from sitecue.tokens import TokenCodec
 from sites import CONFIG_DIR, NEWS
 
 NOW = 1_764_072_000_000
 KEY = b"test-decision-key"
 RING = Keyring(["a-secret-of-sixteen-chars-or-more"])
+SHOP = "https://shop.example"
 ALWAYS = [{"id": "on", "weight": 100, "widget": "faq"}]
 
 
@@ -204,5 +213,47 @@ def test_hashed_ids_answer_strings_only(tmp_path: Path) -> None:
     key = RING.mac_key(PURPOSE, "news")
     write_id_file(tmp_path / "x.ids", ["7", "a"], key)
     ids = read_id_file(tmp_path / "x.ids", [key])
-    assert isinstance(ids, HashedIds) and len(ids) == 2 and ids.nbytes == 16
+    assert isinstance(ids, HashedIds) and len(ids) == 2 and ids.nbytes == 16 + 4 * 4097
     assert "7" in ids and 7 not in ids and None not in ids and "b" not in ids
+
+
+def test_imported_staff_see_their_rule_through_the_real_app(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sitecue audiences import, then the server: a contact on the list, verified by an
+    email link, sees the staff rule; the same id claimed by the page does not."""
+    config = Path(env["SITECUE_CONFIG_DIR"])
+    shop_file = config / "sites" / "shop.json"
+    shop = json.loads(shop_file.read_text())
+    listing = config.parent / "staff.csv"
+    listing.write_text("id\nstaff-1\nstaff-2\nstaff-1\n")
+    assert main(["audiences", "import", "--site", "shop", "--audience", "staff", str(listing)]) == 2
+    assert '"staff": {"ids_file": "audiences/shop/staff.ids"}' in capsys.readouterr().err
+    shop["audiences"] = {"staff": {"ids_file": "audiences/shop/staff.ids"}}
+    shop["rules"].append(
+        {"id": "staff-bar", "placement": {"type": "bar"}, "when": {"audience": "staff"},
+         "variants": [{"id": "on", "weight": 100, "widget": "first-purchase"}]}
+    )  # fmt: skip
+    shop_file.write_text(json.dumps(shop))
+    assert main(["audiences", "import", "--site", "shop", "--audience", "staff", str(listing)]) == 0
+    assert "3 id(s), 2 distinct" in capsys.readouterr().out
+
+    codec = TokenCodec([env["SITECUE_SECRETS"]])
+    expires = int(time.time()) + 3600
+    with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:
+
+        def rules(browser: str, **extra: Any) -> list[str]:
+            client.cookies.clear()
+            client.cookies.set("sc_vid", browser, domain="news.example")
+            body = {"site": "shop", "page": {"url": f"{SHOP}/shop/"}, **extra}
+            answer = client.post("/v1/decide", json=body, headers={"origin": SHOP})
+            assert answer.status_code == 200, answer.text
+            return [d["rule"] for d in answer.json()["decisions"]]
+
+        assert "staff-bar" in rules(
+            "staff-browser-0001", token=codec.mint("shop", "staff-1", expires)
+        )
+        assert "staff-bar" not in rules("other-browser-00001", identify="staff-1")
+        assert "staff-bar" not in rules(
+            "other-browser-00002", token=codec.mint("shop", "x", expires)
+        )

@@ -8,6 +8,8 @@ sitecue serve --config config --workers 2
 sitecue token mint --site news --contact customer-123      # the token on the last line
 sitecue contacts import customers.csv --site shop          # .csv, .ndjson or .jsonl
 sitecue apikey list; sitecue apikey revoke 0123456789ab   # at once, on every worker
+sitecue audiences import --site shop --audience staff staff.csv  # then reload the server
+sitecue preview --site shop --rule free-express --url https://shop.example/cart  # signed link
 """
 
 from __future__ import annotations
@@ -318,6 +320,42 @@ def _contacts_import(site: str, file: str, db: str | None, chosen: str | None = 
     return 0
 
 
+def _audiences_import(site: str, audience: str, file: str, chosen: str | None = None) -> int:
+    """Hash a list of contact ids (CSV with an id column, or one id a line; NDJSON of ids)
+    into the file the site config names for the audience: ``{"ids_file": path}``."""
+    from .audiences import PURPOSE, write_id_file
+    from .bulk import contact_ids, format_of_path, text_of
+    from .keyring import Keyring
+
+    if not _known_site(site):
+        return 2
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    spec = load_site(config_dir / "sites" / f"{site}.json").audiences.get(audience)
+    target = spec.get("ids_file") if spec is not None and len(spec) == 1 else None
+    if type(target) is not str:
+        print(
+            f"--audience: declare it in {config_dir / 'sites' / f'{site}.json'} first, as"
+            f' "audiences": {{"{audience}": {{"ids_file": "audiences/{site}/{audience}.ids"}}}}',
+            file=sys.stderr,
+        )
+        return 2
+    kind: Format = "ndjson" if chosen == "ndjson" else "csv"  # CSV takes one id a line too
+    if chosen is None and format_of_path(file) == "ndjson":
+        kind = "ndjson"
+    try:
+        data = Path(file).read_bytes()
+    except OSError as err:
+        print(f"{file}: cannot be read ({err.strerror})", file=sys.stderr)
+        return 2
+    ids = contact_ids(text_of(data), kind)
+    key = Keyring(Settings.load().secrets).mac_key(PURPOSE, site)
+    path = config_dir / target
+    distinct, size = write_id_file(path, ids, key)
+    print(f"{len(ids)} id(s), {distinct} distinct, hashed into {path} ({size} bytes)")
+    print("reload the server to use them: POST /v1/reload, or send it SIGHUP")
+    return 0
+
+
 def app_from_environment() -> object:
     """The app as configured by ``SITECUE_*`` variables (what each uvicorn worker runs)."""
     from .app import build_app
@@ -381,6 +419,16 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--site", required=True)
     load.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
     load.add_argument("--format", choices=FORMATS, help="default: the extension")
+
+    audiences = commands.add_parser("audiences", help="id lists of audiences")
+    audiences_commands = audiences.add_subparsers(dest="audiences_command", required=True)
+    hashed = audiences_commands.add_parser(
+        "import", help="hash a list of contact ids into an audience's ids_file"
+    )
+    hashed.add_argument("file", help="CSV (first column, or one id a line) or NDJSON of ids")
+    hashed.add_argument("--site", required=True)
+    hashed.add_argument("--audience", required=True)
+    hashed.add_argument("--format", choices=FORMATS, help="default: the extension, else CSV")
     return parser
 
 
@@ -404,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _token_mint(args.site, args.contact, args.file, args.ttl, args.format)
         if args.command == "contacts":
             return _contacts_import(args.site, args.file, args.db, args.format)
+        if args.command == "audiences":
+            return _audiences_import(args.site, args.audience, args.file, args.format)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)

@@ -356,6 +356,50 @@ def _audiences_import(site: str, audience: str, file: str, chosen: str | None = 
     return 0
 
 
+def _preview(site: str, rule: str, variant: str | None, ttl: str, url: str | None) -> int:
+    """A signed preview link for one rule's variant, on the last line."""
+    import time
+    from urllib.parse import urlsplit
+
+    from .keyring import Keyring
+    from .preview import MAX_TTL_S, link, mint
+    from .tokens import parse_ttl
+
+    if not _known_site(site):
+        return 2
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    config = compile_site(load_site(config_dir / "sites" / f"{site}.json"), config_dir).config
+    found = next((r for r in config.rules if r.id == rule), None)
+    if found is None:
+        print(f"--rule: expected a rule of {site} ({', '.join(r.id for r in config.rules)})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    ids = [v.id for v in found.variants]
+    shown = next((v.id for v in found.variants if v.widget is not None), ids[0])
+    variant = variant or shown
+    if variant not in ids:
+        print(f"--variant: expected a variant of {rule} ({', '.join(ids)})", file=sys.stderr)
+        return 2
+    try:
+        lifetime = parse_ttl(ttl)
+    except ValueError as err:
+        print(f"--{err}", file=sys.stderr)
+        return 2
+    if lifetime > MAX_TTL_S:
+        print(f"--ttl: expected at most {MAX_TTL_S // 86_400}d, got {ttl}", file=sys.stderr)
+        return 2
+    page = url or config.origins[0] + "/"
+    parts = urlsplit(page)
+    if f"{parts.scheme}://{parts.netloc}" not in config.origins:
+        print(f"--url: expected a page of {site} ({', '.join(config.origins)})", file=sys.stderr)
+        return 2
+    expires = int(time.time()) + lifetime
+    grant = mint(Keyring(Settings.load().secrets), site, rule, variant, expires)
+    print(f"preview of {rule} / {variant} on {site}, valid until {time.ctime(expires)}:")
+    print(link(page, grant))
+    return 0
+
+
 def app_from_environment() -> object:
     """The app as configured by ``SITECUE_*`` variables (what each uvicorn worker runs)."""
     from .app import build_app
@@ -429,6 +473,15 @@ def _parser() -> argparse.ArgumentParser:
     hashed.add_argument("--site", required=True)
     hashed.add_argument("--audience", required=True)
     hashed.add_argument("--format", choices=FORMATS, help="default: the extension, else CSV")
+
+    preview = commands.add_parser(
+        "preview", help="a signed link showing one rule on a page, counted nowhere"
+    )
+    preview.add_argument("--site", required=True)
+    preview.add_argument("--rule", required=True)
+    preview.add_argument("--variant", help="default: the rule's first variant with a widget")
+    preview.add_argument("--ttl", default="1h", help="how long the link works (1h, 2d; 7d at most)")
+    preview.add_argument("--url", help="the page to open (default: the site's first origin)")
     return parser
 
 
@@ -454,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _contacts_import(args.site, args.file, args.db, args.format)
         if args.command == "audiences":
             return _audiences_import(args.site, args.audience, args.file, args.format)
+        if args.command == "preview":
+            return _preview(args.site, args.rule, args.variant, args.ttl, args.url)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)

@@ -388,13 +388,15 @@ def _preview(site: str, rule: str, variant: str | None, ttl: str, url: str | Non
     if lifetime > MAX_TTL_S:
         print(f"--ttl: expected at most {MAX_TTL_S // 86_400}d, got {ttl}", file=sys.stderr)
         return 2
-    page = url or config.origins[0] + "/"
+    settings = Settings.load()
+    origins = [*config.origins, *sorted(settings.allow_origins)]  # as the server allows them
+    page = url or origins[0] + "/"
     parts = urlsplit(page)
-    if f"{parts.scheme}://{parts.netloc}" not in config.origins:
-        print(f"--url: expected a page of {site} ({', '.join(config.origins)})", file=sys.stderr)
+    if f"{parts.scheme}://{parts.netloc}" not in origins:
+        print(f"--url: expected a page of {site} ({', '.join(origins)})", file=sys.stderr)
         return 2
     expires = int(time.time()) + lifetime
-    grant = mint(Keyring(Settings.load().secrets), site, rule, variant, expires)
+    grant = mint(Keyring(settings.secrets), site, rule, variant, expires)
     print(f"preview of {rule} / {variant} on {site}, valid until {time.ctime(expires)}:")
     print(link(page, grant))
     return 0

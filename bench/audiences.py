@@ -6,7 +6,8 @@ loads it as the server does at load and reload, and prints its bytes per id, the
 cost of a listed and an unlisted id, and for comparison what a Python set of the same ids
 would take. Then decide() on the news site, in the same run: without audiences (the
 baseline), with both kinds defined but used by no rule (what a page view that uses none of
-them pays: the ratio should be 1.00 within noise), and with a rule that asks for each.
+them pays: the ratio should be 1.00 within noise), and with a rule that asks for each;
+and what /v1/decide pays to see that a page view is not a preview.
 
     python bench/audiences.py [--ids 1000000]
 """
@@ -32,6 +33,7 @@ from sitecue.audiences import PURPOSE, read_id_file, write_id_file  # noqa: E402
 from sitecue.config import parse_site  # noqa: E402
 from sitecue.decide import decide  # noqa: E402
 from sitecue.keyring import Keyring  # noqa: E402
+from sitecue.preview import grant_in  # noqa: E402
 from sitecue.protocol import DecideRequest, Page, PageEvent  # noqa: E402
 from sitecue.rules import CompiledSite, compile_site  # noqa: E402
 from sitecue.state import VisitorState  # noqa: E402
@@ -96,14 +98,14 @@ def news(root: Path, audiences: dict[str, Any], when: dict[str, Any] | None) -> 
     return compile_site(parse_site(data), root, keyring=RING)
 
 
-def decide_us(sites: dict[str, CompiledSite], contact: str, rounds: int = 9) -> dict[str, float]:
+def decide_us(sites: dict[str, tuple[CompiledSite, str]], rounds: int = 9) -> dict[str, float]:
     """µs a decide() for each site, the best of interleaved rounds: on a shared machine,
     load that comes and goes then weighs on every site alike."""
     best = dict.fromkeys(sites, float("inf"))
     for _ in range(rounds):
-        for label, compiled in sites.items():
+        for label, (compiled, contact) in sites.items():
 
-            def one(compiled: CompiledSite = compiled) -> None:
+            def one(compiled: CompiledSite = compiled, contact: str = contact) -> None:
                 state = VisitorState(visitor="bench-visitor-0001", contact=contact, verified=True)
                 decide(compiled, state, REQUEST, 1_764_072_000_000, key=KEY)
 
@@ -123,20 +125,30 @@ def main() -> None:
             "vip": {"attributes.loyalty_tier": {"$in": ["gold", "platinum"]}},
             "staff": {"ids_file": "audiences/news/staff.ids"},
         }
+        listed, unlisted = f"customer-{n // 2:08d}", "customer-x"
+        staff = news(root, defined, {"audience": "staff"})
+        group = news(root, defined, {"visitor.contact": {"$inGroup": "staff"}})
         sites = {
-            "without audiences (the baseline)": news(root, {}, None),
-            "both defined, no rule uses them": news(root, defined, None),
-            'a rule {"audience": "vip"}, missed': news(root, defined, {"audience": "vip"}),
-            'a rule {"audience": "staff"}, shown': news(root, defined, {"audience": "staff"}),
-            'a rule $inGroup "staff", shown': news(
-                root, defined, {"visitor.contact": {"$inGroup": "staff"}}
+            "without audiences (the baseline)": (news(root, {}, None), listed),
+            "both defined, no rule uses them": (news(root, defined, None), listed),
+            'a rule {"audience": "vip"}, missed': (
+                news(root, defined, {"audience": "vip"}),
+                listed,
             ),
+            'a rule {"audience": "staff"}, missed': (staff, unlisted),
+            'a rule {"audience": "staff"}, shown': (staff, listed),
+            'a rule $inGroup "staff", missed': (group, unlisted),
         }
-        cost = decide_us(sites, f"customer-{n // 2:08d}")
+        cost = decide_us(sites)
         base = cost["without audiences (the baseline)"]
         print("\ndecide() on the news site, µs a page view (best of 9 interleaved rounds):")
         for label, us in cost.items():
             print(f"  {label:<38}{us:6.1f}  ({us / base:.2f}x the baseline)")
+        url = REQUEST.page.url
+        look = best_us(lambda: grant_in(url), 100_000)
+        print(
+            f"\n/v1/decide's check for a preview link on a page without one: {look * 1000:.0f} ns"
+        )
 
 
 if __name__ == "__main__":

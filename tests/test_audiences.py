@@ -82,6 +82,9 @@ def test_a_named_condition_is_used_in_any_when() -> None:
     )
     assert shown(compiled, verified("c-1", loyalty_tier="gold")) == {"r0", "r1"}
     assert shown(compiled, verified("c-1", loyalty_tier="bronze")) == {"r2"}
+    request = DecideRequest(site="news", page=Page(url="https://news.example/"), view="v")
+    outcome = decide(compiled, verified("c-1"), request, NOW, key=KEY)
+    assert outcome.verdicts[0].reason == "condition: audience vip"  # the log names it
 
 
 def test_audiences_build_on_audiences_and_their_triggers_are_kept() -> None:

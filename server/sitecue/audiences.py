@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .conditions import Predicate, compile_condition
+from .conditions import Predicate, attribute_paths, compile_condition
 from .errors import ConditionError, Problem
 from .keyring import Keyring
 
@@ -243,8 +243,6 @@ class Audiences:
     def paths(self, condition: Any, path: str) -> list[tuple[str, str]]:
         """The context paths the audiences ``condition`` names read, transitively, each
         with its JSON path in ``$.audiences`` (an id list reads ``visitor.contact``)."""
-        from .conditions import attribute_paths
-
         found: list[tuple[str, str]] = []
         seen: set[str] = set()
         todo = [name for _, name in references(condition, path)]

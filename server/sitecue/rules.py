@@ -369,7 +369,10 @@ def _compile_rule(
                 continue
             windows.setdefault(parts[1], set()).add(parts[2])
     clauses = tuple(
-        (key, _compile({key: value}, f"{at}.when", problems, config.site, warnings, audiences))
+        (
+            f"audience {value}" if key == "audience" and type(value) is str else key,  # the log's
+            _compile({key: value}, f"{at}.when", problems, config.site, warnings, audiences),
+        )
         for key, value in rule.when.items()
     )
 

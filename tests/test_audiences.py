@@ -153,6 +153,22 @@ def test_in_group_and_not_in_group_read_id_lists() -> None:
     ]
 
 
+def test_in_group_over_what_the_page_says_is_warned_about() -> None:
+    compiled = news(
+        {"staff": {"ids": ["c-7"]}, "by_link": {"page.query.who": {"$inGroup": "staff"}}},
+        {"$or": [{"utm.source": {"$notInGroup": "staff"}}]},
+        {
+            "visitor.contact": {"$inGroup": "staff"},
+            "attributes.loyalty_tier": {"$inGroup": "staff"},
+        },
+    )
+    assert [w.path for w in compiled.warnings] == [
+        '$.audiences.by_link["page.query.who"].$inGroup',
+        '$.rules[0].when.$or[0]["utm.source"].$notInGroup',
+    ]
+    assert "anyone can claim a listed id" in compiled.warnings[0].expected
+
+
 def test_id_list_specs_are_checked() -> None:
     assert problems({"s": {"ids": "c-1"}}, {})[0].startswith("$.audiences.s.ids: expected an array")
     assert problems({"s": {"ids": ["x"] * 1001}}, {})[0].startswith("$.audiences.s.ids:")

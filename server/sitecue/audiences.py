@@ -52,6 +52,7 @@ __all__ = [
     "Audiences",
     "HashedIds",
     "compile_audiences",
+    "page_groups",
     "read_id_file",
     "references",
     "write_id_file",
@@ -175,6 +176,36 @@ def references(condition: Any, path: str) -> list[tuple[str, Any]]:
     return found
 
 
+_PAGE_ROOTS = ("page", "utm", "device")  # what the visitor's own browser says
+
+
+def page_groups(condition: Any, path: str) -> list[Problem]:
+    """Warnings for ``$inGroup``/``$notInGroup`` over what the page says (``page.*``,
+    ``utm.*``, ``device.*``): anyone can put a listed id in an address, so such a test
+    guards nothing; ``visitor.contact`` (verified) or ``attributes.*`` can."""
+    found: list[Problem] = []
+    if type(condition) is not dict:
+        return found
+    for key, value in condition.items():
+        at = f"{path}.{key}" if key.startswith("$") else f'{path}["{key}"]'
+        if key in ("$and", "$or", "$nor") and type(value) is list:
+            for i, sub in enumerate(value):
+                found += page_groups(sub, f"{at}[{i}]")
+        elif key == "$not":
+            found += page_groups(value, at)
+        elif key.split(".")[0] in _PAGE_ROOTS and type(value) is dict:
+            for op in ("$inGroup", "$notInGroup"):
+                if op in value:
+                    found.append(
+                        Problem(
+                            f"{at}.{op}",
+                            f"warning: {key} is whatever the visitor's browser sends, so anyone"
+                            f" can claim a listed id; test visitor.contact (verified) instead",
+                        )
+                    )
+    return found
+
+
 def _contact_in(ids: Collection[str]) -> Predicate:
     def member(context: Any) -> bool:
         contact = context["visitor"].get("contact")
@@ -223,6 +254,7 @@ class Audiences:
             test = _contact_in(group)
         else:
             self._stack.append(name)
+            self.warnings.extend(page_groups(self.specs[name], _member(name)))
             try:
                 test = compile_condition(
                     self.specs[name],

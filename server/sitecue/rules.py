@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from .audiences import Audiences, compile_audiences
+from .audiences import Audiences, compile_audiences, page_groups
 from .bucketing import bucket_ranges
 from .conditions import Predicate, attribute_paths, compile_condition
 from .config import (
@@ -305,6 +305,7 @@ def _compile(
 ) -> Predicate:
     try:
         if audiences is not None:
+            warnings.extend(page_groups(condition, path))
             return compile_condition(
                 condition, audiences.groups, path=path, label=site, warnings=warnings,
                 audiences=audiences.resolve,

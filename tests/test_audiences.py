@@ -276,6 +276,16 @@ def test_imported_staff_see_their_rule_through_the_real_app(
         assert "staff-bar" in rules("staff-browser-0001")  # the cookie remembers, no token
         # A verified customer who then claims a listed id is no longer verified as anyone.
         assert "staff-bar" not in rules("staff-browser-0001", identify="staff-2")
+        # A new list is read on reload, without a restart.
+        listing.write_text("staff-3\n")
+        assert (
+            main(["audiences", "import", "--site", "shop", "--audience", "staff", str(listing)])
+            == 0
+        )
+        staff3 = codec.mint("shop", "staff-3", expires)
+        assert "staff-bar" not in rules("staff-browser-0003", token=staff3)
+        assert client.app.state.runtime.reload() == []  # type: ignore[attr-defined]
+        assert "staff-bar" in rules("staff-browser-0003")
         assert "staff-bar" not in rules("other-browser-00001", identify="staff-1")
         assert "staff-bar" not in rules(
             "other-browser-00002", token=codec.mint("shop", "x", expires)

@@ -285,3 +285,34 @@ def test_a_rule_with_a_form_shows_its_submission_count_and_the_latest_ten(
     assert "reader11@example.com" in page and "reader02@example.com" in page
     assert "reader01@example.com" not in page  # the eleventh newest: not among the latest ten
     assert "interests: sport, culture" in page
+
+
+def test_a_rule_has_a_preview_button_making_a_link_the_server_accepts(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    form = {"site": "shop", "rule": "free-express", "variant": "slide-in",
+            "url": "https://shop.example/shop/cart.html"}  # fmt: skip
+    assert client.post("/dashboard/preview", data=form, headers=OWN).status_code == 401
+    sign_in(client, new_key(capsys, "shop"))
+    page = client.get("/dashboard").text
+    assert 'action="/dashboard/preview"' in page and 'value="free-express"' in page
+    made = client.post("/dashboard/preview", data=form, headers=OWN)
+    assert made.status_code == 200, made.text
+    found = re.search(r'class="preview-link" href="([^"]+)"', made.text)
+    assert found is not None
+    link = found[1].replace("&amp;", "&")
+    assert link.startswith("https://shop.example/shop/cart.html?sc_preview=")
+    body = {"site": "shop", "page": {"url": link}}
+    answer = client.post("/v1/decide", json=body, headers={"origin": "https://shop.example"})
+    assert answer.json()["preview"]["rule"] == "free-express"
+    # CSRF: only from the dashboard's own pages; and only what the key and the site allow.
+    evil = {"origin": "https://evil.example"}
+    assert client.post("/dashboard/preview", data=form, headers=evil).status_code == 403
+    for change, status, says in (
+        ({"site": "news", "rule": "paywall-faq", "variant": "faq"}, 403, "site:"),
+        ({"rule": "nope"}, 400, "rule:"),
+        ({"variant": "nope"}, 400, "variant:"),
+        ({"url": "https://evil.example/"}, 400, "url:"),
+    ):
+        refused = client.post("/dashboard/preview", data={**form, **change}, headers=OWN)
+        assert refused.status_code == status and refused.json()["error"].startswith(says)

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import decision_ids
+from . import decision_ids, preview
 from .api.admin import reload_endpoint
 from .api.bodies import ErrorBody, FieldErrors, Health, decode, json_response, read_body
 from .api.contact_events import contact_events_endpoint
@@ -40,7 +40,7 @@ from .api.openapi import openapi_endpoint
 from .api.results import results_endpoint
 from .api.submissions import submissions_endpoint
 from .api.tokens import tokens_endpoint
-from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint
+from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint, preview_endpoint
 from .decide import apply_feedback, apply_reading, consented, decide
 from .errors import (
     BadRequest,
@@ -56,6 +56,7 @@ from .forms import HONEYPOT, check_submission, contact_field
 from .guard import DashboardHeaders
 from .identity import identify
 from .ids import record_id
+from .keyring import Keyring
 from .metrics import Metrics
 from .protocol import (
     MAX_BODY_BYTES,
@@ -174,6 +175,9 @@ async def decide_endpoint(request: Request) -> Response:
     origin = _check_origin(request, site)
     now = _now_ms()
     state = _visitor_and_state(request, runtime, site.name, body.call)
+    granted = preview.grant_in(body.page.url)
+    if granted is not None:
+        return _cors(_preview_answer(runtime, site, state, body, granted, now), origin)
     marks = state.marks()
     rejected = None
     if (body.token or body.identify) and consented(site, body.consent, state):
@@ -247,6 +251,33 @@ async def decide_endpoint(request: Request) -> Response:
     keep = state.touched(marks) | {d.rule for d in outcome.decisions}
     _set_cookies(request, response, runtime, state, outcome.persist, site.name, keep)
     return _cors(response, origin)
+
+
+def _preview_answer(
+    runtime: Runtime,
+    site: CompiledSite,
+    state: VisitorState,
+    body: DecideRequest,
+    granted: str,
+    now: int,
+) -> Response:
+    """A page opened from a preview link (see :mod:`sitecue.preview`): the granted rule's
+    variant and every rule's verdict for the panel. Nothing is stored: no record, no
+    identification, no cookie, so the preview counts in no result and no cap."""
+    grant, index = preview.verify(runtime.keyring, site, granted, now)
+    key = runtime.keyring.mac_key(decision_ids.PURPOSE, site.name)
+    decisions, panel = preview.show(site, state, body, now, key, grant, index)
+    answer = preview.PreviewResponse(
+        visitor=state.visitor,
+        identified=state.contact is not None,
+        decisions=decisions,
+        triggers=list(site.watched),
+        goals=list(site.goals),
+        hide=list(site.hidden),
+        now=now,
+        preview=panel,
+    )
+    return json_response(answer)
 
 
 def _reporting_state(
@@ -432,6 +463,16 @@ async def script_endpoint(request: Request) -> Response:
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
+async def panel_endpoint(request: Request) -> Response:
+    """``/preview.js``: the preview panel, which the tag loads only on a preview link (it is
+    not part of the tag, so pages pay nothing for it)."""
+    return Response(
+        request.app.state.panel,
+        media_type="text/javascript; charset=utf-8",
+        headers={"cache-control": "public, max-age=300"},
+    )
+
+
 async def health_endpoint(request: Request) -> Response:
     """``GET /healthz``: 200 when the store answers, 503 when it does not."""
     runtime: Runtime = request.app.state.runtime
@@ -511,7 +552,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def build_app(settings: Settings) -> Starlette:
     """The sitecue ASGI app. Sites are compiled before it starts, so a bad config fails fast."""
-    sites = load_sites(settings.config_dir, settings.allow_origins)
+    sites = load_sites(settings.config_dir, settings.allow_origins, Keyring(settings.secrets))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -537,6 +578,7 @@ def build_app(settings: Settings) -> Starlette:
     routes = [
         ("/cue.js", script_endpoint, ["GET"]),
         ("/cue.{version}.js", script_endpoint, ["GET"]),
+        ("/preview.js", panel_endpoint, ["GET"]),
         ("/v1/decide", decide_endpoint, ["POST"]),
         ("/v1/decide", preflight, ["OPTIONS"]),
         ("/v1/events", events_endpoint, ["POST"]),
@@ -555,6 +597,7 @@ def build_app(settings: Settings) -> Starlette:
         ("/dashboard", dashboard_endpoint, ["GET"]),
         ("/dashboard/login", login_endpoint, ["POST"]),
         ("/dashboard/logout", logout_endpoint, ["POST"]),
+        ("/dashboard/preview", preview_endpoint, ["POST"]),
         ("/openapi.json", openapi_endpoint, ["GET"]),
         ("/metrics", metrics_endpoint, ["GET"]),
         ("/healthz", health_endpoint, ["GET"]),
@@ -575,4 +618,5 @@ def build_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.script = _load_script()
+    app.state.panel = files("sitecue").joinpath("static", "preview.js").read_bytes()
     return app

@@ -8,6 +8,8 @@ sitecue serve --config config --workers 2
 sitecue token mint --site news --contact customer-123      # the token on the last line
 sitecue contacts import customers.csv --site shop          # .csv, .ndjson or .jsonl
 sitecue apikey list; sitecue apikey revoke 0123456789ab   # at once, on every worker
+sitecue audiences import --site shop --audience staff staff.csv  # then reload the server
+sitecue preview --site shop --rule free-express --url https://shop.example/cart  # signed link
 """
 
 from __future__ import annotations
@@ -318,6 +320,88 @@ def _contacts_import(site: str, file: str, db: str | None, chosen: str | None = 
     return 0
 
 
+def _audiences_import(site: str, audience: str, file: str, chosen: str | None = None) -> int:
+    """Hash a list of contact ids (CSV with an id column, or one id a line; NDJSON of ids)
+    into the file the site config names for the audience: ``{"ids_file": path}``."""
+    from .audiences import PURPOSE, write_id_file
+    from .bulk import contact_ids, format_of_path, text_of
+    from .keyring import Keyring
+
+    if not _known_site(site):
+        return 2
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    spec = load_site(config_dir / "sites" / f"{site}.json").audiences.get(audience)
+    target = spec.get("ids_file") if spec is not None and len(spec) == 1 else None
+    if type(target) is not str:
+        print(
+            f"--audience: declare it in {config_dir / 'sites' / f'{site}.json'} first, as"
+            f' "audiences": {{"{audience}": {{"ids_file": "audiences/{site}/{audience}.ids"}}}}',
+            file=sys.stderr,
+        )
+        return 2
+    kind: Format = "ndjson" if chosen == "ndjson" else "csv"  # CSV takes one id a line too
+    if chosen is None and format_of_path(file) == "ndjson":
+        kind = "ndjson"
+    try:
+        data = Path(file).read_bytes()
+    except OSError as err:
+        print(f"{file}: cannot be read ({err.strerror})", file=sys.stderr)
+        return 2
+    ids = contact_ids(text_of(data), kind)
+    key = Keyring(Settings.load().secrets).mac_key(PURPOSE, site)
+    path = config_dir / target
+    distinct, size = write_id_file(path, ids, key)
+    print(f"{len(ids)} id(s), {distinct} distinct, hashed into {path} ({size} bytes)")
+    print("reload the server to use them: POST /v1/reload, or send it SIGHUP")
+    return 0
+
+
+def _preview(site: str, rule: str, variant: str | None, ttl: str, url: str | None) -> int:
+    """A signed preview link for one rule's variant, on the last line."""
+    import time
+    from urllib.parse import urlsplit
+
+    from .keyring import Keyring
+    from .preview import MAX_TTL_S, link, mint
+    from .tokens import parse_ttl
+
+    if not _known_site(site):
+        return 2
+    config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
+    config = compile_site(load_site(config_dir / "sites" / f"{site}.json"), config_dir).config
+    found = next((r for r in config.rules if r.id == rule), None)
+    if found is None:
+        print(f"--rule: expected a rule of {site} ({', '.join(r.id for r in config.rules)})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    ids = [v.id for v in found.variants]
+    shown = next((v.id for v in found.variants if v.widget is not None), ids[0])
+    variant = variant or shown
+    if variant not in ids:
+        print(f"--variant: expected a variant of {rule} ({', '.join(ids)})", file=sys.stderr)
+        return 2
+    try:
+        lifetime = parse_ttl(ttl)
+    except ValueError as err:
+        print(f"--{err}", file=sys.stderr)
+        return 2
+    if lifetime > MAX_TTL_S:
+        print(f"--ttl: expected at most {MAX_TTL_S // 86_400}d, got {ttl}", file=sys.stderr)
+        return 2
+    settings = Settings.load()
+    origins = [*config.origins, *sorted(settings.allow_origins)]  # as the server allows them
+    page = url or origins[0] + "/"
+    parts = urlsplit(page)
+    if f"{parts.scheme}://{parts.netloc}" not in origins:
+        print(f"--url: expected a page of {site} ({', '.join(origins)})", file=sys.stderr)
+        return 2
+    expires = int(time.time()) + lifetime
+    grant = mint(Keyring(settings.secrets), site, rule, variant, expires)
+    print(f"preview of {rule} / {variant} on {site}, valid until {time.ctime(expires)}:")
+    print(link(page, grant))
+    return 0
+
+
 def app_from_environment() -> object:
     """The app as configured by ``SITECUE_*`` variables (what each uvicorn worker runs)."""
     from .app import build_app
@@ -381,6 +465,25 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--site", required=True)
     load.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
     load.add_argument("--format", choices=FORMATS, help="default: the extension")
+
+    audiences = commands.add_parser("audiences", help="id lists of audiences")
+    audiences_commands = audiences.add_subparsers(dest="audiences_command", required=True)
+    hashed = audiences_commands.add_parser(
+        "import", help="hash a list of contact ids into an audience's ids_file"
+    )
+    hashed.add_argument("file", help="CSV (first column, or one id a line) or NDJSON of ids")
+    hashed.add_argument("--site", required=True)
+    hashed.add_argument("--audience", required=True)
+    hashed.add_argument("--format", choices=FORMATS, help="default: the extension, else CSV")
+
+    preview = commands.add_parser(
+        "preview", help="a signed link showing one rule on a page, counted nowhere"
+    )
+    preview.add_argument("--site", required=True)
+    preview.add_argument("--rule", required=True)
+    preview.add_argument("--variant", help="default: the rule's first variant with a widget")
+    preview.add_argument("--ttl", default="1h", help="how long the link works (1h, 2d; 7d at most)")
+    preview.add_argument("--url", help="the page to open (default: the site's first origin)")
     return parser
 
 
@@ -404,6 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _token_mint(args.site, args.contact, args.file, args.ttl, args.format)
         if args.command == "contacts":
             return _contacts_import(args.site, args.file, args.db, args.format)
+        if args.command == "audiences":
+            return _audiences_import(args.site, args.audience, args.file, args.format)
+        if args.command == "preview":
+            return _preview(args.site, args.rule, args.variant, args.ttl, args.url)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ._jsregex import RegexError, compile_js, nested_quantifier, repeats
@@ -59,7 +59,13 @@ log = logging.getLogger("sitecue")
 Predicate = Callable[[Any], bool]
 """A compiled condition (over the attribute mapping) or value test (over one value)."""
 
-SavedGroups = Mapping[str, Sequence[Any]]
+SavedGroups = Mapping[str, Collection[Any]]
+"""Id lists by name for ``$inGroup``: GrowthBook's arrays, or (an audience's id list, see
+:mod:`sitecue.audiences`) any collection of strings answering ``in``."""
+
+Audiences = Callable[[Any, str], Predicate]
+"""Resolves ``{"audience": name}`` (the name, the JSON path where it is named) to the
+audience's compiled test over the whole context; see :mod:`sitecue.audiences`."""
 
 LOGICAL_OPERATORS = ("$and", "$or", "$nor", "$not")
 VALUE_OPERATORS = (
@@ -93,6 +99,7 @@ def compile_condition(
     path: str = "$",
     label: str = "",
     warnings: list[Problem] | None = None,
+    audiences: Audiences | None = None,
 ) -> Predicate:
     """Compile ``condition`` into a predicate over an attribute mapping.
 
@@ -100,8 +107,9 @@ def compile_condition(
     JSON path below ``path`` (give the condition's own path in the config file). What is
     valid but risky (a ``$regex`` with nested quantifiers) is appended to ``warnings``.
     ``label`` (the site) names the condition's regex timeouts in :data:`REGEX_TIMEOUTS`.
+    With ``audiences``, a key ``audience`` (at any depth) names one, not an attribute path.
     """
-    compiler = _Compiler(saved_groups, strict=True, label=label)
+    compiler = _Compiler(saved_groups, strict=True, label=label, audiences=audiences)
     predicate = compiler.condition(condition, path)
     if warnings is not None:
         warnings.extend(compiler.warnings)
@@ -287,6 +295,20 @@ def _membership(expected: list[Any], fold: bool) -> Predicate:
     return is_in
 
 
+def _group_membership(group: Collection[Any]) -> Predicate:
+    """``$inGroup``: GrowthBook's ``isIn`` over a saved group. A list or tuple is an array
+    (JavaScript equality); any other collection is an id list, which holds strings only."""
+    if isinstance(group, (list, tuple)):
+        return _membership(list(group), fold=False)
+
+    def is_in(v: Any) -> bool:
+        if type(v) is list:
+            return any(type(x) is str and x in group for x in v)
+        return type(v) is str and v in group
+
+    return is_in
+
+
 def _relation(op: str, expected: Any) -> Predicate:
     """``< <= > >=`` with JavaScript's coercions, with a fast path for the usual operand
     types (numbers vs numbers, strings vs strings)."""
@@ -362,10 +384,17 @@ def _strict_eq(expected: Any) -> Predicate:
 class _Compiler:
     """Walks one condition, building closures and noting every problem with its path."""
 
-    def __init__(self, saved_groups: SavedGroups | None, strict: bool, label: str = "") -> None:
+    def __init__(
+        self,
+        saved_groups: SavedGroups | None,
+        strict: bool,
+        label: str = "",
+        audiences: Audiences | None = None,
+    ) -> None:
         self.saved_groups = saved_groups or {}
         self.strict = strict
         self.label = label
+        self.audiences = audiences
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
 
@@ -395,6 +424,8 @@ class _Compiler:
                     preds.append(self.problem(at, "a condition object", value))
                     continue
                 preds.append(_negate(self.condition(value, at)))
+            elif key == "audience" and self.audiences is not None:
+                preds.append(self.audiences(value, at))
             else:
                 if key.startswith("$") and self.strict:
                     self.problem(at, "an attribute path or one of $and, $or, $nor, $not", key)
@@ -445,7 +476,7 @@ class _Compiler:
                 known = ", ".join(self.saved_groups) or "none are defined"
                 self.problem(path, f"the id of a saved group ({known})", arg)
             group = self.saved_groups.get(to_string(arg), [])
-            is_in = _membership(list(group), fold=False)
+            is_in = _group_membership(group)
             return is_in if op == "$inGroup" else _negate(is_in)
         if op == "$not":
             return _negate(self.value(arg, path))

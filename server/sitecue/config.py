@@ -256,6 +256,8 @@ class SiteConfig(_Strict, frozen=True):
     triggers: dict[Name, Trigger] = {}
     widgets: dict[Name, Widget] = {}
     rules: list[Rule] = []
+    # Named conditions and id lists, used as {"audience": name} (see sitecue.audiences).
+    audiences: dict[Name, dict[str, Any]] = {}
     schema: str | None = msgspec.field(default=None, name="$schema")
 
 

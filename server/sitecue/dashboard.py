@@ -4,8 +4,10 @@ Sign in with an admin key (the cookie then holds a server-side session for 12 ho
 the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, the recent
 decisions with the reason for every rule, each experiment's results with an inline-SVG
 chart of the conversion rate and its 95% interval per variant, and per rule with a form its
-submissions: how many, and the latest ten. Its forms take posts from its
-own origin only, and its responses carry strict security headers (:mod:`sitecue.guard`).
+submissions: how many, and the latest ten. Each rule has a Preview button, which makes a
+signed preview link (:mod:`sitecue.preview`) for the page and variant chosen. Its forms take
+posts from its own origin only, and its responses carry strict security headers
+(:mod:`sitecue.guard`).
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from . import sessions
+from . import preview, sessions
 from .api.bodies import read_body
 from .api.keys import authenticate_token, note_use
 from .api.results import Results, experiment_results
-from .errors import Unauthorized
-from .guard import require_same_origin
+from .errors import BadRequest, Forbidden, Unauthorized
+from .guard import own_origin, require_same_origin
 from .rules import CompiledRule
 from .stats import rate_interval
 from .store import ApiKey, DecisionQuery, SubmissionQuery
@@ -33,10 +35,11 @@ from .store import ApiKey, DecisionQuery, SubmissionQuery
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["dashboard_endpoint", "login_endpoint", "logout_endpoint"]
+__all__ = ["dashboard_endpoint", "login_endpoint", "logout_endpoint", "preview_endpoint"]
 
 RECENT = 20
 LATEST_SUBMISSIONS = 10
+PREVIEW_TTL_S = 3600  # a preview link made on the dashboard works for an hour
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("sitecue", "templates"),
     autoescape=True,
@@ -151,9 +154,12 @@ async def dashboard_endpoint(request: Request) -> Response:
                     SubmissionQuery(site=name, rule=rule.id, limit=LATEST_SUBMISSIONS)
                 )
                 forms.append({"rule": rule.id, "count": counts.get(rule.id, 0), "latest": latest})
+        own = own_origin(request)
         sites.append(
             {
                 "name": name,
+                # Where a preview opens by default: this host when the site lists it (the demo).
+                "page": (own if own in site.origins else site.config.origins[0]) + "/",
                 "rules": [(r, _status(r, now)) for r in site.rules],
                 "recent": recent,
                 "experiments": experiments,
@@ -165,4 +171,38 @@ async def dashboard_endpoint(request: Request) -> Response:
         base=_base(request),
         sites=sites,
         when=lambda ms: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)),
+    )
+
+
+async def preview_endpoint(request: Request) -> Response:
+    """``POST /dashboard/preview`` (site, rule, variant, url) from the dashboard's own page:
+    a preview link for a signed-in operator whose key covers the site, valid for an hour."""
+    require_same_origin(request)
+    runtime: Runtime = request.app.state.runtime
+    key = await _signed_in(request, runtime)
+    if key is None:
+        raise Unauthorized("session: sign in to the dashboard first")
+    form = parse_qs((await read_body(request, 4096)).decode("utf-8", "replace"))
+    name, rule_id, variant, url = (form.get(f, [""])[0] for f in ("site", "rule", "variant", "url"))
+    site = runtime.sites.get(name)
+    if site is None or name not in key.sites:
+        raise Forbidden(f"site: this key does not cover a site named '{name[:64]}'")
+    rule = next((r for r in site.rules if r.id == rule_id), None)
+    if rule is None:
+        raise BadRequest(f"rule: expected a rule of site '{name}', got '{rule_id[:64]}'")
+    if variant not in [v.id for v in rule.variants]:
+        raise BadRequest(f"variant: expected a variant of rule '{rule_id}', got '{variant[:64]}'")
+    parts = urlsplit(url)
+    if f"{parts.scheme}://{parts.netloc}" not in site.origins:
+        raise BadRequest(f"url: expected a page of site '{name}' ({', '.join(site.origins)})")
+    expires = int(time.time()) + PREVIEW_TTL_S
+    grant = preview.mint(runtime.keyring, name, rule_id, variant, expires)
+    return _page(
+        "preview.html",
+        base=_base(request),
+        site=name,
+        rule=rule_id,
+        variant=variant,
+        link=preview.link(url, grant),
+        expires=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires)),
     )

@@ -184,6 +184,8 @@ def _context(
             "pageviews": state.pageviews,
             "session_pageviews": state.session_pageviews,
             "identified": state.contact is not None,
+            # Id audiences match this: a contact proven by a signed link, never one claimed.
+            "contact": state.contact if state.verified else None,
         },
         "attributes": attributes,
         "triggers": triggers,

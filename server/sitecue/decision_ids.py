@@ -23,10 +23,11 @@ import hmac
 
 import msgspec
 
-__all__ = ["ANONYMOUS", "ID_LENGTH", "PURPOSE", "issue", "verify"]
+__all__ = ["ANONYMOUS", "ID_LENGTH", "PREVIEW", "PURPOSE", "issue", "verify"]
 
 PURPOSE = "decision"  # the keyring purpose of the keys that sign decision ids
 ANONYMOUS = "anonymous"  # the visitor a decision is issued to when no state may be kept
+PREVIEW = "preview"  # ... and on a preview link (sitecue.preview): it counts for nobody
 _NONCE_BYTES = 6
 _MAC_BYTES = 12  # 96 bits: a forger's chance per attempt is 2**-96
 ID_LENGTH = 4 * (_NONCE_BYTES + _MAC_BYTES) // 3

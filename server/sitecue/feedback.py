@@ -25,8 +25,9 @@ _REFUSED = "; nothing in this batch was stored"
 
 def accept(events: Sequence[Feedback], keys: list[bytes], visitor: str, now: int) -> list[Feedback]:
     """The events of the batch to record and apply. Feedback on a decision made without
-    consent (issued to no one in particular) is valid but left out: nothing about that
-    visitor is kept. Raises BadRequest naming the first bad event's field."""
+    consent (issued to no one in particular) or on a preview link is valid but left out:
+    nothing about that visitor is kept, and a preview counts for nothing. Raises
+    BadRequest naming the first bad event's field."""
     accepted = []
     for i, event in enumerate(events):
         where = f"$.events[{i}]"
@@ -48,7 +49,10 @@ def accept(events: Sequence[Feedback], keys: list[bytes], visitor: str, now: int
         about = (event.decision, event.rule, event.variant)
         if decision_ids.verify(keys, about[0], visitor, *about[1:]):
             accepted.append(event)
-        elif not decision_ids.verify(keys, about[0], decision_ids.ANONYMOUS, *about[1:]):
+        elif not any(
+            decision_ids.verify(keys, about[0], nobody, *about[1:])
+            for nobody in (decision_ids.ANONYMOUS, decision_ids.PREVIEW)
+        ):
             # Forged, or issued to another visitor, site, rule or variant.
             raise BadRequest(
                 f"{where}.decision: expected the id of a decision this visitor was given"

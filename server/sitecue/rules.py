@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from .audiences import Audiences, compile_audiences, page_groups
 from .bucketing import bucket_ranges
 from .conditions import Predicate, attribute_paths, compile_condition
 from .config import (
@@ -33,6 +34,7 @@ from .config import (
 )
 from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
+from .keyring import Keyring
 from .protocol import TriggerSpec
 from .reading import METRICS
 from .widgets import TemplateProblem, Templates
@@ -142,11 +144,17 @@ def _slot(rule: Rule) -> str:
 
 
 def compile_site(
-    config: SiteConfig, root: Path, extra_origins: frozenset[str] = frozenset()
+    config: SiteConfig,
+    root: Path,
+    extra_origins: frozenset[str] = frozenset(),
+    keyring: Keyring | None = None,
 ) -> CompiledSite:
-    """Check and compile ``config`` (whose templates live under ``root``)."""
+    """Check and compile ``config`` (whose templates and id lists live under ``root``).
+    Without ``keyring`` (as ``sitecue check`` runs), id list files are checked but match
+    nobody: their hashes are keyed by the server's secrets."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    audiences = compile_audiences(config.audiences, config.site, root, keyring, problems, warnings)
     try:
         zone = ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -246,13 +254,14 @@ def compile_site(
         compiled.append(
             _compile_rule(
                 rule, at, config, templates, rendered, windows, problems, warnings, fields, answers,
-                reading,
+                reading, audiences,
             )
         )  # fmt: skip
-        _value_paths(rule, at, config, windows, sums, data_keys, problems)
+        _value_paths(rule, at, config, windows, sums, data_keys, problems, audiences)
 
     if problems:
-        raise ConfigError(problems)
+        # An audience's mistake is found once for every rule that uses it: report it once.
+        raise ConfigError(list(dict.fromkeys(problems)))
     return CompiledSite(
         config=config,
         rules=tuple(sorted(compiled, key=lambda r: -r.rule.priority)),
@@ -294,12 +303,13 @@ def _value_paths(
     sums: dict[str, set[str]],
     data_keys: set[str],
     problems: list[Problem],
+    audiences: Audiences | None = None,
 ) -> None:
     """Check the rule's ``sums.<trigger>.<window>`` and ``page.data.<key>`` paths against
     the triggers that declare a value and the declared page data, and note what it reads:
     a summed trigger's counter is kept (its window counts among the trigger's), a page-data
     key read asks the tag for a re-decision when the page sets it."""
-    for json_path, dotted in attribute_paths(rule.when, f"{at}.when"):
+    for json_path, dotted in _paths_read(rule.when, f"{at}.when", audiences):
         parts = dotted.split(".")
         if parts[0] == "sums":
             valued = [n for n, t in config.triggers.items() if t.value is not None]
@@ -350,10 +360,29 @@ def _days(window: Window) -> int:
     return int(window[:-1]) if window.endswith("d") else 0
 
 
+def _paths_read(condition: Any, path: str, audiences: Audiences | None) -> list[tuple[str, str]]:
+    """The context paths a rule's condition reads: its own, and those of the audiences it
+    names (at their paths in ``$.audiences``), so references are checked and the state
+    keeps what they count."""
+    own = [p for p in attribute_paths(condition, path) if audiences is None or p[1] != "audience"]
+    return own if audiences is None else own + audiences.paths(condition, path)
+
+
 def _compile(
-    condition: Any, path: str, problems: list[Problem], site: str, warnings: list[Problem]
+    condition: Any,
+    path: str,
+    problems: list[Problem],
+    site: str,
+    warnings: list[Problem],
+    audiences: Audiences | None = None,
 ) -> Predicate:
     try:
+        if audiences is not None:
+            warnings.extend(page_groups(condition, path))
+            return compile_condition(
+                condition, audiences.groups, path=path, label=site, warnings=warnings,
+                audiences=audiences.resolve,
+            )  # fmt: skip
         return compile_condition(condition, path=path, label=site, warnings=warnings)
     except ConditionError as err:
         problems.extend(err.problems)
@@ -372,6 +401,7 @@ def _compile_rule(
     fields: dict[str, FormField],
     answers: dict[str, FormField],
     reading: dict[str, set[str]],
+    audiences: Audiences | None = None,
 ) -> CompiledRule:
     placement = rule.placement
     if placement.type in _SELECTOR_PLACEMENTS and not placement.selector:
@@ -379,7 +409,7 @@ def _compile_rule(
             Problem(f"{at}.placement.selector", f"expected a CSS selector for '{placement.type}'")
         )
 
-    for json_path, dotted in attribute_paths(rule.when, f"{at}.when"):
+    for json_path, dotted in _paths_read(rule.when, f"{at}.when", audiences):
         parts = dotted.split(".")
         if parts[0] not in CONTEXT_ROOTS:
             problems.append(
@@ -431,7 +461,10 @@ def _compile_rule(
             else:
                 reading.setdefault(parts[1], set()).add(parts[2])
     clauses = tuple(
-        (key, _compile({key: value}, f"{at}.when", problems, config.site, warnings))
+        (
+            f"audience {value}" if key == "audience" and type(value) is str else key,  # the log's
+            _compile({key: value}, f"{at}.when", problems, config.site, warnings, audiences),
+        )
         for key, value in rule.when.items()
     )
 
@@ -466,7 +499,7 @@ def _compile_rule(
         problems.append(
             Problem(f"{at}.namespace.range", "expected [start, end] with start below end")
         )
-    roots = {dotted.split(".")[0] for _, dotted in attribute_paths(rule.when)}
+    roots = {dotted.split(".")[0] for _, dotted in _paths_read(rule.when, "$", audiences)}
     limit = rule.limit
     needs_state = bool(
         roots & _STATEFUL_ROOTS
@@ -503,7 +536,7 @@ def _ms(duration: str | None) -> int:
 
 
 def load_sites(
-    config_dir: Path, extra_origins: frozenset[str] = frozenset()
+    config_dir: Path, extra_origins: frozenset[str] = frozenset(), keyring: Keyring | None = None
 ) -> dict[str, CompiledSite]:
     """Load and compile every ``sites/*.json`` under ``config_dir``; raise one ConfigError
     with every problem of every file, each naming its file."""
@@ -514,7 +547,7 @@ def load_sites(
         problems.append(Problem("$", "expected at least one site file", str(config_dir / "sites")))
     for path in files:
         try:
-            site = compile_site(load_site(path), config_dir, extra_origins)
+            site = compile_site(load_site(path), config_dir, extra_origins, keyring)
         except ConfigError as err:
             problems.extend(p._replace(file=str(path)) for p in err.problems)
             continue

@@ -41,7 +41,7 @@ class Runtime:
         sites or the new ones, never a mix. A bad config changes nothing: its problems are
         returned (and logged), and the old sites keep serving."""
         try:
-            sites = load_sites(self.settings.config_dir, self.settings.allow_origins)
+            sites = load_sites(self.settings.config_dir, self.settings.allow_origins, self.keyring)
         except ConfigError as err:
             log.error("reload refused, the old config keeps serving:\n%s", err)
             return err.problems

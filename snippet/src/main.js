@@ -67,6 +67,9 @@ function start() {
       when((d.show && d.show.after) || 'now', () => present(d));
     }
     unhide(answer.hide);
+    // A preview link (?sc_preview=…): the panel is a script of its own, not part of the tag.
+    if (answer.preview)
+      document.head.append(Object.assign(document.createElement('script'), { src: base + '/preview.js', p: answer }));
   }
 
   function present(d) {

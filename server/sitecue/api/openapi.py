@@ -113,6 +113,14 @@ def openapi() -> dict[str, Any]:
                 },
             }
         },
+        "/preview.js": {
+            "get": {
+                "summary": "The preview panel, loaded by the tag on a preview link only",
+                "responses": {
+                    "200": {"description": "the script", "content": {"text/javascript": {}}}
+                },
+            }
+        },
         "/v1/decide": {
             "post": {
                 "summary": "Decide what this page view shows, and update the state cookie",
@@ -360,6 +368,32 @@ def openapi() -> dict[str, Any]:
             "get": {
                 "summary": "The operator's dashboard (HTML): the sign-in form until signed in",
                 "responses": {"200": {"description": "a page", "content": {"text/html": {}}}},
+            }
+        },
+        "/dashboard/preview": {
+            "post": {
+                "summary": "A preview link for a rule's variant, for a signed-in operator",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "site": {"type": "string"},
+                                    "rule": {"type": "string"},
+                                    "variant": {"type": "string"},
+                                    "url": {"type": "string"},
+                                },
+                                "required": ["site", "rule", "variant", "url"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "a page with the link", "content": {"text/html": {}}},
+                    **_errors(400, 401, 403, 413),
+                },
             }
         },
         "/dashboard/login": {

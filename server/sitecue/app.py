@@ -71,6 +71,8 @@ from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
 from .store import DecisionRecord, EventRecord, RateLimit, Submission, open_store
 from .tokens import TokenCodec, TokenRejected
+from .webhooks import messages
+from .webhooks.delivery import Deliverer
 
 __all__ = ["build_app"]
 
@@ -276,7 +278,10 @@ async def events_endpoint(request: Request) -> Response:
         )
         for e in accepted
     ]
-    await runtime.store.write(records, [])
+    told = messages.feedback(site, accepted, visitor, state.contact, state.verified, now)
+    await runtime.store.write(records, [], told)
+    if told:
+        runtime.wake_delivery()
     response = Response(status_code=204)
     keep = state.touched(marks)
     _set_cookies(request, response, runtime, state, persist, site.name, keep)
@@ -342,7 +347,10 @@ async def forms_endpoint(request: Request) -> Response:
         decision=body.decision, key=trigger_key(body.id, "form"),
     )  # fmt: skip
     limits = (FORMS_PER_VISITOR, FORMS_PER_ADDRESS)
-    done = await runtime.store.submit(submission, answers, conversion, body.id, limits)
+    told = messages.form_submitted(site, submission, form)
+    done = await runtime.store.submit(submission, answers, conversion, body.id, limits, told)
+    if told and done.outcome == "stored":
+        runtime.wake_delivery()
     if done.outcome == "limited":
         counted[(site.name, f"limited {done.limited}")] += 1
         if done.limited == "visitor":
@@ -437,6 +445,7 @@ async def metrics_endpoint(request: Request) -> Response:
         sites,
         {"cookie": runtime.codec.rejected, "token": runtime.tokens.rejected},
         runtime.store.writer.depth,
+        await runtime.store.outbox_depth(),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -502,6 +511,9 @@ def build_app(settings: Settings) -> Starlette:
         codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)
+        deliverer = Deliverer(store, lambda: runtime.sites, metrics)
+        deliverer.start()
+        runtime.wake_delivery = deliverer.wake
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, runtime.reload)
@@ -513,6 +525,7 @@ def build_app(settings: Settings) -> Starlette:
         finally:
             if hangup:
                 loop.remove_signal_handler(signal.SIGHUP)
+            await deliverer.stop()
             await store.close()
 
     metrics = Metrics()

@@ -34,6 +34,8 @@ __all__ = [
     "SiteConfig",
     "Trigger",
     "Variant",
+    "Webhook",
+    "WebhookEvent",
     "Widget",
     "json_schema",
     "load_site",
@@ -224,6 +226,28 @@ class Identify(_Strict, frozen=True):
     browsers_per_token: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
 
 
+WebhookEvent = Literal[
+    "form.submitted", "contact.identified", "goal.converted", "contact.erased", "decision.shown"
+]
+"""What a webhook may be told of; ``decision.shown`` (every exposure) only when listed."""
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+_PATTERN_MEANING[_ENV_NAME] = "an environment variable's name, such as SITECUE_WEBHOOK_SECRET"
+
+
+class Webhook(_Strict, frozen=True):
+    """Another system told of what happens on the site: each message is POSTed to ``url``
+    (https; http only to localhost), signed with the secret held in the environment
+    variable ``secret_env``, its body rendered from the template ``body`` (relative to the
+    config directory; left out, the plain JSON message), within ``timeout`` seconds."""
+
+    id: Name
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    events: Annotated[list[WebhookEvent], msgspec.Meta(min_length=1)]
+    secret_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
+    body: str | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 10.0
+
+
 class SiteConfig(_Strict, frozen=True):
     """One site: where the tag may call from, its triggers, widgets and rules.
 
@@ -240,6 +264,7 @@ class SiteConfig(_Strict, frozen=True):
     triggers: dict[Name, Trigger] = {}
     widgets: dict[Name, Widget] = {}
     rules: list[Rule] = []
+    webhooks: list[Webhook] = []  # other systems told of submissions, conversions, erasures
     schema: str | None = msgspec.field(default=None, name="$schema")
 
 

@@ -34,6 +34,7 @@ from .config import (
 from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
 from .protocol import TriggerSpec
+from .webhooks.targets import CompiledWebhook, compile_webhooks
 from .widgets import TemplateProblem, Templates
 
 __all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "load_sites"]
@@ -97,6 +98,7 @@ class CompiledSite:
     warnings: tuple[Problem, ...] = ()  # valid but risky (a $regex that can backtrack long)
     # Form answers some rule reads (attributes.<field>): only these are kept in the cookie.
     answers: dict[str, FormField] = field(default_factory=dict)
+    webhooks: tuple[CompiledWebhook, ...] = ()  # told of what happens, through the outbox
 
     def form(self, rule_id: str, variant_id: str) -> Form | None:
         """The form the widget of this rule's variant carries, if any."""
@@ -219,6 +221,9 @@ def compile_site(
             )
         )
 
+    webhooks, wrong = compile_webhooks(config, root)
+    problems.extend(wrong)
+
     if problems:
         raise ConfigError(problems)
     return CompiledSite(
@@ -247,6 +252,7 @@ def compile_site(
         origins=frozenset(config.origins) | extra_origins,
         warnings=tuple(warnings),
         answers=answers,
+        webhooks=webhooks,
     )
 
 

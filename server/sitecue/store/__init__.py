@@ -13,16 +13,32 @@ from .base import (
     TokenUse,
     VariantCounts,
 )
+from .outbox import (
+    Attempt,
+    Claimed,
+    Delivery,
+    DeliveryQuery,
+    DeliveryStatus,
+    DisabledWebhook,
+    Message,
+)
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 __all__ = [
     "AdminSession",
     "ApiKey",
+    "Attempt",
+    "Claimed",
     "Contact",
     "DecisionQuery",
     "DecisionRecord",
+    "Delivery",
+    "DeliveryQuery",
+    "DeliveryStatus",
+    "DisabledWebhook",
     "EventRecord",
     "History",
+    "Message",
     "PageView",
     "RateLimit",
     "Store",

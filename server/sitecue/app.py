@@ -34,12 +34,18 @@ from .api.admin import reload_endpoint
 from .api.bodies import ErrorBody, FieldErrors, Health, decode, json_response, read_body
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
+from .api.deliveries import deliveries_endpoint, retry_endpoint
 from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
 from .api.results import results_endpoint
 from .api.submissions import submissions_endpoint
 from .api.tokens import tokens_endpoint
-from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint
+from .dashboard import (
+    dashboard_endpoint,
+    dashboard_retry_endpoint,
+    login_endpoint,
+    logout_endpoint,
+)
 from .decide import apply_feedback, consented, decide
 from .errors import (
     BadRequest,
@@ -541,6 +547,8 @@ def build_app(settings: Settings) -> Starlette:
         ("/v1/submissions", submissions_endpoint, ["GET"]),
         ("/v1/reload", reload_endpoint, ["POST"]),
         ("/v1/decisions", decisions_endpoint, ["GET"]),
+        ("/v1/deliveries", deliveries_endpoint, ["GET"]),
+        ("/v1/deliveries/{id}/retry", retry_endpoint, ["POST"]),
         ("/v1/tokens", tokens_endpoint, ["POST"]),
         ("/v1/results", results_endpoint, ["GET"]),
         ("/v1/contacts/import", import_endpoint, ["POST"]),
@@ -549,6 +557,7 @@ def build_app(settings: Settings) -> Starlette:
         ("/dashboard", dashboard_endpoint, ["GET"]),
         ("/dashboard/login", login_endpoint, ["POST"]),
         ("/dashboard/logout", logout_endpoint, ["POST"]),
+        ("/dashboard/deliveries/{id}/retry", dashboard_retry_endpoint, ["POST"]),
         ("/openapi.json", openapi_endpoint, ["GET"]),
         ("/metrics", metrics_endpoint, ["GET"]),
         ("/healthz", health_endpoint, ["GET"]),

@@ -4,8 +4,8 @@ signed, and settles the attempt.
 A 2xx ends a message (``delivered``); a 410 disables its webhook (``disabled``: nothing more
 goes to that URL until an operator retries a message of it, or the config changes the URL);
 anything else (another status, a timeout, a refused connection) is tried again after an
-exponential backoff with jitter (2 s, 4 s, 8 s… up to an hour, each scaled by a random
-factor in [0.5, 1.5)) for a day from the first try, and then it is ``dead``. Messages are
+exponential backoff with jitter (between half and all of 2 s, 4 s, 8 s… up to an hour)
+for a day from the first try, and then it is ``dead``. Messages are
 leased for one attempt (see :mod:`sitecue.store.outbox`), so any number of processes and
 nodes deliver together, each message by one of them at a time, and one killed mid-attempt
 leaves a lease that expires: the message is tried again.
@@ -51,11 +51,11 @@ def _now_ms() -> int:
 
 
 def backoff(attempts: int, rng: random.Random) -> int:
-    """How long (ms) to wait after the ``attempts``-th failed attempt: doubling from 2 s up
-    to an hour, times a random factor in [0.5, 1.5), so that receivers coming back from an
-    outage are not hit by every sender at the same instant."""
+    """How long (ms) to wait after the ``attempts``-th failed attempt: a random time
+    between half and all of a step that doubles from 2 s up to an hour, so that a receiver
+    back from an outage is not hit by every message at one instant, and waits still grow."""
     base = min(FIRST_DELAY_MS * 2 ** min(attempts - 1, 32), MAX_DELAY_MS)
-    return int(base * (0.5 + rng.random()))
+    return int(base * (1 + rng.random()) / 2)
 
 
 def outcome(

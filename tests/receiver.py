@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+HANG = 0
+
 
 @dataclass
 class Received:
@@ -21,9 +23,13 @@ class Received:
 @dataclass
 class Receiver:
     url: str
-    answers: list[int] = field(default_factory=list)  # statuses to answer, in turn; then 200
+    # Statuses to answer, in turn, then 200; HANG holds the request unanswered until
+    # ``release`` is set (at most a minute), then drops the connection.
+    answers: list[int] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hanging: threading.Event = field(default_factory=threading.Event)  # one is held now
+    release: threading.Event = field(default_factory=threading.Event)
 
     def answer(self) -> int:
         with self.lock:
@@ -43,7 +49,9 @@ class Receiver:
     def messages(self) -> dict[str, Received]:
         """Each message once, deduplicated by its id header, as a receiver should."""
         with self.lock:
-            return {r.headers["sitecue-delivery"]: r for r in self.requests if r.status < 300}
+            return {
+                r.headers["sitecue-delivery"]: r for r in self.requests if 200 <= r.status < 300
+            }
 
 
 @contextmanager
@@ -57,6 +65,11 @@ def receiver(answers: list[int] | None = None, port: int = 0) -> Iterator[Receiv
             status = box[0].answer()
             headers = {k.lower(): v for k, v in self.headers.items()}
             box[0].keep(Received(headers, body, status))
+            if status == HANG:
+                box[0].hanging.set()
+                box[0].release.wait(60)
+                self.close_connection = True
+                return
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()

@@ -100,6 +100,7 @@ class Deliverer:
         # operator configured, nowhere a receiver points it.
         self.client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._disabled: tuple[int, dict[str, str]] = (-1, {})  # (read at, target -> url)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -108,7 +109,9 @@ class Deliverer:
         self._task = asyncio.create_task(self._run(), name="sitecue-delivery")
 
     def wake(self) -> None:
-        """New messages were committed here: look for them now, not at the next poll."""
+        """New messages were committed here, or one retried (its webhook perhaps enabled
+        again): look for them now, not at the next poll."""
+        self._disabled = (-1, {})
         self._wake.set()
 
     async def stop(self) -> None:
@@ -133,9 +136,19 @@ class Deliverer:
             if disabled.get(hook.target) != hook.url
         }
 
+    async def _disabled_targets(self) -> dict[str, str]:
+        """The webhooks a 410 disabled (target -> URL), read at most once per poll: a
+        retry on another node re-enables its webhook here within ``idle_s``."""
+        read_at, disabled = self._disabled
+        now = time.monotonic_ns()
+        if read_at < 0 or now - read_at >= self.idle_s * 1e9:
+            found = await self.store.disabled_webhooks()
+            disabled = {f"{d.site}/{d.webhook}": d.url for d in found}
+            self._disabled = (now, disabled)
+        return disabled
+
     async def _claim(self, limit: int) -> list[tuple[Claimed, CompiledWebhook]]:
-        disabled = {f"{d.site}/{d.webhook}": d.url for d in await self.store.disabled_webhooks()}
-        hooks = self._webhooks(disabled)
+        hooks = self._webhooks(await self._disabled_targets())
         if not hooks or limit <= 0:
             return []
         lease = max(h.timeout for h in hooks.values()) * 1000 + LEASE_MARGIN_MS
@@ -144,6 +157,7 @@ class Deliverer:
 
     async def deliver_due(self) -> int:
         """Claim what is due now and attempt each; return how many were attempted."""
+        self._disabled = (-1, {})
         claimed = await self._claim(self.concurrency)
         await asyncio.gather(*(self._attempt(c, hook) for c, hook in claimed))
         return len(claimed)
@@ -151,8 +165,14 @@ class Deliverer:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            free = self.concurrency - len(self._inflight)
+            if self._inflight and free < max(1, self.concurrency // 4):
+                # Claims in batches, not one per finished attempt: a round trip each.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_s)
+                continue
             try:
-                for c, hook in await self._claim(self.concurrency - len(self._inflight)):
+                for c, hook in await self._claim(free):
                     task = asyncio.create_task(self._attempt(c, hook))
                     self._inflight.add(task)
                     task.add_done_callback(self._done)
@@ -167,6 +187,8 @@ class Deliverer:
 
     async def _attempt(self, claimed: Claimed, hook: CompiledWebhook) -> None:
         code, error = await self._post(claimed, hook)
+        if code == 410:
+            self._disabled = (-1, {})  # read again before the next claim
         attempt = outcome(claimed, code, error, self.clock(), self.rng)
         m = claimed.message
         if self.metrics is not None:

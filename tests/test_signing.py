@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from pathlib import Path
+from typing import Any
 
 from sitecue.webhooks.signing import TOLERANCE_S, sign, verify
 
@@ -40,3 +43,15 @@ def test_garbage_headers_are_refused_not_raised() -> None:
 def test_any_of_several_v1_may_match_while_a_secret_rotates() -> None:
     good = sign(SECRET, BODY, T).split(",")[1]
     assert verify(SECRET, BODY, f"t={T},v1={'0' * 64},{good}", T)
+
+
+def test_the_readme_snippet_verifies_what_sitecue_signs() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # the README's own code, as a receiver would paste it
+    verified = namespace["verified"]
+    header = sign(SECRET, BODY, int(time.time()))
+    assert verified(SECRET, BODY, header)
+    assert not verified(SECRET, BODY + b"x", header)
+    assert not verified(SECRET, BODY, sign(SECRET, BODY, int(time.time()) - 301))

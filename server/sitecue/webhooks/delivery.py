@@ -148,6 +148,8 @@ class Deliverer:
         return disabled
 
     async def _claim(self, limit: int) -> list[tuple[Claimed, CompiledWebhook]]:
+        if not any(site.webhooks for site in self.sites().values()):
+            return []  # no site has webhooks: no query at all
         hooks = self._webhooks(await self._disabled_targets())
         if not hooks or limit <= 0:
             return []

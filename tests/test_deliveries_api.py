@@ -4,6 +4,7 @@ local receiver (signed) by the app's own delivery task, and operators see every 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +28,15 @@ def got() -> Iterator[Receiver]:
         yield r
 
 
+EVERY = ["form.submitted", "contact.identified", "goal.converted", "contact.erased"]
+
+
 @pytest.fixture
 def client(
     tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch, got: Receiver
 ) -> Iterator[TestClient]:
-    site = {**FORMS_SITE, "webhooks": [webhook(got.url)]}
+    rules = [{**FORMS_SITE["rules"][0], "goal": "subscribe"}, *FORMS_SITE["rules"][1:]]
+    site = {**FORMS_SITE, "rules": rules, "webhooks": [webhook(got.url, events=EVERY)]}
     env = {
         "SITECUE_DATA_DIR": str(tmp_path / "data"),
         "SITECUE_SECRETS": "deliveries-test-secret-0000",
@@ -178,3 +183,37 @@ def test_the_dashboard_shows_deliveries_and_retries_from_its_own_origin_only(
     done = client.post(path, data={"site": "forms"}, headers=own, follow_redirects=False)
     assert done.status_code == 303
     until(lambda: got.delivered())
+
+
+def test_an_email_link_a_goal_and_an_erasure_each_send_their_message(
+    client: TestClient, got: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = new_key(capsys, "forms")
+    auth = {"authorization": f"Bearer {key}"}
+    got.answers[:] = []
+    body = {"site": "forms", "contacts": ["c-7"], "ttl": "7d"}
+    (minted,) = client.post("/v1/tokens", json=body, headers=auth).json()["tokens"]
+    client.cookies.clear()
+    page = {"url": FORMS + "/next"}
+    decided = client.post(
+        "/v1/decide", json={"site": "forms", "page": page, "token": minted["token"]},
+        headers={"origin": FORMS},
+    )  # fmt: skip
+    assert decided.json()["identified"] is True
+    goal = {"site": "forms", "events": [{"type": "event", "name": "subscribe", "id": "goal-0001"}]}
+    for _ in range(2):  # a retried beacon: one message
+        sent = client.post("/v1/events", json=goal, headers={"origin": FORMS})
+        assert sent.status_code == 204
+    until(lambda: len(got.delivered()) == 2)  # before the erasure, which would drop them
+    erased = client.delete("/v1/contacts/c-7", params={"site": "forms"}, headers=auth)
+    assert erased.status_code == 204
+    until(lambda: len(got.delivered()) == 3)
+    sent = {m["event"]: m for m in (json.loads(r.body) for r in got.messages().values())}
+    assert set(sent) == {"contact.identified", "goal.converted", "contact.erased"}
+    assert sent["contact.identified"]["contact"] == "c-7"
+    goal_sent = sent["goal.converted"]
+    assert goal_sent["goal"] == "subscribe" and goal_sent["contact"] == "c-7"
+    assert goal_sent["verified"] is True
+    assert {k: v for k, v in sent["contact.erased"].items() if k not in ("id", "at")} == {
+        "event": "contact.erased", "site": "forms", "contact": "c-7"
+    }  # fmt: skip

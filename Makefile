@@ -45,3 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/state.py
 	$(BIN)/python bench/tokens.py
+	$(BIN)/python bench/webhooks.py

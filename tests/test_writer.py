@@ -38,7 +38,7 @@ def test_concurrent_writes_are_committed_in_groups(tmp_path: Path) -> None:
 
 def test_a_failed_commit_fails_every_request_in_its_group() -> None:
     async def main() -> list[BaseException | None]:
-        async def broken(events: list[EventRecord], decisions: list[object]) -> None:
+        async def broken(events: list[EventRecord], decisions: list[object], *_: object) -> None:
             raise sqlite3.OperationalError("database is locked")
 
         writer = GroupWriter(broken)  # type: ignore[arg-type]
@@ -57,7 +57,7 @@ def test_stop_commits_what_is_queued() -> None:
     stored: list[EventRecord] = []
 
     async def main() -> None:
-        async def flush(events: list[EventRecord], decisions: list[object]) -> None:
+        async def flush(events: list[EventRecord], decisions: list[object], *_: object) -> None:
             stored.extend(events)
 
         writer = GroupWriter(flush)  # type: ignore[arg-type]
@@ -76,7 +76,7 @@ def test_groups_respect_the_record_limit(size: int) -> None:
     groups: list[int] = []
 
     async def main() -> None:
-        async def flush(events: list[EventRecord], decisions: list[object]) -> None:
+        async def flush(events: list[EventRecord], decisions: list[object], *_: object) -> None:
             groups.append(len(events))
 
         writer = GroupWriter(flush, max_records=size)  # type: ignore[arg-type]
@@ -95,7 +95,7 @@ def test_an_outage_leaves_the_writer_unhealthy_until_a_commit_succeeds() -> None
     down = True
     beats: list[bool] = []
 
-    async def flush(events: list[EventRecord], decisions: list[object]) -> None:
+    async def flush(events: list[EventRecord], decisions: list[object], *_: object) -> None:
         if events[0].visitor == "visitor-0":
             raise sqlite3.IntegrityError("UNIQUE constraint failed")
         if down:

@@ -35,12 +35,19 @@ from .api.bodies import ErrorBody, FieldErrors, Health, decode, json_response, r
 from .api.contact_events import contact_events_endpoint
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
+from .api.deliveries import deliveries_endpoint, retry_endpoint
 from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
 from .api.results import results_endpoint
 from .api.submissions import submissions_endpoint
 from .api.tokens import tokens_endpoint
-from .dashboard import dashboard_endpoint, login_endpoint, logout_endpoint, preview_endpoint
+from .dashboard import (
+    dashboard_endpoint,
+    dashboard_retry_endpoint,
+    login_endpoint,
+    logout_endpoint,
+    preview_endpoint,
+)
 from .decide import apply_feedback, apply_reading, consented, decide
 from .errors import (
     BadRequest,
@@ -74,6 +81,8 @@ from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
 from .store import DecisionRecord, EventRecord, RateLimit, Submission, open_store
 from .tokens import TokenCodec, TokenRejected
+from .webhooks import messages
+from .webhooks.delivery import Deliverer
 
 __all__ = ["build_app"]
 
@@ -325,7 +334,10 @@ async def events_endpoint(request: Request) -> Response:
         )
         for e in accepted
     ]
-    await runtime.store.write(records, [])
+    told = messages.feedback(site, accepted, visitor, state.contact, state.verified, now)
+    await runtime.store.write(records, [], told)
+    if told:
+        runtime.wake_delivery()
     response = Response(status_code=204)
     keep = state.touched(marks)
     _set_cookies(request, response, runtime, state, persist, site.name, keep)
@@ -391,7 +403,10 @@ async def forms_endpoint(request: Request) -> Response:
         decision=body.decision, key=trigger_key(body.id, "form"),
     )  # fmt: skip
     limits = (FORMS_PER_VISITOR, FORMS_PER_ADDRESS)
-    done = await runtime.store.submit(submission, answers, conversion, body.id, limits)
+    told = messages.form_submitted(site, submission, form)
+    done = await runtime.store.submit(submission, answers, conversion, body.id, limits, told)
+    if told and done.outcome == "stored":
+        runtime.wake_delivery()
     if done.outcome == "limited":
         counted[(site.name, f"limited {done.limited}")] += 1
         if done.limited == "visitor":
@@ -496,6 +511,7 @@ async def metrics_endpoint(request: Request) -> Response:
         sites,
         {"cookie": runtime.codec.rejected, "token": runtime.tokens.rejected},
         runtime.store.writer.depth,
+        await runtime.store.outbox_depth(),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -561,6 +577,9 @@ def build_app(settings: Settings) -> Starlette:
         codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)
+        deliverer = Deliverer(store, lambda: runtime.sites, metrics)
+        deliverer.start()
+        runtime.wake_delivery = deliverer.wake
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, runtime.reload)
@@ -572,6 +591,7 @@ def build_app(settings: Settings) -> Starlette:
         finally:
             if hangup:
                 loop.remove_signal_handler(signal.SIGHUP)
+            await deliverer.stop()
             await store.close()
 
     metrics = Metrics()
@@ -588,6 +608,8 @@ def build_app(settings: Settings) -> Starlette:
         ("/v1/submissions", submissions_endpoint, ["GET"]),
         ("/v1/reload", reload_endpoint, ["POST"]),
         ("/v1/decisions", decisions_endpoint, ["GET"]),
+        ("/v1/deliveries", deliveries_endpoint, ["GET"]),
+        ("/v1/deliveries/{id}/retry", retry_endpoint, ["POST"]),
         ("/v1/tokens", tokens_endpoint, ["POST"]),
         ("/v1/results", results_endpoint, ["GET"]),
         ("/v1/contacts/import", import_endpoint, ["POST"]),
@@ -598,6 +620,7 @@ def build_app(settings: Settings) -> Starlette:
         ("/dashboard/login", login_endpoint, ["POST"]),
         ("/dashboard/logout", logout_endpoint, ["POST"]),
         ("/dashboard/preview", preview_endpoint, ["POST"]),
+        ("/dashboard/deliveries/{id}/retry", dashboard_retry_endpoint, ["POST"]),
         ("/openapi.json", openapi_endpoint, ["GET"]),
         ("/metrics", metrics_endpoint, ["GET"]),
         ("/healthz", health_endpoint, ["GET"]),

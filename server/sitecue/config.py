@@ -35,6 +35,8 @@ __all__ = [
     "SiteConfig",
     "Trigger",
     "Variant",
+    "Webhook",
+    "WebhookEvent",
     "Widget",
     "json_schema",
     "load_site",
@@ -238,6 +240,28 @@ class Identify(_Strict, frozen=True):
     refresh: Annotated[str, msgspec.Meta(pattern=_DURATION)] = "15m"
 
 
+WebhookEvent = Literal[
+    "form.submitted", "contact.identified", "goal.converted", "contact.erased", "decision.shown"
+]
+"""What a webhook may be told of; ``decision.shown`` (every exposure) only when listed."""
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+_PATTERN_MEANING[_ENV_NAME] = "an environment variable's name, such as SITECUE_WEBHOOK_SECRET"
+
+
+class Webhook(_Strict, frozen=True):
+    """Another system told of what happens on the site: each message is POSTed to ``url``
+    (https; http only to localhost), signed with the secret held in the environment
+    variable ``secret_env``, its body rendered from the template ``body`` (relative to the
+    config directory; left out, the plain JSON message), within ``timeout`` seconds."""
+
+    id: Name
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    events: Annotated[list[WebhookEvent], msgspec.Meta(min_length=1)]
+    secret_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
+    body: str | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 10.0
+
+
 class SiteConfig(_Strict, frozen=True):
     """One site: where the tag may call from, its triggers, widgets and rules.
 
@@ -258,6 +282,7 @@ class SiteConfig(_Strict, frozen=True):
     rules: list[Rule] = []
     # Named conditions and id lists, used as {"audience": name} (see sitecue.audiences).
     audiences: dict[Name, dict[str, Any]] = {}
+    webhooks: list[Webhook] = []  # other systems told of submissions, conversions, erasures
     schema: str | None = msgspec.field(default=None, name="$schema")
 
 

@@ -4,10 +4,11 @@ Sign in with an admin key (the cookie then holds a server-side session for 12 ho
 the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, the recent
 decisions with the reason for every rule, each experiment's results with an inline-SVG
 chart of the conversion rate and its 95% interval per variant, and per rule with a form its
-submissions: how many, and the latest ten. Each rule has a Preview button, which makes a
-signed preview link (:mod:`sitecue.preview`) for the page and variant chosen. Its forms take
-posts from its own origin only, and its responses carry strict security headers
-(:mod:`sitecue.guard`).
+submissions: how many, and the latest ten; and per site with webhooks, the latest
+deliveries (and webhooks a 410 disabled), each with a button to retry it. Each rule has a
+Preview button, which makes a signed preview link (:mod:`sitecue.preview`) for the page and
+variant chosen. Its forms take posts from its own origin only, and its responses carry
+strict security headers (:mod:`sitecue.guard`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from . import preview, sessions
 from .api.bodies import read_body
-from .api.keys import authenticate_token, note_use
+from .api.deliveries import disabled_of_site, retry
+from .api.keys import authenticate_token, note_use, require_sites
 from .api.results import Results, experiment_results
 from .errors import BadRequest, Forbidden, Unauthorized
 from .guard import own_origin, require_same_origin
 from .rules import CompiledRule
 from .stats import rate_interval
-from .store import ApiKey, DecisionQuery, SubmissionQuery
+from .store import ApiKey, DecisionQuery, DeliveryQuery, SubmissionQuery
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -40,6 +42,7 @@ __all__ = ["dashboard_endpoint", "login_endpoint", "logout_endpoint", "preview_e
 RECENT = 20
 LATEST_SUBMISSIONS = 10
 PREVIEW_TTL_S = 3600  # a preview link made on the dashboard works for an hour
+LATEST_DELIVERIES = 10
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("sitecue", "templates"),
     autoescape=True,
@@ -154,12 +157,20 @@ async def dashboard_endpoint(request: Request) -> Response:
                     SubmissionQuery(site=name, rule=rule.id, limit=LATEST_SUBMISSIONS)
                 )
                 forms.append({"rule": rule.id, "count": counts.get(rule.id, 0), "latest": latest})
+        deliveries = disabled = None
+        if site.webhooks:
+            deliveries = await runtime.store.deliveries(
+                DeliveryQuery(site=name, limit=LATEST_DELIVERIES)
+            )
+            disabled = await disabled_of_site(runtime, site)
         own = own_origin(request)
         sites.append(
             {
                 "name": name,
                 # Where a preview opens by default: this host when the site lists it (the demo).
                 "page": (own if own in site.origins else site.config.origins[0]) + "/",
+                "deliveries": deliveries,
+                "disabled": disabled,
                 "rules": [(r, _status(r, now)) for r in site.rules],
                 "recent": recent,
                 "experiments": experiments,
@@ -206,3 +217,18 @@ async def preview_endpoint(request: Request) -> Response:
         link=preview.link(url, grant),
         expires=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires)),
     )
+
+
+async def dashboard_retry_endpoint(request: Request) -> Response:
+    """``POST /dashboard/deliveries/{id}/retry`` with the form field ``site``: as
+    ``POST /v1/deliveries/{id}/retry``, from the dashboard's own page only."""
+    require_same_origin(request)  # a page elsewhere cannot make a signed-in browser post
+    runtime: Runtime = request.app.state.runtime
+    key = await _signed_in(request, runtime)
+    if key is None:
+        raise Unauthorized("sign in to the dashboard first")
+    form = parse_qs((await read_body(request, 4096)).decode("utf-8", "replace"))
+    name = form.get("site", [""])[0]
+    require_sites(key, {name})
+    await retry(runtime, runtime.site(name), request.path_params["id"])
+    return RedirectResponse(_base(request), status_code=303)

@@ -24,6 +24,7 @@ from .rules import CompiledSite
 from .state import Counter, VisitorState, day_of
 from .store import EventRecord, PageView, Store, TokenUse
 from .tokens import MAX_CONTACT_ID, TokenCodec
+from .webhooks import messages
 
 __all__ = [
     "MAX_CONTACT_ID",
@@ -213,7 +214,8 @@ async def identify(
         )
         if not await store.use_token(use, site.config.identify.browsers_per_token):
             raise tokens.refuse("too many browsers")
-        await store.link(site.name, state.visitor, held.contact, now, verified=True)
+        told = messages.contact_identified(site, held.contact, state.visitor, now)
+        await store.link(site.name, state.visitor, held.contact, now, verified=True, messages=told)
         if _recounts.due((site.name, held.fingerprint, state.visitor), now):
             history = await store.history(site.name, held.contact)
             # The recount is CPU work over up to HISTORY_BROWSERS x HISTORY_RECORDS rows: on

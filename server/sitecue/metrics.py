@@ -67,6 +67,8 @@ class Metrics:
         self.batches = Histogram(BATCH_BUCKETS)
         # (site, outcome): stored, repeated, invalid, honeypot, limited visitor|address
         self.forms: Counter[tuple[str, str]] = Counter()
+        # (site, webhook, outcome): delivered, failed (an attempt, tried again), dead, disabled
+        self.deliveries: Counter[tuple[str, str, str]] = Counter()
 
     def timed(self, route: str, endpoint: Endpoint) -> Endpoint:
         """``endpoint``, counting its requests by status and timing them under ``route``."""
@@ -91,9 +93,16 @@ class Metrics:
 
         return timed_endpoint
 
-    def render(self, sites: set[str], rejects: dict[str, Counter[str]], queue_depth: int) -> str:
+    def render(
+        self,
+        sites: set[str],
+        rejects: dict[str, Counter[str]],
+        queue_depth: int,
+        outbox: dict[tuple[str, str], int] | None = None,
+    ) -> str:
         """The text exposition; series labelled with a site only for ``sites``. ``rejects``
-        maps a kind of credential (cookie, token) to its rejections counted by reason."""
+        maps a kind of credential (cookie, token) to its rejections counted by reason;
+        ``outbox`` the pending webhook messages per (site, webhook)."""
         out: list[str] = []
 
         def family(name: str, kind: str, help_: str) -> None:
@@ -135,6 +144,20 @@ class Metrics:
             if site in sites:
                 where = _labels((("site", site), ("outcome", outcome)))
                 out.append(f"sitecue_form_submissions_total{where} {n}")
+        family(
+            "sitecue_webhook_deliveries_total",
+            "counter",
+            "Webhook delivery attempts, by site, webhook and outcome.",
+        )
+        for (site, webhook, outcome), n in sorted(self.deliveries.items()):
+            if site in sites:
+                where = _labels((("site", site), ("webhook", webhook), ("outcome", outcome)))
+                out.append(f"sitecue_webhook_deliveries_total{where} {n}")
+        family("sitecue_outbox_pending", "gauge", "Webhook messages waiting to be delivered.")
+        for (site, webhook), n in sorted((outbox or {}).items()):
+            if site in sites:
+                where = _labels((("site", site), ("webhook", webhook)))
+                out.append(f"sitecue_outbox_pending{where} {n}")
         family("sitecue_writer_queue_records", "gauge", "Records waiting for the next commit.")
         out.append(f"sitecue_writer_queue_records {queue_depth}")
         family("sitecue_writer_batch_records", "histogram", "Records committed per group.")

@@ -37,6 +37,7 @@ from .forms import form_problems, largest_answer
 from .keyring import Keyring
 from .protocol import TriggerSpec
 from .reading import METRICS
+from .webhooks.targets import CompiledWebhook, compile_webhooks
 from .widgets import TemplateProblem, Templates
 
 __all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "load_sites"]
@@ -118,6 +119,7 @@ class CompiledSite:
     # (in `windows` too, so kept and watched) carry the sums of the events' values.
     sums: dict[str, frozenset[str]] = field(default_factory=dict)
     data_keys: tuple[str, ...] = ()  # page-data keys some rule reads (page.data.<key>)
+    webhooks: tuple[CompiledWebhook, ...] = ()  # told of what happens, through the outbox
 
     def form(self, rule_id: str, variant_id: str) -> Form | None:
         """The form the widget of this rule's variant carries, if any."""
@@ -259,6 +261,9 @@ def compile_site(
         )  # fmt: skip
         _value_paths(rule, at, config, windows, sums, data_keys, problems, audiences)
 
+    webhooks, wrong = compile_webhooks(config, root)
+    problems.extend(wrong)
+
     if problems:
         # An audience's mistake is found once for every rule that uses it: report it once.
         raise ConfigError(list(dict.fromkeys(problems)))
@@ -292,6 +297,7 @@ def compile_site(
         reading_days=max((_days(w) for ws in reading.values() for w in ws), default=0),
         sums={name: frozenset(ws) for name, ws in sums.items()},
         data_keys=tuple(sorted(data_keys)),
+        webhooks=webhooks,
     )
 
 

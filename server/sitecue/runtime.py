@@ -5,6 +5,7 @@ routes to them both import it, and nothing imports the app."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, NotFound, Problem
@@ -32,6 +33,8 @@ class Runtime:
     metrics: Metrics
     tokens: TokenCodec
     keyring: Keyring = field(init=False)  # keys per purpose and site, from the settings' secrets
+    # Tells this process's webhook delivery that messages were committed (see app.lifespan).
+    wake_delivery: Callable[[], None] = field(default=lambda: None)
 
     def __post_init__(self) -> None:
         self.keyring = Keyring(self.settings.secrets)

@@ -38,6 +38,7 @@ from ..store import (
     Submission,
     SubmissionQuery,
 )
+from ..webhooks import messages
 from .bodies import MAX_ADMIN_BODY, decode, json_response, read_body
 from .keys import authorised_site
 
@@ -114,7 +115,8 @@ async def contact_endpoint(request: Request) -> Response:
     runtime, site = await authorised_site(request, "the contact belongs to")
     contact_id = _contact_id(request)
     if request.method == "DELETE":
-        if not await runtime.store.erase_contact(site.name, contact_id):
+        told = messages.contact_erased(site, contact_id, time.time_ns() // 1_000_000)
+        if not await runtime.store.erase_contact(site.name, contact_id, told):
             raise NotFound(f"contact: nothing is held about '{contact_id}' on {site.name}")
         return Response(status_code=204)
     if request.method in ("PUT", "PATCH"):

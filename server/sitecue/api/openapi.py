@@ -16,6 +16,8 @@ from .bodies import ErrorBody, FieldErrors, Health
 from .contact_events import InboundEvent, Recorded
 from .contacts import AttributesBody, ContactExport, ContactView, Imported
 from .decisions import MAX_PAGE, DecisionPage
+from .deliveries import MAX_PAGE as MAX_DELIVERIES
+from .deliveries import DeliveryPage, Retried
 from .results import Results
 from .submissions import MAX_PAGE as MAX_SUBMISSIONS
 from .submissions import SubmissionPage
@@ -82,7 +84,7 @@ def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole HTTP surface."""
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
-    types += [FormRequest, FormResponse, FieldErrors, SubmissionPage]
+    types += [FormRequest, FormResponse, FieldErrors, SubmissionPage, DeliveryPage, Retried]
     types += [InboundEvent, Recorded]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
@@ -418,6 +420,62 @@ def openapi() -> dict[str, Any]:
                     },
                     "303": {"description": "signed in: to the dashboard"},
                     **_errors(403, 413),
+                },
+            }
+        },
+        "/v1/deliveries": {
+            "get": {
+                "summary": "Webhook messages in the outbox, newest first",
+                "description": "Each with its status (pending, delivered, dead, disabled),"
+                " attempts, the receiver's last status or error and the next try; and the"
+                " site's webhooks a 410 disabled.",
+                "security": _ADMIN,
+                "parameters": [
+                    _query("site", "the site whose deliveries to list", _TEXT, required=True),
+                    _query("webhook", "one webhook's", _TEXT),
+                    _query(
+                        "status",
+                        "only those in this status",
+                        {"enum": ["pending", "delivered", "dead", "disabled"]},
+                    ),
+                    _query("cursor", "the `next` of the previous page", {"type": "string"}),
+                    _query(
+                        "limit",
+                        "messages per page",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_DELIVERIES},
+                    ),
+                ],
+                "responses": {
+                    "200": {"description": "a page", **_json(_ref(DeliveryPage))},
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/deliveries/{id}/retry": {
+            "post": {
+                "summary": "Send a webhook message again, now",
+                "description": "Due at once, with a new day of tries; re-enables its webhook"
+                " if a 410 disabled it.",
+                "security": _ADMIN,
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    _SITE,
+                ],
+                "responses": {
+                    "200": {"description": "due now", **_json(_ref(Retried))},
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/dashboard/deliveries/{id}/retry": {
+            "post": {
+                "summary": "The dashboard's retry button (form field site; own origin only)",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "303": {"description": "due now: back to the dashboard"},
+                    **_errors(400, 401, 403, 404),
                 },
             }
         },

@@ -14,17 +14,33 @@ from .base import (
     VariantCounts,
 )
 from .contact_events import ContactEvent, Refreshed
+from .outbox import (
+    Attempt,
+    Claimed,
+    Delivery,
+    DeliveryQuery,
+    DeliveryStatus,
+    DisabledWebhook,
+    Message,
+)
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 __all__ = [
     "AdminSession",
     "ApiKey",
+    "Attempt",
+    "Claimed",
     "Contact",
     "ContactEvent",
     "DecisionQuery",
     "DecisionRecord",
+    "Delivery",
+    "DeliveryQuery",
+    "DeliveryStatus",
+    "DisabledWebhook",
     "EventRecord",
     "History",
+    "Message",
     "PageView",
     "RateLimit",
     "Refreshed",

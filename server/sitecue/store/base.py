@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from ..decide import Verdict
 from .contact_events import FORGET_CONTACT_EVENTS, ContactEvent, Refreshed
+from .outbox import Attempt, Claimed, Delivery, DeliveryQuery, DisabledWebhook, Message
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 if TYPE_CHECKING:
@@ -272,8 +274,14 @@ class AdminSession(msgspec.Struct, frozen=True):
 class Store(Protocol):
     writer: GroupWriter  # every write goes through it
 
-    async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
-        """Commit the records; return only once they are durable."""
+    async def write(
+        self,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+        messages: Sequence[Message] = (),
+    ) -> None:
+        """Commit the records, and the outbox messages they cause, in one transaction;
+        return only once they are durable."""
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         """One page of decision records, newest first."""
@@ -287,11 +295,18 @@ class Store(Protocol):
     async def contact(self, site: str, contact_id: str) -> Contact | None: ...
 
     async def link(
-        self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
+        self,
+        site: str,
+        visitor: str,
+        contact_id: str,
+        at: int,
+        *,
+        verified: bool,
+        messages: Sequence[Message] = (),
     ) -> None:
         """Link a browser to a contact (a browser belongs to one contact at a time);
         ``verified`` by an email token, or only claimed by page JavaScript (which never
-        replaces a verified link)."""
+        replaces a verified link). ``messages`` are committed with the link."""
 
     async def visitors(self, site: str, contact_id: str) -> list[str]:
         """The browsers verified as this contact's, earliest link first."""
@@ -308,12 +323,16 @@ class Store(Protocol):
         recorded) when the token has identified ``limit`` other browsers. Atomic across
         workers and nodes. Expired uses are forgotten on the way."""
 
-    async def erase_contact(self, site: str, contact_id: str) -> bool:
+    async def erase_contact(
+        self, site: str, contact_id: str, messages: Sequence[Message] = ()
+    ) -> bool:
         """Forget a person: the contact, its links (verified or not), the uses of their
         tokens, and who they were in the logs (their verified browsers' events and
         decisions stay, each browser under a random pseudonym and without URLs, so
-        experiment counts hold; a browser that only claimed them is not theirs). False if
-        nothing was held."""
+        experiment counts hold; a browser that only claimed them is not theirs). Their
+        outbox messages not yet delivered are dropped, the delivered ones' payloads
+        emptied; ``messages`` (contact.erased) are committed with the erasure when
+        something was held. False if nothing was held."""
 
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
         """Per variant of ``rule``: exposures, impressions and conversions, aggregated in SQL."""
@@ -352,11 +371,13 @@ class Store(Protocol):
         event: EventRecord,
         key: str | None,
         limits: tuple[RateLimit, RateLimit],
+        messages: Sequence[Message] = (),
     ) -> Submitted:
         """Store a form submission in one transaction with its conversion ``event``, the
-        contact's ``answers`` (creating the contact, marked ``form``, when new) and the
-        browser's unverified link, unless ``key`` names one stored before (``repeated``) or a
-        rate limit refuses it (per visitor, then per address: ``limits``)."""
+        contact's ``answers`` (creating the contact, marked ``form``, when new), the
+        browser's unverified link and the outbox ``messages``, unless ``key`` names one
+        stored before (``repeated``) or a rate limit refuses it (per visitor, then per
+        address: ``limits``)."""
 
     async def submissions(self, query: SubmissionQuery) -> list[Submission]:
         """One page of submissions, newest first."""
@@ -377,3 +398,26 @@ class Store(Protocol):
         """One read: the contact's attributes and server-side events of the triggers
         ``names`` (see Refreshed), or None when ``visitor`` is no longer a browser verified
         as theirs (erased, or linked to someone else)."""
+
+    async def claim_messages(
+        self, targets: list[str], now: int, lease_ms: int, limit: int
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due messages of these webhooks (``site/id``) until
+        ``now + lease_ms``; atomic across processes and nodes (see store.outbox)."""
+
+    async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:
+        """Record an attempt's outcome, if the lease is still ours (False: it was not);
+        a ``disabled`` one disables the webhook while it points at ``url``."""
+
+    async def deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        """One page of outbox messages, newest first."""
+
+    async def retry_delivery(self, site: str, message_id: str, now: int) -> bool:
+        """Make the message due now, in a new round of tries, and re-enable its webhook.
+        False if the site has no such message."""
+
+    async def disabled_webhooks(self) -> list[DisabledWebhook]:
+        """The webhooks disabled by a 410, every site's."""
+
+    async def outbox_depth(self) -> dict[tuple[str, str], int]:
+        """Pending messages per (site, webhook)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -70,6 +72,30 @@ from .contact_events import (
     refreshed_of,
 )
 from .faults import translate_faults
+from .outbox import (
+    CLAIMED_COLUMNS,
+    DEPTH,
+    DISABLE,
+    DISABLED,
+    ENABLE,
+    ERASE_BY,
+    INSERT_MESSAGE,
+    RETRY,
+    SETTLE,
+    TARGET_OF,
+    Attempt,
+    Claimed,
+    Delivery,
+    DeliveryQuery,
+    DisabledWebhook,
+    Message,
+    claimed_of,
+    delivery_of,
+    disabled_of,
+    message_row,
+    settle_row,
+)
+from .outbox import list_sql as outbox_list_sql
 from .submissions import (
     BY_CONTACT,
     BY_VISITOR,
@@ -188,6 +214,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE events ADD COLUMN value DOUBLE PRECISION;
     """,
+    """
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY, site TEXT NOT NULL, webhook TEXT NOT NULL, target TEXT NOT NULL,
+        event TEXT NOT NULL, at BIGINT NOT NULL, payload TEXT NOT NULL,
+        contact TEXT, visitor TEXT, idempotency_key TEXT,
+        status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+        since BIGINT NOT NULL, next_try BIGINT NOT NULL,
+        lease TEXT, lease_until BIGINT NOT NULL DEFAULT 0,
+        last_try BIGINT, last_status INTEGER, last_error TEXT, delivered BIGINT
+    );
+    CREATE UNIQUE INDEX outbox_once ON outbox (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX outbox_due ON outbox (next_try) WHERE status = 'pending';
+    CREATE INDEX outbox_site ON outbox (site, id);
+    CREATE INDEX outbox_contact ON outbox (site, contact) WHERE contact IS NOT NULL;
+    CREATE INDEX outbox_visitor ON outbox (site, visitor) WHERE visitor IS NOT NULL;
+    CREATE TABLE webhook_states (
+        target TEXT PRIMARY KEY, url TEXT NOT NULL, at BIGINT NOT NULL, message TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -273,6 +319,26 @@ SELECT e.variant, COUNT(*)::int,
 FROM exposed AS e LEFT JOIN shown AS s ON s.variant = e.variant
 GROUP BY e.variant ORDER BY e.variant
 """
+_INSERT_MESSAGE = _numbered(INSERT_MESSAGE)
+_SETTLE = _numbered(SETTLE)
+_DISABLE = _numbered(DISABLE)
+_ENABLE = _numbered(ENABLE)
+_RETRY = _numbered(RETRY)
+_TARGET_OF = _numbered(TARGET_OF)
+_ERASE_BY = {column: [_numbered(sql) for sql in sqls] for column, sqls in ERASE_BY.items()}
+# SKIP LOCKED: nodes claiming at once each take rows no other claim holds, without waiting.
+_CLAIM = f"""
+UPDATE outbox SET lease = $1, lease_until = $2 WHERE id IN (
+    SELECT id FROM outbox
+    WHERE status = 'pending' AND next_try <= $3 AND lease_until <= $3
+      AND target = ANY($4::text[])
+    ORDER BY next_try LIMIT $5 FOR UPDATE SKIP LOCKED
+) RETURNING {CLAIMED_COLUMNS}
+"""
+# Claims and settlements need not wait for the WAL's flush: one lost in a crash only sends a
+# message again (the lease expires), which delivery allows anyway; the messages themselves
+# are committed durably, with their records.
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
@@ -352,11 +418,23 @@ class PostgresStore:
             raise
         return cls(pool)
 
-    async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
-        await self.writer.write(events, decisions)
+    async def write(
+        self,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+        messages: Sequence[Message] = (),
+    ) -> None:
+        await self.writer.write(events, decisions, messages)
 
-    async def _flush(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
+    async def _flush(
+        self,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+        messages: Sequence[Message] = (),
+    ) -> None:
         async with self._pool.acquire() as db, db.transaction():
+            if messages:
+                await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
             if events:
                 await db.executemany(
                     _INSERT_EVENT,
@@ -426,9 +504,18 @@ class PostgresStore:
         return Contact(site, contact_id, _attributes(row[0]), row[1], _attributes(row[2]), row[3])
 
     async def link(
-        self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
+        self,
+        site: str,
+        visitor: str,
+        contact_id: str,
+        at: int,
+        *,
+        verified: bool,
+        messages: Sequence[Message] = (),
     ) -> None:
-        async with self._pool.acquire() as db:
+        async with self._pool.acquire() as db, db.transaction():
+            if messages:
+                await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
             await db.execute(
                 _UPSERT_LINK,
                 site,
@@ -473,7 +560,9 @@ class PostgresStore:
                 await db.execute(_INSERT_TOKEN_USE, *token_use_row(use))
         return allowed
 
-    async def erase_contact(self, site: str, contact_id: str) -> bool:
+    async def erase_contact(
+        self, site: str, contact_id: str, messages: Sequence[Message] = ()
+    ) -> bool:
         held = 0
         async with self._pool.acquire() as db, db.transaction():
             visitors = await db.fetch(
@@ -486,8 +575,14 @@ class PostgresStore:
                 for sql in _PSEUDONYMISE:
                     await db.execute(sql, stand_in, site, visitor)
                 await db.execute(_ERASE_BROWSER, site, visitor)
+                for sql in _ERASE_BY["visitor"]:
+                    await db.execute(sql, site, visitor)
             for sql in _FORGET:
                 held += int((await db.execute(sql, site, contact_id)).split()[-1])
+            for sql in _ERASE_BY["contact"]:
+                await db.execute(sql, site, contact_id)
+            if held and messages:  # the downstream systems are told to erase the person too
+                await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
         return held > 0
 
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
@@ -545,6 +640,7 @@ class PostgresStore:
         event: EventRecord,
         key: str | None,
         limits: tuple[RateLimit, RateLimit],
+        messages: Sequence[Message] = (),
     ) -> Submitted:
         s = submission
         async with self._pool.acquire() as db, db.transaction():
@@ -571,6 +667,8 @@ class PostgresStore:
                 await db.execute(_UPSERT_ANSWERS, s.site, s.contact, s.at, merged)
                 if s.visitor != "-":
                     await db.execute(_UPSERT_LINK, s.site, s.visitor, s.contact, s.at, False)
+            if messages:
+                await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
         return Submitted("stored")
 
     async def submissions(self, query: SubmissionQuery) -> list[Submission]:
@@ -606,6 +704,51 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             row = await db.fetchrow(REFRESH_POSTGRES, site, visitor, contact_id, names, since)
         return refreshed_of(*row) if row is not None else None
+
+    async def claim_messages(
+        self, targets: list[str], now: int, lease_ms: int, limit: int
+    ) -> list[Claimed]:
+        if not targets:
+            return []
+        lease = secrets.token_hex(16)
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute(_NO_FLUSH_WAIT)
+            rows = await db.fetch(_CLAIM, lease, now + lease_ms, now, targets, limit)
+        return [claimed_of(row, lease) for row in rows]
+
+    async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute(_NO_FLUSH_WAIT)
+            status: str = await db.execute(_SETTLE, *settle_row(attempt, claimed))
+            held = status.split()[-1] != "0"
+            if held and attempt.status == "disabled":
+                m = claimed.message
+                await db.execute(_DISABLE, m.target, url, attempt.at, m.id)
+        return held
+
+    async def deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        sql, args = outbox_list_sql(query)
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(sql), *args)
+        return [delivery_of(row) for row in rows]
+
+    async def retry_delivery(self, site: str, message_id: str, now: int) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            target = await db.fetchval(_TARGET_OF, site, message_id)
+            if target is not None:
+                await db.execute(_RETRY, now, now, site, message_id)
+                await db.execute(_ENABLE, target)
+        return target is not None
+
+    async def disabled_webhooks(self) -> list[DisabledWebhook]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(DISABLED)
+        return [disabled_of(row) for row in rows]
+
+    async def outbox_depth(self) -> dict[tuple[str, str], int]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(DEPTH)
+        return {(r[0], r[1]): int(r[2]) for r in rows}
 
     async def _heartbeat(self) -> None:
         """A real commit, which a full disk or a read-only server refuses."""

@@ -7,9 +7,10 @@ import errno
 import fcntl
 import logging
 import os
+import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -76,6 +77,30 @@ from .contact_events import (
     refreshed_of,
 )
 from .faults import translate_faults
+from .outbox import (
+    CLAIMED_COLUMNS,
+    DEPTH,
+    DISABLE,
+    DISABLED,
+    ENABLE,
+    ERASE_BY,
+    INSERT_MESSAGE,
+    RETRY,
+    SETTLE,
+    TARGET_OF,
+    Attempt,
+    Claimed,
+    Delivery,
+    DeliveryQuery,
+    DisabledWebhook,
+    Message,
+    claimed_of,
+    delivery_of,
+    disabled_of,
+    message_row,
+    settle_row,
+)
+from .outbox import list_sql as outbox_list_sql
 from .submissions import (
     BY_CONTACT,
     BY_VISITOR,
@@ -191,6 +216,26 @@ MIGRATIONS: list[str] = [
     """,
     """
     ALTER TABLE events ADD COLUMN value REAL;
+    """,
+    """
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY, site TEXT NOT NULL, webhook TEXT NOT NULL, target TEXT NOT NULL,
+        event TEXT NOT NULL, at INTEGER NOT NULL, payload TEXT NOT NULL,
+        contact TEXT, visitor TEXT, idempotency_key TEXT,
+        status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+        since INTEGER NOT NULL, next_try INTEGER NOT NULL,
+        lease TEXT, lease_until INTEGER NOT NULL DEFAULT 0,
+        last_try INTEGER, last_status INTEGER, last_error TEXT, delivered INTEGER
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX outbox_once ON outbox (site, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX outbox_due ON outbox (next_try) WHERE status = 'pending';
+    CREATE INDEX outbox_site ON outbox (site, id);
+    CREATE INDEX outbox_contact ON outbox (site, contact) WHERE contact IS NOT NULL;
+    CREATE INDEX outbox_visitor ON outbox (site, visitor) WHERE visitor IS NOT NULL;
+    CREATE TABLE webhook_states (
+        target TEXT PRIMARY KEY, url TEXT NOT NULL, at INTEGER NOT NULL, message TEXT NOT NULL
+    ) WITHOUT ROWID;
     """,
 ]
 
@@ -424,14 +469,25 @@ class SQLiteStore:
                 raise _cannot_open(path, err) from err
             raise
 
-    async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
-        await self.writer.write(events, decisions)
+    async def write(
+        self,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+        messages: Sequence[Message] = (),
+    ) -> None:
+        await self.writer.write(events, decisions, messages)
 
-    async def _flush(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
+    async def _flush(
+        self,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+        messages: Sequence[Message] = (),
+    ) -> None:
         event_rows = list(map(event_row, events))
         decision_rows = list(map(decision_row, decisions))
+        message_rows = list(map(message_row, messages))
         async with self._write_lock():
-            self._commit(event_rows, decision_rows)
+            self._commit(event_rows, decision_rows, message_rows)
         self._checkpoints.committed()
 
     @asynccontextmanager
@@ -454,12 +510,15 @@ class SQLiteStore:
         """A real commit, which a full disk or a read-only file refuses."""
         await self._execute(HEARTBEAT, (time.time_ns() // 1_000_000,))
 
-    def _commit(self, event_rows: list[Row], decision_rows: list[Row]) -> None:
+    def _commit(
+        self, event_rows: list[Row], decision_rows: list[Row], message_rows: list[Row]
+    ) -> None:
         """Insert one group and commit it, or roll all of it back."""
         self._writes.execute("BEGIN IMMEDIATE")
         try:
             self._writes.executemany(INSERT_EVENT, event_rows)
             self._writes.executemany(INSERT_DECISION, decision_rows)
+            self._writes.executemany(INSERT_MESSAGE, message_rows)
             self._writes.execute("COMMIT")
         except BaseException:
             _rollback(self._writes)
@@ -531,12 +590,24 @@ class SQLiteStore:
         return Contact(site, contact_id, _attributes(row[0]), row[1], _attributes(row[2]), row[3])
 
     async def link(
-        self, site: str, visitor: str, contact_id: str, at: int, *, verified: bool
+        self,
+        site: str,
+        visitor: str,
+        contact_id: str,
+        at: int,
+        *,
+        verified: bool,
+        messages: Sequence[Message] = (),
     ) -> None:
-        await self._execute(
-            UPSERT_LINK,
-            (site, visitor, contact_id, at, verified),
-        )
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                self._writes.execute(UPSERT_LINK, (site, visitor, contact_id, at, verified))
+                self._writes.executemany(INSERT_MESSAGE, map(message_row, messages))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                _rollback(self._writes)
+                raise
 
     async def visitors(self, site: str, contact_id: str) -> list[str]:
         sql = (
@@ -571,7 +642,9 @@ class SQLiteStore:
                 raise
         return allowed
 
-    async def erase_contact(self, site: str, contact_id: str) -> bool:
+    async def erase_contact(
+        self, site: str, contact_id: str, messages: Sequence[Message] = ()
+    ) -> bool:
         async with self._write_lock():
             self._writes.execute("BEGIN IMMEDIATE")
             try:
@@ -584,7 +657,13 @@ class SQLiteStore:
                     for sql in PSEUDONYMISE:
                         self._writes.execute(sql, (stand_in, site, visitor))
                     self._writes.execute(ERASE_BROWSER, (site, visitor))
+                    for sql in ERASE_BY["visitor"]:
+                        self._writes.execute(sql, (site, visitor))
                 held = sum(self._writes.execute(sql, (site, contact_id)).rowcount for sql in FORGET)
+                for sql in ERASE_BY["contact"]:
+                    self._writes.execute(sql, (site, contact_id))
+                if held:  # the downstream systems are told to erase the person too
+                    self._writes.executemany(INSERT_MESSAGE, map(message_row, messages))
                 self._writes.execute("COMMIT")
             except BaseException:
                 _rollback(self._writes)
@@ -670,12 +749,15 @@ class SQLiteStore:
         event: EventRecord,
         key: str | None,
         limits: tuple[RateLimit, RateLimit],
+        messages: Sequence[Message] = (),
     ) -> Submitted:
         async with self._write_lock():
             # BEGIN IMMEDIATE: the counts and the insert are one turn, for every process.
             self._writes.execute("BEGIN IMMEDIATE")
             try:
                 done = self._submit(submission, answers, event, key, limits)
+                if done.outcome == "stored":
+                    self._writes.executemany(INSERT_MESSAGE, map(message_row, messages))
                 self._writes.execute("COMMIT")
             except BaseException:
                 _rollback(self._writes)
@@ -745,6 +827,66 @@ class SQLiteStore:
         async with self._db.execute(REFRESH_SQLITE, args) as cursor:
             row = await cursor.fetchone()
         return refreshed_of(*row) if row is not None else None
+
+    async def claim_messages(
+        self, targets: list[str], now: int, lease_ms: int, limit: int
+    ) -> list[Claimed]:
+        if not targets:
+            return []
+        lease = secrets.token_hex(16)
+        marks = ", ".join("?" * len(targets))
+        # One statement, under the write lock: no two claims (of any process) take a row.
+        sql = (
+            "UPDATE outbox SET lease = ?, lease_until = ? WHERE id IN (SELECT id FROM outbox"
+            " WHERE status = 'pending' AND next_try <= ? AND lease_until <= ?"
+            f" AND target IN ({marks}) ORDER BY next_try LIMIT ?) RETURNING {CLAIMED_COLUMNS}"
+        )
+        async with self._write_lock():
+            rows = self._writes.execute(
+                sql, (lease, now + lease_ms, now, now, *targets, limit)
+            ).fetchall()
+        return [claimed_of(row, lease) for row in rows]
+
+    async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                held = self._writes.execute(SETTLE, settle_row(attempt, claimed)).rowcount > 0
+                if held and attempt.status == "disabled":
+                    m = claimed.message
+                    self._writes.execute(DISABLE, (m.target, url, attempt.at, m.id))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                _rollback(self._writes)
+                raise
+        return held
+
+    async def deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        sql, args = outbox_list_sql(query)
+        async with self._db.execute(sql, args) as cursor:
+            return [delivery_of(row) for row in await cursor.fetchall()]
+
+    async def retry_delivery(self, site: str, message_id: str, now: int) -> bool:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._writes.execute(TARGET_OF, (site, message_id)).fetchone()
+                if row is not None:
+                    self._writes.execute(RETRY, (now, now, site, message_id))
+                    self._writes.execute(ENABLE, (row[0],))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                _rollback(self._writes)
+                raise
+        return row is not None
+
+    async def disabled_webhooks(self) -> list[DisabledWebhook]:
+        async with self._db.execute(DISABLED) as cursor:
+            return [disabled_of(row) for row in await cursor.fetchall()]
+
+    async def outbox_depth(self) -> dict[tuple[str, str], int]:
+        async with self._db.execute(DEPTH) as cursor:
+            return {(r[0], r[1]): int(r[2]) for r in await cursor.fetchall()}
 
     async def close(self) -> None:
         await self.writer.stop()

@@ -16,15 +16,17 @@ out that the store is back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailable
 from .base import DecisionRecord, EventRecord
+from .outbox import Message
 
 __all__ = ["GroupWriter"]
 
-Flush = Callable[[list[EventRecord], list[DecisionRecord]], Awaitable[None]]
+# One group: its events, decisions, and the outbox messages they cause, in one transaction.
+Flush = Callable[[list[EventRecord], list[DecisionRecord], list[Message]], Awaitable[None]]
 
 
 @dataclass
@@ -32,10 +34,11 @@ class _Pending:
     events: list[EventRecord]
     decisions: list[DecisionRecord]
     done: asyncio.Future[None]
+    messages: Sequence[Message] = ()
 
     @property
     def size(self) -> int:
-        return len(self.events) + len(self.decisions)
+        return len(self.events) + len(self.decisions) + len(self.messages)
 
 
 @dataclass
@@ -79,14 +82,20 @@ class GroupWriter:
         self.failing = None
         return True
 
-    async def write(self, events: list[EventRecord], decisions: list[DecisionRecord]) -> None:
-        """Queue the records and return once they are committed."""
-        if not events and not decisions:
+    async def write(
+        self,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+        messages: Sequence[Message] = (),
+    ) -> None:
+        """Queue the records (and the messages they cause) and return once they are
+        committed."""
+        if not events and not decisions and not messages:
             return
         if self._closing:
             raise RuntimeError("the store is closing; nothing was written")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(events, decisions, done))
+        self._queue.append(_Pending(events, decisions, done, messages))
         self._wake.set()
         await done
 
@@ -108,7 +117,9 @@ class GroupWriter:
             size += pending.size
         try:
             await self.flush(
-                [e for p in group for e in p.events], [d for p in group for d in p.decisions]
+                [e for p in group for e in p.events],
+                [d for p in group for d in p.decisions],
+                [m for p in group for m in p.messages],
             )
         except Exception as err:  # every waiter learns its records were not stored
             if isinstance(err, StoreUnavailable):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from receiver import receiver
+from sitecue.metrics import Metrics
 from sitecue.rules import CompiledSite
 from sitecue.store import DeliveryQuery, Store, open_store
 from sitecue.webhooks import messages
@@ -255,5 +256,82 @@ def test_two_nodes_never_both_deliver_one_message(
         assert sum(shares) == count and all(shares)  # both nodes delivered, none twice
         assert len(got.requests) == count  # no message sent twice
         assert set(got.delivered().values()) == {1} and len(got.delivered()) == count
+
+    asyncio.run(main())
+
+
+def test_a_template_s_headers_and_body_go_out_and_an_empty_body_sends_nothing(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body template makes the platform's JSON, with the platform's headers; a message it
+    renders nothing for is settled as delivered without a request (counted as skipped)."""
+    (tmp_path / "b.j2").write_text(
+        '{% if event == "form.submitted" %}{"email": {{ contact }}}{% endif %}'
+    )
+    monkeypatch.setenv("SITECUE_TEST_ESP_AUTH", "Klaviyo-API-Key pk_test")
+    extra = {
+        "body": "b.j2",
+        "headers": {"revision": "2024-10-15", "content-type": "application/vnd.api+json"},
+        "headers_env": {"authorization": "SITECUE_TEST_ESP_AUTH"},
+    }
+
+    async def main() -> None:
+        metrics = Metrics()
+        with receiver() as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url, **extra))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = Deliverer(store, lambda: {"shop": site}, metrics, clock=clock, rng=random.Random(1))
+            try:
+                await lead(store, site, clock.now)
+                told = messages.contact_identified(site, "c-1", "v" * 16, clock.now)
+                await store.write([], [], told)
+                assert await d.deliver_due() == 2
+                found = await store.deliveries(DeliveryQuery(site="shop"))
+            finally:
+                await d.stop()
+                await store.close()
+        (request,) = got.requests
+        assert request.body == b'{"email": "reader0@example.com"}'
+        assert request.headers["authorization"] == "Klaviyo-API-Key pk_test"
+        assert request.headers["revision"] == "2024-10-15"
+        assert request.headers["content-type"] == "application/vnd.api+json"
+        assert verify(
+            SECRET.encode(), request.body, request.headers["sitecue-signature"], clock.now // 1000
+        )
+        assert sorted(f.status for f in found) == ["delivered", "delivered"]
+        assert metrics.deliveries == {
+            ("shop", "esp", "delivered"): 1,
+            ("shop", "esp", "skipped"): 1,
+        }
+
+    asyncio.run(main())
+
+
+def test_a_message_no_json_can_be_made_of_is_dead_at_once(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template that passed its check but fails for a real message (here: a body over the
+    cap) would fail on every try: the message is dead at its first attempt, nothing sent."""
+    (tmp_path / "b.j2").write_text(
+        '{% if contact == "reader0@example.com" %}{{ "x" * 2000000 }}{% else %}{}{% endif %}'
+    )
+
+    async def main() -> None:
+        with receiver() as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url, body="b.j2"))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = deliverer(store, site, clock)
+            try:
+                await lead(store, site, clock.now)
+                assert await d.deliver_due() == 1
+                (found,) = await store.deliveries(DeliveryQuery(site="shop"))
+            finally:
+                await d.stop()
+                await store.close()
+        assert got.requests == []
+        assert found.status == "dead" and found.attempts == 1
+        assert found.last_error is not None and found.last_error.startswith("body: ")
 
     asyncio.run(main())

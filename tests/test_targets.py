@@ -25,9 +25,10 @@ def problems(monkeypatch: pytest.MonkeyPatch, root: Path, *hooks: dict[str, Any]
 def test_a_webhook_compiles_with_its_secret_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    (tmp_path / "b.j2").write_text('{"e": {{ event }}}')
     (hook,) = shop(monkeypatch, tmp_path, webhook("https://hooks.example/in", body="b.j2")).webhooks
     assert (hook.site, hook.id, hook.target) == ("shop", "esp", "shop/esp")
-    assert hook.secret == SECRET.encode() and hook.body == "b.j2" and hook.root == tmp_path
+    assert hook.secret == SECRET.encode() and hook.body is not None and hook.body.path == "b.j2"
     assert "decision.shown" not in hook.events  # opt-in: only when listed
 
 
@@ -87,3 +88,50 @@ def test_ids_are_unique_and_events_from_the_fixed_set(
     with pytest.raises(ConfigError) as err:
         shop(monkeypatch, tmp_path, webhook(url, events=["form.sent"]))
     assert err.value.problems[0].path == "$.webhooks[0].events[0]"
+
+
+def test_a_body_template_that_makes_no_json_is_a_check_error_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "b.j2").write_text('{"email": "{{ contact }}"}')  # a value quoted again
+    found = problems(monkeypatch, tmp_path, webhook("https://hooks.example/", body="b.j2"))
+    assert found and all(p.startswith("$.webhooks[0].body: expected JSON") for p in found)
+    assert problems(monkeypatch, tmp_path, webhook("https://hooks.example/", body="../x.j2"))
+
+
+def test_headers_come_from_the_config_and_secret_ones_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SITECUE_TEST_ESP_AUTH", "Klaviyo-API-Key pk_test")
+    extra = {
+        "headers": {"Revision": "2024-10-15"},
+        "headers_env": {"Authorization": "SITECUE_TEST_ESP_AUTH"},
+    }
+    (hook,) = shop(monkeypatch, tmp_path, webhook("https://hooks.example/", **extra)).webhooks
+    assert hook.headers == (
+        ("revision", "2024-10-15"),
+        ("authorization", "Klaviyo-API-Key pk_test"),
+    )
+
+
+AT = "$.webhooks[0]"
+
+
+@pytest.mark.parametrize(
+    ("extra", "path"),
+    [
+        ({"headers": {"Sitecue-Signature": "t=1,v1=00"}}, f"{AT}.headers.Sitecue-Signature"),
+        ({"headers": {"idempotency-key": "x"}}, f"{AT}.headers.idempotency-key"),
+        ({"headers": {"bad name": "x"}}, f"{AT}.headers.bad name"),
+        ({"headers": {"x-a": "1\r\nx-b: 2"}}, f"{AT}.headers.x-a"),
+        ({"headers_env": {"auth": "SITECUE_TEST_UNSET"}}, f"{AT}.headers_env.auth"),
+        ({"headers": {"x-a": "1"}, "headers_env": {"X-A": "SITECUE_TEST_AUTH"}}, f"{AT}.headers_env.X-A"),
+    ],
+)  # fmt: skip
+def test_a_header_that_would_forge_ours_split_a_line_or_is_missing_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, extra: dict[str, Any], path: str
+) -> None:
+    monkeypatch.setenv("SITECUE_TEST_AUTH", "Bearer x")
+    monkeypatch.delenv("SITECUE_TEST_UNSET", raising=False)
+    found = problems(monkeypatch, tmp_path, webhook("https://hooks.example/", **extra))
+    assert [p.split(": ", 1)[0] for p in found] == [path]

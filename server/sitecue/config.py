@@ -260,6 +260,10 @@ class Webhook(_Strict, frozen=True):
     secret_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
     body: str | None = None
     timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 10.0
+    # Request headers the receiving platform wants (an API version, a content type), and
+    # those that are secrets (an API key), read from the environment variable each names.
+    headers: dict[str, str] = {}
+    headers_env: dict[str, Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]] = {}
 
 
 class SiteConfig(_Strict, frozen=True):

@@ -67,7 +67,8 @@ class Metrics:
         self.batches = Histogram(BATCH_BUCKETS)
         # (site, outcome): stored, repeated, invalid, honeypot, limited visitor|address
         self.forms: Counter[tuple[str, str]] = Counter()
-        # (site, webhook, outcome): delivered, failed (an attempt, tried again), dead, disabled
+        # (site, webhook, outcome): delivered, failed (an attempt, tried again), dead, disabled,
+        # skipped (the body template sent nothing)
         self.deliveries: Counter[tuple[str, str, str]] = Counter()
 
     def timed(self, route: str, endpoint: Endpoint) -> Endpoint:

@@ -19,23 +19,18 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, get_args
 
 import jinja2
 import msgspec
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..config import WebhookEvent
 from ..errors import ConfigError, Problem, WebhookBodyInvalid
 
 __all__ = ["EVENTS", "MAX_BODY", "SAMPLES", "Body", "compile_body", "render"]
 
-EVENTS = (
-    "form.submitted",
-    "contact.identified",
-    "goal.converted",
-    "contact.erased",
-    "decision.shown",
-)
+EVENTS: tuple[str, ...] = get_args(WebhookEvent)
 MAX_TEMPLATE = 64 * 1024  # bytes of template source
 MAX_BODY = 1024 * 1024  # bytes a rendered body may have: more is a template gone wrong
 
@@ -50,10 +45,12 @@ SAMPLES: tuple[Mapping[str, Any], ...] = (
     {
         **_BASE,
         "event": "form.submitted",
-        "contact": "ann@example.com",
+        "submission": "s-sample",
         "rule": "newsletter",
         "variant": "short",
         "decision": _DECISION,
+        "contact": "ann@example.com",
+        "email": "ann@example.com",
         "fields": {
             "email": "ann@example.com",
             "name": 'Ann "A." \\ O\'Neil\n</script>',
@@ -61,41 +58,40 @@ SAMPLES: tuple[Mapping[str, Any], ...] = (
             "age": 42,
             "consent": True,
         },
-        "consents": {"consent": True},
-        "submission": "s-sample",
+        "consents": {"consent": "Yes, email me the newsletter"},
     },
     {
         **_BASE,
         "event": "form.submitted",
-        "contact": None,
+        "submission": "s-sample",
         "rule": "poll",
         "variant": "a",
         "decision": _DECISION,
+        "contact": None,
+        "email": None,
         "fields": {},
         "consents": {},
-        "submission": "s-sample",
     },
-    {**_BASE, "event": "contact.identified", "contact": "c-42", "visitor": _VISITOR},
+    {**_BASE, "event": "contact.identified", "contact": "c-42"},
     {
         **_BASE,
         "event": "goal.converted",
+        "goal": "subscribe",
         "rule": "paywall-faq",
         "variant": "faq",
         "decision": _DECISION,
-        "goal": "subscribe",
-        "visitor": _VISITOR,
         "contact": "c-42",
-        "value": 9.99,
+        "verified": True,
     },
     {
         **_BASE,
         "event": "goal.converted",
-        "rule": "paywall-faq",
-        "variant": "faq",
-        "decision": _DECISION,
         "goal": "subscribe",
-        "visitor": _VISITOR,
+        "rule": None,
+        "variant": None,
+        "decision": None,
         "contact": None,
+        "verified": False,
     },
     {**_BASE, "event": "contact.erased", "contact": "c-42"},
     {
@@ -104,7 +100,8 @@ SAMPLES: tuple[Mapping[str, Any], ...] = (
         "rule": "newsletter",
         "variant": "short",
         "decision": _DECISION,
-        "visitor": _VISITOR,
+        "contact": None,
+        "verified": False,
     },
 )
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2 as httpx
 
+from ..errors import WebhookBodyInvalid
 from ..store import Attempt, Claimed, Store
 from . import bodies
 from .signing import HEADER, sign
@@ -188,33 +189,45 @@ class Deliverer:
         self._wake.set()  # room for another claim
 
     async def _attempt(self, claimed: Claimed, hook: CompiledWebhook) -> None:
-        code, error = await self._post(claimed, hook)
-        if code == 410:
-            self._disabled = (-1, {})  # read again before the next claim
-        attempt = outcome(claimed, code, error, self.clock(), self.rng)
         m = claimed.message
+        message: dict[str, Any] = {
+            **m.payload, "id": m.id, "event": m.event, "at": m.at, "site": m.site
+        }  # fmt: skip
+        kind = None
+        try:
+            body = bodies.render(hook, message)
+        except WebhookBodyInvalid as err:
+            # No JSON can be made of this message: trying again would make none either.
+            attempt = Attempt("dead", self.clock(), None, f"body: {err}"[:_ERROR_CHARS])
+        else:
+            if body:
+                code, error = await self._post(claimed, hook, body)
+                if code == 410:
+                    self._disabled = (-1, {})  # read again before the next claim
+                attempt = outcome(claimed, code, error, self.clock(), self.rng)
+            else:  # the template says this message is not for this webhook
+                attempt = Attempt("delivered", self.clock(), None, "nothing to send")
+                kind = "skipped"
         if self.metrics is not None:
-            kind = "failed" if attempt.status == "pending" else attempt.status
+            kind = kind or ("failed" if attempt.status == "pending" else attempt.status)
             self.metrics.deliveries[(m.site, m.webhook, kind)] += 1
         if attempt.status in ("dead", "disabled"):
-            log.warning("webhook %s: message %s is %s (%s)", m.target, m.id, attempt.status, error)
+            log.warning(
+                "webhook %s: message %s is %s (%s)", m.target, m.id, attempt.status, attempt.error
+            )
         try:
             await self.store.settle_message(claimed, attempt, hook.url)
         except Exception as err:  # its lease expires, and it is tried again
             log.warning("webhook %s: cannot record an attempt of %s: %s", m.target, m.id, err)
 
-    async def _post(self, claimed: Claimed, hook: CompiledWebhook) -> tuple[int | None, str | None]:
+    async def _post(
+        self, claimed: Claimed, hook: CompiledWebhook, body: bytes
+    ) -> tuple[int | None, str | None]:
         """The receiver's status, or what went wrong."""
         m = claimed.message
-        message: dict[str, Any] = {
-            **m.payload, "id": m.id, "event": m.event, "at": m.at, "site": m.site
-        }  # fmt: skip
-        try:
-            body = bodies.render(hook, message)
-        except Exception as err:  # a template that fails: tried again, after a config fix
-            return None, f"body: {err}"[:_ERROR_CHARS]
         headers = {
             "content-type": "application/json",
+            **dict(hook.headers),
             "user-agent": "sitecue-webhooks",
             HEADER: sign(hook.secret, body, self.clock() // 1000),
             "Sitecue-Delivery": m.id,

@@ -28,6 +28,7 @@ from ..ids import record_id
 from ..protocol import Feedback
 from ..rules import CompiledSite
 from ..store import Message, Submission
+from .bodies import EVENTS
 
 __all__ = [
     "EVENTS",
@@ -37,14 +38,6 @@ __all__ = [
     "form_submitted",
     "messages",
 ]
-
-EVENTS = (
-    "form.submitted",
-    "contact.identified",
-    "goal.converted",
-    "contact.erased",
-    "decision.shown",
-)
 
 
 def messages(

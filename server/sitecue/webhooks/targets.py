@@ -9,13 +9,15 @@ is refused, since each message carries personal data and the secret signs it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..config import SiteConfig, Webhook
-from ..errors import Problem
+from ..errors import ConfigError, Problem
+from .bodies import Body, compile_body
 
 __all__ = ["MIN_SECRET", "CompiledWebhook", "compile_webhooks"]
 
@@ -23,6 +25,14 @@ MIN_SECRET = 16
 """Characters a webhook secret needs at least: a short one could be guessed from one
 signed body."""
 _LOCAL = frozenset({"localhost", "127.0.0.1", "::1"})
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")  # an HTTP header name (RFC 9110)
+# Headers sitecue sets itself, or that belong to the connection: a config cannot replace
+# the signature or the delivery id a receiver checks.
+RESERVED = frozenset(
+    {"sitecue-signature", "sitecue-delivery", "sitecue-event", "idempotency-key", "host",
+     "content-length", "transfer-encoding", "connection", "user-agent"}
+)  # fmt: skip
+MAX_HEADER_VALUE = 2000
 
 
 @dataclass(frozen=True)
@@ -34,9 +44,9 @@ class CompiledWebhook:
     url: str
     events: frozenset[str]
     secret: bytes
-    body: str | None  # a template path relative to ``root``, or None: the plain message
-    root: Path  # the config directory
+    body: Body | None  # the compiled body template, or None: the plain message as JSON
     timeout: float
+    headers: tuple[tuple[str, str], ...] = ()  # the config's and the environment's
 
     @property
     def target(self) -> str:
@@ -88,12 +98,53 @@ def compile_webhooks(
                     f" webhook's secret (at least {MIN_SECRET} characters); it {what}",
                 )
             )
-        compiled.append(_compiled(config.site, hook, secret, root))
+        headers = _headers(hook, at, env, problems)
+        body = None
+        try:
+            body = compile_body(root, hook.body, f"{at}.body", events=hook.events)
+        except ConfigError as err:
+            problems.extend(err.problems)
+        hooked = CompiledWebhook(
+            config.site, hook.id, hook.url, frozenset(hook.events), secret.encode(), body,
+            hook.timeout, headers,
+        )  # fmt: skip
+        compiled.append(hooked)
     return tuple(compiled), problems
 
 
-def _compiled(site: str, hook: Webhook, secret: str, root: Path) -> CompiledWebhook:
-    return CompiledWebhook(
-        site, hook.id, hook.url, frozenset(hook.events), secret.encode(), hook.body, root,
-        hook.timeout,
-    )  # fmt: skip
+def _headers(
+    hook: Webhook, at: str, env: Mapping[str, str], problems: list[Problem]
+) -> tuple[tuple[str, str], ...]:
+    """The extra request headers: plain ones from the config, secret ones from the
+    environment; a name that is no header or that sitecue sets itself, a value with a line
+    break (which would start another header), or a missing variable is a problem."""
+    out: list[tuple[str, str]] = []
+    given = [(n, v, f"{at}.headers.{n}") for n, v in hook.headers.items()]
+    for name, var in hook.headers_env.items():
+        value = env.get(var, "")
+        if not value:
+            problems.append(
+                Problem(
+                    f"{at}.headers_env.{name}",
+                    f"expected the environment variable {var} to hold the header's value;"
+                    " it is not set",
+                )
+            )
+        given.append((name, value, f"{at}.headers_env.{name}"))
+    seen: set[str] = set()
+    for name, value, path in given:
+        if not _TOKEN.fullmatch(name) or name.lower() in RESERVED or name.lower() in seen:
+            problems.append(
+                Problem(
+                    path,
+                    "expected a header name, once, other than those sitecue sets"
+                    f" ({', '.join(sorted(RESERVED))})",
+                )
+            )
+        elif len(value) > MAX_HEADER_VALUE or any(c in value for c in "\r\n\0"):
+            problems.append(
+                Problem(path, f"expected one line of at most {MAX_HEADER_VALUE} characters")
+            )
+        seen.add(name.lower())
+        out.append((name.lower(), value))
+    return tuple(out)

@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from . import decision_ids
+from . import decision_ids, frequency
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
+from .holdout import HOLDOUT, held_out
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
@@ -121,6 +122,8 @@ def _count_events(
     state.keep_only(site.trigger_days, site.rule_days, today)
     if state.answers:
         state.answers = {k: v for k, v in state.answers.items() if k in site.answers}
+    if state.goals:
+        state.goals = {k: v for k, v in state.goals.items() if k in site.stop_goals}
     for goal in {e.name for e in events if e.name in site.goals}:
         _convert_goal(site, state, goal, now)
 
@@ -181,8 +184,12 @@ def _blocked(
         if not test(context):
             return f"condition: {key}"
     memory = state.rules.get(rule.id)
+    limit = rule.rule.limit
+    if "goal" in limit.stop_after and (
+        rule.rule.goal in state.goals or (memory is not None and memory.converted)
+    ):
+        return "cap: goal reached"  # however it was reached: seen this rule or not
     if memory is not None:
-        limit = rule.rule.limit
         if "dismiss" in limit.stop_after and memory.dismissed:
             return "cap: dismissed"
         if "convert" in limit.stop_after and memory.converted:
@@ -232,6 +239,14 @@ def decide(
     events = list(request.events) if counting else []
     _count_events(site, state, events, page, request.pageview and counting, today, now)
     context = _context(site, state, page, utm, request, today, now)
+    cap = site.frequency
+    budget = None
+    if cap is not None and persist:
+        budget = frequency.enter_view(state, request.view)
+    elif state.budget is not None:
+        state.budget = None  # the site no longer sets a budget
+    held = persist and held_out(site.name, site.config.holdout, state.visitor)
+    kept = 0  # the rules a held-out visitor was kept from in this call
 
     decisions: list[Decision] = []
     verdicts: list[Verdict] = []
@@ -245,8 +260,11 @@ def decide(
             reason = _blocked(rule, state, context, today, now)
         if reason is None and rule.slot in taken:
             reason = f"lost on priority to {taken[rule.slot]}"
-        if reason is None and len(decisions) >= site.config.max_per_view:
+        if reason is None and len(decisions) + kept >= site.config.max_per_view:
             reason = f"cap: {site.config.max_per_view} per page view"
+        if reason is None and budget is not None and rule.id in site.budgeted:
+            assert cap is not None
+            reason = frequency.refusal(cap, budget, rule.id, today, now)
         if reason is None:
             index = _variant(rule, state)
             if index < 0:
@@ -256,6 +274,14 @@ def decide(
             continue
         variant = rule.variants[index]
         taken[rule.slot] = rule.id
+        if budget is not None and rule.id in site.budgeted:
+            frequency.give(budget, rule.id)
+        if held:
+            # Kept out, as if given: it holds its slot and its place in the budget, so the
+            # log names exactly the campaigns this visitor would have seen.
+            kept += 1
+            verdicts.append(Verdict(rule.id, False, variant=variant.id, reason=HOLDOUT))
+            continue
         if persist:
             state.rule(rule.id).variant = variant.id
         decisions.append(
@@ -280,7 +306,10 @@ def decide(
 
 
 def _convert_goal(site: CompiledSite, state: VisitorState, goal: str, now: int) -> None:
-    """A goal event converts every rule with that goal that the visitor was exposed to."""
+    """A goal event converts every rule with that goal that the visitor was exposed to, and
+    is remembered (the first time) where some rule stops after it."""
+    if goal in site.stop_goals:
+        state.goals[goal] = min(state.goals.get(goal, now), now)
     for rule in site.rules:
         memory = state.rules.get(rule.id)
         if (
@@ -313,6 +342,8 @@ def apply_feedback(
             memory.last_impression = event.decision or ""
             memory.last_shown = max(memory.last_shown, at)
             memory.shown.add(day_of(at, site.zone))
+            if site.frequency is not None and event.rule in site.budgeted:
+                frequency.shown(state, day_of(at, site.zone), at)
         elif event.type == "dismiss":
             memory.dismissed = memory.dismissed or at
         elif event.type == "convert":

@@ -33,6 +33,7 @@ from .config import (
 )
 from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
+from .frequency import FrequencyCap, compile_frequency
 from .protocol import TriggerSpec
 from .widgets import TemplateProblem, Templates
 
@@ -97,6 +98,9 @@ class CompiledSite:
     warnings: tuple[Problem, ...] = ()  # valid but risky (a $regex that can backtrack long)
     # Form answers some rule reads (attributes.<field>): only these are kept in the cookie.
     answers: dict[str, FormField] = field(default_factory=dict)
+    frequency: FrequencyCap | None = None  # the site's overlay budget, if it sets one
+    budgeted: frozenset[str] = frozenset()  # the rules whose placement the budget covers
+    stop_goals: frozenset[str] = frozenset()  # goals some rule stops after: the state keeps
 
     def form(self, rule_id: str, variant_id: str) -> Form | None:
         """The form the widget of this rule's variant carries, if any."""
@@ -219,6 +223,7 @@ def compile_site(
             )
         )
 
+    frequency = compile_frequency(config.frequency)
     if problems:
         raise ConfigError(problems)
     return CompiledSite(
@@ -247,6 +252,13 @@ def compile_site(
         origins=frozenset(config.origins) | extra_origins,
         warnings=tuple(warnings),
         answers=answers,
+        frequency=frequency,
+        budgeted=frozenset(
+            r.id for r in config.rules if frequency and r.placement.type in frequency.applies_to
+        ),
+        stop_goals=frozenset(
+            r.goal for r in config.rules if r.goal and "goal" in r.limit.stop_after
+        ),
     )
 
 
@@ -368,12 +380,22 @@ def _compile_rule(
         )
     roots = {dotted.split(".")[0] for _, dotted in attribute_paths(rule.when)}
     limit = rule.limit
+    if "goal" in limit.stop_after and not rule.goal:
+        problems.append(
+            Problem(
+                f"{at}.limit.stop_after[{limit.stop_after.index('goal')}]",
+                'expected a rule with a goal to stop after (set its "goal")',
+            )
+        )
+    budget = config.frequency
     needs_state = bool(
         roots & _STATEFUL_ROOTS
         or limit.max
         or limit.gap
         or limit.stop_after
         or len(rule.variants) > 1
+        # a site-wide budget is kept in the state: without it, no overlay it covers
+        or (budget is not None and placement.type in budget.applies_to)
     )
     html = tuple(
         templates.render(

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from .forms import largest_answer
 from .identity import MAX_CONTACT_ID
 from .rules import CompiledSite
-from .state import MAX_COOKIE_BYTES, Counter, RuleMemory, VisitorState, sent_size
+from .state import MAX_COOKIE_BYTES, Budget, Counter, RuleMemory, VisitorState, sent_size
 
 __all__ = ["StateSize", "state_size", "warnings"]
 
@@ -62,6 +62,10 @@ def worst_state(site: CompiledSite) -> VisitorState:
       STRING_ATTRIBUTE_CHARS one-byte characters (a longer one is evicted first at the cap);
     - every form answer some rule reads is at its largest (see forms.largest_answer: a
       text of its max_length in 3-byte characters, every option of a multiple choice…);
+    - where the site sets a ``frequency`` budget: a view and as many overlays given in it
+      as ``per_view`` allows (or every rule it covers), each a 32-bit mark, and the
+      session's and the day's counts and the last overlay's time at their largest;
+    - every goal some rule stops after has been reached (an epoch-ms time each);
     - the visitor id is not counted: it is bound to the seal, not carried in it.
     """
     state = VisitorState(
@@ -77,6 +81,14 @@ def worst_state(site: CompiledSite) -> VisitorState:
         attributes={name: _ATTRIBUTE[kind] for name, kind in site.config.attributes.items()},
         answers={name: largest_answer(field) for name, field in site.answers.items()},
     )
+    cap = site.frequency
+    if cap is not None:
+        given = (
+            len(site.budgeted) if cap.per_view is None else min(cap.per_view, len(site.budgeted))
+        )
+        mark = 2**32 - 1  # see frequency._mark
+        state.budget = Budget(mark, [mark] * given, MAX_COUNT, FIRST_DAY, MAX_COUNT, MAX_MS)
+    state.goals = dict.fromkeys(site.stop_goals, MAX_MS)
     for name in site.windows:
         state.triggers[name] = _counter(site.trigger_days[name])
     for rule in site.rules:
@@ -93,7 +105,8 @@ def worst_state(site: CompiledSite) -> VisitorState:
 
 def state_size(site: CompiledSite) -> StateSize:
     """The worst case of ``site``'s state cookie, and what is left of it once everything
-    that may be evicted before a dismissal is gone."""
+    that may be evicted before a dismissal is gone (the overlay budget and the goals
+    reached stay)."""
     state = worst_state(site)
     worst = sent_size(state)
     state.triggers, state.attributes, state.answers = {}, {}, {}

@@ -50,6 +50,7 @@ from .base import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    GroupCounts,
     History,
     TokenUse,
     VariantCounts,
@@ -250,6 +251,23 @@ SELECT e.variant, COUNT(*)::int,
        )))::int
 FROM exposed AS e LEFT JOIN shown AS s ON s.variant = e.variant
 GROUP BY e.variant ORDER BY e.variant
+"""
+# The global holdout against the personalised (see the SQLite store's twin).
+_HOLDOUT_RESULTS = """
+WITH firsts AS (
+    SELECT d.visitor, bool_or(v->>'reason' = 'holdout') AS held, MIN(d.at) AS first
+    FROM decisions AS d, jsonb_array_elements(d.verdicts) AS v
+    WHERE d.site = $1 AND d.visitor <> '-'
+      AND ((v->>'matched')::boolean OR v->>'reason' = 'holdout')
+    GROUP BY d.visitor
+)
+SELECT CASE WHEN f.held THEN 'holdout' ELSE 'personalised' END AS grp, COUNT(*)::int,
+       (COUNT(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM events AS c
+           WHERE c.site = $1 AND c.visitor = f.visitor AND c.at >= f.first
+             AND c.type IN ('event', 'trigger') AND c.name = ANY($2::text[])
+       )))::int
+FROM firsts AS f GROUP BY grp ORDER BY grp
 """
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
 _encode = msgspec.json.Encoder().encode
@@ -472,6 +490,11 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             rows = await db.fetch(_RESULTS, site, rule, goal)
         return [VariantCounts(*row) for row in rows]
+
+    async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_HOLDOUT_RESULTS, site, goals)
+        return [GroupCounts(*row) for row in rows]
 
     async def add_api_key(self, key: ApiKey) -> None:
         async with self._pool.acquire() as db:

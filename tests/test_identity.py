@@ -18,7 +18,7 @@ from sitecue.protocol import DecideRequest, Page, PageEvent
 from sitecue.state import VisitorState, day_of
 from sitecue.store import EventRecord, PageView, Store, open_store
 from sitecue.tokens import TokenCodec, TokenRejected
-from sites import site
+from sites import rule, site
 
 NOW = 1_790_000_000  # epoch seconds
 NOW_MS = NOW * 1000
@@ -68,6 +68,22 @@ def test_rebuild_counts_every_browser_of_the_person() -> None:
     again = DecideRequest(site="news", page=request.page, events=[PageEvent(name="paywall_view")])
     shown = decide(compiled, phone, again, NOW_MS, key=KEY).decisions
     assert [d.rule for d in shown] == ["paywall-faq"]
+
+
+def test_rebuild_remembers_a_goal_reached_on_another_device() -> None:
+    """Bought on the laptop, never shown the offer anywhere: on the phone the rule that
+    stops after its goal stays stopped once the person is identified."""
+    compiled = site(rules=[rule(limit={"stop_after": ["goal"]})])
+    phone = VisitorState(visitor="phone-visitor-000003")
+    laptop = [EventRecord("news", "laptop", "event", NOW_MS - DAY_MS, name="subscribe")]
+    rebuild(compiled, phone, laptop, [])
+    assert phone.goals == {"subscribe": NOW_MS - DAY_MS}
+    request = DecideRequest(
+        site="news", page=Page(url="https://news.example/news/a/1"),
+        events=[PageEvent(name="paywall_view")] * 3,
+    )  # fmt: skip
+    (verdict,) = decide(compiled, phone, request, NOW_MS, key=KEY).verdicts
+    assert verdict.reason == "cap: goal reached"
 
 
 def test_rebuild_keeps_dismissals_and_the_person_s_first_variant() -> None:

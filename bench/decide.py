@@ -11,6 +11,7 @@ reader who has met the paywall), and commits its records to SQLite before answer
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from sitecue.decide import decide  # noqa: E402
 from sitecue.protocol import DecideRequest, Page, PageEvent  # noqa: E402
-from sitecue.state import StateCodec, VisitorState  # noqa: E402
+from sitecue.state import MAX_COOKIE_BYTES, StateCodec, VisitorState  # noqa: E402
 from sites import rule, site  # noqa: E402
 
 ORIGIN = "https://news.example"
@@ -237,8 +238,105 @@ def decide_alone() -> None:
     print(f"  per-rule cost at 200 rules: {growth:.2f}x that at 20 (<= 1: linear or better)")
 
 
+ROUNDS = 60
+BEFORE_ISSUE_16 = "9e52bf6"  # main before the frequency budget, the holdout and goal stops
+
+
+def _decide_before() -> Any:
+    """decide() as it was at BEFORE_ISSUE_16, loaded beside today's (it reads nothing the
+    later fields added), or None outside a git checkout."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{BEFORE_ISSUE_16}:server/sitecue/decide.py"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    spec = importlib.util.spec_from_loader("sitecue._decide_before", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "sitecue"
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, "decide.py@" + BEFORE_ISSUE_16, "exec"), module.__dict__)
+    return module.decide
+
+
+def budget_and_holdout() -> None:
+    """A page view of a site that sets no frequency budget, holdout nor goal stop costs
+    what it did before them (the same run, interleaved, the best of each); one that sets
+    all three, what it costs; and the shop's worst-case cookie with them."""
+    from sitecue.state_size import state_size
+
+    print("frequency budget, holdout, stop_after goal (decide() alone, 20 rules, 5 overlays;")
+    print(f"CPU time, the best of {ROUNDS} interleaved rounds):")
+    rng = random.Random(16)
+    rules = rules_of(20, rng)
+    for i, r in enumerate(rules[:5]):
+        r["placement"] = {"type": ("modal", "slide-in", "bar")[i % 3]}
+    plain = site(rules=rules)
+    stopping = [{**r, "limit": {"stop_after": ["goal"]}} for r in rules]
+    budget = {"per_view": 1, "per_session": 2, "per_day": 3, "cooldown": "10m"}
+    configured = site(rules=stopping, frequency=budget, holdout=0.05)
+    request = DecideRequest(
+        site="news",
+        page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
+        events=[PageEvent(name="paywall_view")],
+        view="v",
+    )
+    codec = StateCodec(["bench-secret-0123456789"])
+    cookies = {}
+    for name, compiled in (("plain", plain), ("configured", configured)):
+        seed = VisitorState(visitor="bench-visitor-000001")
+        for _ in range(3):
+            decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
+        cookies[name] = codec.encode(seed, "news")
+
+    def timer(fn: Any, compiled: Any, cookie: str) -> Any:
+        def call() -> None:
+            state = codec.decode(cookie, "bench-visitor-000001", "news")
+            assert state is not None
+            fn(compiled, state, request, 1_790_000_000_000, key=KEY)
+
+        return call
+
+    before = _decide_before()
+    runs = {
+        "no budget/holdout, today": timer(decide, plain, cookies["plain"]),
+        "all three set, today": timer(decide, configured, cookies["configured"]),
+    }
+    if before is not None:
+        runs["no budget/holdout, before"] = timer(before, plain, cookies["plain"])
+    best = dict.fromkeys(runs, float("inf"))
+    # Interleaved, the best of many short rounds, in CPU time of this process: on a busy
+    # machine, time spent waiting for a core is not the call's.
+    for _ in range(ROUNDS):
+        for name, call in runs.items():
+            took = timeit.Timer(call, timer=time.process_time).timeit(number=100)
+            best[name] = min(best[name], took / 100 * 1e6)
+    for name, us in best.items():
+        print(f"  {name:28} {us:8.1f} µs per call")
+    if before is not None:
+        ratio = best["no budget/holdout, today"] / best["no budget/holdout, before"]
+        print(f"  ratio today/before without them: {ratio:.3f} (target ~1.00)")
+    else:
+        print("  (not a git checkout: no before to compare with)")
+    shop = json.loads((ROOT / "config/sites/shop.json").read_text())
+    sizes = {
+        "demo shop (offers stop after purchase)": state_size(site(shop)).worst,
+        "demo shop + frequency per_view 1": state_size(site(shop, frequency=budget)).worst,
+        "demo shop + frequency, per_view 10": state_size(
+            site(shop, frequency={**budget, "per_view": 10})
+        ).worst,
+    }
+    for name, size in sizes.items():
+        print(f"  worst-case state cookie, {name}: {size} B (cap {MAX_COOKIE_BYTES} B)")
+
+
 if __name__ == "__main__":
     decide_alone()
+    budget_and_holdout()
     if shutil.which("wrk"):
         http_bench()
     else:

@@ -184,12 +184,14 @@ def _blocked(
         if not test(context):
             return f"condition: {key}"
     memory = state.rules.get(rule.id)
-    limit = rule.rule.limit
-    if "goal" in limit.stop_after and (
-        rule.rule.goal in state.goals or (memory is not None and memory.converted)
-    ):
-        return "cap: goal reached"  # however it was reached: seen this rule or not
+    # The goal reached however, this rule seen or not (the state keeps only the goals of
+    # rules that stop after theirs, so a site without such rules pays one test here).
+    if state.goals and rule.rule.goal in state.goals and "goal" in rule.rule.limit.stop_after:
+        return "cap: goal reached"
     if memory is not None:
+        limit = rule.rule.limit
+        if "goal" in limit.stop_after and memory.converted:
+            return "cap: goal reached"  # through this rule: its goal too
         if "dismiss" in limit.stop_after and memory.dismissed:
             return "cap: dismissed"
         if "convert" in limit.stop_after and memory.converted:
@@ -245,7 +247,11 @@ def decide(
         budget = frequency.enter_view(state, request.view)
     elif state.budget is not None:
         state.budget = None  # the site no longer sets a budget
-    held = persist and held_out(site.name, site.config.holdout, state.visitor)
+    held = (
+        persist
+        and bool(site.config.holdout)
+        and held_out(site.name, site.config.holdout, state.visitor)
+    )
     kept = 0  # the rules a held-out visitor was kept from in this call
 
     decisions: list[Decision] = []

@@ -2,9 +2,9 @@
 
 It applies the page's events to the state, builds the context conditions read, and walks the
 rules from the highest priority down. Every rule gets a verdict: shown (with its variant) or
-why not (the failed clause, a cap, the schedule, or the rule that won its slot), so "why did
-this visitor see that?" always has an answer. Nothing here does I/O; the HTTP layer decodes,
-calls it, and writes what it returns.
+why not (the failed clause, a cap, the schedule, the rule that won its slot, the site's
+overlay budget, or the global holdout), so "why did this visitor see that?" always has an
+answer. Nothing here does I/O; the HTTP layer decodes, calls it, and writes what it returns.
 """
 
 from __future__ import annotations

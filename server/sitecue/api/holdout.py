@@ -74,7 +74,7 @@ async def holdout_results(runtime: Runtime, site: CompiledSite, goals: list[str]
         share=share,
         goals=goals,
         confidence=0.95,
-        holdout=Group(baseline[1], baseline[0], compare((0, 0), baseline).rate),
+        holdout=Group(baseline[1], baseline[0], baseline[0] / baseline[1] if baseline[1] else 0.0),
         personalised=Group(mine[1], mine[0], versus.rate),
         uplift=versus.uplift if both else None,
         uplift_ci=versus.uplift_ci,

@@ -1,5 +1,7 @@
-"""Throughput and latency of POST /v1/decide against a bare Starlette baseline, and the cost
-of decide() alone as rules grow.
+"""Throughput and latency of POST /v1/decide against a bare Starlette baseline, the cost
+of decide() alone as rules grow, and what the overlay budget, the holdout and goal stops
+cost: nothing on a page view of a site that sets none of them (against decide() as it was
+before them, in the same run), and the worst-case state cookie with them.
 
 Both servers run the same way (uvicorn, 2 workers, this machine) and take the same load from
 wrk: first as fast as they go (peak requests/s), then paced at half of sitecue's peak for

@@ -1,5 +1,7 @@
-"""Throughput and latency of POST /v1/decide against a bare Starlette baseline, and the cost
-of decide() alone as rules grow.
+"""Throughput and latency of POST /v1/decide against a bare Starlette baseline, the cost
+of decide() alone as rules grow, and what the overlay budget, the holdout and goal stops
+cost: nothing on a page view of a site that sets none of them (against decide() as it was
+before them, in the same run), and the worst-case state cookie with them.
 
 Both servers run the same way (uvicorn, 2 workers, this machine) and take the same load from
 wrk: first as fast as they go (peak requests/s), then paced at half of sitecue's peak for
@@ -11,6 +13,7 @@ reader who has met the paywall), and commits its records to SQLite before answer
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -357,10 +360,107 @@ def new_context_unused() -> None:
         print(f"  {'news, reading ' + path:40} {worst:5d} B{over}")
 
 
+ROUNDS = 60
+BEFORE_ISSUE_16 = "9e52bf6"  # main before the frequency budget, the holdout and goal stops
+
+
+def _decide_before() -> Any:
+    """decide() as it was at BEFORE_ISSUE_16, loaded beside today's (it reads nothing the
+    later fields added), or None outside a git checkout."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{BEFORE_ISSUE_16}:server/sitecue/decide.py"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    spec = importlib.util.spec_from_loader("sitecue._decide_before", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "sitecue"
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, "decide.py@" + BEFORE_ISSUE_16, "exec"), module.__dict__)
+    return module.decide
+
+
+def budget_and_holdout() -> None:
+    """A page view of a site that sets no frequency budget, holdout nor goal stop costs
+    what it did before them (the same run, interleaved, the best of each); one that sets
+    all three, what it costs; and the shop's worst-case cookie with them."""
+    from sitecue.state_size import state_size
+
+    print("frequency budget, holdout, stop_after goal (decide() alone, 20 rules, 5 overlays;")
+    print(f"CPU time, the best of {ROUNDS} interleaved rounds):")
+    rng = random.Random(16)
+    rules = rules_of(20, rng)
+    for i, r in enumerate(rules[:5]):
+        r["placement"] = {"type": ("modal", "slide-in", "bar")[i % 3]}
+    plain = site(rules=rules)
+    stopping = [{**r, "limit": {"stop_after": ["goal"]}} for r in rules]
+    budget = {"per_view": 1, "per_session": 2, "per_day": 3, "cooldown": "10m"}
+    configured = site(rules=stopping, frequency=budget, holdout=0.05)
+    request = DecideRequest(
+        site="news",
+        page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
+        events=[PageEvent(name="paywall_view")],
+        view="v",
+    )
+    codec = StateCodec(["bench-secret-0123456789"])
+    cookies = {}
+    for name, compiled in (("plain", plain), ("configured", configured)):
+        seed = VisitorState(visitor="bench-visitor-000001")
+        for _ in range(3):
+            decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
+        cookies[name] = codec.encode(seed, "news")
+
+    def timer(fn: Any, compiled: Any, cookie: str) -> Any:
+        def call() -> None:
+            state = codec.decode(cookie, "bench-visitor-000001", "news")
+            assert state is not None
+            fn(compiled, state, request, 1_790_000_000_000, key=KEY)
+
+        return call
+
+    before = _decide_before()
+    runs = {
+        "no budget/holdout, today": timer(decide, plain, cookies["plain"]),
+        "all three set, today": timer(decide, configured, cookies["configured"]),
+    }
+    if before is not None:
+        runs["no budget/holdout, before"] = timer(before, plain, cookies["plain"])
+    best = dict.fromkeys(runs, float("inf"))
+    # Interleaved, the best of many short rounds, in CPU time of this process: on a busy
+    # machine, time spent waiting for a core is not the call's.
+    for _ in range(ROUNDS):
+        for name, call in runs.items():
+            took = timeit.Timer(call, timer=time.process_time).timeit(number=100)
+            best[name] = min(best[name], took / 100 * 1e6)
+    for name, us in best.items():
+        print(f"  {name:28} {us:8.1f} µs per call")
+    if before is not None:
+        ratio = best["no budget/holdout, today"] / best["no budget/holdout, before"]
+        print(f"  ratio today/before without them: {ratio:.3f} (target ~1.00)")
+    else:
+        print("  (not a git checkout: no before to compare with)")
+    shop = json.loads((ROOT / "config/sites/shop.json").read_text())
+    sizes = {
+        "demo shop (offers stop after purchase)": state_size(site(shop)).worst,
+        "demo shop + frequency per_view 1": state_size(site(shop, frequency=budget)).worst,
+        "demo shop + frequency, per_view 10": state_size(
+            site(shop, frequency={**budget, "per_view": 10})
+        ).worst,
+    }
+    for name, size in sizes.items():
+        print(f"  worst-case state cookie, {name}: {size} B (cap {MAX_COOKIE_BYTES} B)")
+
+
 if __name__ == "__main__":
     decide_alone()
     reading_cost()
     new_context_unused()
+    budget_and_holdout()
     if shutil.which("wrk"):
         http_bench()
     else:

@@ -160,6 +160,22 @@ def test_scenario_3_free_express_once_a_day_never_after_convert(client: TestClie
     ]
 
 
+def test_the_shop_s_offers_stop_after_a_purchase_made_without_them(
+    client: TestClient, settings: Settings
+) -> None:
+    """A visitor who ordered first, never having seen an offer, gets no first-order offer
+    and no free-shipping slide-in after it (stop_after: goal)."""
+    cart = {"url": f"{SHOP}/shop/cart.html"}
+    decide(client, "shop", SHOP, page={"url": f"{SHOP}/shop/checkout.html"})
+    send(client, "shop", SHOP, {"type": "event", "name": "purchase"})
+    answer = decide(client, "shop", SHOP, page=cart, events=[{"name": "add_to_cart"}])
+    assert answer["decisions"] == []
+    db = sqlite3.connect(settings.data_dir / "sitecue.db")
+    (verdicts,) = db.execute("SELECT verdicts FROM decisions ORDER BY id DESC LIMIT 1").fetchone()
+    reasons = {v["rule"]: v.get("reason") for v in json.loads(verdicts)}
+    assert reasons["free-express"] == reasons["first-purchase"] == "cap: goal reached"
+
+
 def test_records_are_committed_before_the_answer(client: TestClient, settings: Settings) -> None:
     decide(client, events=[{"name": "paywall_view"}])
     decide(client, pageview=False, events=[{"name": "paywall_view"}])

@@ -10,7 +10,7 @@ import pytest
 
 from sitecue import decision_ids
 from sitecue.decide import Outcome, apply_feedback, decide
-from sitecue.errors import BadRequest
+from sitecue.errors import BadRequest, ConfigError
 from sitecue.protocol import DecideRequest, Feedback, Page, PageEvent
 from sitecue.state import VisitorState, day_of
 from sites import rule, site
@@ -517,3 +517,48 @@ def test_a_rule_on_page_data_reads_what_the_page_set_in_this_view() -> None:
     assert run(compiled, state, data()).decisions == []  # nothing of it is kept for later
     with pytest.raises(BadRequest, match=r"\$\.page\.data\.cart_value: expected a finite"):
         run(compiled, state, data(cart_value="520"))
+
+
+# stop_after: goal. The visitor reached the rule's goal, however: the rule stops.
+
+
+def stopping() -> Any:
+    return site(rules=[rule(limit={"stop_after": ["goal"]})])
+
+
+def test_stop_after_goal_stops_a_rule_the_visitor_never_saw() -> None:
+    compiled, state = stopping(), VisitorState(visitor=visitor_for("faq"))
+    goal = Feedback("event", name="subscribe", at=NOW - DAY)
+    apply_feedback(compiled, state, [goal], NOW - DAY)  # subscribed on their own
+    out = run(compiled, state, *[request(events=["paywall_view"])] * 3)
+    assert out.decisions == []
+    assert out.verdicts[0].reason == "cap: goal reached"
+    assert state.goals == {"subscribe": NOW - DAY}
+    # Without it, the rule shows them the offer they have no use for (the old behaviour).
+    plain, other = site(), VisitorState(visitor=state.visitor)
+    apply_feedback(plain, other, [goal], NOW - DAY)
+    assert run(plain, other, *[request(events=["paywall_view"])] * 3).decisions
+    assert other.goals == {}  # nothing kept that no rule stops after
+
+
+def test_a_goal_reported_with_a_decision_stops_the_rule_at_once() -> None:
+    compiled, state = stopping(), VisitorState(visitor=visitor_for("faq"))
+    run(compiled, state, *[request(events=["paywall_view"])] * 2)
+    out = run(compiled, state, request(events=["paywall_view", "subscribe"]))
+    assert out.decisions == [] and out.verdicts[0].reason == "cap: goal reached"
+
+
+def test_the_rule_s_own_conversion_reaches_its_goal() -> None:
+    compiled, state = stopping(), VisitorState(visitor=visitor_for("faq"))
+    (shown,) = run(compiled, state, *[request(events=["paywall_view"])] * 3).decisions
+    convert = Feedback("convert", shown.id, shown.rule, shown.variant, at=NOW)
+    apply_feedback(compiled, state, [convert], NOW)
+    assert run(compiled, state, request()).verdicts[0].reason == "cap: goal reached"
+
+
+def test_stop_after_goal_needs_a_goal() -> None:
+    with pytest.raises(ConfigError) as err:
+        site(rules=[rule(goal=None, limit={"stop_after": ["dismiss", "goal"]})])
+    ((path, message, _),) = err.value.problems
+    assert path == "$.rules[0].limit.stop_after[1]"
+    assert message == 'expected a rule with a goal to stop after (set its "goal")'

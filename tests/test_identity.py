@@ -92,6 +92,22 @@ def test_rebuild_sums_the_values_of_every_browser_of_the_person() -> None:
     assert phone.summed("purchase", "session", today) == 7.0  # a session stays the browser's
 
 
+def test_rebuild_remembers_a_goal_reached_on_another_device() -> None:
+    """Bought on the laptop, never shown the offer anywhere: on the phone the rule that
+    stops after its goal stays stopped once the person is identified."""
+    compiled = site(rules=[rule(limit={"stop_after": ["goal"]})])
+    phone = VisitorState(visitor="phone-visitor-000003")
+    laptop = [EventRecord("news", "laptop", "event", NOW_MS - DAY_MS, name="subscribe")]
+    rebuild(compiled, phone, laptop, [])
+    assert phone.goals == {"subscribe": NOW_MS - DAY_MS}
+    request = DecideRequest(
+        site="news", page=Page(url="https://news.example/news/a/1"),
+        events=[PageEvent(name="paywall_view")] * 3,
+    )  # fmt: skip
+    (verdict,) = decide(compiled, phone, request, NOW_MS, key=KEY).verdicts
+    assert verdict.reason == "cap: goal reached"
+
+
 def test_rebuild_keeps_dismissals_and_the_person_s_first_variant() -> None:
     compiled = site()
     state = VisitorState(visitor="phone-visitor-000002")

@@ -9,6 +9,7 @@ them on an unlucky draw."""
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
@@ -113,3 +114,29 @@ def test_repeated_impressions_of_one_decision_count_once(
                           headers={"authorization": f"Bearer {key}"})  # fmt: skip
     (counted,) = [v for v in response.json()["variants"] if v["visitors"]]
     assert (counted["visitors"], counted["impressions"]) == (1, 2)
+
+
+def test_a_goal_reached_before_exposure_is_not_a_conversion(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Signed up a minute before the newsletter rule ever decided for them: not a
+    conversion of the experiment; signing up after it is."""
+    headers = {"origin": NEWS}
+    client.cookies.set("sc_vid", "visitor-early-signup-0001", domain="news.example")
+    early = {"type": "event", "name": "newsletter_signup", "at": int(time.time() * 1000) - 60_000}
+    body: dict[str, Any] = {"site": "news", "events": [early]}
+    assert client.post("/v1/events", json=body, headers=headers).status_code == 204
+    page = {"site": "news", "page": {"url": f"{NEWS}/news/"}}
+    assert client.post("/v1/decide", json=page, headers=headers).json()["decisions"]
+    key = new_key(capsys, "news")
+
+    def counted() -> tuple[int, int]:
+        response = client.get("/v1/results", params={"site": "news", "rule": "newsletter"},
+                              headers={"authorization": f"Bearer {key}"})  # fmt: skip
+        (mine,) = [v for v in response.json()["variants"] if v["visitors"]]
+        return mine["visitors"], mine["conversions"]
+
+    assert counted() == (1, 0)
+    body = {"site": "news", "events": [{"type": "event", "name": "newsletter_signup"}]}
+    assert client.post("/v1/events", json=body, headers=headers).status_code == 204
+    assert counted() == (1, 1)

@@ -12,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sitecue.keyring import Keyring
-from sitecue.state import MAX_AGE_S, SESSION_GAP_MS, Counter, Snapshot, StateCodec, VisitorState
+from sitecue.state import (
+    MAX_AGE_S,
+    SESSION_GAP_MS,
+    Budget,
+    Counter,
+    Snapshot,
+    StateCodec,
+    VisitorState,
+)
 
 SECRET = "a-test-secret-of-some-length"
 VISITOR = "visitor-0123456789"
@@ -503,3 +511,29 @@ def test_at_the_cap_a_day_s_sum_goes_with_its_count_oldest_first() -> None:
         assert sums.total == 90 * 123456  # the total keeps them
     evicted = 180 - sum(len(c.days) for c in kept.triggers.values())
     assert codec.evicted == {("news", "day bucket"): evicted}
+
+
+def test_goals_reached_go_last_and_the_budget_stays_at_the_cap() -> None:
+    """A goal reached stops offers for good: it goes after every dismissal, and the overlay
+    budget (a few dozen bytes) is never evicted."""
+    codec = StateCodec([SECRET])
+    state = huge_state()
+    state.budget = Budget(view=7, given=[1], session=2, day=739_029, today=2, last_shown=5)
+    state.goals = {f"goal-{i:02d}-" + "x" * 50: 1_790_000_000_000 + i for i in range(40)}
+    state.rules["dismissed-rule"] = RuleMemory(variant="a", dismissed=1_790_000_000_000)
+    kept = codec.decode(codec.encode(state, "news"), "visitor-huge-0000", "news")
+    assert kept is not None and kept.budget == state.budget
+    assert "dismissed-rule" not in kept.rules and kept.triggers == {}
+    assert 0 < len(kept.goals) < 40  # the oldest went first
+    assert min(kept.goals.values()) == 1_790_000_000_000 + 40 - len(kept.goals)
+    assert codec.evicted[("news", "goal")] == 40 - len(kept.goals)
+
+
+def test_a_cookie_sealed_before_the_budget_and_goals_existed_still_opens() -> None:
+    codec = StateCodec([SECRET])
+    old = msgspec.msgpack.encode([1_790_000_000, ["", 1, 2, 3, 4, 5, {}, {}, True]])
+    sealed = Keyring([SECRET]).sealer("state", "news").seal(old, b"v")
+    cookie = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
+    state = codec.decode(cookie, "v", "news")
+    assert state is not None and state.budget is None and state.goals == {}
+    assert state.consent is True

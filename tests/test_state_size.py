@@ -74,3 +74,22 @@ def test_the_worst_case_counts_a_sum_beside_every_day_count_of_a_summed_trigger(
     codec = StateCodec(["size-test-secret-0000"])
     assert len(f"sc_s={codec.encode(state, 'news')}") == state_size(summing).worst
     assert state_size(summing).floor == state_size(counting).floor  # sums go before dismissals
+
+
+def test_the_worst_case_holds_every_goal_some_rule_stops_after_and_the_budget() -> None:
+    shop = load_sites(CONFIG_DIR)["shop"]
+    assert worst_state(shop).goals == {"purchase": 2**53}  # the demo's offers stop after it
+    assert worst_state(shop).budget is None  # no frequency budget: nothing for one
+    plain = site(rules=[rule()])
+    stopping = site(rules=[rule(limit={"stop_after": ["goal"]})])
+    assert state_size(stopping).worst > state_size(plain).worst
+    assert state_size(stopping).floor > state_size(plain).floor  # a goal outlives dismissals
+    budgeted = site(
+        rules=[rule(placement={"type": "modal"})], frequency={"per_view": 3, "per_session": 2}
+    )
+    budget = worst_state(budgeted).budget
+    assert budget is not None and len(budget.given) == 1  # one overlay rule: one at most
+    codec = StateCodec(["a-secret-of-some-length"])
+    state = worst_state(budgeted)
+    state.visitor = "v" * 22
+    assert len(f"sc_s={codec.encode(state, 'news')}") == state_size(budgeted).worst

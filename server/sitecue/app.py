@@ -36,6 +36,7 @@ from .api.contact_events import contact_events_endpoint
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
 from .api.deliveries import deliveries_endpoint, retry_endpoint
+from .api.holdout import holdout_endpoint
 from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
 from .api.results import results_endpoint
@@ -612,6 +613,7 @@ def build_app(settings: Settings) -> Starlette:
         ("/v1/deliveries/{id}/retry", retry_endpoint, ["POST"]),
         ("/v1/tokens", tokens_endpoint, ["POST"]),
         ("/v1/results", results_endpoint, ["GET"]),
+        ("/v1/results/holdout", holdout_endpoint, ["GET"]),
         ("/v1/contacts/import", import_endpoint, ["POST"]),
         ("/v1/contacts/{contact}", contact_endpoint, ["GET", "PUT", "PATCH", "DELETE"]),
         ("/v1/contacts/{contact}/export", export_endpoint, ["GET"]),

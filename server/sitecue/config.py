@@ -25,6 +25,7 @@ __all__ = [
     "FieldType",
     "Form",
     "FormField",
+    "Frequency",
     "Identify",
     "Limit",
     "Namespace",
@@ -174,12 +175,13 @@ class Show(_Strict, frozen=True):
 class Limit(_Strict, frozen=True):
     """Frequency caps: at most ``max`` impressions ``per`` window, at least ``gap`` between two
     impressions, and never again after the visitor converted or dismissed, when ``stop_after``
-    says so."""
+    says so; ``goal`` there stops the rule once the visitor reached the rule's goal, even
+    without ever having seen the rule (they bought anyway: no more first-order offer)."""
 
     max: Annotated[int, msgspec.Meta(ge=1)] | None = None
     per: Window = "total"
     gap: Annotated[str, msgspec.Meta(pattern=_DURATION)] | None = None
-    stop_after: list[Literal["convert", "dismiss"]] = []
+    stop_after: list[Literal["convert", "dismiss", "goal"]] = []
 
 
 class Variant(_Strict, frozen=True):
@@ -266,6 +268,22 @@ class Webhook(_Strict, frozen=True):
     headers_env: dict[str, Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]] = {}
 
 
+class Frequency(_Strict, frozen=True):
+    """A site-wide budget of overlays, across every rule: at most ``per_view`` decided in
+    one page view (however many times a trigger re-decides it), ``per_session`` and
+    ``per_day`` shown (impressions; a control's too), and at least ``cooldown`` between two
+    shown. It covers the placements in ``applies_to`` (the overlays by default; inline and
+    replace only when listed). See :mod:`sitecue.frequency`."""
+
+    per_view: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
+    per_session: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    per_day: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    cooldown: Annotated[str, msgspec.Meta(pattern=_DURATION)] | None = None
+    applies_to: Annotated[list[PlacementKind], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["modal", "slide-in", "bar"]
+    )
+
+
 class SiteConfig(_Strict, frozen=True):
     """One site: where the tag may call from, its triggers, widgets and rules.
 
@@ -281,6 +299,9 @@ class SiteConfig(_Strict, frozen=True):
     # What the page declares with sitecue('set', {...}), read by rules as page.data.<key>
     page_data: dict[DataKey, AttributeType] = {}
     identify: Identify = Identify()  # email tokens: how many browsers one may identify
+    frequency: Frequency | None = None  # overlays across all rules (see Frequency)
+    # The share of visitors kept out of every campaign, to measure all of them together.
+    holdout: Annotated[float, msgspec.Meta(ge=0, le=0.5)] = 0.0
     triggers: dict[Name, Trigger] = {}
     widgets: dict[Name, Widget] = {}
     rules: list[Rule] = []

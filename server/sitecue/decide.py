@@ -2,9 +2,9 @@
 
 It applies the page's events to the state, builds the context conditions read, and walks the
 rules from the highest priority down. Every rule gets a verdict: shown (with its variant) or
-why not (the failed clause, a cap, the schedule, or the rule that won its slot), so "why did
-this visitor see that?" always has an answer. Nothing here does I/O; the HTTP layer decodes,
-calls it, and writes what it returns.
+why not (the failed clause, a cap, the schedule, the rule that won its slot, the site's
+overlay budget, or the global holdout), so "why did this visitor see that?" always has an
+answer. Nothing here does I/O; the HTTP layer decodes, calls it, and writes what it returns.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from . import decision_ids, reading
+from . import decision_ids, frequency, reading
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
+from .holdout import HOLDOUT, held_out
 from .page_data import page_data
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
@@ -135,6 +136,8 @@ def _count_events(
     state.keep_only(site.trigger_days, site.rule_days, today, site.sums)
     if state.answers:
         state.answers = {k: v for k, v in state.answers.items() if k in site.answers}
+    if state.goals:
+        state.goals = {k: v for k, v in state.goals.items() if k in site.stop_goals}
     for goal in {e.name for e in events if e.name in site.goals}:
         _convert_goal(site, state, goal, now)
 
@@ -211,8 +214,14 @@ def _blocked(
         if not test(context):
             return f"condition: {key}"
     memory = state.rules.get(rule.id)
+    # The goal reached however, this rule seen or not (the state keeps only the goals of
+    # rules that stop after theirs, so a site without such rules pays one test here).
+    if state.goals and rule.rule.goal in state.goals and "goal" in rule.rule.limit.stop_after:
+        return "cap: goal reached"
     if memory is not None:
         limit = rule.rule.limit
+        if "goal" in limit.stop_after and memory.converted:
+            return "cap: goal reached"  # through this rule: its goal too
         if "dismiss" in limit.stop_after and memory.dismissed:
             return "cap: dismissed"
         if "convert" in limit.stop_after and memory.converted:
@@ -271,6 +280,18 @@ def decide(
     elif persist:
         reading.forget(state)
     context = _context(site, state, page, utm, request, today, now)
+    cap = site.frequency
+    budget = None
+    if cap is not None and persist:
+        budget = frequency.enter_view(state, request.view)
+    elif state.budget is not None:
+        state.budget = None  # the site no longer sets a budget
+    held = (
+        persist
+        and bool(site.config.holdout)
+        and held_out(site.name, site.config.holdout, state.visitor)
+    )
+    kept = 0  # the rules a held-out visitor was kept from in this call
 
     decisions: list[Decision] = []
     verdicts: list[Verdict] = []
@@ -284,8 +305,11 @@ def decide(
             reason = _blocked(rule, state, context, today, now)
         if reason is None and rule.slot in taken:
             reason = f"lost on priority to {taken[rule.slot]}"
-        if reason is None and len(decisions) >= site.config.max_per_view:
+        if reason is None and len(decisions) + kept >= site.config.max_per_view:
             reason = f"cap: {site.config.max_per_view} per page view"
+        if reason is None and budget is not None and rule.id in site.budgeted:
+            assert cap is not None
+            reason = frequency.refusal(cap, budget, rule.id, today, now)
         if reason is None:
             index = _variant(rule, state)
             if index < 0:
@@ -295,6 +319,14 @@ def decide(
             continue
         variant = rule.variants[index]
         taken[rule.slot] = rule.id
+        if budget is not None and rule.id in site.budgeted:
+            frequency.give(budget, rule.id)
+        if held:
+            # Kept out, as if given: it holds its slot and its place in the budget, so the
+            # log names exactly the campaigns this visitor would have seen.
+            kept += 1
+            verdicts.append(Verdict(rule.id, False, variant=variant.id, reason=HOLDOUT))
+            continue
         if persist:
             state.rule(rule.id).variant = variant.id
         decisions.append(
@@ -319,7 +351,10 @@ def decide(
 
 
 def _convert_goal(site: CompiledSite, state: VisitorState, goal: str, now: int) -> None:
-    """A goal event converts every rule with that goal that the visitor was exposed to."""
+    """A goal event converts every rule with that goal that the visitor was exposed to, and
+    is remembered (the first time) where some rule stops after it."""
+    if goal in site.stop_goals:
+        state.goals[goal] = min(state.goals.get(goal, now), now)
     for rule in site.rules:
         memory = state.rules.get(rule.id)
         if (
@@ -352,6 +387,8 @@ def apply_feedback(
             memory.last_impression = event.decision or ""
             memory.last_shown = max(memory.last_shown, at)
             memory.shown.add(day_of(at, site.zone))
+            if site.frequency is not None and event.rule in site.budgeted:
+                frequency.shown(state, day_of(at, site.zone), at)
         elif event.type == "dismiss":
             memory.dismissed = memory.dismissed or at
         elif event.type == "convert":

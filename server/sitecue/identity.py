@@ -132,6 +132,9 @@ def rebuild(
     mine, state.rules = state.rules, {}
     rules = {r.id: r for r in site.rules}
     for event in events:  # oldest first
+        if event.name in site.stop_goals and event.type in ("event", "trigger"):
+            # A goal reached on any of the person's devices stops the rules that stop after it.
+            state.goals[event.name] = min(state.goals.get(event.name, event.at), event.at)
         if event.type == "trigger" and event.name:
             count(event.name, event.at, event.value)
         elif event.type == "event":  # a goal converts every rule the person was shown

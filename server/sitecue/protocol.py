@@ -80,7 +80,9 @@ class DecideRequest(msgspec.Struct, frozen=True):
     # sitecue('identify', {id}): links the browser to a contact, unverified
     identify: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     consent: bool | None = None
-    view: Short | None = None  # the page view's id: repeated calls in one view reuse decision ids
+    # The page view's id: repeated calls in one view reuse decision ids and share the site's
+    # per-view overlay budget (see frequency.py).
+    view: Short | None = None
     pageview: bool = True  # false when re-deciding after a trigger within the same view
     call: RetryId | None = None  # this call's id: a retry repeats it, and is not stored again
     read: ReadSeconds | None = None  # reading seconds since the tag's last report

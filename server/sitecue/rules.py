@@ -34,6 +34,7 @@ from .config import (
 )
 from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
+from .frequency import FrequencyCap, compile_frequency
 from .keyring import Keyring
 from .protocol import TriggerSpec
 from .reading import METRICS
@@ -120,6 +121,9 @@ class CompiledSite:
     sums: dict[str, frozenset[str]] = field(default_factory=dict)
     data_keys: tuple[str, ...] = ()  # page-data keys some rule reads (page.data.<key>)
     webhooks: tuple[CompiledWebhook, ...] = ()  # told of what happens, through the outbox
+    frequency: FrequencyCap | None = None  # the site's overlay budget, if it sets one
+    budgeted: frozenset[str] = frozenset()  # the rules whose placement the budget covers
+    stop_goals: frozenset[str] = frozenset()  # goals some rule stops after: the state keeps
 
     def form(self, rule_id: str, variant_id: str) -> Form | None:
         """The form the widget of this rule's variant carries, if any."""
@@ -264,6 +268,7 @@ def compile_site(
     webhooks, wrong = compile_webhooks(config, root)
     problems.extend(wrong)
 
+    frequency = compile_frequency(config.frequency)
     if problems:
         # An audience's mistake is found once for every rule that uses it: report it once.
         raise ConfigError(list(dict.fromkeys(problems)))
@@ -298,6 +303,13 @@ def compile_site(
         sums={name: frozenset(ws) for name, ws in sums.items()},
         data_keys=tuple(sorted(data_keys)),
         webhooks=webhooks,
+        frequency=frequency,
+        budgeted=frozenset(
+            r.id for r in config.rules if frequency and r.placement.type in frequency.applies_to
+        ),
+        stop_goals=frozenset(
+            r.goal for r in config.rules if r.goal and "goal" in r.limit.stop_after
+        ),
     )
 
 
@@ -507,12 +519,22 @@ def _compile_rule(
         )
     roots = {dotted.split(".")[0] for _, dotted in _paths_read(rule.when, "$", audiences)}
     limit = rule.limit
+    if "goal" in limit.stop_after and not rule.goal:
+        problems.append(
+            Problem(
+                f"{at}.limit.stop_after[{limit.stop_after.index('goal')}]",
+                'expected a rule with a goal to stop after (set its "goal")',
+            )
+        )
+    budget = config.frequency
     needs_state = bool(
         roots & _STATEFUL_ROOTS
         or limit.max
         or limit.gap
         or limit.stop_after
         or len(rule.variants) > 1
+        # a site-wide budget is kept in the state: without it, no overlay it covers
+        or (budget is not None and placement.type in budget.applies_to)
     )
     html = tuple(
         templates.render(

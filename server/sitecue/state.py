@@ -34,6 +34,7 @@ from .keyring import OVERHEAD, Keyring, Unsealable
 __all__ = [
     "MAX_COOKIE_BYTES",
     "SESSION_GAP_MS",
+    "Budget",
     "Counter",
     "RuleMemory",
     "Snapshot",
@@ -103,6 +104,20 @@ class Snapshot(msgspec.Struct, array_like=True, omit_defaults=True):
     counts: dict[str, dict[str, int]] = {}
 
 
+class Budget(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Where the visitor stands in the site's overlay budget (see :mod:`sitecue.frequency`):
+    the page view last decided (a hash of the tag's view id) and the overlays given in it
+    (hashes of their rule ids), the overlays shown this session and on ``day`` (a day
+    ordinal), and when the last one was shown (epoch ms)."""
+
+    view: int = 0
+    given: list[int] = []
+    session: int = 0
+    day: int = 0
+    today: int = 0
+    last_shown: int = 0
+
+
 class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     """Everything a decision needs to know about one visitor."""
 
@@ -135,6 +150,10 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     # day buckets as the trigger's counts: a day with a sum has a count, and loses both at
     # once at the cap. A day whose values came to 0 has no sum.
     sums: dict[str, Counter] = {}
+    budget: Budget | None = None  # the site's overlay budget, when it sets one
+    # When the visitor reached each goal (epoch ms), for the goals some rule stops after:
+    # reached by any path, seen the rule or not.
+    goals: dict[str, int] = {}
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""
@@ -152,6 +171,8 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
             for reading in (self.read, self.views):
                 if reading is not None:
                     reading.session = 0
+            if self.budget is not None:
+                self.budget.session = 0
         self.last_seen = max(self.last_seen, now)
 
     def keep_only(
@@ -305,7 +326,9 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
     5. ``rule history``: the variant and impressions of other dismissed or converted rules,
        keeping when they were dismissed or converted;
     6. ``dismissal``: other rules' dismissals and conversions, the oldest first; only here
-       may a rule the visitor dismissed show again, and never a rule in ``keep``.
+       may a rule the visitor dismissed show again, and never a rule in ``keep``;
+    7. ``goal``: the goals reached, the oldest first: a rule that stops after its goal may
+       show again. The overlay budget (a few dozen bytes) is never evicted.
     """
     others = {r: m for r, m in state.rules.items() if r not in keep}
     reading = [c for c in (state.read, state.views) if c is not None]
@@ -360,6 +383,8 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
             yield "rule history", saved
     for rule_id in finished:
         yield "dismissal", _popped(state.rules, rule_id)
+    for goal in sorted(state.goals, key=state.goals.__getitem__):
+        yield "goal", _popped(state.goals, goal)
 
 
 class StateCodec:

@@ -17,6 +17,7 @@ from .rules import CompiledSite
 from .state import (
     MAX_COOKIE_BYTES,
     MAX_SUM,
+    Budget,
     Counter,
     RuleMemory,
     Snapshot,
@@ -79,6 +80,10 @@ def worst_state(site: CompiledSite) -> VisitorState:
     - where some rule reads reading time, its seconds (and, where some rule reads an
       average, its page views) have a bucket for each day of the longest day window read
       (and session and total counts), and the last credit is a real time;
+    - where the site sets a ``frequency`` budget: a view and as many overlays given in it
+      as ``per_view`` allows (or every rule it covers), each a 32-bit mark, and the
+      session's and the day's counts and the last overlay's time at their largest;
+    - every goal some rule stops after has been reached (an epoch-ms time each);
     - the visitor id is not counted: it is bound to the seal, not carried in it.
     """
     state = VisitorState(
@@ -101,6 +106,14 @@ def worst_state(site: CompiledSite) -> VisitorState:
             },
         ),
     )
+    cap = site.frequency
+    if cap is not None:
+        given = (
+            len(site.budgeted) if cap.per_view is None else min(cap.per_view, len(site.budgeted))
+        )
+        mark = 2**32 - 1  # see frequency._mark
+        state.budget = Budget(mark, [mark] * given, MAX_COUNT, FIRST_DAY, MAX_COUNT, MAX_MS)
+    state.goals = dict.fromkeys(site.stop_goals, MAX_MS)
     for name in site.windows:
         state.triggers[name] = counter = _counter(site.trigger_days[name])
         if name in site.sums:  # a sum beside every day's count
@@ -126,7 +139,8 @@ def worst_state(site: CompiledSite) -> VisitorState:
 
 def state_size(site: CompiledSite) -> StateSize:
     """The worst case of ``site``'s state cookie, and what is left of it once everything
-    that may be evicted before a dismissal is gone."""
+    that may be evicted before a dismissal is gone (the overlay budget and the goals
+    reached stay)."""
     state = worst_state(site)
     worst = sent_size(state)
     state.triggers, state.attributes, state.answers, state.sums = {}, {}, {}, {}

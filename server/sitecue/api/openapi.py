@@ -18,6 +18,7 @@ from .contacts import AttributesBody, ContactExport, ContactView, Imported
 from .decisions import MAX_PAGE, DecisionPage
 from .deliveries import MAX_PAGE as MAX_DELIVERIES
 from .deliveries import DeliveryPage, Retried
+from .holdout import HoldoutResults
 from .results import Results
 from .submissions import MAX_PAGE as MAX_SUBMISSIONS
 from .submissions import SubmissionPage
@@ -85,7 +86,7 @@ def openapi() -> dict[str, Any]:
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
     types += [FormRequest, FormResponse, FieldErrors, SubmissionPage, DeliveryPage, Retried]
-    types += [InboundEvent, Recorded]
+    types += [InboundEvent, Recorded, HoldoutResults]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
         "/cue.js": {
@@ -244,6 +245,23 @@ def openapi() -> dict[str, Any]:
                     "200": {
                         "description": "per variant, and the sample ratio",
                         **_json(_ref(Results)),
+                    },
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/results/holdout": {
+            "get": {
+                "summary": "All personalisation's lift: the global holdout against the rest",
+                "security": _ADMIN,
+                "parameters": [
+                    _SITE,
+                    _query("goal", "one goal (default: every goal of the site's rules)", _TEXT),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "per group, the uplift, and the sample ratio",
+                        **_json(_ref(HoldoutResults)),
                     },
                     **_errors(400, 401, 403, 404),
                 },

@@ -248,6 +248,17 @@ class VariantCounts(msgspec.Struct, frozen=True):
     conversions: int
 
 
+class GroupCounts(msgspec.Struct, frozen=True):
+    """One side of the global holdout, counted in the database: ``holdout``, the visitors
+    held out where some rule would have shown, or ``personalised``, those given some rule
+    (a control included) and never held out; and how many of each reached one of the goals
+    at or after that first time (a goal reached before it does not count)."""
+
+    group: str
+    visitors: int
+    conversions: int
+
+
 class ApiKey(msgspec.Struct, frozen=True):
     """An admin key as stored: only a hash of its secret, and the sites it may act on."""
 
@@ -336,6 +347,10 @@ class Store(Protocol):
 
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
         """Per variant of ``rule``: exposures, impressions and conversions, aggregated in SQL."""
+
+    async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
+        """The holdout and the personalised visitors of ``site``, and their conversions to
+        any of ``goals``; a group nobody is in is left out."""
 
     async def add_api_key(self, key: ApiKey) -> None: ...
 

@@ -52,6 +52,7 @@ from .base import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    GroupCounts,
     History,
     TokenUse,
     VariantCounts,
@@ -339,6 +340,23 @@ UPDATE outbox SET lease = $1, lease_until = $2 WHERE id IN (
 # message again (the lease expires), which delivery allows anyway; the messages themselves
 # are committed durably, with their records.
 _NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
+# The global holdout against the personalised (see the SQLite store's twin).
+_HOLDOUT_RESULTS = """
+WITH firsts AS (
+    SELECT d.visitor, bool_or(v->>'reason' = 'holdout') AS held, MIN(d.at) AS first
+    FROM decisions AS d, jsonb_array_elements(d.verdicts) AS v
+    WHERE d.site = $1 AND d.visitor <> '-'
+      AND ((v->>'matched')::boolean OR v->>'reason' = 'holdout')
+    GROUP BY d.visitor
+)
+SELECT CASE WHEN f.held THEN 'holdout' ELSE 'personalised' END AS grp, COUNT(*)::int,
+       (COUNT(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM events AS c
+           WHERE c.site = $1 AND c.visitor = f.visitor AND c.at >= f.first
+             AND c.type IN ('event', 'trigger') AND c.name = ANY($2::text[])
+       )))::int
+FROM firsts AS f GROUP BY grp ORDER BY grp
+"""
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
@@ -589,6 +607,11 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             rows = await db.fetch(_RESULTS, site, rule, goal)
         return [VariantCounts(*row) for row in rows]
+
+    async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_HOLDOUT_RESULTS, site, goals)
+        return [GroupCounts(*row) for row in rows]
 
     async def add_api_key(self, key: ApiKey) -> None:
         async with self._pool.acquire() as db:

@@ -54,6 +54,7 @@ from .base import (
     DecisionQuery,
     DecisionRecord,
     EventRecord,
+    GroupCounts,
     History,
     Row,
     TokenUse,
@@ -360,6 +361,28 @@ SELECT e.variant, COUNT(*),
                   OR (c.type IN ('event', 'trigger') AND c.name = ?))
        ))
 FROM exposed AS e GROUP BY e.variant ORDER BY e.variant
+"""
+
+# The global holdout against the personalised: each visitor's first holdout or matched
+# verdict, whether they were ever held out, and a goal (any of the JSON array given) after it.
+_HOLDOUT_RESULTS = """
+WITH firsts AS (
+    SELECT d.visitor AS visitor, MAX(json_extract(v.value, '$.reason') = 'holdout') AS held,
+           MIN(d.at) AS first
+    FROM decisions AS d, json_each(d.verdicts) AS v
+    WHERE d.site = ? AND d.visitor != '-'
+      AND (json_extract(v.value, '$.matched') = 1
+           OR json_extract(v.value, '$.reason') = 'holdout')
+    GROUP BY d.visitor
+)
+SELECT CASE WHEN f.held THEN 'holdout' ELSE 'personalised' END AS grp, COUNT(*),
+       SUM(EXISTS (
+           SELECT 1 FROM events AS c
+           WHERE c.site = ? AND c.visitor = f.visitor AND c.at >= f.first
+             AND c.type IN ('event', 'trigger')
+             AND c.name IN (SELECT value FROM json_each(?))
+       ))
+FROM firsts AS f GROUP BY grp ORDER BY grp
 """
 
 # A person's history, bounded in SQL: the newest HISTORY_RECORDS rows of each browser, read
@@ -680,6 +703,11 @@ class SQLiteStore:
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
         async with self._db.execute(_RESULTS, (site, rule, site, rule, site, rule, goal)) as cursor:
             return [VariantCounts(*row) for row in await cursor.fetchall()]
+
+    async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
+        params = (site, site, _encode(goals).decode())
+        async with self._db.execute(_HOLDOUT_RESULTS, params) as cursor:
+            return [GroupCounts(*row) for row in await cursor.fetchall()]
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._execute(

@@ -76,6 +76,7 @@ _TRIGGER_MEANING = {
 # What a condition cannot know without the visitor's stored state.
 _STATEFUL_ROOTS = {"visitor", "attributes", "triggers", "sums", "reading"}
 _SELECTOR_PLACEMENTS = ("inline", "replace")
+_WINDOW = "expected a window: session, total or a number of days such as 7d"
 
 
 @dataclass(frozen=True)
@@ -341,12 +342,7 @@ def _value_paths(
                     )
                 )
             elif not re.fullmatch(WINDOW_PATTERN, parts[2]):
-                problems.append(
-                    Problem(
-                        json_path,
-                        "expected a window: session, total or a number of days such as 7d",
-                    )
-                )
+                problems.append(Problem(json_path, _WINDOW))
             else:
                 sums.setdefault(parts[1], set()).add(parts[2])
                 windows.setdefault(parts[1], set()).add(parts[2])
@@ -453,12 +449,7 @@ def _compile_rule(
                 )
                 continue
             if not re.fullmatch(WINDOW_PATTERN, parts[2]):
-                problems.append(
-                    Problem(
-                        json_path,
-                        "expected a window: session, total or a number of days such as 7d",
-                    )
-                )
+                problems.append(Problem(json_path, _WINDOW))
                 continue
             windows.setdefault(parts[1], set()).add(parts[2])
         elif parts[0] == "reading":
@@ -470,12 +461,7 @@ def _compile_rule(
                     )
                 )
             elif not re.fullmatch(WINDOW_PATTERN, parts[2]):
-                problems.append(
-                    Problem(
-                        json_path,
-                        "expected a window: session, total or a number of days such as 7d",
-                    )
-                )
+                problems.append(Problem(json_path, _WINDOW))
             else:
                 reading.setdefault(parts[1], set()).add(parts[2])
     clauses = tuple(

@@ -588,6 +588,7 @@ def values_decide(client: TestClient, **body: Any) -> Any:
         ({"events": [{"name": "purchase", "value": [1]}]}, "- at `$.events[0].value`"),
         ({"page": {"url": VALUES, "data": {"cart_value": "520"}}}, "$.page.data.cart_value:"),
         ({"page": {"url": VALUES, "data": {"cart_value": "__inf__"}}}, "$.page.data.cart_value:"),
+        ({"page": {"url": VALUES, "data": {"cart_value": "__huge__"}}}, "$.page.data.cart_value:"),
         ({"page": {"url": VALUES, "data": {"logged_in": "yes"}}}, "$.page.data.logged_in:"),
         ({"page": {"url": VALUES, "data": {"category": "x" * 300}}}, "$.page.data.category:"),
         ({"page": {"url": VALUES, "data": {f"k{i}": 1 for i in range(101)}}}, "`$.page.data`"),
@@ -599,7 +600,8 @@ def test_bad_values_and_page_data_get_a_400_naming_the_field(
     values_client: TestClient, body: dict[str, Any], message: str
 ) -> None:
     payload = {"site": "values", "page": {"url": VALUES}, **body}
-    content = json.dumps(payload).replace('"__inf__"', "1e400").encode()
+    text = json.dumps(payload).replace('"__inf__"', "1e400").replace('"__huge__"', "9" * 400)
+    content = text.encode()
     response = values_client.post("/v1/decide", content=content, headers={"origin": VALUES})
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]

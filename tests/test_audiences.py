@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN
 from sitecue.app import build_app
-from sitecue.audiences import PURPOSE, HashedIds, read_id_file, write_id_file
+from sitecue.audiences import PURPOSE, HashedIds, page_groups, read_id_file, write_id_file
 from sitecue.cli import main
 from sitecue.config import parse_site
 from sitecue.decide import decide
@@ -167,6 +167,33 @@ def test_in_group_over_what_the_page_says_is_warned_about() -> None:
         '$.rules[0].when.$or[0]["utm.source"].$notInGroup',
     ]
     assert "anyone can claim a listed id" in compiled.warnings[0].expected
+
+
+def test_in_group_over_a_form_answer_is_warned_about() -> None:
+    """attributes.email read as a form answer is what this browser typed: whoever types a
+    listed id there would match; a declared offsite attribute is the site's own data."""
+    when = {
+        "attributes.email": {"$inGroup": "staff"},
+        "$not": {"attributes.email": {"$notInGroup": "staff"}},
+        "attributes.loyalty_tier": {"$inGroup": "staff"},
+    }
+    found = page_groups(when, "$.rules[0].when", ("loyalty_tier",))
+    assert [w.path for w in found] == [
+        '$.rules[0].when["attributes.email"].$inGroup',
+        '$.rules[0].when.$not["attributes.email"].$notInGroup',
+    ]
+
+
+def test_audiences_naming_audiences_over_and_over_are_refused() -> None:
+    """Each level names the one below twice: 2**20 clause tests a page view, refused at load
+    instead of stalling every decision (a level is its $or and twice the one below)."""
+    levels = {"a0": {"page.path": "/"}}
+    for i in range(1, 21):
+        below = {"audience": f"a{i - 1}"}
+        levels[f"a{i}"] = {"$or": [below, below]}
+    found = problems(levels, {"audience": "a20"})
+    assert any(f.startswith("$.audiences.a13: expected at most 10000 clauses") for f in found)
+    assert not any(f.startswith("$.audiences.a12:") for f in found)  # 8,191: allowed
 
 
 def test_id_list_specs_are_checked() -> None:

@@ -179,21 +179,25 @@ def references(condition: Any, path: str) -> list[tuple[str, Any]]:
 _PAGE_ROOTS = ("page", "utm", "device")  # what the visitor's own browser says
 
 
-def page_groups(condition: Any, path: str) -> list[Problem]:
-    """Warnings for ``$inGroup``/``$notInGroup`` over what the page says (``page.*``,
-    ``utm.*``, ``device.*``): anyone can put a listed id in an address, so such a test
-    guards nothing; ``visitor.contact`` (verified) or ``attributes.*`` can."""
+def page_groups(condition: Any, path: str, declared: Collection[str] = ()) -> list[Problem]:
+    """Warnings for ``$inGroup``/``$notInGroup`` over what the visitor's browser says
+    (``page.*``, ``utm.*``, ``device.*``, and ``attributes.*`` other than the ``declared``
+    offsite attributes: a form answer is whatever the visitor typed): anyone can put a listed
+    id there, so such a test guards nothing; ``visitor.contact`` (verified) or a declared
+    attribute can."""
     found: list[Problem] = []
     if type(condition) is not dict:
         return found
     for key, value in condition.items():
         at = f"{path}.{key}" if key.startswith("$") else f'{path}["{key}"]'
+        root, _, rest = key.partition(".")
+        typed = root == "attributes" and rest.split(".")[0] not in declared
         if key in ("$and", "$or", "$nor") and type(value) is list:
             for i, sub in enumerate(value):
-                found += page_groups(sub, f"{at}[{i}]")
+                found += page_groups(sub, f"{at}[{i}]", declared)
         elif key == "$not":
-            found += page_groups(value, at)
-        elif key.split(".")[0] in _PAGE_ROOTS and type(value) is dict:
+            found += page_groups(value, at, declared)
+        elif (root in _PAGE_ROOTS or typed) and type(value) is dict:
             for op in ("$inGroup", "$notInGroup"):
                 if op in value:
                     found.append(
@@ -227,6 +231,7 @@ class Audiences:
     problems: list[Problem]
     warnings: list[Problem]
     label: str
+    declared: Collection[str] = ()  # the site's offsite attributes (see page_groups)
     compiled: dict[str, Predicate] = field(default_factory=dict)
     _stack: list[str] = field(default_factory=list)
 
@@ -254,7 +259,7 @@ class Audiences:
             test = _contact_in(group)
         else:
             self._stack.append(name)
-            self.warnings.extend(page_groups(self.specs[name], _member(name)))
+            self.warnings.extend(page_groups(self.specs[name], _member(name), self.declared))
             try:
                 test = compile_condition(
                     self.specs[name],
@@ -336,9 +341,12 @@ def compile_audiences(
     keyring: Keyring | None,
     problems: list[Problem],
     warnings: list[Problem],
+    declared: Collection[str] = (),
 ) -> Audiences:
     """Load a site's id lists (files under ``root``) and prepare its conditions; every
-    audience is compiled here, so a mistake in one no rule uses is still reported."""
+    audience is compiled here, so a mistake in one no rule uses is still reported, and so is
+    one that would cost more than MAX_CLAUSES clause tests a page view (audiences naming
+    audiences twice over, level after level, double at each level)."""
     keys = keyring.mac_keys(PURPOSE, site) if keyring is not None else None
     groups: dict[str, Collection[str]] = {}
     for name, spec in specs.items():
@@ -355,7 +363,34 @@ def compile_audiences(
             groups[name] = _inline_ids(spec, at, problems)
         else:
             groups[name] = _file_ids(spec, at, root, keys, problems)
-    audiences = Audiences(specs, groups, problems, warnings, site)
+    audiences = Audiences(specs, groups, problems, warnings, site, declared)
     for name in specs:
         audiences.resolve(name, _member(name))
+    sizes: dict[str, int] = {}
+    for name in specs:
+        if _clauses(name, specs, sizes) > MAX_CLAUSES:
+            problems.append(
+                Problem(
+                    _member(name),
+                    f"expected at most {MAX_CLAUSES} clauses once the audiences it names are"
+                    f" spelled out, got {sizes[name]}: name each audience once",
+                )
+            )
     return audiences
+
+
+MAX_CLAUSES = 10_000
+"""The clauses an audience may stand for once the audiences it names are spelled out: each
+is tested on every page view whose rules reach it."""
+
+
+def _clauses(name: str, specs: dict[str, dict[str, Any]], sizes: dict[str, int]) -> int:
+    """How many clauses ``name`` stands for, the audiences it names counted as often as
+    they are named; memoised in ``sizes`` (a circle, reported elsewhere, counts as one)."""
+    if name not in sizes:
+        sizes[name] = 1  # while counting: a circle stops here
+        spec = specs[name]
+        own = sum(1 for _, dotted in attribute_paths(spec, "$") if dotted != "audience")
+        named = [n for _, n in references(spec, "$") if type(n) is str and n in specs]
+        sizes[name] = max(own, 1) + sum(_clauses(n, specs, sizes) for n in named)
+    return sizes[name]

@@ -10,7 +10,6 @@ in this page view's rules, never trusted as what the site's systems said.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +34,9 @@ def _fits(kind: AttributeType, value: Any) -> bool:
         return type(value) is str and len(value) <= MAX_STRING
     if type(value) is not int and type(value) is not float:  # a bool is no number here
         return False
-    return math.isfinite(value) and -MAX_VALUE <= value <= MAX_VALUE
+    # A plain comparison: exact for an int of any size (math.isfinite would overflow on a
+    # 400-digit one), and false for NaN and the infinities.
+    return -MAX_VALUE <= value <= MAX_VALUE
 
 
 def page_data(declared: Mapping[str, AttributeType], sent: Mapping[str, Any]) -> dict[str, Any]:

@@ -161,7 +161,9 @@ def compile_site(
     nobody: their hashes are keyed by the server's secrets."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    audiences = compile_audiences(config.audiences, config.site, root, keyring, problems, warnings)
+    audiences = compile_audiences(
+        config.audiences, config.site, root, keyring, problems, warnings, config.attributes
+    )
     try:
         zone = ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -392,7 +394,7 @@ def _compile(
 ) -> Predicate:
     try:
         if audiences is not None:
-            warnings.extend(page_groups(condition, path))
+            warnings.extend(page_groups(condition, path, audiences.declared))
             return compile_condition(
                 condition, audiences.groups, path=path, label=site, warnings=warnings,
                 audiences=audiences.resolve,

@@ -275,6 +275,15 @@ def test_imported_staff_see_their_rule_through_the_real_app(
     listing.write_text("id\nstaff-1\nstaff-2\nstaff-1\n")
     assert main(["audiences", "import", "--site", "shop", "--audience", "staff", str(listing)]) == 2
     assert '"staff": {"ids_file": "audiences/shop/staff.ids"}' in capsys.readouterr().err
+    for outside in ("../staff.ids", str(config.parent / "staff.ids")):  # never written
+        shop["audiences"] = {"staff": {"ids_file": outside}}
+        shop_file.write_text(json.dumps(shop))
+        assert (
+            main(["audiences", "import", "--site", "shop", "--audience", "staff", str(listing)])
+            == 2
+        )
+        assert "is not inside" in capsys.readouterr().err
+    assert not (config.parent / "staff.ids").exists()
     shop["audiences"] = {"staff": {"ids_file": "audiences/shop/staff.ids"}}
     shop["rules"].append(
         {"id": "staff-bar", "placement": {"type": "bar"}, "when": {"audience": "staff"},

@@ -52,6 +52,7 @@ __all__ = [
     "Audiences",
     "HashedIds",
     "compile_audiences",
+    "id_file_path",
     "page_groups",
     "read_id_file",
     "references",
@@ -319,12 +320,21 @@ def _inline_ids(spec: dict[str, Any], at: str, problems: list[Problem]) -> froze
     return frozenset(ids)
 
 
+def id_file_path(name: Any) -> PurePosixPath | None:
+    """An ``ids_file`` as a path inside the config directory; None for anything else (an
+    absolute path, or one climbing out with ``..``): the server reads it, and ``sitecue
+    audiences import`` writes it."""
+    relative = PurePosixPath(name) if type(name) is str else None
+    if relative is None or relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        return None
+    return relative
+
+
 def _file_ids(
     spec: dict[str, Any], at: str, root: Path, keys: list[bytes] | None, problems: list[Problem]
 ) -> Collection[str]:
-    name = spec["ids_file"]
-    relative = PurePosixPath(name) if type(name) is str else None
-    if relative is None or relative.is_absolute() or ".." in relative.parts or not relative.parts:
+    relative = id_file_path(spec["ids_file"])
+    if relative is None:
         problems.append(Problem(f"{at}.ids_file", "expected a path inside the config directory"))
         return frozenset()
     try:

@@ -323,7 +323,7 @@ def _contacts_import(site: str, file: str, db: str | None, chosen: str | None = 
 def _audiences_import(site: str, audience: str, file: str, chosen: str | None = None) -> int:
     """Hash a list of contact ids (CSV with an id column, or one id a line; NDJSON of ids)
     into the file the site config names for the audience: ``{"ids_file": path}``."""
-    from .audiences import PURPOSE, write_id_file
+    from .audiences import PURPOSE, id_file_path, write_id_file
     from .bulk import contact_ids, format_of_path, text_of
     from .keyring import Keyring
 
@@ -332,7 +332,12 @@ def _audiences_import(site: str, audience: str, file: str, chosen: str | None = 
     config_dir = Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))
     spec = load_site(config_dir / "sites" / f"{site}.json").audiences.get(audience)
     target = spec.get("ids_file") if spec is not None and len(spec) == 1 else None
-    if type(target) is not str:
+    relative = id_file_path(target) if type(target) is str else None
+    if type(target) is str and relative is None:
+        # The config names where to write: never outside the config directory.
+        print(f"--audience: its ids_file {target!r} is not inside {config_dir}", file=sys.stderr)
+        return 2
+    if relative is None:
         print(
             f"--audience: declare it in {config_dir / 'sites' / f'{site}.json'} first, as"
             f' "audiences": {{"{audience}": {{"ids_file": "audiences/{site}/{audience}.ids"}}}}',
@@ -349,7 +354,7 @@ def _audiences_import(site: str, audience: str, file: str, chosen: str | None = 
         return 2
     ids = contact_ids(text_of(data), kind)
     key = Keyring(Settings.load().secrets).mac_key(PURPOSE, site)
-    path = config_dir / target
+    path = config_dir / relative
     distinct, size = write_id_file(path, ids, key)
     print(f"{len(ids)} id(s), {distinct} distinct, hashed into {path} ({size} bytes)")
     print("reload the server to use them: POST /v1/reload, or send it SIGHUP")

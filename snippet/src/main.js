@@ -27,6 +27,7 @@ function start() {
   const unhide = antiFlicker(site, script.dataset.hide);
   let watched = null; // trigger names the server listens to; null until it answered
   const data = {}; // what the page set: sitecue('set', {cart_value: 520})
+  let previewing = false; // a preview link's page view: nothing is reported
   let dataRead = []; // the page-data keys some rule reads, as the server lists them
   let changed = []; // keys set since the last call
   let pending = [];
@@ -52,6 +53,7 @@ function start() {
 
   function apply(answer, pageview) {
     skew = answer.now - Date.now() || 0;
+    previewing = !!answer.preview; // nothing of a preview is reported, nor handed to analytics
     reads = answer.reading;
     // A new page view (an SPA route change) takes the last one's inline and replace widgets
     // off the page: those its rules win again are put back at once, the others stay gone.
@@ -68,7 +70,7 @@ function start() {
     }
     unhide(answer.hide);
     // A preview link (?sc_preview=…): the panel is a script of its own, not part of the tag.
-    if (answer.preview)
+    if (previewing)
       document.head.append(Object.assign(document.createElement('script'), { src: base + '/preview.js', p: answer }));
   }
 
@@ -77,7 +79,7 @@ function start() {
     presented.add(d.id);
     const report = (type) => {
       send({ type, decision: d.id, rule: d.rule, variant: d.variant });
-      handoff(type, d);
+      if (!previewing) handoff(type, d);
     };
     // A form taken (200) is `submit` for analytics; the server counts it as the conversion.
     const submit = (fields) =>
@@ -95,13 +97,14 @@ function start() {
   function flush() {
     clearTimeout(timer);
     if (pending.length) decide(false);
-    else if (reads) {
+    else if (reads && !previewing) {
       const read = take();
       if (read) beacon(base + '/v1/events', { site, read, call: id() });
     }
   }
 
   function send(event) {
+    if (previewing) return;
     event.at = Date.now() + skew;
     event.id = id();
     beacon(base + '/v1/events', { site, events: [event] });
@@ -126,7 +129,10 @@ function start() {
 
   function run(args) {
     const [command, value, extra] = args;
-    if (command === 'event' && typeof value === 'string') fire(value, extra && +extra.value);
+    if (command === 'event' && typeof value === 'string') {
+      const v = extra && +extra.value;
+      fire(value, Math.abs(v) <= 1e9 ? v : null); // what the server would refuse goes as null
+    }
     else if (command === 'set' && value) {
       Object.assign(data, value);
       changed.push(...Object.keys(value));

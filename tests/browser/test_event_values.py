@@ -62,6 +62,10 @@ def test_purchases_add_up_to_the_rule_on_their_sum(
     assert asks_again(page, "sitecue('event', 'purchase', {value: 59.9})")["decisions"] == []
     assert calls[-1]["events"][0]["name"] == "purchase"
     assert calls[-1]["events"][0]["value"] == 59.9
+    # A value the server would refuse goes as none: the purchase still counts, and the call
+    # (with whatever else it carried) is not lost to a 400.
+    assert asks_again(page, "sitecue('event', 'purchase', {value: 2e9})")["decisions"] == []
+    assert calls[-1]["events"][0]["value"] is None
     not_shown(page, "spender")
     asks_again(page, "sitecue('event', 'purchase', {value: '45.5'})")  # a number in a string
     assert calls[-1]["events"][0]["value"] == 45.5

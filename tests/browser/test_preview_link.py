@@ -35,6 +35,12 @@ def test_a_preview_link_shows_its_rule_and_the_panel(
         demo_env, demo_url, "--rule", "free-express", "--url", f"{demo_url}/shop/cart.html"
     )
     page = context.new_page()
+    # The page's analytics layer, and every report the tag sends (recorded as it is sent).
+    page.add_init_script(
+        """window.dataLayer = []; window.reported = [];
+        const send = navigator.sendBeacon.bind(navigator);
+        navigator.sendBeacon = (u, d) => (window.reported.push(String(u)), send(u, d));"""
+    )
     panel_requests: list[str] = []
     page.on("request", lambda r: panel_requests.append(r.url) if "preview.js" in r.url else None)
     # Nothing in the cart today: free-express's conditions fail, yet the link shows it.
@@ -52,12 +58,17 @@ def test_a_preview_link_shows_its_rule_and_the_panel(
     )
     expect(panel.locator('tr[data-rule="first-purchase"]')).to_contain_text("would show (offer)")
     assert len(panel_requests) == 1
+    # Shown and closed, yet nothing reported: not to the server, not to the page's analytics.
+    slide.locator(".sc-close").first.click()
+    expect(slide).to_have_count(0)
+    assert page.evaluate("[window.dataLayer, window.reported]") == [[], []]
 
     # The same page, no link: the real decision (nothing in the cart), no panel, no script.
     panel_requests.clear()
     plain = open_page(page, f"{demo_url}/shop/cart.html")
     assert "free-express" not in [d["rule"] for d in plain["decisions"]]
     expect(page.locator("#offers")).to_contain_text("10% off your first order")
+    page.wait_for_function("window.dataLayer.length > 0")  # the real impression is reported
     expect(page.locator(".sc-slide-in")).to_have_count(0)
     expect(page.locator("#sitecue-preview")).to_have_count(0)
     assert panel_requests == []

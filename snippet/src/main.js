@@ -28,6 +28,8 @@ function start() {
   let watched = null; // trigger names the server listens to; null until it answered
   const data = {}; // what the page set: sitecue('set', {cart_value: 520})
   let previewing = false; // a preview link's page view: nothing is reported
+  let busy = false; // a decision is on its way
+  let again = false; // ... and another was asked for meanwhile
   let dataRead = []; // the page-data keys some rule reads, as the server lists them
   let changed = []; // keys set since the last call
   let pending = [];
@@ -37,7 +39,12 @@ function start() {
   let view = id();
   const triggers = watcher(fire);
 
-  function decide(pageview) {
+  // One decision at a time: a trigger that fires while one is on its way waits for its
+  // answer (and the state cookie it sets), or the same page view would be decided afresh. A
+  // page view's first call, and the flush of a page being left, go at once.
+  function decide(pageview, now) {
+    if (busy && !pageview && !now) return (again = true);
+    busy = true;
     const events = pending;
     pending = [];
     // `call` and each event's `id` let the server store a retried request only once.
@@ -48,7 +55,11 @@ function start() {
     token = undefined;
     post(base + '/v1/decide', body)
       .then((answer) => apply(answer, pageview))
-      .catch(() => unhide());
+      .catch(() => unhide())
+      .finally(() => {
+        busy = false;
+        if (again) decide((again = false));
+      });
   }
 
   function apply(answer, pageview) {
@@ -96,7 +107,7 @@ function start() {
   // it (a click trigger on a link would be lost otherwise), with the reading time.
   function flush() {
     clearTimeout(timer);
-    if (pending.length) decide(false);
+    if (pending.length) decide(false, true);
     else if (reads && !previewing) {
       const read = take();
       if (read) beacon(base + '/v1/events', { site, read, call: id() });

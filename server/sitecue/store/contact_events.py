@@ -102,7 +102,9 @@ def refreshed_of(
 # exactly as one reported by the tag. An integer (CAST truncates toward zero) and its exact
 # remainder pick the neighbour; SQLite has no floor() in every build, PostgreSQL's round()
 # of a double is rint(): half to even. A value is first held within ±MAX_VALUE (as the
-# inbound endpoint takes them), so no stored value can overflow a sum.
+# inbound endpoint takes them), so no stored value can overflow a sum; an event without one
+# stays NULL (SQLite's MIN and MAX of several arguments are NULL when one is), adding
+# nothing to a sum and 0 in the list.
 _CENTS_SQLITE = "MIN(MAX(value, -{bound}), {bound}) * 100".format(bound=f"{MAX_VALUE:.0f}.0")
 _HALF_EVEN_SQLITE = (
     "CASE WHEN x - CAST(x AS INTEGER) > 0.5"

@@ -1,6 +1,7 @@
 """A site whose rules read what the site's own systems report: a contact's attribute and
-server-side events (a purchase in a store, an email opened). Written next to a copy of the
-shipped config, for the tests of inbound events and refreshes."""
+server-side events (a purchase in a store, an email opened) and their values (what a person
+spent). Written next to a copy of the shipped config, for the tests of inbound events and
+refreshes."""
 
 from __future__ import annotations
 
@@ -33,17 +34,21 @@ CRM_SITE: dict[str, Any] = {
     "site": "crm",
     "origins": [ORIGIN],
     "timezone": "UTC",
-    "max_per_view": 3,
+    "max_per_view": 4,
     "attributes": {"tier": "string"},
     "identify": {"refresh": "15m"},
     "triggers": {
-        "store_purchase": {"on": "custom"},
+        "store_purchase": {"on": "custom", "value": "number"},
         "email_open": {"on": "custom"},
     },
     "rules": [
         _rule("gold", "bar", {"attributes.tier": "gold"}),
         _rule("buyer", "modal", {"triggers.store_purchase.30d": {"$gte": 1}}),
         _rule("reader", "slide-in", {"triggers.email_open.total": {"$gte": 2}}),
+        {
+            **_rule("spender", "inline", {"sums.store_purchase.90d": {"$gt": 1000}}),
+            "placement": {"type": "inline", "selector": "#spender"},
+        },
     ],
 }
 MINUTE_MS = 60_000

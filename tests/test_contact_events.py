@@ -69,6 +69,18 @@ def test_a_retried_batch_is_stored_once_and_counted_as_duplicate(crm: Crm) -> No
         ({"name": "email_open", "at": 2**80}, "events[1].at: "),
         ({"name": "email_open", "value": "59"}, "events[1].value: Expected `float | null`"),
         ({"name": "email_open", "value": True}, "events[1].value: Expected `float | null`"),
+        (
+            {"name": "email_open", "value": 1e9 + 0.01},
+            "events[1].value: Expected `float` <= 1000000000",
+        ),
+        (
+            {"name": "store_purchase", "value": -2e9},
+            "events[1].value: Expected `float` >= -1000000000",
+        ),
+        (
+            {"name": "store_purchase", "value": 1e300},
+            "events[1].value: Expected `float` <= 1000000000",
+        ),
         ({"name": "email_open", "id": ""}, "events[1].id: expected an id of 1 to 128"),
         ({"name": "email_open", "id": "x" * 129}, "events[1].id: expected an id of 1 to 128"),
         ({"name": "email_open", "id": 7}, "events[1].id: Expected `str | null`"),

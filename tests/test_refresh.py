@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crm_site import CRM_SITE, MINUTE_MS, Crm, crm_app
+from sitecue.decide import decide
 from sitecue.errors import StoreUnavailable
-from sitecue.refresh import due, server_counts
-from sitecue.state import Snapshot, VisitorState
+from sitecue.protocol import DecideRequest, Page
+from sitecue.refresh import due, server_counts, server_sums
+from sitecue.state import MAX_SUM, Snapshot, VisitorState
 from sitecue.store import Refreshed
 from sites import site
 
@@ -183,10 +185,10 @@ def test_server_side_counts_follow_the_site_s_calendar_days() -> None:
     found = Refreshed(
         {},
         [
-            ("store_purchase", now + 60_000),  # a minute ahead (the sender's clock): today
-            ("store_purchase", midnight),  # today
-            ("store_purchase", midnight - 1),  # yesterday
-            ("store_purchase", midnight - DAY_MS - 1),  # two days ago: outside 2d
+            ("store_purchase", now + 60_000, 0),  # a minute ahead (the sender's clock): today
+            ("store_purchase", midnight, 0),  # today
+            ("store_purchase", midnight - 1, 0),  # yesterday
+            ("store_purchase", midnight - DAY_MS - 1, 0),  # two days ago: outside 2d
         ],
         {"store_purchase": 9, "email_open": 4},
     )
@@ -194,6 +196,105 @@ def test_server_side_counts_follow_the_site_s_calendar_days() -> None:
         "store_purchase": {"2d": 3},  # only the windows rules read; none in a session
         "email_open": {"total": 4},
     }
+
+
+def test_a_store_purchase_s_value_counts_in_sums_for_the_person_s_verified_browsers(
+    crm: Crm,
+) -> None:
+    laptop, phone, claimer, stranger = (
+        f"{name}-{'0' * (19 - len(name))}1" for name in ("laptop", "phone", "claimer", "stranger")
+    )
+    crm.shown(laptop, token=crm.token("carol"))
+    crm.shown(phone, token=crm.token("carol"))
+    crm.shown(claimer, identify="carol")  # page JavaScript claims to be carol
+    crm.shown(stranger)
+    crm.send("carol", [{"name": "store_purchase", "value": 1500, "id": "o-1"}])
+    assert crm.shown(laptop) == []  # not yet refreshed
+    crm.clock.now += DUE_MS
+    assert crm.shown(laptop) == crm.shown(phone) == ["buyer", "spender"]
+    assert crm.shown(claimer) == [] and crm.shown(stranger) == []  # never theirs
+    crm.clock.now += DUE_MS
+    assert crm.shown(laptop) == ["buyer", "spender"]  # the next refresh keeps it
+
+
+def test_server_side_sums_are_never_added_twice_across_refreshes(crm: Crm) -> None:
+    """``spender`` needs over 1,000 in 90 days: 600, refreshed again and again, stays 600;
+    a second 600 shows it."""
+    crm.shown("carol-laptop-000001", token=crm.token("carol"))
+    crm.send("carol", [{"name": "store_purchase", "value": 600, "id": "o-1"}])
+    for _ in range(3):
+        crm.clock.now += DUE_MS
+        assert crm.shown("carol-laptop-000001") == ["buyer"]
+    crm.send("carol", [{"name": "store_purchase", "value": 600, "id": "o-2"}])
+    crm.clock.now += DUE_MS
+    assert crm.shown("carol-laptop-000001") == ["buyer", "spender"]
+
+
+def test_server_side_sums_add_to_the_browser_s_own_in_hundredths(crm: Crm) -> None:
+    """A purchase the tag reported (999.99) and one the store did (0.02) add up to over
+    1,000 exactly: the sums are added in hundredths, not as floats."""
+    crm.shown("carol-laptop-000001", token=crm.token("carol"))
+    crm.visit("carol-laptop-000001", events=[{"name": "store_purchase", "value": 999.99}])
+    assert "spender" not in crm.shown("carol-laptop-000001")
+    crm.send("carol", [{"name": "store_purchase", "value": 0.02, "id": "o-1"}])
+    crm.clock.now += DUE_MS
+    assert "spender" in crm.shown("carol-laptop-000001")
+
+
+def test_server_side_sums_follow_the_site_s_calendar_days() -> None:
+    compiled = site(
+        {
+            **CRM_SITE,
+            "timezone": "Europe/Stockholm",
+            "rules": [
+                {**CRM_SITE["rules"][1], "when": {"sums.store_purchase.2d": {"$gte": 1}}},
+                {**CRM_SITE["rules"][1], "id": "b", "when": {"sums.store_purchase.session": 1}},
+                {**CRM_SITE["rules"][1], "id": "c", "when": {"sums.store_purchase.total": 1}},
+                {**CRM_SITE["rules"][2], "when": {"triggers.email_open.total": {"$gte": 1}}},
+            ],
+        }
+    )
+    assert dict(compiled.sums) == {"store_purchase": {"2d", "session", "total"}}
+    now = 1_790_000_000_000  # 2026-09-21 16:53 in Stockholm (UTC+2)
+    midnight = 1_789_941_600_000  # 2026-09-21 00:00 in Stockholm
+    found = Refreshed(
+        {},
+        [
+            ("store_purchase", now + 60_000, 1_050),  # a minute ahead: today
+            ("store_purchase", midnight, 0),  # no value
+            ("store_purchase", midnight - 1, 2),  # yesterday
+            ("store_purchase", midnight - DAY_MS - 1, 70_000),  # two days ago: outside 2d
+            ("email_open", now, 500),  # a value of a trigger no rule sums: not summed
+        ],
+        {"store_purchase": 9, "email_open": 1},
+        {"store_purchase": 123_456, "email_open": 500},
+    )
+    assert server_sums(compiled, found, now) == {
+        "store_purchase": {"2d": 1_052, "total": 123_456}  # none in a session
+    }
+    refunded = Refreshed({}, [("store_purchase", now, 500), ("store_purchase", now, -500)], {})
+    assert server_sums(compiled, refunded, now) == {}  # zeros are left out
+    huge = Refreshed({}, [("store_purchase", now, MAX_SUM)] * 2, {}, {"store_purchase": MAX_SUM})
+    assert server_sums(compiled, huge, now) == {"store_purchase": {"2d": MAX_SUM, "total": MAX_SUM}}
+
+
+def test_only_a_verified_browser_adds_the_snapshot_s_sums() -> None:
+    """A claimed contact's state can carry no snapshot (a claim drops it); were one there, it
+    would still add nothing: the sums of the site's systems need a verified identification."""
+    compiled = site(CRM_SITE)
+    now = 1_790_000_000_000
+    request = DecideRequest(site="crm", page=Page(url="https://news.example/"))
+    shown = {}
+    for verified in (True, False):
+        state = VisitorState(
+            visitor="v",
+            contact="carol",
+            verified=verified,
+            snapshot=Snapshot(at=now // 1000, sums={"store_purchase": {"90d": 100_001}}),
+        )
+        result = decide(compiled, state, request, now, key=b"decision-key")
+        shown[verified] = sorted(d.rule for d in result.decisions)
+    assert shown == {True: ["spender"], False: []}
 
 
 def test_a_store_that_cannot_answer_leaves_the_snapshot_and_the_decision_goes_on(

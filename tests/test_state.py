@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sitecue.keyring import Keyring
 from sitecue.state import (
     MAX_AGE_S,
+    MAX_SUM,
     SESSION_GAP_MS,
     Budget,
     Counter,
@@ -429,6 +430,38 @@ def test_server_side_counts_go_after_the_attributes_and_their_time_stays() -> No
     assert kept.attributes == {} and kept.rules["newsletter"].converted == 1
     assert codec.evicted[("news", "attributes")] == codec.evicted[("news", "server counts")] == 1
     assert ("news", "rule memory") not in codec.evicted
+
+
+def test_server_side_sums_go_with_the_server_side_counts() -> None:
+    """The sums of the person's server-side values are read again at the next refresh too:
+    at the cap they go in the same step as the counts, before the answers."""
+    codec = StateCodec([SECRET])
+    state = identified()
+    sums = {f"event_{i}": {"90d": MAX_SUM, "total": MAX_SUM} for i in range(60)}
+    state.snapshot = Snapshot(at=1_790_000_000, counts={"event_0": {"total": 1}}, sums=sums)
+    state.answers = {"note": "kept"}
+    state.rule("newsletter").converted = 1
+    kept = codec.decode(codec.encode(state, "news"), VISITOR, "news")
+    assert kept is not None and kept.snapshot == Snapshot(at=1_790_000_000)
+    assert kept.answers == {"note": "kept"} and kept.rules["newsletter"].converted == 1
+    assert codec.evicted[("news", "server counts")] == 1
+    assert ("news", "answers") not in codec.evicted
+
+
+def test_a_snapshot_sealed_before_sums_existed_still_opens() -> None:
+    """The snapshot's sums are its last field, with a default: a cookie whose snapshot holds
+    only the time and the counts opens with no sums."""
+    codec = StateCodec([SECRET])
+    fields: list[object] = ["", 1, 2, 3, 4, 5, {}, {}, None, "c", True, {}, 0, {}, None, None, 0]
+    before = msgspec.msgpack.encode(
+        [1_790_000_000, [*fields, [1_790_000_000, {"purchase": {"total": 2}}]]]
+    )
+    sealed = Keyring([SECRET]).sealer("state", "news").seal(before, b"v")
+    cookie = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
+    state = codec.decode(cookie, "v", "news")
+    assert state is not None and state.verified
+    assert state.snapshot == Snapshot(at=1_790_000_000, counts={"purchase": {"total": 2}})
+    assert state.snapshot.sums == {}
 
 
 def test_a_cookie_sealed_before_snapshots_existed_opens_due_for_a_refresh() -> None:

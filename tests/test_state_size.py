@@ -3,8 +3,10 @@ codec would send, it bounds real heavy use, and past the cap the dismissals stil
 
 from __future__ import annotations
 
+import msgspec
+
 from sitecue.rules import load_sites
-from sitecue.state import MAX_COOKIE_BYTES, StateCodec
+from sitecue.state import MAX_COOKIE_BYTES, MAX_SUM, StateCodec, sent_size
 from sitecue.state_size import state_size, warnings, worst_state
 from sites import CONFIG_DIR, NEWS, rule, site
 from test_state import heavy_year
@@ -74,6 +76,24 @@ def test_the_worst_case_counts_a_sum_beside_every_day_count_of_a_summed_trigger(
     codec = StateCodec(["size-test-secret-0000"])
     assert len(f"sc_s={codec.encode(state, 'news')}") == state_size(summing).worst
     assert state_size(summing).floor == state_size(counting).floor  # sums go before dismissals
+
+
+def test_the_worst_case_counts_the_server_side_sums_of_a_summed_trigger() -> None:
+    """An identified person's server-side sums sit in the snapshot beside their counts: one
+    at MAX_SUM per window some rule sums (none for ``session``)."""
+    triggers = {**NEWS["triggers"], "purchase": {"on": "custom", "value": "number"}}
+    summing = site(triggers=triggers, rules=[rule(when={"sums.purchase.90d": {"$gt": 2000}})])
+    state = worst_state(summing)
+    assert state.snapshot is not None
+    assert state.snapshot.sums == {"purchase": {"90d": MAX_SUM}}
+    assert state.snapshot.counts["purchase"] == {"90d": 2**32 - 1}
+    assert sent_size(state) == state_size(summing).worst
+    without = msgspec.structs.replace(state.snapshot, sums={})
+    packed = len(msgspec.msgpack.encode(state.snapshot)) - len(msgspec.msgpack.encode(without))
+    # {purchase: {90d: sum}} in place of an empty map: 1 + (1 + 8) + 1 + (1 + 3) + 9 - 1
+    assert packed == 23
+    state.snapshot = without
+    assert state_size(summing).worst - sent_size(state) == 31  # in base64: a third more
 
 
 def test_the_worst_case_holds_every_goal_some_rule_stops_after_and_the_budget() -> None:

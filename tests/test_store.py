@@ -919,11 +919,53 @@ def test_a_refresh_reads_attributes_and_events_only_for_a_verified_browser(
     verified, claimed, stranger, other, uncounted, erased = with_store(store_url, body)
     assert verified == Refreshed(
         {"tier": "gold"},  # newest first (at one instant, the last stored first)
-        [("email_open", T0), ("store_purchase", T0), ("store_purchase", T0 - 1000)],
+        [
+            ("email_open", T0, 1050),
+            ("store_purchase", T0, 1050),
+            ("store_purchase", T0 - 1000, 1050),
+        ],
         {"email_open": 1, "store_purchase": 3},
+        {"email_open": 1050, "store_purchase": 3150},  # the values in hundredths, in all
     )
     assert claimed is None and stranger is None and other is None and erased is None
     assert uncounted == Refreshed({"tier": "gold"}, [], {})
+
+
+def test_a_refresh_reads_values_in_hundredths_rounded_as_a_browser_s(store_url: str) -> None:
+    """Each value as ``VisitorState.add_value`` rounds it (``round(value * 100)``: half to
+    even on the double), the sums in all of those, in both engines: a purchase sent by the
+    site's systems adds up exactly as one the tag reports."""
+    values = [0.125, 0.375, -0.125, -0.375, 1.005, 2.675, 0.1, 0.2, 59.9, 0.005, 0.015, -2.5]
+    values += [1e9, -1e9, 1234.565, 0.29, 1.15]
+    events = [
+        ContactEvent("shop", "carol", "store_purchase", T0 - i, v, f"o-{i}")
+        for i, v in enumerate(values)
+    ]
+    events += [
+        ContactEvent("shop", "carol", "store_purchase", T0 - 100, None, "no-value"),
+        # Stored before the endpoint bounded values: held within ±MAX_VALUE all the same.
+        ContactEvent("shop", "carol", "big", T0, 5e15, "huge"),
+        ContactEvent("shop", "carol", "big", T0 - 1, -5e15, "-huge"),
+        ContactEvent("shop", "carol", "refund", T0, 12.5, "r-1"),
+        ContactEvent("shop", "carol", "refund", T0 - 1, -12.5, "r-2"),  # they come to 0
+    ]
+    names = ["big", "refund", "store_purchase"]
+
+    async def body(store: Store) -> Refreshed | None:
+        await store.add_contact_events(events)
+        await store.link("shop", "carol-laptop", "carol", T0, verified=True)
+        return await store.refresh("shop", "carol-laptop", "carol", names, T0 - 86_400_000)
+
+    found = with_store(store_url, body)
+    assert found is not None
+    held = {(name, at): h for name, at, h in found.events}
+    rounded = [round(v * 100) for v in values]
+    assert [held["store_purchase", T0 - i] for i in range(len(values))] == rounded
+    assert rounded[:5] == [12, 38, -12, -38, 100]  # ties go to the even hundredth
+    assert held["store_purchase", T0 - 100] == 0  # no value
+    assert (held["big", T0], held["big", T0 - 1]) == (100_000_000_000, -100_000_000_000)
+    assert found.totals == {"big": 2, "refund": 2, "store_purchase": len(values) + 1}
+    assert found.sums == {"store_purchase": sum(rounded)}  # 0 in all: no sum
 
 
 def test_erasure_deletes_the_person_s_server_side_events(store_url: str) -> None:

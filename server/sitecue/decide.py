@@ -165,8 +165,12 @@ def _context(
                     if window in found:
                         found[window] += n
     sums = {}
+    # The sums of the person's server-side values add to this browser's own, as the counts
+    # do: only a verified identification brings them.
+    server = state.snapshot.sums if state.snapshot is not None and state.verified else {}
     for name, windows in site.sums.items():
-        sums[name] = {w: state.summed(name, w, today) for w in windows}
+        theirs = server.get(name, {})
+        sums[name] = {w: state.summed(name, w, today, theirs.get(w, 0)) for w in windows}
     local = datetime.fromtimestamp(now / 1000, site.zone)
     # Offsite attributes only from a verified identification, never from page JavaScript.
     attributes = state.attributes if state.verified else {}

@@ -4,10 +4,11 @@ site's ``identify.refresh`` interval (15 minutes by default).
 
 What is refreshed: the contact's attributes (a ``PATCH`` to the contact reaches the browser
 within one interval) and the person's server-side event counts (``POST
-/v1/contacts/{id}/events``), kept per trigger and window in ``state.snapshot``, apart from
-the browser's own counters, which they add to (see ``decide._context``). Each refresh replaces
-them, so nothing is counted twice however often the person is refreshed. The counts are as
-of the read: a day window slides at the next refresh.
+/v1/contacts/{id}/events``), with the sums of their values for the triggers some rule sums,
+kept per trigger and window in ``state.snapshot``, apart from the browser's own counters and
+sums, which they add to (see ``decide._context``). Each refresh replaces them, so nothing is
+counted twice however often the person is refreshed. They are as of the read: a day window
+slides at the next refresh.
 
 Who is refreshed: only a browser verified as the contact's (by an email token). An anonymous
 visitor, or one whose page only claimed a contact id, never causes a read, so the ordinary
@@ -29,10 +30,19 @@ from zoneinfo import ZoneInfo
 
 from .errors import StoreUnavailable
 from .rules import CompiledSite
-from .state import Snapshot, VisitorState, day_of
+from .state import MAX_SUM, Snapshot, VisitorState, day_of
 from .store import Refreshed, Store
 
-__all__ = ["REFRESH_GAP_MS", "apply", "due", "freshen", "interval_ms", "refresh", "server_counts"]
+__all__ = [
+    "REFRESH_GAP_MS",
+    "apply",
+    "due",
+    "freshen",
+    "interval_ms",
+    "refresh",
+    "server_counts",
+    "server_sums",
+]
 
 log = logging.getLogger("sitecue")
 
@@ -73,7 +83,7 @@ def server_counts(site: CompiledSite, found: Refreshed, now: int) -> dict[str, d
     today = day_of(now, site.zone)
     end = _start_of(today + 1, site.zone)
     times: dict[str, list[int]] = {}
-    for name, at in found.events:
+    for name, at, _ in found.events:
         times.setdefault(name, []).append(at)
     counts: dict[str, dict[str, int]] = {}
     for name, windows in site.windows.items():
@@ -93,17 +103,50 @@ def server_counts(site: CompiledSite, found: Refreshed, now: int) -> dict[str, d
     return counts
 
 
+def server_sums(site: CompiledSite, found: Refreshed, now: int) -> dict[str, dict[str, int]]:
+    """The sums of the person's server-side values (in hundredths, each value rounded as a
+    browser's, see Refreshed) per trigger some rule sums and window it reads, over the same
+    days as :func:`server_counts`, each within ±MAX_SUM. Zeros are left out."""
+    if not site.sums:
+        return {}
+    today = day_of(now, site.zone)
+    end = _start_of(today + 1, site.zone)
+    values: dict[str, list[tuple[int, int]]] = {}
+    for name, at, hundredths in found.events:
+        if hundredths and name in site.sums:
+            values.setdefault(name, []).append((at, hundredths))
+    sums: dict[str, dict[str, int]] = {}
+    for name, windows in site.sums.items():
+        mine: dict[str, int] = {}
+        for window in sorted(windows):
+            if window == "session":
+                continue
+            if window == "total":
+                total = found.sums.get(name, 0)
+            else:
+                first = _start_of(today - int(window[:-1]) + 1, site.zone)
+                total = sum(h for at, h in values.get(name, ()) if first <= at < end)
+            total = max(-MAX_SUM, min(MAX_SUM, total))
+            if total:
+                mine[window] = total
+        if mine:
+            sums[name] = mine
+    return sums
+
+
 def apply(site: CompiledSite, state: VisitorState, found: Refreshed | None, now: int) -> None:
     """Put what a refresh read found into ``state``; None (the browser is no longer verified
-    as the contact's: erased, or linked to someone else) drops the contact, its attributes
-    and its counts."""
+    as the contact's: erased, or linked to someone else) drops the contact, its attributes,
+    its counts and sums."""
     if found is None:
         state.contact, state.verified, state.attributes = None, False, {}
         state.snapshot = None
         return
     state.attributes = found.attributes
     # The time rounded up to a whole second: never due before the whole interval.
-    state.snapshot = Snapshot(-(-now // 1000), server_counts(site, found, now))
+    state.snapshot = Snapshot(
+        -(-now // 1000), server_counts(site, found, now), server_sums(site, found, now)
+    )
 
 
 async def refresh(store: Store, site: CompiledSite, state: VisitorState, now: int) -> None:

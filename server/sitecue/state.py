@@ -97,11 +97,14 @@ class RuleMemory(msgspec.Struct, array_like=True, omit_defaults=True):
 class Snapshot(msgspec.Struct, array_like=True, omit_defaults=True):
     """When a verified contact's attributes and server-side counts were last read (epoch
     seconds; see sitecue.refresh), and those counts: trigger -> window -> the events the
-    site's own systems reported, as of that read. Kept apart from the browser's counters,
-    which they add to, so that each read replaces them instead of counting them again."""
+    site's own systems reported, as of that read; and the sums of their values (in
+    hundredths) for the triggers some rule sums, the same way. Kept apart from the browser's
+    counters and sums, which they add to, so that each read replaces them instead of
+    counting them again. ``sums`` came last: a cookie sealed before it still opens."""
 
     at: int = 0
     counts: dict[str, dict[str, int]] = {}
+    sums: dict[str, dict[str, int]] = {}
 
 
 class Budget(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -226,10 +229,12 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
         if not sums.days[day]:
             del sums.days[day]
 
-    def summed(self, name: str, window: str, today: int) -> float:
-        """The sum of ``name``'s values over a window (as :meth:`Counter.count` counts)."""
+    def summed(self, name: str, window: str, today: int, more: int = 0) -> float:
+        """The sum of ``name``'s values over a window (as :meth:`Counter.count` counts),
+        with ``more`` hundredths added before the division (the person's server-side sum:
+        exact to the hundredth however they add up)."""
         sums = self.sums.get(name)
-        return sums.count(window, today) / 100 if sums is not None else 0
+        return ((sums.count(window, today) if sums is not None else 0) + more) / 100
 
     def rule(self, rule_id: str) -> RuleMemory:
         memory = self.rules.get(rule_id)
@@ -316,8 +321,9 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
        impressions of rules other than ``keep`` (the newest days are what rules usually
        count);
     2. ``attributes``: the attribute snapshot, taken again at the next identification or
-       refresh; then ``server counts``, the person's server-side event counts (read again
-       at the next refresh too); then ``answers``, this browser's form answers;
+       refresh; then ``server counts``, the person's server-side event counts and the sums
+       of their values (read again at the next refresh too); then ``answers``, this
+       browser's form answers;
     3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
        (their variant comes back from the bucketing hash), least recently shown first;
     4. ``trigger counter``: a trigger's session and total counts, least counted first; then
@@ -350,9 +356,10 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         size = len(_encoder.encode(state.attributes)) - 1  # an empty map is one byte
         state.attributes = {}
         yield "attributes", size
-    if state.snapshot is not None and state.snapshot.counts:
-        size = len(_encoder.encode(state.snapshot.counts)) - 1
-        state.snapshot.counts = {}
+    if state.snapshot is not None and (state.snapshot.counts or state.snapshot.sums):
+        snapshot = state.snapshot  # the sums of the values go with the counts
+        size = len(_encoder.encode(snapshot.counts)) + len(_encoder.encode(snapshot.sums)) - 2
+        snapshot.counts, snapshot.sums = {}, {}
         yield "server counts", size
     if state.answers:
         size = len(_encoder.encode(state.answers)) - 1

@@ -74,7 +74,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
       STRING_ATTRIBUTE_CHARS one-byte characters (a longer one is evicted first at the cap);
     - its attributes were refreshed (an epoch-seconds time, 5 bytes), and every counted
       trigger has a server-side count (below 2**32) for each window some rule reads but
-      ``session`` (server-side events belong to no browser's session);
+      ``session`` (server-side events belong to no browser's session), and every summed
+      trigger a server-side sum at MAX_SUM (9 bytes) for each window some rule sums but
+      ``session``;
     - every form answer some rule reads is at its largest (see forms.largest_answer: a
       text of its max_length in 3-byte characters, every option of a multiple choice…);
     - where some rule reads reading time, its seconds (and, where some rule reads an
@@ -103,6 +105,10 @@ def worst_state(site: CompiledSite) -> VisitorState:
             counts={
                 name: {w: MAX_COUNT for w in sorted(windows) if w != "session"}
                 for name, windows in site.windows.items()
+            },
+            sums={
+                name: {w: MAX_SUM for w in sorted(windows) if w != "session"}
+                for name, windows in site.sums.items()
             },
         ),
     )

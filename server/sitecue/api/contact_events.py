@@ -8,20 +8,21 @@
 Each event names a trigger the site declares (declare one for the purpose as
 ``{"on": "custom"}``; an undeclared name is refused, so a typo never stores events no rule
 can count). ``at`` (epoch ms, default: now) may be at most MAX_SKEW_MS ahead of the server's
-clock and at most MAX_AGE_DAYS old; ``value`` is an optional finite number (kept, exported);
+clock and at most MAX_AGE_DAYS old; ``value`` is an optional number within ±MAX_VALUE (kept,
+exported, and summed for a trigger that declares ``"value": "number"``);
 ``id`` an optional idempotency id: an event whose id the contact already has is a retry's,
 counted as ``duplicate`` and not stored again. The batch is checked whole before anything
 is stored: one bad event is a 400 naming it (``events[3].name: …``) and nothing is stored.
 The answer is 200 with how many were ``stored`` and how many were ``duplicate``.
 
-The events count in ``triggers.<name>.<window>`` for every browser verified as the person's,
-from their next identification or refresh (see :mod:`sitecue.refresh`). Only an admin key
+The events count in ``triggers.<name>.<window>`` (their values in ``sums.<name>.<window>``)
+for every browser verified as the person's, from their next identification or refresh (see
+:mod:`sitecue.refresh`). Only an admin key
 with access to the site may send them: they are as trusted as the contact's attributes.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from starlette.responses import Response
 from ..bulk import text_of
 from ..errors import BadRequest, UnsupportedMediaType
 from ..identity import MAX_CONTACT_ID
+from ..protocol import Number
 from ..store import ContactEvent
 from .bodies import json_response, read_body, utf8_error
 from .keys import authorised_site
@@ -61,7 +63,8 @@ class InboundEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     name: str
     at: int | None = None
-    value: float | None = None
+    # Bounded as a browser's values are (±MAX_VALUE), so that no sum loses its hundredths.
+    value: Number | None = None
     id: str | None = None
 
 
@@ -144,8 +147,6 @@ def read_events(
             )
         if at < oldest:
             raise BadRequest(f"{where}.at: expected a time within the last {MAX_AGE_DAYS} days")
-        if event.value is not None and not math.isfinite(event.value):
-            raise BadRequest(f"{where}.value: expected a finite number")
         if event.id is not None and not 0 < len(event.id) <= MAX_ID:
             raise BadRequest(f"{where}.id: expected an id of 1 to {MAX_ID} characters")
         events.append(ContactEvent(site.name, contact, event.name, at, event.value, event.id))

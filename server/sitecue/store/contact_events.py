@@ -14,6 +14,9 @@ from typing import Any
 
 import msgspec
 
+from ..protocol import MAX_VALUE
+from ..state import MAX_SUM
+
 __all__ = ["MAX_REFRESH_EVENTS", "ContactEvent", "Refreshed"]
 
 
@@ -32,12 +35,16 @@ class ContactEvent(msgspec.Struct, frozen=True, omit_defaults=True):
 class Refreshed(msgspec.Struct, frozen=True):
     """What one refresh read finds for a browser still verified as the contact's: their
     attributes, the newest server-side events of the counted triggers since the start of the
-    longest day window (``[name, at]``, newest first, at most MAX_REFRESH_EVENTS), and each
-    counted trigger's number of server-side events in all."""
+    longest day window (``[name, at, value]``, newest first, at most MAX_REFRESH_EVENTS),
+    each counted trigger's number of server-side events in all, and the sum of their values
+    in all. Values and sums are in hundredths, each value rounded as a browser's are (see
+    ``VisitorState.add_value``: half to even) and within ±MAX_VALUE, a sum within ±MAX_SUM;
+    an event without a value has 0, a trigger whose values come to 0 has no sum."""
 
     attributes: dict[str, Any]
-    events: list[tuple[str, int]]
+    events: list[tuple[str, int, int]]
     totals: dict[str, int]
+    sums: dict[str, int] = {}
 
 
 MAX_REFRESH_EVENTS = 2_000
@@ -69,8 +76,8 @@ def contact_event_of(row: Any) -> ContactEvent:
 
 
 _attributes = msgspec.json.Decoder(dict[str, Any]).decode
-_events = msgspec.json.Decoder(list[tuple[str, int]]).decode
-_totals = msgspec.json.Decoder(dict[str, int]).decode
+_events = msgspec.json.Decoder(list[tuple[str, int, int]]).decode
+_totals = msgspec.json.Decoder(dict[str, tuple[int, int]]).decode
 
 
 def refreshed_of(
@@ -81,40 +88,72 @@ def refreshed_of(
     verified as the contact's (the person was erased, or the link is gone)."""
     if not verified:
         return None
+    counted = _totals(totals) if totals else {}
     return Refreshed(
         _attributes(attributes) if attributes else {},
         _events(events) if events else [],
-        _totals(totals) if totals else {},
+        {name: n for name, (n, _) in counted.items()},
+        {name: total for name, (_, total) in counted.items() if total},
     )
+
+
+# Values are summed in hundredths, each rounded as Python's round() rounds a browser's
+# (half to even, on the same double: value * 100), so that a server-side purchase adds up
+# exactly as one reported by the tag. An integer (CAST truncates toward zero) and its exact
+# remainder pick the neighbour; SQLite has no floor() in every build, PostgreSQL's round()
+# of a double is rint(): half to even. A value is first held within ±MAX_VALUE (as the
+# inbound endpoint takes them), so no stored value can overflow a sum; an event without one
+# stays NULL (SQLite's MIN and MAX of several arguments are NULL when one is), adding
+# nothing to a sum and 0 in the list.
+_CENTS_SQLITE = "MIN(MAX(value, -{bound}), {bound}) * 100".format(bound=f"{MAX_VALUE:.0f}.0")
+_HALF_EVEN_SQLITE = (
+    "CASE WHEN x - CAST(x AS INTEGER) > 0.5"
+    " OR (x - CAST(x AS INTEGER) = 0.5 AND CAST(x AS INTEGER) % 2)"
+    " THEN CAST(x AS INTEGER) + 1"
+    " WHEN x - CAST(x AS INTEGER) < -0.5"
+    " OR (x - CAST(x AS INTEGER) = -0.5 AND CAST(x AS INTEGER) % 2)"
+    " THEN CAST(x AS INTEGER) - 1"
+    " ELSE CAST(x AS INTEGER) END"
+)
+# GREATEST and LEAST skip a NULL in PostgreSQL: an event without a value must stay NULL.
+_CENTS_POSTGRES = (
+    "CASE WHEN value IS NOT NULL THEN round(LEAST(GREATEST(value, -{bound}), {bound}) * 100) END"
+).format(bound=f"{MAX_VALUE:.0f}::float8")
 
 
 # The one read of a refresh, a single statement in each engine: whether the browser is still
 # verified as the contact's, their attributes, the newest events of the counted triggers
-# since the start of the longest day window, and how many of each there are in all.
+# since the start of the longest day window with their values, and how many of each there
+# are in all with the sum of their values ({name: [count, sum]}).
 # Parameters: site, visitor, contact, the counted trigger names, since (epoch ms).
 REFRESH_SQLITE = f"""
 SELECT
   (SELECT verified FROM links WHERE site = ?1 AND visitor = ?2 AND contact = ?3),
   (SELECT attributes FROM contacts WHERE site = ?1 AND id = ?3),
-  (SELECT json_group_array(json_array(name, at)) FROM (
-     SELECT name, at FROM contact_events
+  (SELECT json_group_array(json_array(name, at, IFNULL({_HALF_EVEN_SQLITE}, 0))) FROM (
+     SELECT name, at, {_CENTS_SQLITE} AS x FROM contact_events
      WHERE site = ?1 AND contact = ?3 AND name IN (SELECT value FROM json_each(?4)) AND at >= ?5
      ORDER BY at DESC, seq DESC LIMIT {MAX_REFRESH_EVENTS})),
-  (SELECT json_group_object(name, n) FROM (
-     SELECT name, COUNT(*) AS n FROM contact_events
-     WHERE site = ?1 AND contact = ?3 AND name IN (SELECT value FROM json_each(?4))
+  (SELECT json_group_object(name, json_array(n, s)) FROM (
+     SELECT name, COUNT(*) AS n,
+       CAST(MIN(MAX(TOTAL({_HALF_EVEN_SQLITE}), -{MAX_SUM}), {MAX_SUM}) AS INTEGER) AS s
+     FROM (
+       SELECT name, {_CENTS_SQLITE} AS x FROM contact_events
+       WHERE site = ?1 AND contact = ?3 AND name IN (SELECT value FROM json_each(?4)))
      GROUP BY name))
 """
 REFRESH_POSTGRES = f"""
 SELECT
   (SELECT verified FROM links WHERE site = $1 AND visitor = $2 AND contact = $3),
   (SELECT attributes::text FROM contacts WHERE site = $1 AND id = $3),
-  (SELECT json_agg(json_build_array(name, at) ORDER BY at DESC, seq DESC)::text FROM (
-     SELECT name, at, seq FROM contact_events
+  (SELECT json_agg(json_build_array(name, at, h) ORDER BY at DESC, seq DESC)::text FROM (
+     SELECT name, at, seq, COALESCE(({_CENTS_POSTGRES})::bigint, 0) AS h FROM contact_events
      WHERE site = $1 AND contact = $3 AND name = ANY($4::text[]) AND at >= $5
      ORDER BY at DESC, seq DESC LIMIT {MAX_REFRESH_EVENTS}) AS e),
-  (SELECT json_object_agg(name, n)::text FROM (
-     SELECT name, COUNT(*) AS n FROM contact_events
+  (SELECT json_object_agg(name, json_build_array(n, s))::text FROM (
+     SELECT name, COUNT(*) AS n, LEAST(GREATEST(COALESCE(SUM({_CENTS_POSTGRES}), 0),
+       -{MAX_SUM}::float8), {MAX_SUM}::float8)::bigint AS s
+     FROM contact_events
      WHERE site = $1 AND contact = $3 AND name = ANY($4::text[])
      GROUP BY name) AS t)
 """

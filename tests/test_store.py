@@ -1002,3 +1002,13 @@ def test_an_event_s_value_is_stored_and_read_back_in_the_person_s_history(store_
     events, history = with_store(store_url, body)
     assert [e.value for e in events] == [59.9, -10.25, None]
     assert events == bought and history.events == bought
+
+
+def test_the_store_bounds_values_and_sums_as_the_decision_does() -> None:
+    """The refresh's SQL clamps with its own copy of the bounds (the store imports nothing
+    above it): they must be the protocol's and the state's."""
+    from sitecue import protocol, state
+    from sitecue.store import contact_events
+
+    assert contact_events.MAX_VALUE == protocol.MAX_VALUE
+    assert contact_events.MAX_SUM == state.MAX_SUM

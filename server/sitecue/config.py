@@ -234,7 +234,7 @@ class Identify(_Strict, frozen=True):
     treated as anonymous, and the refusal is recorded.
 
     An identified browser carries a snapshot of the person's attributes and server-side
-    event counts, read again from the database once it is older than ``refresh`` (a
+    event counts and sums, read again from the database once it is older than ``refresh`` (a
     duration such as 15m, 1h or 1d): at most one read per identified browser per interval,
     never for an anonymous visitor."""
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import msgspec
 
-from ..protocol import MAX_VALUE
-from ..state import MAX_SUM
+# The bounds of a value and of a sum, as protocol.MAX_VALUE and state.MAX_SUM (the store
+# does not import the layers above it; tests/test_store.py holds them equal).
+MAX_VALUE = 1e9
+MAX_SUM = 2**53
 
 __all__ = ["MAX_REFRESH_EVENTS", "ContactEvent", "Refreshed"]
 

@@ -131,7 +131,7 @@ def test_a_410_disables_the_webhook_until_a_retry(
                 clock.now += 3600_000
                 assert await d.deliver_due() == 0  # nothing goes to a receiver that is gone
                 statuses = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
-                assert statuses == {gone: "disabled", later: "pending"}  # kept, not lost
+                assert statuses == {gone: "pending", later: "pending"}  # kept, not lost
                 assert await store.retry_delivery("shop", gone, clock.now)
                 assert await store.disabled_webhooks() == []
                 assert await d.deliver_due() == 2
@@ -155,16 +155,75 @@ def test_a_410_disabled_webhook_given_a_new_url_delivers_again(
             clock = Clock()
             d = deliverer(store, site, clock)
             try:
-                await lead(store, site, clock.now, 1)
+                gone = await lead(store, site, clock.now, 1)
                 await d.deliver_due()
                 pending = await lead(store, site, clock.now, 2)
                 moved = shop(monkeypatch, tmp_path, webhook(new.url))
                 d.sites = lambda: {"shop": moved}  # as a reload with the new URL would
-                assert await d.deliver_due() == 1
+                assert await d.deliver_due() == 2
             finally:
                 await d.stop()
                 await store.close()
-        assert new.delivered() == {pending: 1}
+        assert new.delivered() == {gone: 1, pending: 1}  # the one answered 410 too
+
+    asyncio.run(main())
+
+
+def test_every_message_answered_410_waits_for_its_webhook_and_gets_a_new_day(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver([410, 410, 410]) as old, receiver() as new:
+            site = shop(monkeypatch, tmp_path, webhook(old.url))
+            store = await open_store(store_url)
+            clock = Clock()
+            metrics = Metrics()
+            d = Deliverer(
+                store, lambda: {"shop": site}, metrics, clock=clock, rng=random.Random(15)
+            )
+            try:
+                gone = {await lead(store, site, clock.now, n) for n in range(3)}
+                assert await d.deliver_due() == 3  # one batch, all three answered 410
+                waiting = {x.id: x for x in await store.deliveries(DeliveryQuery("shop"))}
+                clock.now += 2 * RETRY_FOR_MS  # two days later, the config points elsewhere
+                moved = shop(monkeypatch, tmp_path, webhook(new.url))
+                d.sites = lambda: {"shop": moved}
+                assert await d.deliver_due() == 3
+                after = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
+            finally:
+                await d.stop()
+                await store.close()
+        assert {x.status for x in waiting.values()} == {"pending"}
+        assert {x.last_status for x in waiting.values()} == {410}
+        assert after == dict.fromkeys(gone, "delivered")  # a new day, not dead at once
+        assert new.delivered() == dict.fromkeys(gone, 1)
+        assert metrics.deliveries[("shop", "esp", "disabled")] == 3
+
+    asyncio.run(main())
+
+
+def test_a_retry_gives_the_messages_waiting_behind_a_410_a_new_day(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver([410, 500, 500]) as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = deliverer(store, site, clock)
+            try:
+                gone = await lead(store, site, clock.now, 1)
+                await d.deliver_due()
+                later = await lead(store, site, clock.now, 2)
+                clock.now += 2 * RETRY_FOR_MS
+                assert await store.retry_delivery("shop", gone, clock.now)
+                assert await d.deliver_due() == 2  # both answered 500
+                after = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
+            finally:
+                await d.stop()
+                await store.close()
+        # Both failed once more: both are tried again, neither dead after a first failure.
+        assert after == {gone: "pending", later: "pending"}
 
     asyncio.run(main())
 

@@ -24,9 +24,10 @@ __all__ = [
     "Message",
 ]
 
-DeliveryStatus = Literal["pending", "delivered", "dead", "disabled"]
-"""``pending`` (due, or waiting for its next try), ``delivered`` (a 2xx), ``dead`` (a day of
-failures), ``disabled`` (the receiver answered 410: its webhook is disabled)."""
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+"""``pending`` (due, waiting for its next try, or waiting for its webhook a 410 disabled),
+``delivered`` (a 2xx), ``dead`` (a day of failures). Disabled is the webhook's state (see
+DisabledWebhook), never a message's: its messages wait, pending, until it is enabled."""
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -134,6 +135,10 @@ DISABLE = (
 )
 DISABLED = "SELECT target, url, at, message FROM webhook_states ORDER BY target"
 ENABLE = "DELETE FROM webhook_states WHERE target = ?"
+ENABLE_AT = "DELETE FROM webhook_states WHERE target = ? AND url = ?"
+# A webhook enabled again: the messages that waited for it get a new day of tries, due now
+# (their old day went by while nothing could be sent).
+REVIVE = "UPDATE outbox SET since = ?, next_try = ? WHERE target = ? AND status = 'pending'"
 RETRY = (
     "UPDATE outbox SET status = 'pending', since = ?, next_try = ?, lease = NULL,"
     " lease_until = 0 WHERE site = ? AND id = ?"

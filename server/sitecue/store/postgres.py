@@ -79,9 +79,11 @@ from .outbox import (
     DISABLE,
     DISABLED,
     ENABLE,
+    ENABLE_AT,
     ERASE_BY,
     INSERT_MESSAGE,
     RETRY,
+    REVIVE,
     SETTLE,
     TARGET_OF,
     Attempt,
@@ -235,6 +237,9 @@ MIGRATIONS: list[str] = [
         target TEXT PRIMARY KEY, url TEXT NOT NULL, at BIGINT NOT NULL, message TEXT NOT NULL
     );
     """,
+    """
+    UPDATE outbox SET status = 'pending' WHERE status = 'disabled';
+    """,
 ]
 
 
@@ -324,6 +329,8 @@ _INSERT_MESSAGE = _numbered(INSERT_MESSAGE)
 _SETTLE = _numbered(SETTLE)
 _DISABLE = _numbered(DISABLE)
 _ENABLE = _numbered(ENABLE)
+_ENABLE_AT = _numbered(ENABLE_AT)
+_REVIVE = _numbered(REVIVE)
 _RETRY = _numbered(RETRY)
 _TARGET_OF = _numbered(TARGET_OF)
 _ERASE_BY = {column: [_numbered(sql) for sql in sqls] for column, sqls in ERASE_BY.items()}
@@ -744,7 +751,7 @@ class PostgresStore:
             await db.execute(_NO_FLUSH_WAIT)
             status: str = await db.execute(_SETTLE, *settle_row(attempt, claimed))
             held = status.split()[-1] != "0"
-            if held and attempt.status == "disabled":
+            if held and attempt.code == 410:
                 m = claimed.message
                 await db.execute(_DISABLE, m.target, url, attempt.at, m.id)
         return held
@@ -760,8 +767,17 @@ class PostgresStore:
             target = await db.fetchval(_TARGET_OF, site, message_id)
             if target is not None:
                 await db.execute(_RETRY, now, now, site, message_id)
-                await db.execute(_ENABLE, target)
+                if (await db.execute(_ENABLE, target)).split()[-1] != "0":
+                    await db.execute(_REVIVE, now, now, target)
         return target is not None
+
+    async def enable_webhook(self, target: str, url: str, now: int) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            status: str = await db.execute(_ENABLE_AT, target, url)
+            enabled = status.split()[-1] != "0"
+            if enabled:
+                await db.execute(_REVIVE, now, now, target)
+        return enabled
 
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
         async with self._pool.acquire() as db:

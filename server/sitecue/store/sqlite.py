@@ -84,9 +84,11 @@ from .outbox import (
     DISABLE,
     DISABLED,
     ENABLE,
+    ENABLE_AT,
     ERASE_BY,
     INSERT_MESSAGE,
     RETRY,
+    REVIVE,
     SETTLE,
     TARGET_OF,
     Attempt,
@@ -237,6 +239,9 @@ MIGRATIONS: list[str] = [
     CREATE TABLE webhook_states (
         target TEXT PRIMARY KEY, url TEXT NOT NULL, at INTEGER NOT NULL, message TEXT NOT NULL
     ) WITHOUT ROWID;
+    """,
+    """
+    UPDATE outbox SET status = 'pending' WHERE status = 'disabled';
     """,
 ]
 
@@ -880,7 +885,7 @@ class SQLiteStore:
             self._writes.execute("BEGIN IMMEDIATE")
             try:
                 held = self._writes.execute(SETTLE, settle_row(attempt, claimed)).rowcount > 0
-                if held and attempt.status == "disabled":
+                if held and attempt.code == 410:
                     m = claimed.message
                     self._writes.execute(DISABLE, (m.target, url, attempt.at, m.id))
                 self._writes.execute("COMMIT")
@@ -901,12 +906,26 @@ class SQLiteStore:
                 row = self._writes.execute(TARGET_OF, (site, message_id)).fetchone()
                 if row is not None:
                     self._writes.execute(RETRY, (now, now, site, message_id))
-                    self._writes.execute(ENABLE, (row[0],))
+                    if self._writes.execute(ENABLE, (row[0],)).rowcount:
+                        self._writes.execute(REVIVE, (now, now, row[0]))
                 self._writes.execute("COMMIT")
             except BaseException:
                 _rollback(self._writes)
                 raise
         return row is not None
+
+    async def enable_webhook(self, target: str, url: str, now: int) -> bool:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                enabled = self._writes.execute(ENABLE_AT, (target, url)).rowcount > 0
+                if enabled:
+                    self._writes.execute(REVIVE, (now, now, target))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                _rollback(self._writes)
+                raise
+        return enabled
 
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
         async with self._db.execute(DISABLED) as cursor:

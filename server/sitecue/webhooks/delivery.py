@@ -1,8 +1,9 @@
 """Delivery: a background task that claims due outbox messages, POSTs each to its webhook,
 signed, and settles the attempt.
 
-A 2xx ends a message (``delivered``); a 410 disables its webhook (``disabled``: nothing more
-goes to that URL until an operator retries a message of it, or the config changes the URL);
+A 2xx ends a message (``delivered``); a 410 disables its webhook (nothing more goes to that
+URL until an operator retries a message of it, or the config changes the URL; its messages,
+that one too, wait as ``pending`` and get a new day of tries when it is enabled again);
 anything else (another status, a timeout, a refused connection) is tried again after an
 exponential backoff with jitter (between half and all of 2 s, 4 s, 8 s… up to an hour)
 for a day from the first try, and then it is ``dead``. Messages are
@@ -66,7 +67,9 @@ def outcome(
     if code is not None and 200 <= code < 300:
         return Attempt("delivered", now, code)
     if code == 410:
-        return Attempt("disabled", now, code, "410 Gone: the webhook is disabled")
+        # The webhook is disabled (the store records it), not the message: it waits, due
+        # again as soon as the webhook is enabled.
+        return Attempt("pending", now, code, "410 Gone: the webhook is disabled", now)
     error = error or f"HTTP {code}"
     last = claimed.since + RETRY_FOR_MS
     if now >= last:
@@ -128,14 +131,22 @@ class Deliverer:
             task.cancel()
         await self.client.aclose()
 
-    def _webhooks(self, disabled: Mapping[str, str]) -> dict[str, CompiledWebhook]:
-        """The webhooks to deliver for, by target; not those disabled at their URL."""
-        return {
-            hook.target: hook
-            for site in self.sites().values()
-            for hook in site.webhooks
-            if disabled.get(hook.target) != hook.url
-        }
+    async def _webhooks(self, disabled: Mapping[str, str]) -> dict[str, CompiledWebhook]:
+        """The webhooks to deliver for, by target; not those disabled at their URL. One
+        disabled at another URL than the config's now is enabled (with a new day of tries
+        for its waiting messages)."""
+        hooks = {}
+        for site in self.sites().values():
+            for hook in site.webhooks:
+                gone = disabled.get(hook.target)
+                if gone == hook.url:
+                    continue
+                if gone is not None:
+                    await self.store.enable_webhook(hook.target, gone, self.clock())
+                    self._disabled = (-1, {})
+                    log.info("webhook %s: enabled again at its new URL", hook.target)
+                hooks[hook.target] = hook
+        return hooks
 
     async def _disabled_targets(self) -> dict[str, str]:
         """The webhooks a 410 disabled (target -> URL), read at most once per poll: a
@@ -151,7 +162,7 @@ class Deliverer:
     async def _claim(self, limit: int) -> list[tuple[Claimed, CompiledWebhook]]:
         if not any(site.webhooks for site in self.sites().values()):
             return []  # no site has webhooks: no query at all
-        hooks = self._webhooks(await self._disabled_targets())
+        hooks = await self._webhooks(await self._disabled_targets())
         if not hooks or limit <= 0:
             return []
         lease = max(h.timeout for h in hooks.values()) * 1000 + LEASE_MARGIN_MS
@@ -208,12 +219,14 @@ class Deliverer:
             else:  # the template says this message is not for this webhook
                 attempt = Attempt("delivered", self.clock(), None, "nothing to send")
                 kind = "skipped"
+        if attempt.code == 410:
+            kind = "disabled"
         if self.metrics is not None:
             kind = kind or ("failed" if attempt.status == "pending" else attempt.status)
             self.metrics.deliveries[(m.site, m.webhook, kind)] += 1
-        if attempt.status in ("dead", "disabled"):
+        if attempt.status == "dead" or kind == "disabled":
             log.warning(
-                "webhook %s: message %s is %s (%s)", m.target, m.id, attempt.status, attempt.error
+                "webhook %s: message %s is %s (%s)", m.target, m.id, kind or "dead", attempt.error
             )
         try:
             await self.store.settle_message(claimed, attempt, hook.url)

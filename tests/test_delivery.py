@@ -6,6 +6,7 @@ The clock is injected: no test waits for a backoff."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 import time
@@ -224,6 +225,34 @@ def test_a_retry_gives_the_messages_waiting_behind_a_410_a_new_day(
                 await store.close()
         # Both failed once more: both are tried again, neither dead after a first failure.
         assert after == {gone: "pending", later: "pending"}
+
+    asyncio.run(main())
+
+
+def test_a_request_that_cannot_be_made_is_a_settled_failure_not_a_retry_forever(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver() as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url))
+            # A header no check would pass now (non-ASCII): delivery must still settle.
+            (hook,) = site.webhooks
+            bad = dataclasses.replace(hook, headers=(("x-name", "caf\u00e9"),))
+            broken = dataclasses.replace(site, webhooks=(bad,))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = deliverer(store, broken, clock)
+            try:
+                await lead(store, broken, clock.now)
+                assert await d.deliver_due() == 1
+                (found,) = await store.deliveries(DeliveryQuery(site="shop"))
+                assert found.next_try is not None and found.next_try > START  # backed off
+            finally:
+                await d.stop()
+                await store.close()
+        assert found.status == "pending" and found.attempts == 1
+        assert found.last_error is not None and "UnicodeEncodeError" in found.last_error
+        assert got.requests == []
 
     asyncio.run(main())
 

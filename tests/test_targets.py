@@ -62,6 +62,8 @@ def test_a_missing_or_short_secret_is_a_check_error_naming_the_field(
         ("https://hooks.example:99999/in", "a URL such as"),
         ("https://hooks.example/in#x", "a URL without a #fragment"),
         ("https://hooks.example/a b", "a URL without a #fragment or spaces"),
+        ("https://hooks\x01.example/in", "a URL a request can be sent to"),
+        ("https://\u2488.example/in", "a URL a request can be sent to"),  # no IDNA host
     ],
 )
 def test_urls_that_leak_or_go_out_in_the_clear_are_refused(
@@ -124,6 +126,9 @@ AT = "$.webhooks[0]"
         ({"headers": {"idempotency-key": "x"}}, f"{AT}.headers.idempotency-key"),
         ({"headers": {"bad name": "x"}}, f"{AT}.headers.bad name"),
         ({"headers": {"x-a": "1\r\nx-b: 2"}}, f"{AT}.headers.x-a"),
+        ({"headers": {"x-a": "caf\u00e9"}}, f"{AT}.headers.x-a"),
+        ({"headers": {"x-a": " padded"}}, f"{AT}.headers.x-a"),
+        ({"headers": {"x-a": "a\x7fb"}}, f"{AT}.headers.x-a"),
         ({"headers_env": {"auth": "SITECUE_TEST_UNSET"}}, f"{AT}.headers_env.auth"),
         ({"headers": {"x": "1"}, "headers_env": {"X": "SITECUE_TEST_AUTH"}}, f"{AT}.headers_env.X"),
     ],

@@ -259,3 +259,9 @@ class Deliverer:
             return None, f"timed out after {hook.timeout:g} s"
         except httpx.HTTPError as err:
             return None, f"{type(err).__name__}: {err}"[:_ERROR_CHARS]
+        except Exception as err:
+            # Whatever else fails (a header or URL the check let through): the attempt is
+            # settled, a failure like any other, never left to its lease and claimed again
+            # forever.
+            log.warning("webhook %s: the request for %s failed: %r", hook.target, m.id, err)
+            return None, f"{type(err).__name__}: {err}"[:_ERROR_CHARS]

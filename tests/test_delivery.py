@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver import receiver
+from receiver import HANG, receiver
 from sitecue.metrics import Metrics
 from sitecue.rules import CompiledSite
 from sitecue.store import DeliveryQuery, Store, open_store
@@ -253,6 +253,38 @@ def test_a_request_that_cannot_be_made_is_a_settled_failure_not_a_retry_forever(
         assert found.status == "pending" and found.attempts == 1
         assert found.last_error is not None and "UnicodeEncodeError" in found.last_error
         assert got.requests == []
+
+    asyncio.run(main())
+
+
+def test_a_receiver_that_never_answers_does_not_starve_another_webhook(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver([HANG] * 4) as slow, receiver() as fast:
+            site = shop(
+                monkeypatch,
+                tmp_path,
+                webhook(slow.url, id="slow", events=["form.submitted"], timeout=0.3),
+                webhook(fast.url, id="fast", events=["contact.identified"]),
+            )
+            store = await open_store(store_url)
+            clock = Clock()
+            d = Deliverer(
+                store, lambda: {"shop": site}, clock=clock, rng=random.Random(15), concurrency=4
+            )
+            try:
+                for n in range(4):  # older than the other webhook's message, all due
+                    await lead(store, site, clock.now - 1000 + n, n)
+                told = messages.contact_identified(site, "a@example.com", "v1", clock.now)
+                await store.write([], [], told)
+                attempted = await d.deliver_due()
+            finally:
+                slow.release.set()
+                await d.stop()
+                await store.close()
+        assert fast.delivered() == {told[0].id: 1}
+        assert attempted == 2 and len(slow.requests) == 1  # a quarter of 4 slots each
 
     asyncio.run(main())
 

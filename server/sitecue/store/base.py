@@ -415,10 +415,16 @@ class Store(Protocol):
         as theirs (erased, or linked to someone else)."""
 
     async def claim_messages(
-        self, targets: list[str], now: int, lease_ms: int, limit: int
+        self,
+        targets: list[str],
+        now: int,
+        lease_ms: int,
+        limit: int,
+        rooms: list[int] | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due messages of these webhooks (``site/id``) until
-        ``now + lease_ms``; atomic across processes and nodes (see store.outbox)."""
+        ``now + lease_ms``, at most ``rooms[i]`` of ``targets[i]`` (each webhook's oldest
+        due first); atomic across processes and nodes (see store.outbox)."""
 
     async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:
         """Record an attempt's outcome, if the lease is still ours (False: it was not);

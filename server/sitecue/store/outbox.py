@@ -118,6 +118,15 @@ INSERT_MESSAGE = (
     " idempotency_key, since, next_try) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (site, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
+# The due messages a claim may take: each webhook's oldest-due first, at most its room (the
+# attempts it may still have under way) of them, so that one webhook's slow receiver cannot
+# take every slot of a claim from the others. SQLite's claim (PostgreSQL's locks each
+# webhook's rows on their own, see its store) adds the table of (target, room).
+DUE_RANKED = (
+    "SELECT o.id, o.next_try, r.room, ROW_NUMBER() OVER (PARTITION BY o.target ORDER BY"
+    " o.next_try, o.id) AS n FROM outbox o JOIN {rooms} ON r.target = o.target"
+    " WHERE o.status = 'pending' AND o.next_try <= {now} AND o.lease_until <= {now}"
+)
 CLAIMED_COLUMNS = (
     "id, site, webhook, event, at, payload, contact, visitor, idempotency_key, attempts, since"
 )

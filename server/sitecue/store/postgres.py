@@ -335,12 +335,17 @@ _RETRY = _numbered(RETRY)
 _TARGET_OF = _numbered(TARGET_OF)
 _ERASE_BY = {column: [_numbered(sql) for sql in sqls] for column, sqls in ERASE_BY.items()}
 # SKIP LOCKED: nodes claiming at once each take rows no other claim holds, without waiting.
+# Each webhook's oldest due messages, at most its room, each webhook's rows locked on their
+# own (SKIP LOCKED: a node claiming at the same time takes the next ones, not none).
 _CLAIM = f"""
 UPDATE outbox SET lease = $1, lease_until = $2 WHERE id IN (
-    SELECT id FROM outbox
-    WHERE status = 'pending' AND next_try <= $3 AND lease_until <= $3
-      AND target = ANY($4::text[])
-    ORDER BY next_try LIMIT $5 FOR UPDATE SKIP LOCKED
+    SELECT due.id FROM unnest($4::text[], $6::int[]) AS r(target, room)
+    CROSS JOIN LATERAL (
+        SELECT id, next_try FROM outbox
+        WHERE target = r.target AND status = 'pending' AND next_try <= $3 AND lease_until <= $3
+        ORDER BY next_try LIMIT r.room FOR UPDATE SKIP LOCKED
+    ) AS due
+    ORDER BY due.next_try LIMIT $5
 ) RETURNING {CLAIMED_COLUMNS}
 """
 # Claims and settlements need not wait for the WAL's flush: one lost in a crash only sends a
@@ -736,14 +741,20 @@ class PostgresStore:
         return refreshed_of(*row) if row is not None else None
 
     async def claim_messages(
-        self, targets: list[str], now: int, lease_ms: int, limit: int
+        self,
+        targets: list[str],
+        now: int,
+        lease_ms: int,
+        limit: int,
+        rooms: list[int] | None = None,
     ) -> list[Claimed]:
         if not targets:
             return []
         lease = secrets.token_hex(16)
+        room = rooms or [limit] * len(targets)
         async with self._pool.acquire() as db, db.transaction():
             await db.execute(_NO_FLUSH_WAIT)
-            rows = await db.fetch(_CLAIM, lease, now + lease_ms, now, targets, limit)
+            rows = await db.fetch(_CLAIM, lease, now + lease_ms, now, targets, limit, room)
         return [claimed_of(row, lease) for row in rows]
 
     async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:

@@ -83,6 +83,7 @@ from .outbox import (
     DEPTH,
     DISABLE,
     DISABLED,
+    DUE_RANKED,
     ENABLE,
     ENABLE_AT,
     ERASE_BY,
@@ -862,22 +863,32 @@ class SQLiteStore:
         return refreshed_of(*row) if row is not None else None
 
     async def claim_messages(
-        self, targets: list[str], now: int, lease_ms: int, limit: int
+        self,
+        targets: list[str],
+        now: int,
+        lease_ms: int,
+        limit: int,
+        rooms: list[int] | None = None,
     ) -> list[Claimed]:
         if not targets:
             return []
         lease = secrets.token_hex(16)
-        marks = ", ".join("?" * len(targets))
+        room = dict(zip(targets, rooms or [limit] * len(targets), strict=True))
+        ranked = DUE_RANKED.format(
+            rooms="(SELECT key AS target, value AS room FROM json_each(:rooms)) r", now=":now"
+        )
         # One statement, under the write lock: no two claims (of any process) take a row.
         sql = (
-            "UPDATE outbox SET lease = ?, lease_until = ? WHERE id IN (SELECT id FROM outbox"
-            " WHERE status = 'pending' AND next_try <= ? AND lease_until <= ?"
-            f" AND target IN ({marks}) ORDER BY next_try LIMIT ?) RETURNING {CLAIMED_COLUMNS}"
+            "UPDATE outbox SET lease = :lease, lease_until = :until WHERE id IN (SELECT id"
+            f" FROM ({ranked}) WHERE n <= room ORDER BY next_try LIMIT :limit)"
+            f" RETURNING {CLAIMED_COLUMNS}"
         )
+        args = {
+            "lease": lease, "until": now + lease_ms, "now": now,
+            "rooms": _encode(room).decode(), "limit": limit,
+        }  # fmt: skip
         async with self._write_lock():
-            rows = self._writes.execute(
-                sql, (lease, now + lease_ms, now, now, *targets, limit)
-            ).fetchall()
+            rows = self._writes.execute(sql, args).fetchall()
         return [claimed_of(row, lease) for row in rows]
 
     async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:

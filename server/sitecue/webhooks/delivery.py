@@ -22,6 +22,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,10 @@ class Deliverer:
         self.clock = clock
         self.rng = rng or random.Random()
         self.concurrency = concurrency
+        # Attempts under way per webhook are capped, so that one site's receiver that
+        # answers slowly (or never, until the timeout) cannot hold every slot.
+        self.per_target = max(1, concurrency // 4)
+        self._busy: Counter[str] = Counter()  # target -> attempts under way
         self.idle_s = idle_s  # how often other nodes' new messages are looked for
         # Redirects are not followed: a message (personal data, signed) goes to the URL the
         # operator configured, nowhere a receiver points it.
@@ -165,8 +170,13 @@ class Deliverer:
         hooks = await self._webhooks(await self._disabled_targets())
         if not hooks or limit <= 0:
             return []
-        lease = max(h.timeout for h in hooks.values()) * 1000 + LEASE_MARGIN_MS
-        claimed = await self.store.claim_messages(sorted(hooks), self.clock(), int(lease), limit)
+        targets = [t for t in sorted(hooks) if self._busy[t] < self.per_target]
+        if not targets:
+            return []
+        rooms = [self.per_target - self._busy[t] for t in targets]
+        lease = max(hooks[t].timeout for t in targets) * 1000 + LEASE_MARGIN_MS
+        claimed = await self.store.claim_messages(targets, self.clock(), int(lease), limit, rooms)
+        self._busy.update(c.message.target for c in claimed)  # until its _attempt ends
         return [(c, hooks[c.message.target]) for c in claimed]
 
     async def deliver_due(self) -> int:
@@ -200,6 +210,14 @@ class Deliverer:
         self._wake.set()  # room for another claim
 
     async def _attempt(self, claimed: Claimed, hook: CompiledWebhook) -> None:
+        try:
+            await self._attempt_once(claimed, hook)
+        finally:
+            self._busy[hook.target] -= 1
+            if self._busy[hook.target] <= 0:
+                del self._busy[hook.target]
+
+    async def _attempt_once(self, claimed: Claimed, hook: CompiledWebhook) -> None:
         m = claimed.message
         message: dict[str, Any] = {
             **m.payload, "id": m.id, "event": m.event, "at": m.at, "site": m.site

@@ -74,3 +74,24 @@ def test_goals_convert_and_impressions_are_shown_only_when_listed(
     assert m.event == "decision.shown" and m.key == "esp:decision.shown:e3"
     assert m.payload == {"rule": "offer", "variant": "a", "decision": "dec-1",
                          "contact": None, "verified": False}  # fmt: skip
+
+
+def test_goal_messages_are_one_per_goal_and_event_id_and_only_for_a_kept_browser(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    goals = site(monkeypatch, tmp_path, "goal.converted")
+    flood = [Feedback("event", name="purchase") for _ in range(50)]  # no id, no decision
+    (m,) = messages.feedback(goals, flood, "browser-1", None, False, AT)
+    assert m.key == "esp:goal.converted:browser-1:purchase:"
+    # The same again (a replay) is stored under the same key: once, by the unique index.
+    (again,) = messages.feedback(goals, flood[:1], "browser-1", None, False, AT)
+    assert again.key == m.key
+    twice = [
+        Feedback("event", name="purchase", id="e1"),
+        Feedback("event", name="purchase", id="e1"),
+    ]
+    assert len(messages.feedback(goals, twice, "browser-1", None, False, AT)) == 1
+    other = messages.feedback(goals, [Feedback("event", name="purchase", id="e2")], "browser-1",
+                              None, False, AT)  # fmt: skip
+    assert [x.key for x in other] == ["esp:goal.converted:browser-1:purchase:e2"]
+    assert messages.feedback(goals, flood, "-", None, False, AT) == []  # no state kept

@@ -9,7 +9,8 @@ Payloads are plain JSON data; the body a webhook sends is rendered from them wit
   ``fields`` (every answer, checked and normalised), ``consents`` (field -> the text shown)
 - ``contact.identified``: ``contact`` (verified by an email link)
 - ``goal.converted``: ``goal``, ``rule``/``variant``/``decision`` (a rule's convert; null
-  for a goal event), ``contact``, ``verified``
+  for a goal event), ``contact``, ``verified``; at most one per goal per event id (and per
+  browser), only for a browser whose state is kept
 - ``decision.shown``: ``rule``, ``variant``, ``decision``, ``contact``, ``verified``
 - ``contact.erased``: ``contact`` and nothing else: all the downstream needs to erase too
 
@@ -111,20 +112,33 @@ def feedback(
     who = {"contact": contact, "verified": verified}
     browser = visitor if visitor != "-" else None
     out: list[Message] = []
+    reached: set[tuple[str, str]] = set()
     for e in events:
         about = {"rule": e.rule, "variant": e.variant, "decision": e.decision}
         at = min(e.at or now, now)
+        key = e.id or e.decision or None
+        goal = None
         if e.type == "event" and e.name in site.goals:
-            event, payload = "goal.converted", {"goal": e.name, **dict.fromkeys(about), **who}
+            goal = e.name
+            event, payload = "goal.converted", {"goal": goal, **dict.fromkeys(about), **who}
         elif e.type == "convert" and goals.get(e.rule or ""):
-            event, payload = "goal.converted", {"goal": goals[e.rule or ""], **about, **who}
+            goal = goals[e.rule or ""]
+            event, payload = "goal.converted", {"goal": goal, **about, **who}
         elif e.type == "impression":
             event, payload = "decision.shown", {**about, **who}
         else:
             continue
-        out += messages(
-            site, event, payload, at, contact=contact, visitor=browser, key=e.id or None
-        )
+        if goal is not None:
+            # Anyone may post events (no decision needed for a goal event): a goal message
+            # is only for a browser whose state is kept, once per goal and decision (or
+            # browser) in a request, and keyed by the browser, goal and event id so that a
+            # replayed or retried event is stored once. Flooding a webhook takes a request
+            # with a new event id per message.
+            if browser is None or (goal, e.decision or browser) in reached:
+                continue
+            reached.add((goal, e.decision or browser))
+            key = f"{browser}:{goal}:{e.id or e.decision or ''}"
+        out += messages(site, event, payload, at, contact=contact, visitor=browser, key=key)
     return out
 
 

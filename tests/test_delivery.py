@@ -388,11 +388,11 @@ def test_a_template_s_headers_and_body_go_out_and_an_empty_body_sends_nothing(
     (tmp_path / "b.j2").write_text(
         '{% if event == "form.submitted" %}{"email": {{ contact }}}{% endif %}'
     )
-    monkeypatch.setenv("SITECUE_TEST_ESP_AUTH", "Klaviyo-API-Key pk_test")
+    monkeypatch.setenv("SITECUE_WEBHOOK_ESP_AUTH", "Klaviyo-API-Key pk_test")
     extra = {
         "body": "b.j2",
         "headers": {"revision": "2024-10-15", "content-type": "application/vnd.api+json"},
-        "headers_env": {"authorization": "SITECUE_TEST_ESP_AUTH"},
+        "headers_env": {"authorization": "SITECUE_WEBHOOK_ESP_AUTH"},
     }
 
     async def main() -> None:

@@ -95,3 +95,14 @@ def test_goal_messages_are_one_per_goal_and_event_id_and_only_for_a_kept_browser
                               None, False, AT)  # fmt: skip
     assert [x.key for x in other] == ["esp:goal.converted:browser-1:purchase:e2"]
     assert messages.feedback(goals, flood, "-", None, False, AT) == []  # no state kept
+
+
+def test_a_link_opened_again_in_one_browser_is_one_contact_identified(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    s = site(monkeypatch, tmp_path, "contact.identified")
+    first = messages.contact_identified(s, "c-1", "browser-1", AT, key="fp1:browser-1")
+    again = messages.contact_identified(s, "c-1", "browser-1", AT + 9, key="fp1:browser-1")
+    assert (
+        [m.key for m in first] == [m.key for m in again] == ["esp:contact.identified:fp1:browser-1"]
+    )  # stored once: the outbox keeps one message per (site, key)

@@ -7,7 +7,7 @@ Payloads are plain JSON data; the body a webhook sends is rendered from them wit
 - ``form.submitted``: ``submission``, ``rule``, ``variant``, ``decision``, ``contact`` (the
   contact the form names, or null), ``email`` (the same when that field is an email),
   ``fields`` (every answer, checked and normalised), ``consents`` (field -> the text shown)
-- ``contact.identified``: ``contact`` (verified by an email link)
+- ``contact.identified``: ``contact`` (verified by an email link; once per link and browser)
 - ``goal.converted``: ``goal``, ``rule``/``variant``/``decision`` (a rule's convert; null
   for a goal event), ``contact``, ``verified``; at most one per goal per event id (and per
   browser), only for a browser whose state is kept
@@ -90,10 +90,20 @@ def form_submitted(site: CompiledSite, s: Submission, form: Form) -> list[Messag
     )
 
 
-def contact_identified(site: CompiledSite, contact: str, visitor: str, at: int) -> list[Message]:
-    """A browser verified as the contact's by an email link."""
+def contact_identified(
+    site: CompiledSite, contact: str, visitor: str, at: int, key: str | None = None
+) -> list[Message]:
+    """A browser verified as the contact's by an email link. ``key`` (the token's
+    fingerprint and the browser) makes it one message per link and browser, however often
+    the link is opened again (without the state cookie, each opening links once more)."""
     return messages(
-        site, "contact.identified", {"contact": contact}, at, contact=contact, visitor=visitor
+        site,
+        "contact.identified",
+        {"contact": contact},
+        at,
+        contact=contact,
+        visitor=visitor,
+        key=key,
     )
 
 

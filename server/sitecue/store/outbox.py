@@ -10,6 +10,7 @@ lost (a receiver may see a message twice, and dedupes by its id).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -160,6 +161,13 @@ DELIVERY_COLUMNS = (
 TARGET_OF = "SELECT target FROM outbox WHERE site = ? AND id = ?"
 # Erasure: what was not delivered yet about the person is not sent after the erasure (it
 # would recreate them downstream); what was keeps its delivery record, its payload emptied.
+# The latest lease of a person's messages still under way (a POST about them may be in
+# flight): their contact.erased is not sent before it ends.
+LEASED_BY = {
+    column: "SELECT MAX(lease_until) FROM outbox WHERE site = ? AND "
+    f"{column} = ? AND lease IS NOT NULL AND lease_until > ?"
+    for column in ("contact", "visitor")
+}
 ERASE_BY = {
     column: [
         f"DELETE FROM outbox WHERE site = ? AND {column} = ? AND status <> 'delivered'",
@@ -169,12 +177,20 @@ ERASE_BY = {
 }
 
 
-def message_row(m: Message) -> Row:
-    """A message as a row of INSERT_MESSAGE; its first try is due at once."""
+def message_row(m: Message, not_before: int = 0) -> Row:
+    """A message as a row of INSERT_MESSAGE; its first try is due at once (or at
+    ``not_before``, if later)."""
     return (
         m.id, m.site, m.webhook, m.target, m.event, m.at, _encode(m.payload).decode(),
-        m.contact, m.visitor, m.key, m.at, m.at,
+        m.contact, m.visitor, m.key, m.at, max(m.at, not_before),
     )  # fmt: skip
+
+
+def erased_rows(messages: Sequence[Message], held_until: object) -> list[Row]:
+    """The rows of an erasure's messages, due once the person's messages under way
+    (leased until ``held_until``, or None) are settled: the erasure never overtakes them."""
+    not_before = held_until if isinstance(held_until, int) else 0
+    return [message_row(m, not_before) for m in messages]
 
 
 def claimed_of(row: Any, lease: str) -> Claimed:

@@ -82,6 +82,7 @@ from .outbox import (
     ENABLE_AT,
     ERASE_BY,
     INSERT_MESSAGE,
+    LEASED_BY,
     RETRY,
     REVIVE,
     SETTLE,
@@ -95,6 +96,7 @@ from .outbox import (
     claimed_of,
     delivery_of,
     disabled_of,
+    erased_rows,
     message_row,
     settle_row,
 )
@@ -333,6 +335,7 @@ _ENABLE_AT = _numbered(ENABLE_AT)
 _REVIVE = _numbered(REVIVE)
 _RETRY = _numbered(RETRY)
 _TARGET_OF = _numbered(TARGET_OF)
+_LEASED_BY = {column: _numbered(sql) for column, sql in LEASED_BY.items()}
 _ERASE_BY = {column: [_numbered(sql) for sql in sqls] for column, sqls in ERASE_BY.items()}
 # SKIP LOCKED: nodes claiming at once each take rows no other claim holds, without waiting.
 # Each webhook's oldest due messages, at most its room, each webhook's rows locked on their
@@ -600,6 +603,11 @@ class PostgresStore:
                 site,
                 contact_id,
             )
+            now = min((m.at for m in messages), default=0)
+            leased = [
+                await db.fetchval(_LEASED_BY[column], site, who, now)
+                for column, who in [("contact", contact_id)] + [("visitor", v) for (v,) in visitors]
+            ]
             for (visitor,) in visitors:
                 stand_in = pseudonym()
                 for sql in _PSEUDONYMISE:
@@ -612,7 +620,8 @@ class PostgresStore:
             for sql in _ERASE_BY["contact"]:
                 await db.execute(sql, site, contact_id)
             if held and messages:  # the downstream systems are told to erase the person too
-                await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
+                until = max((t for t in leased if t is not None), default=None)
+                await db.executemany(_INSERT_MESSAGE, erased_rows(messages, until))
         return held > 0
 
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:

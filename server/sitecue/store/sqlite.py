@@ -88,6 +88,7 @@ from .outbox import (
     ENABLE_AT,
     ERASE_BY,
     INSERT_MESSAGE,
+    LEASED_BY,
     RETRY,
     REVIVE,
     SETTLE,
@@ -101,6 +102,7 @@ from .outbox import (
     claimed_of,
     delivery_of,
     disabled_of,
+    erased_rows,
     message_row,
     settle_row,
 )
@@ -681,6 +683,12 @@ class SQLiteStore:
                     "SELECT visitor FROM links WHERE site = ? AND contact = ? AND verified",
                     (site, contact_id),
                 ).fetchall()
+                now = min((m.at for m in messages), default=0)
+                leased = [
+                    self._writes.execute(LEASED_BY[column], (site, who, now)).fetchone()[0]
+                    for column, who in [("contact", contact_id)]
+                    + [("visitor", v) for (v,) in visitors]
+                ]
                 for (visitor,) in visitors:
                     stand_in = pseudonym()
                     for sql in PSEUDONYMISE:
@@ -692,7 +700,8 @@ class SQLiteStore:
                 for sql in ERASE_BY["contact"]:
                     self._writes.execute(sql, (site, contact_id))
                 if held:  # the downstream systems are told to erase the person too
-                    self._writes.executemany(INSERT_MESSAGE, map(message_row, messages))
+                    until = max((t for t in leased if t is not None), default=None)
+                    self._writes.executemany(INSERT_MESSAGE, erased_rows(messages, until))
                 self._writes.execute("COMMIT")
             except BaseException:
                 _rollback(self._writes)

@@ -106,3 +106,12 @@ def test_a_link_opened_again_in_one_browser_is_one_contact_identified(
     assert (
         [m.key for m in first] == [m.key for m in again] == ["esp:contact.identified:fp1:browser-1"]
     )  # stored once: the outbox keeps one message per (site, key)
+
+
+def test_a_late_goal_keeps_its_time_and_is_queued_now(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    goals = site(monkeypatch, tmp_path, "goal.converted")
+    events = [Feedback("event", name="purchase", at=AT - 3_600_000, id="e1")]
+    (m,) = messages.feedback(goals, events, "browser-1", None, False, AT)
+    assert (m.at, m.queued) == (AT - 3_600_000, AT)

@@ -199,3 +199,16 @@ def test_pending_messages_are_counted_per_webhook(store_url: str) -> None:
         return await store.outbox_depth()
 
     assert with_store(store_url, body) == {("news", "esp"): 3}
+
+
+def test_a_late_reported_event_gets_its_day_of_tries_from_when_it_is_written(
+    store_url: str,
+) -> None:
+    async def body(store: Store) -> Any:
+        late = Message(record_id(T0), "news", "esp", "goal.converted", T0 - 86_400_000,
+                       {"goal": "g"}, queued=T0)  # fmt: skip
+        await store.write([], [], [late])
+        (claimed,) = await store.claim_messages(["news/esp"], T0, 60_000, 10)
+        return claimed.since, claimed.message.at
+
+    assert with_store(store_url, body) == (T0, T0 - 86_400_000)

@@ -45,6 +45,9 @@ class Message(msgspec.Struct, frozen=True):
     contact: str | None = None
     visitor: str | None = None
     key: str | None = None
+    # When it was written (epoch ms), if later than ``at`` (a goal reported late): its day
+    # of tries starts then, not at the event's own time.
+    queued: int | None = None
 
     @property
     def target(self) -> str:
@@ -180,9 +183,10 @@ ERASE_BY = {
 def message_row(m: Message, not_before: int = 0) -> Row:
     """A message as a row of INSERT_MESSAGE; its first try is due at once (or at
     ``not_before``, if later)."""
+    since = max(m.at, m.queued or 0)
     return (
         m.id, m.site, m.webhook, m.target, m.event, m.at, _encode(m.payload).decode(),
-        m.contact, m.visitor, m.key, m.at, max(m.at, not_before),
+        m.contact, m.visitor, m.key, since, max(since, not_before),
     )  # fmt: skip
 
 

@@ -50,9 +50,11 @@ def messages(
     contact: str | None = None,
     visitor: str | None = None,
     key: str | None = None,
+    queued: int | None = None,
 ) -> list[Message]:
     """One message per webhook of ``site`` that listens to ``event``. ``key`` (the
-    request's idempotency key) keeps a retried request's messages from being stored twice."""
+    request's idempotency key) keeps a retried request's messages from being stored twice;
+    ``queued`` is when it is written, if later than the event's time ``at``."""
     return [
         Message(
             record_id(at),
@@ -64,6 +66,7 @@ def messages(
             contact,
             visitor,
             key=f"{hook.id}:{event}:{key}" if key is not None else None,
+            queued=queued,
         )
         for hook in site.webhooks
         if event in hook.events
@@ -148,7 +151,9 @@ def feedback(
                 continue
             reached.add((goal, e.decision or browser))
             key = f"{browser}:{goal}:{e.id or e.decision or ''}"
-        out += messages(site, event, payload, at, contact=contact, visitor=browser, key=key)
+        out += messages(
+            site, event, payload, at, contact=contact, visitor=browser, key=key, queued=now
+        )
     return out
 
 

@@ -10,6 +10,7 @@ from sitecue.config import Form, FormField
 from sitecue.protocol import Feedback
 from sitecue.store import Submission
 from sitecue.webhooks import messages
+from sitecue.webhooks.bodies import SAMPLES
 from webhook_sites import shop, webhook
 
 AT = 1_764_000_000_000
@@ -68,12 +69,13 @@ def test_goals_convert_and_impressions_are_shown_only_when_listed(
         ("goal.converted", AT, "purchase", "offer"),
     ]
     assert told[1].payload == {"goal": "purchase", "rule": "offer", "variant": "a",
-                               "decision": "dec-1", "contact": "c-1", "verified": True}  # fmt: skip
+                               "decision": "dec-1", "contact": "c-1", "verified": True,
+                               "claimed": None}  # fmt: skip
     shown = site(monkeypatch, tmp_path, "decision.shown")
     (m,) = messages.feedback(shown, events, "browser-1", None, False, AT)
     assert m.event == "decision.shown" and m.key == "esp:decision.shown:e3"
     assert m.payload == {"rule": "offer", "variant": "a", "decision": "dec-1",
-                         "contact": None, "verified": False}  # fmt: skip
+                         "contact": None, "verified": False, "claimed": None}  # fmt: skip
 
 
 def test_goal_messages_are_one_per_goal_and_event_id_and_only_for_a_kept_browser(
@@ -115,3 +117,21 @@ def test_a_late_goal_keeps_its_time_and_is_queued_now(
     events = [Feedback("event", name="purchase", at=AT - 3_600_000, id="e1")]
     (m,) = messages.feedback(goals, events, "browser-1", None, False, AT)
     assert (m.at, m.queued) == (AT - 3_600_000, AT)
+
+
+def test_a_contact_only_claimed_is_not_sent_as_the_person_and_samples_have_the_keys(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    s = site(monkeypatch, tmp_path, "goal.converted", "decision.shown")
+    events = [
+        Feedback("event", name="purchase", id="e1"),
+        Feedback("impression", "d", "offer", "a"),
+    ]
+    told = messages.feedback(s, events, "browser-1", "victim@example.com", False, AT)
+    assert [(m.payload["contact"], m.payload["claimed"]) for m in told] == [
+        (None, "victim@example.com"),
+        (None, "victim@example.com"),
+    ]
+    for m in told:  # what a template is checked against has what is sent
+        assert any(x["event"] == m.event and x.keys() - {"id", "event", "at", "site"}
+                   == m.payload.keys() for x in SAMPLES)  # fmt: skip

@@ -9,9 +9,11 @@ Payloads are plain JSON data; the body a webhook sends is rendered from them wit
   ``fields`` (every answer, checked and normalised), ``consents`` (field -> the text shown)
 - ``contact.identified``: ``contact`` (verified by an email link; once per link and browser)
 - ``goal.converted``: ``goal``, ``rule``/``variant``/``decision`` (a rule's convert; null
-  for a goal event), ``contact``, ``verified``; at most one per goal per event id (and per
-  browser), only for a browser whose state is kept
-- ``decision.shown``: ``rule``, ``variant``, ``decision``, ``contact``, ``verified``
+  for a goal event), ``contact`` (verified, else null), ``verified``, ``claimed`` (the
+  contact page JavaScript claimed, unverified, else null); at most one per goal per event
+  id (and per browser), only for a browser whose state is kept
+- ``decision.shown``: ``rule``, ``variant``, ``decision``, ``contact``, ``verified``,
+  ``claimed`` (as for a goal)
 - ``contact.erased``: ``contact`` and nothing else: all the downstream needs to erase too
 
 Messages about a person carry their contact and browser (not sent) so that erasing them
@@ -122,7 +124,13 @@ def feedback(
     if not (_listened(site, "goal.converted") or _listened(site, "decision.shown")):
         return []
     goals = {r.id: r.rule.goal for r in site.rules}
-    who = {"contact": contact, "verified": verified}
+    # A contact only claimed (page JavaScript named it, no email link verified it) is not
+    # sent as the person's: anyone can claim any id. It goes as ``claimed``, for what it is.
+    who = {
+        "contact": contact if verified else None,
+        "verified": verified,
+        "claimed": None if verified else contact,
+    }
     browser = visitor if visitor != "-" else None
     out: list[Message] = []
     reached: set[tuple[str, str]] = set()

@@ -18,7 +18,7 @@ from receiver import HANG, receiver
 from sitecue.metrics import Metrics
 from sitecue.rules import CompiledSite
 from sitecue.store import DeliveryQuery, Store, open_store
-from sitecue.webhooks import messages
+from sitecue.webhooks import delivery, messages
 from sitecue.webhooks.delivery import RETRY_FOR_MS, Deliverer, backoff
 from sitecue.webhooks.signing import verify
 from webhook_sites import SECRET, shop, webhook
@@ -287,6 +287,40 @@ def test_a_receiver_that_never_answers_does_not_starve_another_webhook(
         assert attempted == 2 and len(slow.requests) == 1  # a quarter of 4 slots each
 
     asyncio.run(main())
+
+
+def test_delivered_and_dead_messages_go_after_30_days_in_batches_pending_ones_stay(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> tuple[int, int, dict[str, str], str]:
+        with receiver([200] * 5 + [500] * 1000) as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = deliverer(store, site, clock)
+            try:
+                for n in range(5):
+                    await lead(store, site, clock.now, n)
+                assert await d.deliver_due() == 5  # delivered
+                await lead(store, site, clock.now, 9)  # fails for a day: dead
+                while pending := await store.deliveries(DeliveryQuery("shop", status="pending")):
+                    clock.now = max(clock.now, pending[0].next_try or 0)
+                    await d.deliver_due()
+                clock.now = START + 29 * 86_400_000
+                recent = await lead(store, site, clock.now, 10)  # pending: never deleted
+                kept = await d.prune()
+                clock.now = START + 32 * 86_400_000
+                monkeypatch.setattr(delivery, "PRUNE_BATCH", 2)
+                gone = await d.prune()
+                left = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
+            finally:
+                await d.stop()
+                await store.close()
+        return kept, gone, left, recent
+
+    kept, gone, left, recent = asyncio.run(main())
+    assert kept == 0  # 29 days: still kept
+    assert gone == 6 and left == {recent: "pending"}
 
 
 def test_a_day_of_failures_is_dead(

@@ -447,5 +447,9 @@ class Store(Protocol):
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
         """The webhooks disabled by a 410, every site's."""
 
+    async def prune_outbox(self, before: int, limit: int) -> int:
+        """Delete up to ``limit`` delivered or dead messages last tried before ``before``;
+        how many were deleted (fewer than ``limit``: none are left)."""
+
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         """Pending messages per (site, webhook)."""

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 __all__ = [
+    "KEEP_DAYS",
     "Attempt",
     "Claimed",
     "Delivery",
@@ -155,6 +156,14 @@ REVIVE = "UPDATE outbox SET since = ?, next_try = ? WHERE target = ? AND status 
 RETRY = (
     "UPDATE outbox SET status = 'pending', since = ?, next_try = ?, lease = NULL,"
     " lease_until = 0 WHERE site = ? AND id = ?"
+)
+KEEP_DAYS = 30
+"""Days a delivered or dead message is kept (its record for operators) after its last try."""
+# A batch of the messages past their keeping: deleted a few at a time, so that the delete
+# never holds the write lock (or a PostgreSQL transaction) long.
+PRUNE = (
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status <> 'pending'"
+    " AND last_try < ? LIMIT ?)"
 )
 DEPTH = "SELECT site, webhook, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY site, webhook"
 DELIVERY_COLUMNS = (

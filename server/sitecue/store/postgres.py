@@ -83,6 +83,7 @@ from .outbox import (
     ERASE_BY,
     INSERT_MESSAGE,
     LEASED_BY,
+    PRUNE,
     RETRY,
     REVIVE,
     SETTLE,
@@ -241,6 +242,7 @@ MIGRATIONS: list[str] = [
     """,
     """
     UPDATE outbox SET status = 'pending' WHERE status = 'disabled';
+    CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
 ]
 
@@ -332,6 +334,7 @@ _SETTLE = _numbered(SETTLE)
 _DISABLE = _numbered(DISABLE)
 _ENABLE = _numbered(ENABLE)
 _ENABLE_AT = _numbered(ENABLE_AT)
+_PRUNE = _numbered(PRUNE)
 _REVIVE = _numbered(REVIVE)
 _RETRY = _numbered(RETRY)
 _TARGET_OF = _numbered(TARGET_OF)
@@ -803,6 +806,11 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             rows = await db.fetch(DISABLED)
         return [disabled_of(row) for row in rows]
+
+    async def prune_outbox(self, before: int, limit: int) -> int:
+        async with self._pool.acquire() as db:
+            status: str = await db.execute(_PRUNE, before, limit)
+        return int(status.split()[-1])
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         async with self._pool.acquire() as db:

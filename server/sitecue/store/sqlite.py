@@ -89,6 +89,7 @@ from .outbox import (
     ERASE_BY,
     INSERT_MESSAGE,
     LEASED_BY,
+    PRUNE,
     RETRY,
     REVIVE,
     SETTLE,
@@ -245,6 +246,7 @@ MIGRATIONS: list[str] = [
     """,
     """
     UPDATE outbox SET status = 'pending' WHERE status = 'disabled';
+    CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
 ]
 
@@ -950,6 +952,10 @@ class SQLiteStore:
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
         async with self._db.execute(DISABLED) as cursor:
             return [disabled_of(row) for row in await cursor.fetchall()]
+
+    async def prune_outbox(self, before: int, limit: int) -> int:
+        async with self._write_lock():
+            return int(self._writes.execute(PRUNE, (before, limit)).rowcount)
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         async with self._db.execute(DEPTH) as cursor:

@@ -30,6 +30,7 @@ import httpx2 as httpx
 
 from ..errors import WebhookBodyInvalid
 from ..store import Attempt, Claimed, Store
+from ..store.outbox import KEEP_DAYS
 from . import bodies
 from .signing import HEADER, sign
 from .targets import CompiledWebhook
@@ -47,6 +48,8 @@ FIRST_DELAY_MS = 2_000
 MAX_DELAY_MS = 3600 * 1000
 LEASE_MARGIN_MS = 5_000  # a lease outlasts the attempt's whole timeout by this much
 _ERROR_CHARS = 200
+PRUNE_EVERY_S = 3600.0  # how often delivered and dead messages past their keeping go
+PRUNE_BATCH = 500
 
 
 def _now_ms() -> int:
@@ -110,6 +113,7 @@ class Deliverer:
         self.client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         self._inflight: set[asyncio.Task[None]] = set()
         self._disabled: tuple[int, dict[str, str]] = (-1, {})  # (read at, target -> url)
+        self._pruned = -PRUNE_EVERY_S  # monotonic seconds of the last prune
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -186,9 +190,32 @@ class Deliverer:
         await asyncio.gather(*(self._attempt(c, hook) for c, hook in claimed))
         return len(claimed)
 
+    async def prune(self) -> int:
+        """Delete the delivered and dead messages last tried more than KEEP_DAYS ago, a
+        batch at a time (each a short write); how many went."""
+        before = self.clock() - KEEP_DAYS * 86_400_000
+        gone = 0
+        while (n := await self.store.prune_outbox(before, PRUNE_BATCH)) > 0:
+            gone += n
+            if n < PRUNE_BATCH or self._stopping:
+                break
+            await asyncio.sleep(0)  # other writers take their turn between batches
+        return gone
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() - self._pruned < PRUNE_EVERY_S:
+            return
+        self._pruned = time.monotonic()
+        try:
+            if gone := await self.prune():
+                log.info("webhook delivery: deleted %d messages past %d days", gone, KEEP_DAYS)
+        except Exception as err:  # the store is down, say: at the next prune
+            log.warning("webhook delivery: cannot delete old messages: %s", err)
+
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            await self._prune_when_due()
             free = self.concurrency - len(self._inflight)
             if self._inflight and free < max(1, self.concurrency // 4):
                 # Claims in batches, not one per finished attempt: a round trip each.

@@ -258,8 +258,6 @@ class Deliverer:
         else:
             if body:
                 code, error = await self._post(claimed, hook, body)
-                if code == 410:
-                    self._disabled = (-1, {})  # read again before the next claim
                 attempt = outcome(claimed, code, error, self.clock(), self.rng)
             else:  # the template says this message is not for this webhook
                 attempt = Attempt("delivered", self.clock(), None, "nothing to send")
@@ -277,6 +275,8 @@ class Deliverer:
             await self.store.settle_message(claimed, attempt, hook.url)
         except Exception as err:  # its lease expires, and it is tried again
             log.warning("webhook %s: cannot record an attempt of %s: %s", m.target, m.id, err)
+        if kind == "disabled":
+            self._disabled = (-1, {})  # read again, now that it is recorded, before a claim
 
     async def _post(
         self, claimed: Claimed, hook: CompiledWebhook, body: bytes

@@ -343,3 +343,12 @@ def test_examples_send_nothing_but_for_a_consenting_submitter(name: str) -> None
     assert "ann@example.com" in json.dumps(out)
     # Tolerant of what a message lacks: only event, site and at are needed.
     assert render(webhook, {"event": "form.submitted", "site": "news", "at": 0}) == b""
+
+
+def test_the_sandbox_s_jinja2_is_one_without_its_known_escapes() -> None:
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    needs = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (jinja,) = [n for n in needs if n.startswith("jinja2")]
+    assert jinja == "jinja2>=3.1.6"  # the sandbox escapes of 3.1.4 and 3.1.5 are fixed there

@@ -84,6 +84,7 @@ def test_a_retried_batch_is_stored_once_and_counted_as_duplicate(crm: Crm) -> No
         ({"name": "email_open", "id": ""}, "events[1].id: expected an id of 1 to 128"),
         ({"name": "email_open", "id": "x" * 129}, "events[1].id: expected an id of 1 to 128"),
         ({"name": "email_open", "id": 7}, "events[1].id: Expected `str | null`"),
+        ({"name": "email_open", "id": "a\u0000b"}, "events[1].id: expected an id without"),
         ("email_open", "events[1]: Expected `object`, got `str`"),
     ],
 )
@@ -134,6 +135,8 @@ def test_what_is_not_a_batch_of_events_is_refused_with_its_reason(crm: Crm) -> N
     too_long = "c" * 129
     answer = crm.admin("POST", f"/v1/contacts/{too_long}/events", json=_many(1))
     assert answer.status_code == 400 and "contact: expected an id of at most" in answer.text
+    answer = crm.admin("POST", "/v1/contacts/c%00x/events", json=_many(1))
+    assert answer.status_code == 400 and "contact: expected an id without control" in answer.text
 
 
 def test_only_an_admin_key_for_the_site_may_send_events(

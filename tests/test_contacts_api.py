@@ -51,6 +51,15 @@ def test_put_get_patch_and_delete(client: TestClient, key: str) -> None:
     assert call(client, key, "DELETE", path).status_code == 404
 
 
+@pytest.mark.parametrize("verb", ["GET", "PUT", "DELETE"])
+def test_a_contact_id_with_a_control_character_is_refused_naming_it(
+    client: TestClient, key: str, verb: str
+) -> None:
+    body = {"json": {"attributes": {"customer": True}}} if verb == "PUT" else {}
+    answer = call(client, key, verb, "/v1/contacts/c%00x", **body)
+    assert answer.status_code == 400 and "contact: expected an id without control" in answer.text
+
+
 @pytest.mark.parametrize(
     ("attributes", "message"),
     [

@@ -17,7 +17,9 @@ from admin_keys import new_key
 from forms_site import FORMS, FORMS_SITE, write_config
 from receiver import Receiver, receiver
 from sitecue.app import build_app
+from sitecue.ids import record_id
 from sitecue.settings import Settings
+from sitecue.store import Message
 from sitecue.webhooks.signing import verify
 from webhook_sites import SECRET, SECRET_ENV, webhook
 
@@ -119,8 +121,12 @@ def test_pages_filters_and_a_retry(
     assert len(set(ids)) == 3 and ids == sorted(ids, reverse=True) and second["next"] is None
     assert {i["status"] for i in listed(client, key, status="pending")["items"]} == {"pending"}
     assert listed(client, key, status="delivered")["items"] == []
+    # A webhook since taken out of the config: its messages are not counted as waiting.
+    gone = Message(record_id(1), "forms", "old-crm", "form.submitted", 1, {})
+    client.portal.call(client.app.state.runtime.store.write, [], [], [gone])  # type: ignore
     metrics = client.get("/metrics", headers={"authorization": f"Bearer {key}"}).text
     assert 'sitecue_outbox_pending{site="forms",webhook="esp"} 3' in metrics
+    assert "old-crm" not in metrics
     got.answers[:] = []  # back up: a retry sends it now, not at its next try
     auth = {"authorization": f"Bearer {key}"}
     retried = client.post(f"/v1/deliveries/{ids[0]}/retry", params={"site": "forms"}, headers=auth)

@@ -6,6 +6,7 @@ The clock is injected: no test waits for a backoff."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 import time
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from receiver import receiver
+from receiver import HANG, receiver
 from sitecue.metrics import Metrics
 from sitecue.rules import CompiledSite
 from sitecue.store import DeliveryQuery, Store, open_store
-from sitecue.webhooks import messages
+from sitecue.webhooks import delivery, messages
 from sitecue.webhooks.delivery import RETRY_FOR_MS, Deliverer, backoff
 from sitecue.webhooks.signing import verify
 from webhook_sites import SECRET, shop, webhook
@@ -131,7 +132,7 @@ def test_a_410_disables_the_webhook_until_a_retry(
                 clock.now += 3600_000
                 assert await d.deliver_due() == 0  # nothing goes to a receiver that is gone
                 statuses = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
-                assert statuses == {gone: "disabled", later: "pending"}  # kept, not lost
+                assert statuses == {gone: "pending", later: "pending"}  # kept, not lost
                 assert await store.retry_delivery("shop", gone, clock.now)
                 assert await store.disabled_webhooks() == []
                 assert await d.deliver_due() == 2
@@ -155,18 +156,171 @@ def test_a_410_disabled_webhook_given_a_new_url_delivers_again(
             clock = Clock()
             d = deliverer(store, site, clock)
             try:
-                await lead(store, site, clock.now, 1)
+                gone = await lead(store, site, clock.now, 1)
                 await d.deliver_due()
                 pending = await lead(store, site, clock.now, 2)
                 moved = shop(monkeypatch, tmp_path, webhook(new.url))
                 d.sites = lambda: {"shop": moved}  # as a reload with the new URL would
-                assert await d.deliver_due() == 1
+                assert await d.deliver_due() == 2
             finally:
                 await d.stop()
                 await store.close()
-        assert new.delivered() == {pending: 1}
+        assert new.delivered() == {gone: 1, pending: 1}  # the one answered 410 too
 
     asyncio.run(main())
+
+
+def test_every_message_answered_410_waits_for_its_webhook_and_gets_a_new_day(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver([410, 410, 410]) as old, receiver() as new:
+            site = shop(monkeypatch, tmp_path, webhook(old.url))
+            store = await open_store(store_url)
+            clock = Clock()
+            metrics = Metrics()
+            d = Deliverer(
+                store, lambda: {"shop": site}, metrics, clock=clock, rng=random.Random(15)
+            )
+            try:
+                gone = {await lead(store, site, clock.now, n) for n in range(3)}
+                assert await d.deliver_due() == 3  # one batch, all three answered 410
+                waiting = {x.id: x for x in await store.deliveries(DeliveryQuery("shop"))}
+                clock.now += 2 * RETRY_FOR_MS  # two days later, the config points elsewhere
+                moved = shop(monkeypatch, tmp_path, webhook(new.url))
+                d.sites = lambda: {"shop": moved}
+                assert await d.deliver_due() == 3
+                after = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
+            finally:
+                await d.stop()
+                await store.close()
+        assert {x.status for x in waiting.values()} == {"pending"}
+        assert {x.last_status for x in waiting.values()} == {410}
+        assert after == dict.fromkeys(gone, "delivered")  # a new day, not dead at once
+        assert new.delivered() == dict.fromkeys(gone, 1)
+        assert metrics.deliveries[("shop", "esp", "disabled")] == 3
+
+    asyncio.run(main())
+
+
+def test_a_retry_gives_the_messages_waiting_behind_a_410_a_new_day(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver([410, 500, 500]) as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = deliverer(store, site, clock)
+            try:
+                gone = await lead(store, site, clock.now, 1)
+                await d.deliver_due()
+                later = await lead(store, site, clock.now, 2)
+                clock.now += 2 * RETRY_FOR_MS
+                assert await store.retry_delivery("shop", gone, clock.now)
+                assert await d.deliver_due() == 2  # both answered 500
+                after = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
+            finally:
+                await d.stop()
+                await store.close()
+        # Both failed once more: both are tried again, neither dead after a first failure.
+        assert after == {gone: "pending", later: "pending"}
+
+    asyncio.run(main())
+
+
+def test_a_request_that_cannot_be_made_is_a_settled_failure_not_a_retry_forever(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver() as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url))
+            # A header no check would pass now (non-ASCII): delivery must still settle.
+            (hook,) = site.webhooks
+            bad = dataclasses.replace(hook, headers=(("x-name", "caf\u00e9"),))
+            broken = dataclasses.replace(site, webhooks=(bad,))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = deliverer(store, broken, clock)
+            try:
+                await lead(store, broken, clock.now)
+                assert await d.deliver_due() == 1
+                (found,) = await store.deliveries(DeliveryQuery(site="shop"))
+                assert found.next_try is not None and found.next_try > START  # backed off
+            finally:
+                await d.stop()
+                await store.close()
+        assert found.status == "pending" and found.attempts == 1
+        assert found.last_error is not None and "UnicodeEncodeError" in found.last_error
+        assert got.requests == []
+
+    asyncio.run(main())
+
+
+def test_a_receiver_that_never_answers_does_not_starve_another_webhook(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        with receiver([HANG] * 4) as slow, receiver() as fast:
+            site = shop(
+                monkeypatch,
+                tmp_path,
+                webhook(slow.url, id="slow", events=["form.submitted"], timeout=0.3),
+                webhook(fast.url, id="fast", events=["contact.identified"]),
+            )
+            store = await open_store(store_url)
+            clock = Clock()
+            d = Deliverer(
+                store, lambda: {"shop": site}, clock=clock, rng=random.Random(15), concurrency=4
+            )
+            try:
+                for n in range(4):  # older than the other webhook's message, all due
+                    await lead(store, site, clock.now - 1000 + n, n)
+                told = messages.contact_identified(site, "a@example.com", "v1", clock.now)
+                await store.write([], [], told)
+                attempted = await d.deliver_due()
+            finally:
+                slow.release.set()
+                await d.stop()
+                await store.close()
+        assert fast.delivered() == {told[0].id: 1}
+        assert attempted == 2 and len(slow.requests) == 1  # a quarter of 4 slots each
+
+    asyncio.run(main())
+
+
+def test_delivered_and_dead_messages_go_after_30_days_in_batches_pending_ones_stay(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> tuple[int, int, dict[str, str], str]:
+        with receiver([200] * 5 + [500] * 1000) as got:
+            site = shop(monkeypatch, tmp_path, webhook(got.url))
+            store = await open_store(store_url)
+            clock = Clock()
+            d = deliverer(store, site, clock)
+            try:
+                for n in range(5):
+                    await lead(store, site, clock.now, n)
+                assert await d.deliver_due() == 5  # delivered
+                await lead(store, site, clock.now, 9)  # fails for a day: dead
+                while pending := await store.deliveries(DeliveryQuery("shop", status="pending")):
+                    clock.now = max(clock.now, pending[0].next_try or 0)
+                    await d.deliver_due()
+                clock.now = START + 29 * 86_400_000
+                recent = await lead(store, site, clock.now, 10)  # pending: never deleted
+                kept = await d.prune()
+                clock.now = START + 32 * 86_400_000
+                monkeypatch.setattr(delivery, "PRUNE_BATCH", 2)
+                gone = await d.prune()
+                left = {x.id: x.status for x in await store.deliveries(DeliveryQuery("shop"))}
+            finally:
+                await d.stop()
+                await store.close()
+        return kept, gone, left, recent
+
+    kept, gone, left, recent = asyncio.run(main())
+    assert kept == 0  # 29 days: still kept
+    assert gone == 6 and left == {recent: "pending"}
 
 
 def test_a_day_of_failures_is_dead(
@@ -268,11 +422,11 @@ def test_a_template_s_headers_and_body_go_out_and_an_empty_body_sends_nothing(
     (tmp_path / "b.j2").write_text(
         '{% if event == "form.submitted" %}{"email": {{ contact }}}{% endif %}'
     )
-    monkeypatch.setenv("SITECUE_TEST_ESP_AUTH", "Klaviyo-API-Key pk_test")
+    monkeypatch.setenv("SITECUE_WEBHOOK_ESP_AUTH", "Klaviyo-API-Key pk_test")
     extra = {
         "body": "b.j2",
         "headers": {"revision": "2024-10-15", "content-type": "application/vnd.api+json"},
-        "headers_env": {"authorization": "SITECUE_TEST_ESP_AUTH"},
+        "headers_env": {"authorization": "SITECUE_WEBHOOK_ESP_AUTH"},
     }
 
     async def main() -> None:

@@ -151,6 +151,30 @@ def test_an_erasure_drops_undelivered_messages_empties_delivered_ones_and_tells_
     assert payloads[sent] == {}  # what went out about them is not kept
 
 
+def test_an_erasure_is_not_sent_before_a_message_about_them_under_way(
+    store_url: str,
+) -> None:
+    async def body(store: Store) -> tuple[Any, ...]:
+        await store.put_contacts([Contact("news", "a@b.se", {"tier": "gold"}, T0)])
+        await store.link("news", "browser-1", "a@b.se", T0, verified=True)
+        theirs = Message(record_id(T0), "news", "esp", "goal.converted", T0, {"goal": "g"},
+                         None, "browser-1")  # fmt: skip
+        await store.write([], [], [theirs])
+        (under_way,) = await store.claim_messages(["news/esp"], T0 + 10, 60_000, 10)
+        erased = Message(record_id(T0 + 20), "news", "esp", "contact.erased", T0 + 20,
+                         {"contact": "a@b.se"})  # fmt: skip
+        assert await store.erase_contact("news", "a@b.se", [erased])
+        early = await store.claim_messages(["news/esp"], T0 + 30, 60_000, 10)
+        (listed,) = await store.deliveries(DeliveryQuery("news"))
+        late = await store.claim_messages(["news/esp"], T0 + 60_010, 60_000, 10)
+        return under_way.message.id, early, listed, [c.message.id for c in late], erased.id
+
+    under_way, early, listed, late, erased = with_store(store_url, body)
+    assert under_way != erased and early == []  # its POST may still be in flight
+    assert listed.id == erased and listed.next_try == T0 + 60_010  # when that lease ends
+    assert late == [erased]
+
+
 def test_a_claim_is_leased_and_only_its_holder_settles(store_url: str) -> None:
     async def body(store: Store) -> tuple[Any, ...]:
         await store.write([], [], [message()])
@@ -175,3 +199,16 @@ def test_pending_messages_are_counted_per_webhook(store_url: str) -> None:
         return await store.outbox_depth()
 
     assert with_store(store_url, body) == {("news", "esp"): 3}
+
+
+def test_a_late_reported_event_gets_its_day_of_tries_from_when_it_is_written(
+    store_url: str,
+) -> None:
+    async def body(store: Store) -> Any:
+        late = Message(record_id(T0), "news", "esp", "goal.converted", T0 - 86_400_000,
+                       {"goal": "g"}, queued=T0)  # fmt: skip
+        await store.write([], [], [late])
+        (claimed,) = await store.claim_messages(["news/esp"], T0, 60_000, 10)
+        return claimed.since, claimed.message.at
+
+    assert with_store(store_url, body) == (T0, T0 - 86_400_000)

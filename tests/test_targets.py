@@ -62,6 +62,8 @@ def test_a_missing_or_short_secret_is_a_check_error_naming_the_field(
         ("https://hooks.example:99999/in", "a URL such as"),
         ("https://hooks.example/in#x", "a URL without a #fragment"),
         ("https://hooks.example/a b", "a URL without a #fragment or spaces"),
+        ("https://hooks\x01.example/in", "a URL a request can be sent to"),
+        ("https://\u2488.example/in", "a URL a request can be sent to"),  # no IDNA host
     ],
 )
 def test_urls_that_leak_or_go_out_in_the_clear_are_refused(
@@ -102,10 +104,10 @@ def test_a_body_template_that_makes_no_json_is_a_check_error_naming_the_field(
 def test_headers_come_from_the_config_and_secret_ones_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("SITECUE_TEST_ESP_AUTH", "Klaviyo-API-Key pk_test")
+    monkeypatch.setenv("SITECUE_WEBHOOK_ESP_AUTH", "Klaviyo-API-Key pk_test")
     extra = {
         "headers": {"Revision": "2024-10-15"},
-        "headers_env": {"Authorization": "SITECUE_TEST_ESP_AUTH"},
+        "headers_env": {"Authorization": "SITECUE_WEBHOOK_ESP_AUTH"},
     }
     (hook,) = shop(monkeypatch, tmp_path, webhook("https://hooks.example/", **extra)).webhooks
     assert hook.headers == (
@@ -124,14 +126,35 @@ AT = "$.webhooks[0]"
         ({"headers": {"idempotency-key": "x"}}, f"{AT}.headers.idempotency-key"),
         ({"headers": {"bad name": "x"}}, f"{AT}.headers.bad name"),
         ({"headers": {"x-a": "1\r\nx-b: 2"}}, f"{AT}.headers.x-a"),
-        ({"headers_env": {"auth": "SITECUE_TEST_UNSET"}}, f"{AT}.headers_env.auth"),
-        ({"headers": {"x": "1"}, "headers_env": {"X": "SITECUE_TEST_AUTH"}}, f"{AT}.headers_env.X"),
+        ({"headers": {"x-a": "caf\u00e9"}}, f"{AT}.headers.x-a"),
+        ({"headers": {"x-a": " padded"}}, f"{AT}.headers.x-a"),
+        ({"headers": {"x-a": "a\x7fb"}}, f"{AT}.headers.x-a"),
+        ({"headers_env": {"auth": "SITECUE_WEBHOOK_TEST_UNSET"}}, f"{AT}.headers_env.auth"),
+        ({"headers": {"x": "1"}, "headers_env": {"X": "SITECUE_WEBHOOK_TEST_AUTH"}},
+         f"{AT}.headers_env.X"),
     ],
 )  # fmt: skip
 def test_a_header_that_would_forge_ours_split_a_line_or_is_missing_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, extra: dict[str, Any], path: str
 ) -> None:
-    monkeypatch.setenv("SITECUE_TEST_AUTH", "Bearer x")
-    monkeypatch.delenv("SITECUE_TEST_UNSET", raising=False)
+    monkeypatch.setenv("SITECUE_WEBHOOK_TEST_AUTH", "Bearer x")
+    monkeypatch.delenv("SITECUE_WEBHOOK_TEST_UNSET", raising=False)
     found = problems(monkeypatch, tmp_path, webhook("https://hooks.example/", **extra))
     assert [p.split(": ", 1)[0] for p in found] == [path]
+
+
+@pytest.mark.parametrize(
+    "var",
+    ["SITECUE_SECRETS", "SITECUE_DB", "DATABASE_URL", "PGPASSWORD", SECRET_ENV,
+     "SITECUE_WEBHOOK_OTHER_SECRET", "SITECUE_WEBHOOK_ESP_SIGNING"],
+)  # fmt: skip
+def test_a_header_from_the_environment_cannot_send_the_servers_settings_or_secrets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, var: str
+) -> None:
+    monkeypatch.setenv(var, "server-only-value")
+    other = webhook("https://other.example/", id="other", secret_env="SITECUE_WEBHOOK_ESP_SIGNING")
+    monkeypatch.setenv("SITECUE_WEBHOOK_ESP_SIGNING", SECRET)
+    hook = webhook("https://hooks.example/", headers_env={"authorization": var})
+    found = problems(monkeypatch, tmp_path, hook, other)
+    assert [p.split(": ", 1)[0] for p in found] == [f"{AT}.headers_env.authorization"]
+    assert "never sent" in found[0]

@@ -508,11 +508,15 @@ async def metrics_endpoint(request: Request) -> Response:
         raise BadRequest("site: expected a site name, or no site parameter for all the key's")
     sites = {site} if site is not None else set(key.sites)
     require_sites(key, sites)
+    # Only configured webhooks' messages: those of a webhook taken out of the config wait
+    # for nothing (kept until it is configured again) and would hold the gauge up forever.
+    configured = {(s.name, h.id) for s in runtime.sites.values() for h in s.webhooks}
+    outbox = {k: n for k, n in (await runtime.store.outbox_depth()).items() if k in configured}
     text = runtime.metrics.render(
         sites,
         {"cookie": runtime.codec.rejected, "token": runtime.tokens.rejected},
         runtime.store.writer.depth,
-        await runtime.store.outbox_depth(),
+        outbox,
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

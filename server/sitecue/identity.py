@@ -217,7 +217,9 @@ async def identify(
         )
         if not await store.use_token(use, site.config.identify.browsers_per_token):
             raise tokens.refuse("too many browsers")
-        told = messages.contact_identified(site, held.contact, state.visitor, now)
+        told = messages.contact_identified(
+            site, held.contact, state.visitor, now, key=f"{held.fingerprint}:{state.visitor}"
+        )
         await store.link(site.name, state.visitor, held.contact, now, verified=True, messages=told)
         if _recounts.due((site.name, held.fingerprint, state.visitor), now):
             history = await store.history(site.name, held.contact)

@@ -32,10 +32,10 @@ from starlette.responses import Response
 
 from ..bulk import text_of
 from ..errors import BadRequest, UnsupportedMediaType
-from ..identity import MAX_CONTACT_ID
 from ..protocol import Number
 from ..store import ContactEvent
 from .bodies import json_response, read_body, utf8_error
+from .contacts import CONTROL, contact_id_of
 from .keys import authorised_site
 
 if TYPE_CHECKING:
@@ -149,15 +149,15 @@ def read_events(
             raise BadRequest(f"{where}.at: expected a time within the last {MAX_AGE_DAYS} days")
         if event.id is not None and not 0 < len(event.id) <= MAX_ID:
             raise BadRequest(f"{where}.id: expected an id of 1 to {MAX_ID} characters")
+        if event.id is not None and CONTROL.search(event.id):
+            raise BadRequest(f"{where}.id: expected an id without control characters")
         events.append(ContactEvent(site.name, contact, event.name, at, event.value, event.id))
     return events
 
 
 async def contact_events_endpoint(request: Request) -> Response:
     runtime, site = await authorised_site(request, "the contact belongs to")
-    contact: str = request.path_params["contact"]
-    if len(contact) > MAX_CONTACT_ID:
-        raise BadRequest(f"contact: expected an id of at most {MAX_CONTACT_ID} characters")
+    contact = contact_id_of(request)
     body = await read_body(request, MAX_EVENTS_BODY)
     events = read_events(site, contact, body, request.headers.get("content-type", ""), _now_ms())
     stored = await runtime.store.add_contact_events(events)

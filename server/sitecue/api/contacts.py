@@ -19,6 +19,7 @@ of their declared type; a mistake is a 400 that names the attribute, and the lin
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +47,13 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 __all__ = [
+    "CONTROL",
     "AttributesBody",
     "ContactExport",
     "ContactView",
     "Imported",
     "contact_endpoint",
+    "contact_id_of",
     "export_endpoint",
     "import_endpoint",
 ]
@@ -85,10 +88,18 @@ class Imported(msgspec.Struct, frozen=True):
     imported: int
 
 
-def _contact_id(request: Request) -> str:
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""A control character: never part of an id."""
+
+
+def contact_id_of(request: Request) -> str:
+    """The path's contact id: not too long, and without control characters (PostgreSQL
+    refuses a NUL in text: that would be a 500, not the caller's 400)."""
     contact_id: str = request.path_params["contact"]
     if len(contact_id) > MAX_CONTACT_ID:
         raise BadRequest(f"contact: expected an id of at most {MAX_CONTACT_ID} characters")
+    if CONTROL.search(contact_id):
+        raise BadRequest("contact: expected an id without control characters")
     return contact_id
 
 
@@ -113,7 +124,7 @@ async def _view(runtime: Runtime, site: str, contact_id: str) -> ContactView | N
 
 async def contact_endpoint(request: Request) -> Response:
     runtime, site = await authorised_site(request, "the contact belongs to")
-    contact_id = _contact_id(request)
+    contact_id = contact_id_of(request)
     if request.method == "DELETE":
         told = messages.contact_erased(site, contact_id, time.time_ns() // 1_000_000)
         if not await runtime.store.erase_contact(site.name, contact_id, told):
@@ -141,7 +152,7 @@ async def export_endpoint(request: Request) -> Response:
     records are someone else's), and the server-side events the site's systems sent, held
     even for an id the site has not otherwise stored."""
     runtime, site = await authorised_site(request, "the contact belongs to")
-    contact_id = _contact_id(request)
+    contact_id = contact_id_of(request)
     view = await _view(runtime, site.name, contact_id)
     server_events = await runtime.store.contact_events(site.name, contact_id)
     if view is None and not server_events:

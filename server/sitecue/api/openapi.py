@@ -444,9 +444,9 @@ def openapi() -> dict[str, Any]:
         "/v1/deliveries": {
             "get": {
                 "summary": "Webhook messages in the outbox, newest first",
-                "description": "Each with its status (pending, delivered, dead, disabled),"
-                " attempts, the receiver's last status or error and the next try; and the"
-                " site's webhooks a 410 disabled.",
+                "description": "Each with its status (pending, delivered, dead), attempts,"
+                " the receiver's last status or error and the next try; and the site's"
+                " webhooks a 410 disabled (their messages wait as pending).",
                 "security": _ADMIN,
                 "parameters": [
                     _query("site", "the site whose deliveries to list", _TEXT, required=True),
@@ -454,7 +454,7 @@ def openapi() -> dict[str, Any]:
                     _query(
                         "status",
                         "only those in this status",
-                        {"enum": ["pending", "delivered", "dead", "disabled"]},
+                        {"enum": ["pending", "delivered", "dead"]},
                     ),
                     _query("cursor", "the `next` of the previous page", {"type": "string"}),
                     _query(
@@ -473,7 +473,7 @@ def openapi() -> dict[str, Any]:
             "post": {
                 "summary": "Send a webhook message again, now",
                 "description": "Due at once, with a new day of tries; re-enables its webhook"
-                " if a 410 disabled it.",
+                " if a 410 disabled it (its waiting messages get a new day too).",
                 "security": _ADMIN,
                 "parameters": [
                     {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},

@@ -415,24 +415,41 @@ class Store(Protocol):
         as theirs (erased, or linked to someone else)."""
 
     async def claim_messages(
-        self, targets: list[str], now: int, lease_ms: int, limit: int
+        self,
+        targets: list[str],
+        now: int,
+        lease_ms: int,
+        limit: int,
+        rooms: list[int] | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due messages of these webhooks (``site/id``) until
-        ``now + lease_ms``; atomic across processes and nodes (see store.outbox)."""
+        ``now + lease_ms``, at most ``rooms[i]`` of ``targets[i]`` (each webhook's oldest
+        due first); atomic across processes and nodes (see store.outbox)."""
 
     async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:
         """Record an attempt's outcome, if the lease is still ours (False: it was not);
-        a ``disabled`` one disables the webhook while it points at ``url``."""
+        one answered 410 disables the webhook while it points at ``url`` (the message
+        stays pending: it waits for the webhook)."""
 
     async def deliveries(self, query: DeliveryQuery) -> list[Delivery]:
         """One page of outbox messages, newest first."""
 
     async def retry_delivery(self, site: str, message_id: str, now: int) -> bool:
-        """Make the message due now, in a new round of tries, and re-enable its webhook.
-        False if the site has no such message."""
+        """Make the message due now, in a new round of tries, and re-enable its webhook
+        (whose waiting messages then get a new round too). False if the site has no such
+        message."""
+
+    async def enable_webhook(self, target: str, url: str, now: int) -> bool:
+        """Enable the webhook (``site/id``) a 410 disabled at ``url`` (the config points
+        it elsewhere now); its waiting messages get a new day of tries, due ``now``. False
+        if it was not disabled at that URL."""
 
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
         """The webhooks disabled by a 410, every site's."""
+
+    async def prune_outbox(self, before: int, limit: int) -> int:
+        """Delete up to ``limit`` delivered or dead messages last tried before ``before``;
+        how many were deleted (fewer than ``limit``: none are left)."""
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         """Pending messages per (site, webhook)."""

@@ -10,11 +10,13 @@ lost (a receiver may see a message twice, and dedupes by its id).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
+    "KEEP_DAYS",
     "Attempt",
     "Claimed",
     "Delivery",
@@ -24,9 +26,10 @@ __all__ = [
     "Message",
 ]
 
-DeliveryStatus = Literal["pending", "delivered", "dead", "disabled"]
-"""``pending`` (due, or waiting for its next try), ``delivered`` (a 2xx), ``dead`` (a day of
-failures), ``disabled`` (the receiver answered 410: its webhook is disabled)."""
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+"""``pending`` (due, waiting for its next try, or waiting for its webhook a 410 disabled),
+``delivered`` (a 2xx), ``dead`` (a day of failures). Disabled is the webhook's state (see
+DisabledWebhook), never a message's: its messages wait, pending, until it is enabled."""
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -43,6 +46,9 @@ class Message(msgspec.Struct, frozen=True):
     contact: str | None = None
     visitor: str | None = None
     key: str | None = None
+    # When it was written (epoch ms), if later than ``at`` (a goal reported late): its day
+    # of tries starts then, not at the event's own time.
+    queued: int | None = None
 
     @property
     def target(self) -> str:
@@ -117,6 +123,15 @@ INSERT_MESSAGE = (
     " idempotency_key, since, next_try) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (site, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
+# The due messages a claim may take: each webhook's oldest-due first, at most its room (the
+# attempts it may still have under way) of them, so that one webhook's slow receiver cannot
+# take every slot of a claim from the others. SQLite's claim (PostgreSQL's locks each
+# webhook's rows on their own, see its store) adds the table of (target, room).
+DUE_RANKED = (
+    "SELECT o.id, o.next_try, r.room, ROW_NUMBER() OVER (PARTITION BY o.target ORDER BY"
+    " o.next_try, o.id) AS n FROM outbox o JOIN {rooms} ON r.target = o.target"
+    " WHERE o.status = 'pending' AND o.next_try <= {now} AND o.lease_until <= {now}"
+)
 CLAIMED_COLUMNS = (
     "id, site, webhook, event, at, payload, contact, visitor, idempotency_key, attempts, since"
 )
@@ -134,9 +149,21 @@ DISABLE = (
 )
 DISABLED = "SELECT target, url, at, message FROM webhook_states ORDER BY target"
 ENABLE = "DELETE FROM webhook_states WHERE target = ?"
+ENABLE_AT = "DELETE FROM webhook_states WHERE target = ? AND url = ?"
+# A webhook enabled again: the messages that waited for it get a new day of tries, due now
+# (their old day went by while nothing could be sent).
+REVIVE = "UPDATE outbox SET since = ?, next_try = ? WHERE target = ? AND status = 'pending'"
 RETRY = (
     "UPDATE outbox SET status = 'pending', since = ?, next_try = ?, lease = NULL,"
     " lease_until = 0 WHERE site = ? AND id = ?"
+)
+KEEP_DAYS = 30
+"""Days a delivered or dead message is kept (its record for operators) after its last try."""
+# A batch of the messages past their keeping: deleted a few at a time, so that the delete
+# never holds the write lock (or a PostgreSQL transaction) long.
+PRUNE = (
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status <> 'pending'"
+    " AND last_try < ? LIMIT ?)"
 )
 DEPTH = "SELECT site, webhook, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY site, webhook"
 DELIVERY_COLUMNS = (
@@ -146,6 +173,13 @@ DELIVERY_COLUMNS = (
 TARGET_OF = "SELECT target FROM outbox WHERE site = ? AND id = ?"
 # Erasure: what was not delivered yet about the person is not sent after the erasure (it
 # would recreate them downstream); what was keeps its delivery record, its payload emptied.
+# The latest lease of a person's messages still under way (a POST about them may be in
+# flight): their contact.erased is not sent before it ends.
+LEASED_BY = {
+    column: "SELECT MAX(lease_until) FROM outbox WHERE site = ? AND "
+    f"{column} = ? AND lease IS NOT NULL AND lease_until > ?"
+    for column in ("contact", "visitor")
+}
 ERASE_BY = {
     column: [
         f"DELETE FROM outbox WHERE site = ? AND {column} = ? AND status <> 'delivered'",
@@ -155,12 +189,21 @@ ERASE_BY = {
 }
 
 
-def message_row(m: Message) -> Row:
-    """A message as a row of INSERT_MESSAGE; its first try is due at once."""
+def message_row(m: Message, not_before: int = 0) -> Row:
+    """A message as a row of INSERT_MESSAGE; its first try is due at once (or at
+    ``not_before``, if later)."""
+    since = max(m.at, m.queued or 0)
     return (
         m.id, m.site, m.webhook, m.target, m.event, m.at, _encode(m.payload).decode(),
-        m.contact, m.visitor, m.key, m.at, m.at,
+        m.contact, m.visitor, m.key, since, max(since, not_before),
     )  # fmt: skip
+
+
+def erased_rows(messages: Sequence[Message], held_until: object) -> list[Row]:
+    """The rows of an erasure's messages, due once the person's messages under way
+    (leased until ``held_until``, or None) are settled: the erasure never overtakes them."""
+    not_before = held_until if isinstance(held_until, int) else 0
+    return [message_row(m, not_before) for m in messages]
 
 
 def claimed_of(row: Any, lease: str) -> Claimed:

@@ -79,9 +79,13 @@ from .outbox import (
     DISABLE,
     DISABLED,
     ENABLE,
+    ENABLE_AT,
     ERASE_BY,
     INSERT_MESSAGE,
+    LEASED_BY,
+    PRUNE,
     RETRY,
+    REVIVE,
     SETTLE,
     TARGET_OF,
     Attempt,
@@ -93,6 +97,7 @@ from .outbox import (
     claimed_of,
     delivery_of,
     disabled_of,
+    erased_rows,
     message_row,
     settle_row,
 )
@@ -234,6 +239,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE webhook_states (
         target TEXT PRIMARY KEY, url TEXT NOT NULL, at BIGINT NOT NULL, message TEXT NOT NULL
     );
+    CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
 ]
 
@@ -324,16 +330,25 @@ _INSERT_MESSAGE = _numbered(INSERT_MESSAGE)
 _SETTLE = _numbered(SETTLE)
 _DISABLE = _numbered(DISABLE)
 _ENABLE = _numbered(ENABLE)
+_ENABLE_AT = _numbered(ENABLE_AT)
+_PRUNE = _numbered(PRUNE)
+_REVIVE = _numbered(REVIVE)
 _RETRY = _numbered(RETRY)
 _TARGET_OF = _numbered(TARGET_OF)
+_LEASED_BY = {column: _numbered(sql) for column, sql in LEASED_BY.items()}
 _ERASE_BY = {column: [_numbered(sql) for sql in sqls] for column, sqls in ERASE_BY.items()}
 # SKIP LOCKED: nodes claiming at once each take rows no other claim holds, without waiting.
+# Each webhook's oldest due messages, at most its room, each webhook's rows locked on their
+# own (SKIP LOCKED: a node claiming at the same time takes the next ones, not none).
 _CLAIM = f"""
 UPDATE outbox SET lease = $1, lease_until = $2 WHERE id IN (
-    SELECT id FROM outbox
-    WHERE status = 'pending' AND next_try <= $3 AND lease_until <= $3
-      AND target = ANY($4::text[])
-    ORDER BY next_try LIMIT $5 FOR UPDATE SKIP LOCKED
+    SELECT due.id FROM unnest($4::text[], $6::int[]) AS r(target, room)
+    CROSS JOIN LATERAL (
+        SELECT id, next_try FROM outbox
+        WHERE target = r.target AND status = 'pending' AND next_try <= $3 AND lease_until <= $3
+        ORDER BY next_try LIMIT r.room FOR UPDATE SKIP LOCKED
+    ) AS due
+    ORDER BY due.next_try LIMIT $5
 ) RETURNING {CLAIMED_COLUMNS}
 """
 # Claims and settlements need not wait for the WAL's flush: one lost in a crash only sends a
@@ -588,6 +603,11 @@ class PostgresStore:
                 site,
                 contact_id,
             )
+            now = min((m.at for m in messages), default=0)
+            leased = [
+                await db.fetchval(_LEASED_BY[column], site, who, now)
+                for column, who in [("contact", contact_id)] + [("visitor", v) for (v,) in visitors]
+            ]
             for (visitor,) in visitors:
                 stand_in = pseudonym()
                 for sql in _PSEUDONYMISE:
@@ -600,7 +620,8 @@ class PostgresStore:
             for sql in _ERASE_BY["contact"]:
                 await db.execute(sql, site, contact_id)
             if held and messages:  # the downstream systems are told to erase the person too
-                await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
+                until = max((t for t in leased if t is not None), default=None)
+                await db.executemany(_INSERT_MESSAGE, erased_rows(messages, until))
         return held > 0
 
     async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
@@ -729,14 +750,20 @@ class PostgresStore:
         return refreshed_of(*row) if row is not None else None
 
     async def claim_messages(
-        self, targets: list[str], now: int, lease_ms: int, limit: int
+        self,
+        targets: list[str],
+        now: int,
+        lease_ms: int,
+        limit: int,
+        rooms: list[int] | None = None,
     ) -> list[Claimed]:
         if not targets:
             return []
         lease = secrets.token_hex(16)
+        room = rooms or [limit] * len(targets)
         async with self._pool.acquire() as db, db.transaction():
             await db.execute(_NO_FLUSH_WAIT)
-            rows = await db.fetch(_CLAIM, lease, now + lease_ms, now, targets, limit)
+            rows = await db.fetch(_CLAIM, lease, now + lease_ms, now, targets, limit, room)
         return [claimed_of(row, lease) for row in rows]
 
     async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:
@@ -744,7 +771,7 @@ class PostgresStore:
             await db.execute(_NO_FLUSH_WAIT)
             status: str = await db.execute(_SETTLE, *settle_row(attempt, claimed))
             held = status.split()[-1] != "0"
-            if held and attempt.status == "disabled":
+            if held and attempt.code == 410:
                 m = claimed.message
                 await db.execute(_DISABLE, m.target, url, attempt.at, m.id)
         return held
@@ -760,13 +787,27 @@ class PostgresStore:
             target = await db.fetchval(_TARGET_OF, site, message_id)
             if target is not None:
                 await db.execute(_RETRY, now, now, site, message_id)
-                await db.execute(_ENABLE, target)
+                if (await db.execute(_ENABLE, target)).split()[-1] != "0":
+                    await db.execute(_REVIVE, now, now, target)
         return target is not None
+
+    async def enable_webhook(self, target: str, url: str, now: int) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            status: str = await db.execute(_ENABLE_AT, target, url)
+            enabled = status.split()[-1] != "0"
+            if enabled:
+                await db.execute(_REVIVE, now, now, target)
+        return enabled
 
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
         async with self._pool.acquire() as db:
             rows = await db.fetch(DISABLED)
         return [disabled_of(row) for row in rows]
+
+    async def prune_outbox(self, before: int, limit: int) -> int:
+        async with self._pool.acquire() as db:
+            status: str = await db.execute(_PRUNE, before, limit)
+        return int(status.split()[-1])
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         async with self._pool.acquire() as db:

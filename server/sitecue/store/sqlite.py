@@ -83,10 +83,15 @@ from .outbox import (
     DEPTH,
     DISABLE,
     DISABLED,
+    DUE_RANKED,
     ENABLE,
+    ENABLE_AT,
     ERASE_BY,
     INSERT_MESSAGE,
+    LEASED_BY,
+    PRUNE,
     RETRY,
+    REVIVE,
     SETTLE,
     TARGET_OF,
     Attempt,
@@ -98,6 +103,7 @@ from .outbox import (
     claimed_of,
     delivery_of,
     disabled_of,
+    erased_rows,
     message_row,
     settle_row,
 )
@@ -237,6 +243,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE webhook_states (
         target TEXT PRIMARY KEY, url TEXT NOT NULL, at INTEGER NOT NULL, message TEXT NOT NULL
     ) WITHOUT ROWID;
+    CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
 ]
 
@@ -675,6 +682,12 @@ class SQLiteStore:
                     "SELECT visitor FROM links WHERE site = ? AND contact = ? AND verified",
                     (site, contact_id),
                 ).fetchall()
+                now = min((m.at for m in messages), default=0)
+                leased = [
+                    self._writes.execute(LEASED_BY[column], (site, who, now)).fetchone()[0]
+                    for column, who in [("contact", contact_id)]
+                    + [("visitor", v) for (v,) in visitors]
+                ]
                 for (visitor,) in visitors:
                     stand_in = pseudonym()
                     for sql in PSEUDONYMISE:
@@ -686,7 +699,8 @@ class SQLiteStore:
                 for sql in ERASE_BY["contact"]:
                     self._writes.execute(sql, (site, contact_id))
                 if held:  # the downstream systems are told to erase the person too
-                    self._writes.executemany(INSERT_MESSAGE, map(message_row, messages))
+                    until = max((t for t in leased if t is not None), default=None)
+                    self._writes.executemany(INSERT_MESSAGE, erased_rows(messages, until))
                 self._writes.execute("COMMIT")
             except BaseException:
                 _rollback(self._writes)
@@ -857,22 +871,32 @@ class SQLiteStore:
         return refreshed_of(*row) if row is not None else None
 
     async def claim_messages(
-        self, targets: list[str], now: int, lease_ms: int, limit: int
+        self,
+        targets: list[str],
+        now: int,
+        lease_ms: int,
+        limit: int,
+        rooms: list[int] | None = None,
     ) -> list[Claimed]:
         if not targets:
             return []
         lease = secrets.token_hex(16)
-        marks = ", ".join("?" * len(targets))
+        room = dict(zip(targets, rooms or [limit] * len(targets), strict=True))
+        ranked = DUE_RANKED.format(
+            rooms="(SELECT key AS target, value AS room FROM json_each(:rooms)) r", now=":now"
+        )
         # One statement, under the write lock: no two claims (of any process) take a row.
         sql = (
-            "UPDATE outbox SET lease = ?, lease_until = ? WHERE id IN (SELECT id FROM outbox"
-            " WHERE status = 'pending' AND next_try <= ? AND lease_until <= ?"
-            f" AND target IN ({marks}) ORDER BY next_try LIMIT ?) RETURNING {CLAIMED_COLUMNS}"
+            "UPDATE outbox SET lease = :lease, lease_until = :until WHERE id IN (SELECT id"
+            f" FROM ({ranked}) WHERE n <= room ORDER BY next_try LIMIT :limit)"
+            f" RETURNING {CLAIMED_COLUMNS}"
         )
+        args = {
+            "lease": lease, "until": now + lease_ms, "now": now,
+            "rooms": _encode(room).decode(), "limit": limit,
+        }  # fmt: skip
         async with self._write_lock():
-            rows = self._writes.execute(
-                sql, (lease, now + lease_ms, now, now, *targets, limit)
-            ).fetchall()
+            rows = self._writes.execute(sql, args).fetchall()
         return [claimed_of(row, lease) for row in rows]
 
     async def settle_message(self, claimed: Claimed, attempt: Attempt, url: str) -> bool:
@@ -880,7 +904,7 @@ class SQLiteStore:
             self._writes.execute("BEGIN IMMEDIATE")
             try:
                 held = self._writes.execute(SETTLE, settle_row(attempt, claimed)).rowcount > 0
-                if held and attempt.status == "disabled":
+                if held and attempt.code == 410:
                     m = claimed.message
                     self._writes.execute(DISABLE, (m.target, url, attempt.at, m.id))
                 self._writes.execute("COMMIT")
@@ -901,16 +925,34 @@ class SQLiteStore:
                 row = self._writes.execute(TARGET_OF, (site, message_id)).fetchone()
                 if row is not None:
                     self._writes.execute(RETRY, (now, now, site, message_id))
-                    self._writes.execute(ENABLE, (row[0],))
+                    if self._writes.execute(ENABLE, (row[0],)).rowcount:
+                        self._writes.execute(REVIVE, (now, now, row[0]))
                 self._writes.execute("COMMIT")
             except BaseException:
                 _rollback(self._writes)
                 raise
         return row is not None
 
+    async def enable_webhook(self, target: str, url: str, now: int) -> bool:
+        async with self._write_lock():
+            self._writes.execute("BEGIN IMMEDIATE")
+            try:
+                enabled = self._writes.execute(ENABLE_AT, (target, url)).rowcount > 0
+                if enabled:
+                    self._writes.execute(REVIVE, (now, now, target))
+                self._writes.execute("COMMIT")
+            except BaseException:
+                _rollback(self._writes)
+                raise
+        return enabled
+
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
         async with self._db.execute(DISABLED) as cursor:
             return [disabled_of(row) for row in await cursor.fetchall()]
+
+    async def prune_outbox(self, before: int, limit: int) -> int:
+        async with self._write_lock():
+            return int(self._writes.execute(PRUNE, (before, limit)).rowcount)
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         async with self._db.execute(DEPTH) as cursor:

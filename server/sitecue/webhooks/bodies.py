@@ -82,6 +82,7 @@ SAMPLES: tuple[Mapping[str, Any], ...] = (
         "decision": _DECISION,
         "contact": "c-42",
         "verified": True,
+        "claimed": None,
     },
     {
         **_BASE,
@@ -92,6 +93,7 @@ SAMPLES: tuple[Mapping[str, Any], ...] = (
         "decision": None,
         "contact": None,
         "verified": False,
+        "claimed": "c-7",
     },
     {**_BASE, "event": "contact.erased", "contact": "c-42"},
     {
@@ -102,6 +104,7 @@ SAMPLES: tuple[Mapping[str, Any], ...] = (
         "decision": _DECISION,
         "contact": None,
         "verified": False,
+        "claimed": None,
     },
 )
 

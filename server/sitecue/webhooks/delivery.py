@@ -1,8 +1,9 @@
 """Delivery: a background task that claims due outbox messages, POSTs each to its webhook,
 signed, and settles the attempt.
 
-A 2xx ends a message (``delivered``); a 410 disables its webhook (``disabled``: nothing more
-goes to that URL until an operator retries a message of it, or the config changes the URL);
+A 2xx ends a message (``delivered``); a 410 disables its webhook (nothing more goes to that
+URL until an operator retries a message of it, or the config changes the URL; its messages,
+that one too, wait as ``pending`` and get a new day of tries when it is enabled again);
 anything else (another status, a timeout, a refused connection) is tried again after an
 exponential backoff with jitter (between half and all of 2 s, 4 s, 8 s… up to an hour)
 for a day from the first try, and then it is ``dead``. Messages are
@@ -21,6 +22,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ import httpx2 as httpx
 
 from ..errors import WebhookBodyInvalid
 from ..store import Attempt, Claimed, Store
+from ..store.outbox import KEEP_DAYS
 from . import bodies
 from .signing import HEADER, sign
 from .targets import CompiledWebhook
@@ -45,6 +48,8 @@ FIRST_DELAY_MS = 2_000
 MAX_DELAY_MS = 3600 * 1000
 LEASE_MARGIN_MS = 5_000  # a lease outlasts the attempt's whole timeout by this much
 _ERROR_CHARS = 200
+PRUNE_EVERY_S = 3600.0  # how often delivered and dead messages past their keeping go
+PRUNE_BATCH = 500
 
 
 def _now_ms() -> int:
@@ -66,7 +71,9 @@ def outcome(
     if code is not None and 200 <= code < 300:
         return Attempt("delivered", now, code)
     if code == 410:
-        return Attempt("disabled", now, code, "410 Gone: the webhook is disabled")
+        # The webhook is disabled (the store records it), not the message: it waits, due
+        # again as soon as the webhook is enabled.
+        return Attempt("pending", now, code, "410 Gone: the webhook is disabled", now)
     error = error or f"HTTP {code}"
     last = claimed.since + RETRY_FOR_MS
     if now >= last:
@@ -96,12 +103,17 @@ class Deliverer:
         self.clock = clock
         self.rng = rng or random.Random()
         self.concurrency = concurrency
+        # Attempts under way per webhook are capped, so that one site's receiver that
+        # answers slowly (or never, until the timeout) cannot hold every slot.
+        self.per_target = max(1, concurrency // 4)
+        self._busy: Counter[str] = Counter()  # target -> attempts under way
         self.idle_s = idle_s  # how often other nodes' new messages are looked for
         # Redirects are not followed: a message (personal data, signed) goes to the URL the
         # operator configured, nowhere a receiver points it.
         self.client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         self._inflight: set[asyncio.Task[None]] = set()
         self._disabled: tuple[int, dict[str, str]] = (-1, {})  # (read at, target -> url)
+        self._pruned = -PRUNE_EVERY_S  # monotonic seconds of the last prune
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -128,14 +140,22 @@ class Deliverer:
             task.cancel()
         await self.client.aclose()
 
-    def _webhooks(self, disabled: Mapping[str, str]) -> dict[str, CompiledWebhook]:
-        """The webhooks to deliver for, by target; not those disabled at their URL."""
-        return {
-            hook.target: hook
-            for site in self.sites().values()
-            for hook in site.webhooks
-            if disabled.get(hook.target) != hook.url
-        }
+    async def _webhooks(self, disabled: Mapping[str, str]) -> dict[str, CompiledWebhook]:
+        """The webhooks to deliver for, by target; not those disabled at their URL. One
+        disabled at another URL than the config's now is enabled (with a new day of tries
+        for its waiting messages)."""
+        hooks = {}
+        for site in self.sites().values():
+            for hook in site.webhooks:
+                gone = disabled.get(hook.target)
+                if gone == hook.url:
+                    continue
+                if gone is not None:
+                    await self.store.enable_webhook(hook.target, gone, self.clock())
+                    self._disabled = (-1, {})
+                    log.info("webhook %s: enabled again at its new URL", hook.target)
+                hooks[hook.target] = hook
+        return hooks
 
     async def _disabled_targets(self) -> dict[str, str]:
         """The webhooks a 410 disabled (target -> URL), read at most once per poll: a
@@ -151,11 +171,16 @@ class Deliverer:
     async def _claim(self, limit: int) -> list[tuple[Claimed, CompiledWebhook]]:
         if not any(site.webhooks for site in self.sites().values()):
             return []  # no site has webhooks: no query at all
-        hooks = self._webhooks(await self._disabled_targets())
+        hooks = await self._webhooks(await self._disabled_targets())
         if not hooks or limit <= 0:
             return []
-        lease = max(h.timeout for h in hooks.values()) * 1000 + LEASE_MARGIN_MS
-        claimed = await self.store.claim_messages(sorted(hooks), self.clock(), int(lease), limit)
+        targets = [t for t in sorted(hooks) if self._busy[t] < self.per_target]
+        if not targets:
+            return []
+        rooms = [self.per_target - self._busy[t] for t in targets]
+        lease = max(hooks[t].timeout for t in targets) * 1000 + LEASE_MARGIN_MS
+        claimed = await self.store.claim_messages(targets, self.clock(), int(lease), limit, rooms)
+        self._busy.update(c.message.target for c in claimed)  # until its _attempt ends
         return [(c, hooks[c.message.target]) for c in claimed]
 
     async def deliver_due(self) -> int:
@@ -165,9 +190,32 @@ class Deliverer:
         await asyncio.gather(*(self._attempt(c, hook) for c, hook in claimed))
         return len(claimed)
 
+    async def prune(self) -> int:
+        """Delete the delivered and dead messages last tried more than KEEP_DAYS ago, a
+        batch at a time (each a short write); how many went."""
+        before = self.clock() - KEEP_DAYS * 86_400_000
+        gone = 0
+        while (n := await self.store.prune_outbox(before, PRUNE_BATCH)) > 0:
+            gone += n
+            if n < PRUNE_BATCH or self._stopping:
+                break
+            await asyncio.sleep(0)  # other writers take their turn between batches
+        return gone
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() - self._pruned < PRUNE_EVERY_S:
+            return
+        self._pruned = time.monotonic()
+        try:
+            if gone := await self.prune():
+                log.info("webhook delivery: deleted %d messages past %d days", gone, KEEP_DAYS)
+        except Exception as err:  # the store is down, say: at the next prune
+            log.warning("webhook delivery: cannot delete old messages: %s", err)
+
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            await self._prune_when_due()
             free = self.concurrency - len(self._inflight)
             if self._inflight and free < max(1, self.concurrency // 4):
                 # Claims in batches, not one per finished attempt: a round trip each.
@@ -189,6 +237,14 @@ class Deliverer:
         self._wake.set()  # room for another claim
 
     async def _attempt(self, claimed: Claimed, hook: CompiledWebhook) -> None:
+        try:
+            await self._attempt_once(claimed, hook)
+        finally:
+            self._busy[hook.target] -= 1
+            if self._busy[hook.target] <= 0:
+                del self._busy[hook.target]
+
+    async def _attempt_once(self, claimed: Claimed, hook: CompiledWebhook) -> None:
         m = claimed.message
         message: dict[str, Any] = {
             **m.payload, "id": m.id, "event": m.event, "at": m.at, "site": m.site
@@ -202,23 +258,25 @@ class Deliverer:
         else:
             if body:
                 code, error = await self._post(claimed, hook, body)
-                if code == 410:
-                    self._disabled = (-1, {})  # read again before the next claim
                 attempt = outcome(claimed, code, error, self.clock(), self.rng)
             else:  # the template says this message is not for this webhook
                 attempt = Attempt("delivered", self.clock(), None, "nothing to send")
                 kind = "skipped"
+        if attempt.code == 410:
+            kind = "disabled"
         if self.metrics is not None:
             kind = kind or ("failed" if attempt.status == "pending" else attempt.status)
             self.metrics.deliveries[(m.site, m.webhook, kind)] += 1
-        if attempt.status in ("dead", "disabled"):
+        if attempt.status == "dead" or kind == "disabled":
             log.warning(
-                "webhook %s: message %s is %s (%s)", m.target, m.id, attempt.status, attempt.error
+                "webhook %s: message %s is %s (%s)", m.target, m.id, kind or "dead", attempt.error
             )
         try:
             await self.store.settle_message(claimed, attempt, hook.url)
         except Exception as err:  # its lease expires, and it is tried again
             log.warning("webhook %s: cannot record an attempt of %s: %s", m.target, m.id, err)
+        if kind == "disabled":
+            self._disabled = (-1, {})  # read again, now that it is recorded, before a claim
 
     async def _post(
         self, claimed: Claimed, hook: CompiledWebhook, body: bytes
@@ -245,4 +303,10 @@ class Deliverer:
         except TimeoutError:
             return None, f"timed out after {hook.timeout:g} s"
         except httpx.HTTPError as err:
+            return None, f"{type(err).__name__}: {err}"[:_ERROR_CHARS]
+        except Exception as err:
+            # Whatever else fails (a header or URL the check let through): the attempt is
+            # settled, a failure like any other, never left to its lease and claimed again
+            # forever.
+            log.warning("webhook %s: the request for %s failed: %r", hook.target, m.id, err)
             return None, f"{type(err).__name__}: {err}"[:_ERROR_CHARS]

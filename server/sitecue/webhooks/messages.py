@@ -7,10 +7,13 @@ Payloads are plain JSON data; the body a webhook sends is rendered from them wit
 - ``form.submitted``: ``submission``, ``rule``, ``variant``, ``decision``, ``contact`` (the
   contact the form names, or null), ``email`` (the same when that field is an email),
   ``fields`` (every answer, checked and normalised), ``consents`` (field -> the text shown)
-- ``contact.identified``: ``contact`` (verified by an email link)
+- ``contact.identified``: ``contact`` (verified by an email link; once per link and browser)
 - ``goal.converted``: ``goal``, ``rule``/``variant``/``decision`` (a rule's convert; null
-  for a goal event), ``contact``, ``verified``
-- ``decision.shown``: ``rule``, ``variant``, ``decision``, ``contact``, ``verified``
+  for a goal event), ``contact`` (verified, else null), ``verified``, ``claimed`` (the
+  contact page JavaScript claimed, unverified, else null); at most one per goal per event
+  id (and per browser), only for a browser whose state is kept
+- ``decision.shown``: ``rule``, ``variant``, ``decision``, ``contact``, ``verified``,
+  ``claimed`` (as for a goal)
 - ``contact.erased``: ``contact`` and nothing else: all the downstream needs to erase too
 
 Messages about a person carry their contact and browser (not sent) so that erasing them
@@ -49,9 +52,11 @@ def messages(
     contact: str | None = None,
     visitor: str | None = None,
     key: str | None = None,
+    queued: int | None = None,
 ) -> list[Message]:
     """One message per webhook of ``site`` that listens to ``event``. ``key`` (the
-    request's idempotency key) keeps a retried request's messages from being stored twice."""
+    request's idempotency key) keeps a retried request's messages from being stored twice;
+    ``queued`` is when it is written, if later than the event's time ``at``."""
     return [
         Message(
             record_id(at),
@@ -63,6 +68,7 @@ def messages(
             contact,
             visitor,
             key=f"{hook.id}:{event}:{key}" if key is not None else None,
+            queued=queued,
         )
         for hook in site.webhooks
         if event in hook.events
@@ -89,10 +95,20 @@ def form_submitted(site: CompiledSite, s: Submission, form: Form) -> list[Messag
     )
 
 
-def contact_identified(site: CompiledSite, contact: str, visitor: str, at: int) -> list[Message]:
-    """A browser verified as the contact's by an email link."""
+def contact_identified(
+    site: CompiledSite, contact: str, visitor: str, at: int, key: str | None = None
+) -> list[Message]:
+    """A browser verified as the contact's by an email link. ``key`` (the token's
+    fingerprint and the browser) makes it one message per link and browser, however often
+    the link is opened again (without the state cookie, each opening links once more)."""
     return messages(
-        site, "contact.identified", {"contact": contact}, at, contact=contact, visitor=visitor
+        site,
+        "contact.identified",
+        {"contact": contact},
+        at,
+        contact=contact,
+        visitor=visitor,
+        key=key,
     )
 
 
@@ -108,22 +124,43 @@ def feedback(
     if not (_listened(site, "goal.converted") or _listened(site, "decision.shown")):
         return []
     goals = {r.id: r.rule.goal for r in site.rules}
-    who = {"contact": contact, "verified": verified}
+    # A contact only claimed (page JavaScript named it, no email link verified it) is not
+    # sent as the person's: anyone can claim any id. It goes as ``claimed``, for what it is.
+    who = {
+        "contact": contact if verified else None,
+        "verified": verified,
+        "claimed": None if verified else contact,
+    }
     browser = visitor if visitor != "-" else None
     out: list[Message] = []
+    reached: set[tuple[str, str]] = set()
     for e in events:
         about = {"rule": e.rule, "variant": e.variant, "decision": e.decision}
         at = min(e.at or now, now)
+        key = e.id or e.decision or None
+        goal = None
         if e.type == "event" and e.name in site.goals:
-            event, payload = "goal.converted", {"goal": e.name, **dict.fromkeys(about), **who}
+            goal = e.name
+            event, payload = "goal.converted", {"goal": goal, **dict.fromkeys(about), **who}
         elif e.type == "convert" and goals.get(e.rule or ""):
-            event, payload = "goal.converted", {"goal": goals[e.rule or ""], **about, **who}
+            goal = goals[e.rule or ""]
+            event, payload = "goal.converted", {"goal": goal, **about, **who}
         elif e.type == "impression":
             event, payload = "decision.shown", {**about, **who}
         else:
             continue
+        if goal is not None:
+            # Anyone may post events (no decision needed for a goal event): a goal message
+            # is only for a browser whose state is kept, once per goal and decision (or
+            # browser) in a request, and keyed by the browser, goal and event id so that a
+            # replayed or retried event is stored once. Flooding a webhook takes a request
+            # with a new event id per message.
+            if browser is None or (goal, e.decision or browser) in reached:
+                continue
+            reached.add((goal, e.decision or browser))
+            key = f"{browser}:{goal}:{e.id or e.decision or ''}"
         out += messages(
-            site, event, payload, at, contact=contact, visitor=browser, key=e.id or None
+            site, event, payload, at, contact=contact, visitor=browser, key=key, queued=now
         )
     return out
 

@@ -37,7 +37,8 @@ def verify(secret: bytes, body: bytes, header: str, now: int, tolerance: int = T
     macs: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit() and len(value) <= 12:
+        # isdigit alone takes "²" (and other digits int() refuses): ASCII digits only.
+        if name == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             t = int(value)
         elif name == "v1":
             macs.append(value)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx2 as httpx
+
 from ..config import SiteConfig, Webhook
 from ..errors import ConfigError, Problem
 from .bodies import Body, compile_body
@@ -33,6 +35,14 @@ RESERVED = frozenset(
      "content-length", "transfer-encoding", "connection", "user-agent"}
 )  # fmt: skip
 MAX_HEADER_VALUE = 2000
+# A header read from the environment goes to the config's URL: it may not be one of the
+# server's own secrets or settings (the store's URL and password, the key secrets, a
+# webhook's signing secret), only a variable meant for it.
+_SERVER_ENV = re.compile(r"SITECUE_(?!WEBHOOK_).*|DATABASE_URL|PG.*|.*_SECRETS?")
+# A header value as it can be sent: visible ASCII, with spaces or tabs only inside. Anything
+# else (a line break, a NUL, a non-ASCII character) would split a header or fail every
+# delivery; refused at check, not at each attempt.
+_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,10 @@ def _url_problem(url: str) -> str | None:
         return "a URL without credentials (put the secret in secret_env, not the URL)"
     if parts.fragment or any(c.isspace() for c in url):
         return "a URL without a #fragment or spaces"
+    try:
+        httpx.URL(url)  # what delivery parses: a control character, a host IDNA refuses
+    except httpx.InvalidURL as err:
+        return f"a URL a request can be sent to ({err})"
     return None
 
 
@@ -80,6 +94,7 @@ def compile_webhooks(
     problems: list[Problem] = []
     compiled: list[CompiledWebhook] = []
     seen: set[str] = set()
+    secret_envs = frozenset(h.secret_env for h in config.webhooks)
     for i, hook in enumerate(config.webhooks):
         at = f"$.webhooks[{i}]"
         if hook.id in seen:
@@ -98,7 +113,7 @@ def compile_webhooks(
                     f" webhook's secret (at least {MIN_SECRET} characters); it {what}",
                 )
             )
-        headers = _headers(hook, at, env, problems)
+        headers = _headers(hook, at, env, problems, secret_envs)
         body = None
         try:
             body = compile_body(root, hook.body, f"{at}.body", events=hook.events)
@@ -113,15 +128,32 @@ def compile_webhooks(
 
 
 def _headers(
-    hook: Webhook, at: str, env: Mapping[str, str], problems: list[Problem]
+    hook: Webhook,
+    at: str,
+    env: Mapping[str, str],
+    problems: list[Problem],
+    signing: frozenset[str] = frozenset(),
 ) -> tuple[tuple[str, str], ...]:
     """The extra request headers: plain ones from the config, secret ones from the
-    environment; a name that is no header or that sitecue sets itself, a value with a line
-    break (which would start another header), or a missing variable is a problem."""
+    environment; a name that is no header or that sitecue sets itself, a value that is not
+    visible ASCII (a line break would start another header), a missing variable, or one
+    holding the server's own settings or a signing secret (``signing``) is a problem."""
     out: list[tuple[str, str]] = []
     given = [(n, v, f"{at}.headers.{n}") for n, v in hook.headers.items()]
     for name, var in hook.headers_env.items():
         value = env.get(var, "")
+        if _SERVER_ENV.fullmatch(var) or var in signing:
+            example = f"SITECUE_WEBHOOK_{hook.id.upper().replace('-', '_')}_AUTH"
+            problems.append(
+                Problem(
+                    f"{at}.headers_env.{name}",
+                    f"expected a variable meant for this header (such as {example}),"
+                    f" not {var}: the server's own"
+                    " settings and secrets (SITECUE_*, DATABASE_URL, PG*, *_SECRET, a"
+                    " webhook's secret_env) are never sent",
+                )
+            )
+            continue
         if not value:
             problems.append(
                 Problem(
@@ -141,9 +173,13 @@ def _headers(
                     f" ({', '.join(sorted(RESERVED))})",
                 )
             )
-        elif len(value) > MAX_HEADER_VALUE or any(c in value for c in "\r\n\0"):
+        elif len(value) > MAX_HEADER_VALUE or (value and not _VALUE.fullmatch(value)):
             problems.append(
-                Problem(path, f"expected one line of at most {MAX_HEADER_VALUE} characters")
+                Problem(
+                    path,
+                    f"expected one line of at most {MAX_HEADER_VALUE} visible ASCII"
+                    " characters (spaces only inside)",
+                )
             )
         seen.add(name.lower())
         out.append((name.lower(), value))

@@ -124,19 +124,21 @@ def test_active_reading_counts_and_idle_or_hidden_time_does_not(
     expect(reader).to_have_count(0)
 
     # Hidden for two minutes: moves in a background tab are not reading.
-    with page.expect_request(lambda r: "/v1/events" in r.url) as flushed:
+    # Each beacon's answer is waited for: it carries the cookie with the reading credited,
+    # which the next decision must send (waiting for the request alone races it).
+    with page.expect_response(lambda r: "/v1/events" in r.url) as flushed:
         read_for(page, clock, 40)  # 40 s active first...
         set_hidden(page, True)  # ...reported as the tab is hidden
-    beacon = sent(flushed.value)
+    beacon = sent(flushed.value.request)
     assert beacon == {"site": "reading", "read": 40, "call": beacon["call"]}
     read_for(page, clock, 120)
     set_hidden(page, False)
 
     # Back, and reading: 60 s more, reported when the page is hidden again.
     read_for(page, clock, 60)
-    with page.expect_request(lambda r: "/v1/events" in r.url) as flushed:
+    with page.expect_response(lambda r: "/v1/events" in r.url) as flushed:
         set_hidden(page, True)
-    assert sent(flushed.value)["read"] == 60
+    assert sent(flushed.value.request)["read"] == 60
     set_hidden(page, False)
     expect(reader).to_have_count(0)  # 2 minutes 10 s read, but no decision since
 

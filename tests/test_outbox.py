@@ -5,7 +5,6 @@ erasure reaches the outbox."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sitecue.decide import Verdict
@@ -20,22 +19,11 @@ from sitecue.store import (
     RateLimit,
     Store,
     Submission,
-    open_store,
 )
+from stores import with_store
 
 T0 = 1_764_000_000_000
 LIMITS = (RateLimit(5, 60_000), RateLimit(3, 3_600_000))
-
-
-def with_store(url: str, body: Callable[[Store], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        store = await open_store(url)
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def message(

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +36,9 @@ from sitecue.store import (
 )
 from sitecue.store import sqlite as sqlite_store
 from sitecue.store.base import HISTORY_BROWSERS, HISTORY_RECORDS
+from stores import with_store
 
 T0 = 1_790_000_000_000
-
-
-def with_store(url: str, body: Callable[[Store], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        store = await open_store(url)
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def decision(

@@ -391,3 +391,21 @@ def test_check_names_every_form_mistake_with_its_path(
         " what the site's systems said",
         "2 mistake(s) found",
     ]
+
+
+def test_the_commands_open_the_store_with_the_configured_goals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first command after an upgrade builds the rollups from the logs: it credits goal
+    events by the config's goals, and waits for a config that loads rather than none."""
+    from sitecue.cli import _configured_goals
+    from sitecue.rules import load_sites
+    from sitecue.runtime import goals_of
+
+    monkeypatch.setenv("SITECUE_CONFIG_DIR", str(CONFIG_DIR))
+    goals = _configured_goals()
+    assert goals == goals_of(load_sites(CONFIG_DIR)) and goals["news"]["subscribe"]
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "news.json").write_text("{")
+    monkeypatch.setenv("SITECUE_CONFIG_DIR", str(tmp_path))
+    assert _configured_goals() is None

@@ -9,6 +9,7 @@ import random
 import sqlite3
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from sitecue.decide import Verdict
+from sitecue.errors import StoreUnavailable
 from sitecue.ids import record_id
 from sitecue.runtime import Runtime, goals_of
 from sitecue.store import (
@@ -211,7 +213,7 @@ async def write_all(store: Store, groups: list[Records], submitted: list[Submitt
         await store.write(events, decisions)
 
 
-def run(url: str, body: Callable[[Store], Awaitable[Any]], goals: Goals = GOALS) -> Any:
+def run(url: str, body: Callable[[Store], Awaitable[Any]], goals: Goals | None = GOALS) -> Any:
     async def main() -> Any:
         store = await open_store(url, goals)
         try:
@@ -369,6 +371,24 @@ async def _old_postgres_store(url: str, rows: list[tuple[str, tuple[Any, ...]]])
         await db.close()
 
 
+def _old_store(url: str, rows: list[tuple[str, tuple[Any, ...]]], m: pytest.MonkeyPatch) -> None:
+    """A store at the schema before the rollups, holding ``rows`` as the old writer did."""
+    if url.startswith("sqlite"):
+        before = sqlite_store.MIGRATIONS[: sqlite_store.MIGRATIONS.index(sqlite_rollups)]
+        m.setattr(sqlite_store, "MIGRATIONS", before)
+        db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        sqlite_store.migrate(db)
+        db.execute("BEGIN")
+        for sql, row in rows:
+            db.execute(sql, row)
+        db.execute("COMMIT")
+        db.close()
+    else:
+        before = postgres_store.MIGRATIONS[: postgres_store.MIGRATIONS.index(postgres_rollups)]
+        m.setattr(postgres_store, "MIGRATIONS", before)
+        asyncio.run(_old_postgres_store(url, rows))
+
+
 def test_the_migration_counts_older_logs_as_the_writer_counts_new_ones(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -376,22 +396,8 @@ def test_the_migration_counts_older_logs_as_the_writer_counts_new_ones(
     (replayed feedback included), is migrated with the goals given: its rollups are those
     the writer keeps as the same records come (see the recount), and it keeps counting."""
     groups, submitted = dataset(seed=5)
-    rows = _old_rows(groups, submitted)
     with monkeypatch.context() as m:
-        if store_url.startswith("sqlite"):
-            before = sqlite_store.MIGRATIONS[: sqlite_store.MIGRATIONS.index(sqlite_rollups)]
-            m.setattr(sqlite_store, "MIGRATIONS", before)
-            db = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
-            sqlite_store.migrate(db)
-            db.execute("BEGIN")
-            for sql, row in rows:
-                db.execute(sql, row)
-            db.execute("COMMIT")
-            db.close()
-        else:
-            before = postgres_store.MIGRATIONS[: postgres_store.MIGRATIONS.index(postgres_rollups)]
-            m.setattr(postgres_store, "MIGRATIONS", before)
-            asyncio.run(_old_postgres_store(store_url, rows))
+        _old_store(store_url, _old_rows(groups, submitted), m)
     later = DecisionRecord(
         record_id(T0 + 40 * DAY_MS), "news", "newcomer", T0 + 40 * DAY_MS, "u",
         [Verdict("exp", True, variant="blue")],
@@ -431,3 +437,18 @@ def test_the_app_gives_the_store_its_goals_at_start_and_on_reload(client: TestCl
     runtime.store.goals = {}
     assert runtime.reload() == []
     assert runtime.store.goals == goals_of(runtime.sites)
+
+
+def test_the_migration_waits_for_the_goals_when_the_logs_hold_goal_events(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Opened without goals (a command run while the config does not load), an older store
+    whose logs hold goal events is not migrated: their conversions would be lost for good.
+    A new store needs none."""
+    goal = EventRecord("news", "a", "event", T0, name="subscribe")
+    with monkeypatch.context() as m:
+        _old_store(store_url, _old_rows([([goal], [])], []), m)
+    with pytest.raises(StoreUnavailable, match="needs a config that loads"):
+        run(store_url, lambda s: s.results("news", "exp"), goals=None)
+    assert run(store_url, lambda s: s.results("news", "exp")) == []  # with them: migrated
+    assert run(f"sqlite:///{tmp_path / 'new.db'}", lambda s: s.results("news", "exp"), None) == []

@@ -32,6 +32,7 @@ from .state_size import warnings as cookie_warnings
 
 if TYPE_CHECKING:
     from .bulk import Format
+    from .store import Goals
 
 __all__ = ["main"]
 
@@ -105,6 +106,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configured_goals() -> Goals | None:
+    """The goals of the configured sites, for a store opened here: the migration that adds
+    the rollups credits the goal events already logged by them. None when the config does
+    not load (that migration then waits for a start with one that does)."""
+    from .rules import load_sites
+    from .runtime import goals_of
+
+    try:
+        return goals_of(load_sites(Path(os.environ.get("SITECUE_CONFIG_DIR", "config"))))
+    except (ConfigError, OSError):
+        return None
+
+
 def _check_store(url: str) -> None:
     """Open the database once before any worker starts (creating or migrating it): one that
     cannot be opened stops ``serve`` here, with one line naming it, instead of every worker
@@ -114,7 +128,7 @@ def _check_store(url: str) -> None:
     from .store import open_store
 
     async def open_and_close() -> None:
-        store = await open_store(url)
+        store = await open_store(url, _configured_goals())
         await store.close()
 
     asyncio.run(open_and_close())
@@ -138,7 +152,7 @@ def _apikey_create(sites: list[str], label: str, db: str | None) -> int:
     text, record = mint_key(sites, label)
 
     async def store_it() -> None:
-        store = await open_store(database_url(db))
+        store = await open_store(database_url(db), _configured_goals())
         try:
             await store.add_api_key(record)
         finally:
@@ -159,7 +173,7 @@ def _apikey_list(db: str | None) -> int:
     from .store import ApiKey, open_store
 
     async def read() -> list[ApiKey]:
-        store = await open_store(database_url(db))
+        store = await open_store(database_url(db), _configured_goals())
         try:
             return await store.api_keys()
         finally:
@@ -199,7 +213,7 @@ def _apikey_revoke(text: str, db: str | None) -> int:
         return 2
 
     async def revoke(found: str) -> tuple[ApiKey | None, bool]:
-        store = await open_store(database_url(db))
+        store = await open_store(database_url(db), _configured_goals())
         try:
             revoked = await store.revoke_api_key(found, int(time.time()))
             return await store.api_key(found), revoked
@@ -302,7 +316,7 @@ def _contacts_import(site: str, file: str, db: str | None, chosen: str | None = 
     now = time.time_ns() // 1_000_000
 
     async def store_them() -> None:
-        store = await open_store(database_url(db))
+        store = await open_store(database_url(db), _configured_goals())
         try:
             await store.put_contacts(
                 [

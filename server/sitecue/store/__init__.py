@@ -64,13 +64,14 @@ async def open_store(url: str, goals: Goals | None = None) -> Store:
     """Open the store named by ``url``: ``sqlite:///path/to/file.db`` (the embedded default)
     or ``postgresql://user@host/db`` (many nodes, one database; needs the postgres extra).
     ``goals`` (which rules each goal event converts) become ``store.goals``, and the
-    migration that builds the rollups from older logs counts conversions by them."""
+    migration that builds the rollups from older logs counts conversions by them (None:
+    not known, and that migration refuses to run on logs holding goal events)."""
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 
-        return await SQLiteStore.open(url.removeprefix("sqlite:///"), goals or {})
+        return await SQLiteStore.open(url.removeprefix("sqlite:///"), goals)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return await PostgresStore.open(url, goals=goals or {})
+        return await PostgresStore.open(url, goals=goals)
     raise ValueError(f"SITECUE_DB: expected a sqlite:///path or postgresql:// URL, got {url!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from ..errors import StoreUnavailable
 from .rollups import DAY_MS, FEEDBACK, Goals, goal_rows
 
 if TYPE_CHECKING:
@@ -125,23 +126,41 @@ DROP TABLE goal_rules
 _INSERT_GOAL = "INSERT INTO goal_rules (site, name, rule) VALUES ({})"
 
 
-def sqlite_rollups(db: sqlite3.Connection, goals: Goals) -> None:
-    """The migration on SQLite, inside the migration's transaction."""
+# Goal events the backfill would credit to rules by the goals: without them it cannot start.
+_GOAL_EVENTS = "SELECT EXISTS (SELECT 1 FROM events WHERE type IN ('event', 'trigger'))"
+
+
+def _needs_goals() -> StoreUnavailable:
+    return StoreUnavailable(
+        "cannot add the rollups to this database yet: its goal events are credited to rules"
+        " by the sites' goals, once, so the first start after the upgrade needs a config"
+        " that loads (see sitecue check)"
+    )
+
+
+def sqlite_rollups(db: sqlite3.Connection, goals: Goals | None) -> None:
+    """The migration on SQLite, inside the migration's transaction. ``goals`` None: not
+    known (the config did not load), refused when the logs hold goal events to credit."""
+    if goals is None and db.execute(_GOAL_EVENTS).fetchone()[0]:
+        raise _needs_goals()
     tables = _TABLES.format(bigint="INTEGER", real="REAL", without_rowid=" WITHOUT ROWID")
     for statement in tables.split(";"):
         db.execute(statement)
-    db.executemany(_INSERT_GOAL.format("?, ?, ?"), goal_rows(goals))
+    db.executemany(_INSERT_GOAL.format("?, ?, ?"), goal_rows(goals or {}))
     for statement in _BACKFILL.format(verdicts=_VERDICTS_SQLITE).split(";"):
         db.execute(statement)
 
 
-async def postgres_rollups(db: asyncpg.Connection, goals: Goals) -> None:
-    """The migration on PostgreSQL, inside the migration's transaction."""
+async def postgres_rollups(db: asyncpg.Connection, goals: Goals | None) -> None:
+    """The migration on PostgreSQL, inside the migration's transaction (``goals`` as for
+    SQLite)."""
+    if goals is None and await db.fetchval(_GOAL_EVENTS):
+        raise _needs_goals()
     await db.execute(
         _TABLES.format(bigint="BIGINT", real="DOUBLE PRECISION", without_rowid="")
         # A temporary table of the transaction only: the pool's connection outlives it.
         .replace("(site TEXT NOT NULL, name TEXT NOT NULL, rule TEXT NOT NULL)",
                  "(site TEXT NOT NULL, name TEXT NOT NULL, rule TEXT NOT NULL) ON COMMIT DROP")
     )  # fmt: skip
-    await db.executemany(_INSERT_GOAL.format("$1, $2, $3"), goal_rows(goals))
+    await db.executemany(_INSERT_GOAL.format("$1, $2, $3"), goal_rows(goals or {}))
     await db.execute(_BACKFILL.format(verdicts=_VERDICTS_POSTGRES))

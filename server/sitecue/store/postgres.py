@@ -105,12 +105,12 @@ from .outbox import (
 )
 from .outbox import list_sql as outbox_list_sql
 from .rollups import (
-    CONVERT_POSTGRES,
+    ATTRIBUTE_POSTGRES,
     EXPOSE_POSTGRES,
+    EXPOSED_POSTGRES,
     KEYS_POSTGRES,
     REPORT,
     RESULTS,
-    REVENUE_POSTGRES,
     UPSERT_ROLLUPS_POSTGRES,
     DayCounts,
     Goals,
@@ -148,8 +148,9 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 
 # Versioned migrations, applied in order at start and recorded in schema_migrations.
 # Append new ones; never edit one that has shipped. A migration is an SQL script, or a
-# function of the connection and the goals (see store.rollups) run in its transaction.
-Migration = str | Callable[[asyncpg.Connection, Goals], Awaitable[None]]
+# function of the connection and the goals (see store.rollups; None: not known) run in
+# its transaction.
+Migration = str | Callable[[asyncpg.Connection, Goals | None], Awaitable[None]]
 MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE events (
@@ -392,7 +393,7 @@ async def migrate(db: asyncpg.Connection, goals: Goals | None = None) -> int:
         for version, script in enumerate(MIGRATIONS, start=1):
             if version > done:
                 if callable(script):
-                    await script(db, goals or {})
+                    await script(db, goals)
                 else:
                     await db.execute(script)
                 await db.execute(
@@ -509,11 +510,10 @@ class PostgresStore:
             tally.exposed(await db.fetch(EXPOSE_POSTGRES, *columns(exposures, 5)))
         candidates = conversion_rows(events, self.goals)
         if candidates:
-            tally.converted(await db.fetch(CONVERT_POSTGRES, *columns(candidates, 5)))
-            valued = [c for c in candidates if c[4] is not None]
-            if valued:
-                grown = await db.fetch(REVENUE_POSTGRES, *columns(valued, 5))
-                tally.revenue(grown, valued)
+            named = columns(tally.exposures_of(candidates), 3)
+            changed = tally.attribute(await db.fetch(EXPOSED_POSTGRES, *named), candidates)
+            if changed:
+                await db.execute(ATTRIBUTE_POSTGRES, *columns(changed, 5))
         rows = tally.rows()
         if rows:
             await db.execute(UPSERT_ROLLUPS_POSTGRES, *columns(rows, 13))

@@ -117,16 +117,18 @@ def stored(
     in ``record_keys``: a record iff all its keys were new and no record before it in the
     group had one of them (as if the group's records were written one after the other)."""
     fresh = set(new)
+    keys = [(e.site, _event_keys(e)) for e in events] + [
+        (d.site, _decision_keys(d)) for d in decisions
+    ]
+    if len(fresh) == sum(len(mine) for _, mine in keys):  # every key new, none twice
+        return [True] * len(events), [True] * len(decisions)
     taken: set[tuple[str, str]] = set()
-
-    def keep(site: str, keys: tuple[str, ...]) -> bool:
-        mine = {(site, key) for key in keys}
-        ok = mine <= fresh and not mine & taken
-        taken.update(mine)
-        return ok
-
-    kept_events = [keep(e.site, _event_keys(e)) for e in events]
-    return kept_events, [keep(d.site, _decision_keys(d)) for d in decisions]
+    kept = []
+    for site, mine in keys:
+        pairs = {(site, key) for key in mine}
+        kept.append(pairs <= fresh and not pairs & taken)
+        taken.update(pairs)
+    return kept[: len(events)], kept[len(events) :]
 
 
 def exposure_rows(decisions: Iterable[DecisionRecord]) -> list[Row]:
@@ -205,24 +207,36 @@ class Tally:
         for site, rule, variant, first in rows:
             self.add(site, rule, variant, first, "visitors")
 
-    def converted(self, rows: Iterable[Sequence[Any]]) -> None:
-        """The exposures converted now, ``(site, rule, variant, first)``."""
-        for site, rule, variant, first in rows:
-            self.add(site, rule, variant, first, "conversions")
-
-    def revenue(self, rows: Iterable[Sequence[Any]], candidates: Iterable[Conversion]) -> None:
-        """The exposures whose revenue grew, ``(site, visitor, rule, variant, first,
-        revenue)`` with the new revenue: each grew by the values of its candidates
-        (``conversion_rows``) at or after its first, so revenue_sq grows by new² - old²."""
-        values: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    def attribute(
+        self, exposures: Iterable[Sequence[Any]], candidates: Iterable[Conversion]
+    ) -> list[Row]:
+        """Convert the ``exposures`` read (``site, visitor, rule, variant, first, converted,
+        revenue``) by the ``candidates`` at or after their first: an unconverted one at the
+        earliest (a conversion), and each by the sum of the values (its revenue, and
+        revenue_sq by new² - old², so the days' sum is the sum of each visitor's square).
+        Returns the changed rows, ``(converted, revenue, site, visitor, rule)``."""
+        by: dict[tuple[str, str, str], list[tuple[int, float | None]]] = {}
         for site, visitor, rule, at, value in candidates:
-            if value is not None:
-                values.setdefault((site, visitor, rule), []).append((at, value))
-        for site, visitor, rule, variant, first, revenue in rows:
-            grew = sum(v for at, v in values.get((site, visitor, rule), ()) if at >= first)
-            old = revenue - grew
-            self.add(site, rule, variant, first, "revenue", grew)
-            self.add(site, rule, variant, first, "revenue_sq", 2 * old * grew + grew * grew)
+            by.setdefault((site, visitor, rule), []).append((at, value))
+        changed: list[Row] = []
+        for site, visitor, rule, variant, first, converted, revenue in exposures:
+            after = [(at, value) for at, value in by.get((site, visitor, rule), ()) if at >= first]
+            grew = sum(value for _, value in after if value is not None)
+            if after and converted is None:
+                converted = min(at for at, _ in after)
+                self.add(site, rule, variant, first, "conversions")
+            elif not grew:
+                continue
+            if grew:
+                self.add(site, rule, variant, first, "revenue", grew)
+                self.add(site, rule, variant, first, "revenue_sq", 2 * revenue * grew + grew * grew)
+            changed.append((converted, revenue + grew, site, visitor, rule))
+        return changed
+
+    @staticmethod
+    def exposures_of(candidates: Iterable[Conversion]) -> list[Row]:
+        """The ``(site, visitor, rule)`` the candidates name, each once, sorted."""
+        return sorted({(site, visitor, rule) for site, visitor, rule, _, _ in candidates})
 
     def rows(self) -> list[Row]:
         """``(site, rule, variant, day, *COUNTS)`` per key, sorted (a fixed lock order)."""
@@ -256,46 +270,29 @@ EXPOSE_POSTGRES = (
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])"
     " ON CONFLICT DO NOTHING RETURNING site, rule, variant, first"
 )
-# An exposure converts at the earliest candidate at or after its first exposure, once.
-# Several candidates of one exposure are folded first: an UPDATE changes a row only once.
-_CANDIDATES_SQLITE = (
-    f"SELECT {_J}0 AS site, {_J}1 AS visitor, {_J}2 AS rule, {_J}3 AS at, {_J}4 AS value"
-    " FROM json_each(?) AS x"
+# Conversions: the group reads the exposures its candidates name (PostgreSQL locks them, for
+# nodes converting the same visitor at once), works out in Python what changes (see
+# Tally.attribute), and writes back only the rows that changed, by primary key.
+EXPOSED_SQLITE = (
+    "SELECT e.site, e.visitor, e.rule, e.variant, e.first, e.converted, e.revenue"
+    " FROM json_each(?) AS x CROSS JOIN exposures AS e"
+    f" WHERE e.site = {_J}0 AND e.visitor = {_J}1 AND e.rule = {_J}2"
 )
-_CANDIDATES_POSTGRES = (
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[])"
-    " AS x(site, visitor, rule, at, value)"
+EXPOSED_POSTGRES = (
+    "SELECT e.site, e.visitor, e.rule, e.variant, e.first, e.converted, e.revenue"
+    " FROM unnest($1::text[], $2::text[], $3::text[]) AS x(site, visitor, rule)"
+    " JOIN exposures AS e ON e.site = x.site AND e.visitor = x.visitor AND e.rule = x.rule"
+    " ORDER BY e.site, e.visitor, e.rule FOR UPDATE OF e"
 )
-_CONVERT = """
-UPDATE exposures AS e SET converted = c.at FROM (
-    SELECT x.site, x.visitor, x.rule, MIN(x.at) AS at FROM ({candidates}) AS x
-    JOIN exposures AS f ON f.site = x.site AND f.visitor = x.visitor AND f.rule = x.rule
-    WHERE f.converted IS NULL AND f.first <= x.at
-    GROUP BY x.site, x.visitor, x.rule
-) AS c WHERE e.site = c.site AND e.visitor = c.visitor AND e.rule = c.rule
-RETURNING e.site, e.rule, e.variant, e.first
-"""
-_REVENUE = """
-UPDATE exposures AS e SET revenue = e.revenue + c.value FROM (
-    SELECT x.site, x.visitor, x.rule, SUM(x.value) AS value FROM ({candidates}) AS x
-    JOIN exposures AS f ON f.site = x.site AND f.visitor = x.visitor AND f.rule = x.rule
-    WHERE f.first <= x.at AND x.value IS NOT NULL
-    GROUP BY x.site, x.visitor, x.rule
-) AS c WHERE e.site = c.site AND e.visitor = c.visitor AND e.rule = c.rule
-RETURNING e.site, e.visitor, e.rule, e.variant, e.first, e.revenue
-"""
-
-
-def _sqlite(sql: str) -> str:
-    """SQLite's RETURNING names the updated table's columns bare."""
-    head, returning = sql.split("RETURNING ")
-    return head.format(candidates=_CANDIDATES_SQLITE) + "RETURNING " + returning.replace("e.", "")
-
-
-CONVERT_SQLITE = _sqlite(_CONVERT)
-CONVERT_POSTGRES = _CONVERT.format(candidates=_CANDIDATES_POSTGRES)
-REVENUE_SQLITE = _sqlite(_REVENUE)
-REVENUE_POSTGRES = _REVENUE.format(candidates=_CANDIDATES_POSTGRES)
+ATTRIBUTE = (
+    "UPDATE exposures SET converted = ?, revenue = ? WHERE site = ? AND visitor = ? AND rule = ?"
+)
+ATTRIBUTE_POSTGRES = (
+    "UPDATE exposures AS e SET converted = x.converted, revenue = x.revenue"
+    " FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::text[], $5::text[])"
+    " AS x(converted, revenue, site, visitor, rule)"
+    " WHERE e.site = x.site AND e.visitor = x.visitor AND e.rule = x.rule"
+)
 UPSERT_ROLLUPS_POSTGRES = UPSERT_ROLLUPS.split(" VALUES ")[0] + (
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[],"
     + "".join(f" ${i}::bigint[]," for i in range(5, 5 + _INTEGERS))

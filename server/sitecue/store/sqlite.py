@@ -111,12 +111,12 @@ from .outbox import (
 )
 from .outbox import list_sql as outbox_list_sql
 from .rollups import (
-    CONVERT_SQLITE,
+    ATTRIBUTE,
     EXPOSE_SQLITE,
+    EXPOSED_SQLITE,
     KEYS_SQLITE,
     REPORT,
     RESULTS,
-    REVENUE_SQLITE,
     UPSERT_ROLLUPS,
     DayCounts,
     Goals,
@@ -151,8 +151,9 @@ from .writer import GroupWriter
 
 # Versioned migrations, applied in order at start; PRAGMA user_version records the last one.
 # Append new ones; never edit one that has shipped. A migration is an SQL script, or a
-# function of the connection and the goals (see store.rollups) run in its transaction.
-Migration = str | Callable[[sqlite3.Connection, Goals], None]
+# function of the connection and the goals (see store.rollups; None: not known) run in
+# its transaction.
+Migration = str | Callable[[sqlite3.Connection, Goals | None], None]
 MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE events (
@@ -279,7 +280,7 @@ def migrate(db: sqlite3.Connection, goals: Goals | None = None) -> int:
         try:
             if db.execute("PRAGMA user_version").fetchone()[0] < version:
                 if callable(script):
-                    script(db, goals or {})
+                    script(db, goals)
                 # Statement by statement: executescript would commit on its own, outside
                 # this transaction. (No statement holds a semicolon of its own.)
                 else:
@@ -326,7 +327,7 @@ def _unavailable(err: BaseException) -> bool:
     return (code & 0xFF) in _UNAVAILABLE
 
 
-def _open_for_writing(path: str, goals: Goals) -> tuple[IO[bytes], sqlite3.Connection]:
+def _open_for_writing(path: str, goals: Goals | None) -> tuple[IO[bytes], sqlite3.Connection]:
     """The lock file beside the database and the writing connection, in WAL mode and
     migrated; creates the file (and its directory) when missing. Runs on a thread, as it
     waits: processes (and stores) opening together take turns on the lock file."""
@@ -484,7 +485,7 @@ class SQLiteStore:
         rollups' backfill counts conversions by ``goals``); one that cannot be opened,
         written or read as a database raises StoreUnavailable naming it."""
         try:
-            lock_file, writes = await asyncio.to_thread(_open_for_writing, path, goals or {})
+            lock_file, writes = await asyncio.to_thread(_open_for_writing, path, goals)
         except (OSError, sqlite3.Error) as err:
             raise _cannot_open(path, err) from err
         db = None
@@ -589,11 +590,9 @@ class SQLiteStore:
             tally.exposed(w.execute(EXPOSE_SQLITE, (_encode(exposures).decode(),)).fetchall())
         candidates = conversion_rows(events, self.goals)
         if candidates:
-            tally.converted(w.execute(CONVERT_SQLITE, (_encode(candidates).decode(),)).fetchall())
-            valued = [c for c in candidates if c[4] is not None]
-            if valued:
-                grown = w.execute(REVENUE_SQLITE, (_encode(valued).decode(),)).fetchall()
-                tally.revenue(grown, valued)
+            named = _encode(tally.exposures_of(candidates)).decode()
+            changed = tally.attribute(w.execute(EXPOSED_SQLITE, (named,)).fetchall(), candidates)
+            w.executemany(ATTRIBUTE, changed)
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         where: list[str] = ["site = ?"]

@@ -119,6 +119,7 @@ from .rollups import (
     conversion_rows,
     day_counts,
     exposure_rows,
+    exposures_of,
     key_rows,
     stored,
     variant_counts,
@@ -510,7 +511,7 @@ class PostgresStore:
             tally.exposed(await db.fetch(EXPOSE_POSTGRES, *columns(exposures, 5)))
         candidates = conversion_rows(events, self.goals)
         if candidates:
-            named = columns(tally.exposures_of(candidates), 3)
+            named = columns(exposures_of(candidates), 3)
             changed = tally.attribute(await db.fetch(EXPOSED_POSTGRES, *named), candidates)
             if changed:
                 await db.execute(ATTRIBUTE_POSTGRES, *columns(changed, 5))

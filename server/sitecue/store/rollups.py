@@ -22,17 +22,34 @@ import msgspec
 from .base import DecisionRecord, EventRecord, Row, VariantCounts
 
 __all__ = [
+    "ATTRIBUTE",
+    "ATTRIBUTE_POSTGRES",
     "COUNTS",
     "DAY_MS",
+    "EXPOSED_POSTGRES",
+    "EXPOSED_SQLITE",
+    "EXPOSE_POSTGRES",
+    "EXPOSE_SQLITE",
+    "FEEDBACK",
+    "KEYS_POSTGRES",
+    "KEYS_SQLITE",
+    "REPORT",
+    "RESULTS",
     "UPSERT_ROLLUPS",
+    "UPSERT_ROLLUPS_POSTGRES",
+    "Conversion",
     "DayCounts",
     "Goals",
     "Tally",
+    "columns",
     "conversion_rows",
+    "day_counts",
     "exposure_rows",
+    "exposures_of",
     "goal_rows",
     "key_rows",
     "stored",
+    "variant_counts",
 ]
 
 # site -> goal event name -> the ids of the rules whose ``goal`` it is.
@@ -168,6 +185,12 @@ def conversion_rows(events: Iterable[EventRecord], goals: Goals) -> list[Convers
     return rows
 
 
+def exposures_of(candidates: Iterable[Conversion]) -> list[Row]:
+    """The ``(site, visitor, rule)`` the candidates name, each once, sorted (PostgreSQL
+    locks them in that order)."""
+    return sorted({(site, visitor, rule) for site, visitor, rule, _, _ in candidates})
+
+
 def goal_rows(goals: Goals) -> list[Row]:
     """The goals as ``(site, name, rule)`` rows (for the backfill)."""
     return sorted(
@@ -232,11 +255,6 @@ class Tally:
                 self.add(site, rule, variant, first, "revenue_sq", 2 * revenue * grew + grew * grew)
             changed.append((converted, revenue + grew, site, visitor, rule))
         return changed
-
-    @staticmethod
-    def exposures_of(candidates: Iterable[Conversion]) -> list[Row]:
-        """The ``(site, visitor, rule)`` the candidates name, each once, sorted."""
-        return sorted({(site, visitor, rule) for site, visitor, rule, _, _ in candidates})
 
     def rows(self) -> list[Row]:
         """``(site, rule, variant, day, *COUNTS)`` per key, sorted (a fixed lock order)."""

@@ -124,6 +124,7 @@ from .rollups import (
     conversion_rows,
     day_counts,
     exposure_rows,
+    exposures_of,
     key_rows,
     stored,
     variant_counts,
@@ -590,7 +591,7 @@ class SQLiteStore:
             tally.exposed(w.execute(EXPOSE_SQLITE, (_encode(exposures).decode(),)).fetchall())
         candidates = conversion_rows(events, self.goals)
         if candidates:
-            named = _encode(tally.exposures_of(candidates)).decode()
+            named = _encode(exposures_of(candidates)).decode()
             changed = tally.attribute(w.execute(EXPOSED_SQLITE, (named,)).fetchall(), candidates)
             w.executemany(ATTRIBUTE, changed)
 

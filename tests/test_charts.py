@@ -79,16 +79,17 @@ def test_points_sit_on_their_scale_and_a_day_without_visitors_breaks_the_line() 
     assert all(chart.left <= b.x and b.x + b.width <= chart.right for b in chart.bars)
 
 
-def test_an_experiment_has_a_band_per_variant_and_the_axis_covers_it() -> None:
+def test_an_experiment_has_a_band_per_variant_and_the_axis_covers_its_latest_interval() -> None:
     chart = daily_chart(
         OCT[:3],
         impressions=[10, 10, 10],
         lines=[
-            Line("faq", [0.02, 0.03, 0.025], [(0.01, 0.03), (0.02, 0.04), (0.02, 0.031)]),
+            Line("faq", [0.02, 0.03, 0.025], [(0.01, 0.09), (0.02, 0.04), (0.02, 0.031)]),
             Line("control", [0.01, 0.01, 0.01], [(0, 0.02)] * 3, control=True),
         ],
     )
-    assert chart.rate_ticks[-1].label == "5%"  # above the highest band, not the highest rate
+    # Above the lines and the latest intervals; the first day's wider band is clipped.
+    assert chart.rate_ticks[-1].label == "4%"
     faq, control = chart.lines
     assert faq.band.count("Z") == 1 and control.color == "#555555" != faq.color
     ys = [float(y) for y in re.findall(r",([\d.]+)", faq.band)]
@@ -102,9 +103,13 @@ def test_an_experiment_has_a_band_per_variant_and_the_axis_covers_it() -> None:
 
 
 def test_no_data_draws_empty_axes() -> None:
-    chart = daily_chart(OCT, impressions=[0] * 30, lines=[Line("rate", [None] * 30)])
-    assert chart.empty and chart.bars == [] and chart.lines[0].points == []
-    assert chart.lines[0].path == "" and chart.lines[0].band == ""
+    chart = daily_chart(
+        OCT,
+        impressions=[0] * 30,
+        lines=[Line("a", [None] * 30), Line("b", [None] * 30, [None] * 30)],
+    )
+    assert chart.empty and chart.bars == [] and chart.lines[1].points == []
+    assert chart.lines[1].path == "" and chart.lines[1].band == ""
     assert [t.label for t in chart.count_ticks] == ["0", "1", "2"]
     assert chart.rate_ticks[-1].label == "1.2%"
     assert not daily_chart(OCT[:1], [0], [Line("rate", [0.0])]).empty  # a real 0% is data

@@ -6,7 +6,9 @@ returns, as inline SVG (no script, no external asset: the dashboard's CSP stays 
 Each axis is scaled to its data with "nice" ticks (steps of 1, 2, 2.5 or 5 times a power of
 ten) and a top tick strictly above the largest value, so a 0–1% rate is drawn on a 0–1.2%
 axis, not on 0–100%, and the highest point never touches the frame. A day without
-visitors has no rate: its line is broken there rather than dropped to 0.
+visitors has no rate: its line is broken there rather than dropped to 0. An interval band
+is scaled by its latest interval: the wide bands of an experiment's first days are clipped
+at the top rather than squashing every line to the bottom.
 
 Example::
 
@@ -219,7 +221,10 @@ def daily_chart(
 
     counts = nice_ticks(max(impressions, default=0), whole=True)
     rates_seen = [v for line in lines for v in line.values if v is not None]
-    rates_seen += [b[1] for line in lines for b in (line.band or ()) if b is not None]
+    # A band's latest interval, not its first days' (wide on a handful of visitors): they
+    # would squash the lines to the bottom. Earlier bands wider than the axis are clipped.
+    latest = [next((b for b in reversed(line.band or ()) if b is not None), None) for line in lines]
+    rates_seen += [b[1] for b in latest if b is not None]
     rates = nice_ticks(max(rates_seen, default=0.0))
 
     def y_count(value: float) -> float:

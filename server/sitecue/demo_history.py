@@ -5,8 +5,9 @@ the dashboard's reports have something to show for every rule from the first min
 Each day brings some visitors (fewer at weekends); each visitor gets one decision in which
 every rule either shows (a variant drawn by the configured weights, the control too) or says
 why not, as live decisions do; what shows is seen, sometimes clicked or dismissed; and some
-visitors then reach the rule's goal (a purchase carries a value, for revenue). Each variant
-converts at its own fixed rate, so an experiment has something to find.
+visitors then reach a goal (a purchase carries a value, for revenue), at the rate of the
+best variant they saw of a rule with that goal. Each variant has its own fixed rate, so an
+experiment has something to find.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def history(
             at = day * DAY_MS + rng.randrange(DAY_MS - 4 * 3600_000)  # the goal on the day
             decision = f"{at:011x}-{_ID_PREFIX}-{count:x}"
             count += 1
-            verdicts, goals = [], set()
+            verdicts: list[Verdict] = []
+            goals: dict[str, float] = {}
             for rule in site.rules:
                 if rng.random() >= EXPOSED:
                     verdicts.append(Verdict(rule.id, False, reason=_reason(rule)))
@@ -76,19 +78,23 @@ def history(
                 weights = [v.weight for v in rule.variants]
                 variant = rng.choices(rule.variants, weights)[0]
                 verdicts.append(Verdict(rule.id, True, variant=variant.id))
-                about = (site.name, visitor, rule.id, variant.id, decision)
+                # Feedback names the decision id issued for this rule (one per rule shown).
+                about = (site.name, visitor, rule.id, variant.id, f"{decision}.{len(verdicts)}")
                 if variant.widget is not None:
                     events.append(_feedback(about, "impression", at + 1_000))
                     if rng.random() < CLICK:
                         events.append(_feedback(about, "click", at + 20_000))
                     elif rng.random() < DISMISS:
                         events.append(_feedback(about, "dismiss", at + 9_000))
-                if rng.random() < rates[rule.id][variant.id]:
-                    if rule.rule.goal:
-                        goals.add(rule.rule.goal)
-                    else:
-                        events.append(_feedback(about, "convert", at + 60_000))
-            for goal in sorted(goals):  # one goal event converts every rule it is the goal of
+                rate = rates[rule.id][variant.id]
+                if rule.rule.goal:  # reached at the rate of the best variant seen
+                    goals[rule.rule.goal] = max(rate, goals.get(rule.rule.goal, 0.0))
+                elif rng.random() < rate:
+                    events.append(_feedback(about, "convert", at + 60_000))
+            # One goal event converts every rule whose goal it is.
+            for goal, rate in sorted(goals.items()):
+                if rng.random() >= rate:
+                    continue
                 value = round(rng.uniform(19, 180), 2) if goal == "purchase" else None
                 later = at + rng.randrange(60_000, 3 * 3600_000)
                 events.append(

@@ -10,7 +10,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import httpx2 as httpx
@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
 from forms_site import FORMS, write_config
-from sitecue import sessions
+from sitecue import panels, sessions
 from sitecue.app import build_app
 from sitecue.decide import Verdict
 from sitecue.settings import Settings
@@ -461,17 +461,18 @@ def test_a_one_variant_rule_charts_its_daily_rate_on_an_axis_scaled_to_it(
 
 
 def test_a_rule_without_data_says_so(
-    reported: TestClient, capsys: pytest.CaptureFixture[str]
+    reported: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sign_in(reported, new_key(capsys, "news"))
     newsletter = _panel(reported.get(f"/dashboard?{PERIOD}").text, "news", "newsletter")
     assert "No data in this period" in newsletter and '<rect class="bar"' not in newsletter
     assert "<circle" not in newsletter
     assert _cells(newsletter, "short") == ["0", "0", "0", "0", "–", "0", "–", "0.00", "–"]
-    # The default period: the 30 days up to today.
-    today = datetime.now(UTC).date()
+    # The default period: the 30 days up to today (frozen: no race with midnight).
+    monkeypatch.setattr(panels, "today", lambda: date(2026, 10, 30))
     page = reported.get("/dashboard").text
-    assert f"Reports, {today - timedelta(days=29)} to {today} (UTC)" in page
+    assert "Reports, 2026-10-01 to 2026-10-30 (UTC)" in page
+    assert _cells(_panel(page, "news", "paywall-faq"), "All variants")[0] == "50"
 
 
 @pytest.mark.parametrize(

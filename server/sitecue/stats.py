@@ -261,8 +261,9 @@ def t_sf(t: float, df: float) -> float:
 
 
 def t_quantile(p: float, df: float) -> float:
-    """The t distribution's quantile: the t with P(T <= t) = p, by bisection on ``t_sf``
-    (monotone, so it cannot fail to converge) to the last bits of a double."""
+    """The t distribution's quantile: the t with P(T <= t) = p. Newton's method on ``t_sf``
+    from the Cornish-Fisher expansion, kept within a bracket that bisection narrows when a
+    step would leave it, so it converges for any df (a handful of steps in practice)."""
     if not 0 < p < 1:
         raise ValueError("p: expected a probability strictly between 0 and 1")
     # The tail's probability as given (1 - p of a small p would round away its digits).
@@ -273,18 +274,29 @@ def t_quantile(p: float, df: float) -> float:
 
 def _t_upper(target: float, df: float) -> float:
     """The t >= 0 with P(T > t) = target (at most 1/2)."""
-    low, high = 0.0, max(1.0, -2 * normal_quantile(target))
+    z = -normal_quantile(target)
+    low, high = 0.0, max(1.0, 2 * z)
     while t_sf(high, df) > target:  # the t's tails are heavier than the normal's
         low, high = high, high * 2
+    z2 = z * z
+    guess = z + z * (z2 + 1) / (4 * df) + z * ((5 * z2 + 16) * z2 + 3) / (96 * df * df)
+    t = guess if low < guess < high else (low + high) / 2
+    log_norm = _log_gamma_ratio(df / 2, 0.5) - 0.5 * math.log(df * math.pi)
     for _ in range(200):
-        middle = (low + high) / 2
-        if middle in (low, high):
-            break
-        if t_sf(middle, df) > target:
-            low = middle
+        excess = t_sf(t, df) - target
+        if excess > 0:
+            low = t
         else:
-            high = middle
-    return (low + high) / 2
+            high = t
+        density = math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
+        step = excess / density if density > 0 else math.inf
+        following = t + step  # the tail falls as t grows: t_sf' = -density
+        if not low < following < high:
+            following = (low + high) / 2
+        if abs(following - t) <= 1e-15 * abs(following) or following in (low, high):
+            return following
+        t = following
+    return t
 
 
 def _log_gamma_ratio(z: float, b: float) -> float:

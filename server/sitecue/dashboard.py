@@ -1,9 +1,11 @@
 """The operator's dashboard: server-rendered HTML behind an admin key, no front-end build.
 
 Sign in with an admin key (the cookie then holds a server-side session for 12 hours, never
-the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, the recent
-decisions with the reason for every rule, each experiment's results with an inline-SVG
-chart of the conversion rate and its 95% interval per variant, and per rule with a form its
+the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, a report
+panel per rule (:mod:`sitecue.panels`: a daily chart, the totals, and a link to the report
+as CSV, which the session authorises), the recent decisions with the reason for every
+rule, each experiment's results with an inline-SVG chart of the conversion rate and its 95%
+interval per variant, and per rule with a form its
 submissions: how many, and the latest ten; and per site with webhooks, the latest
 deliveries (and webhooks a 410 disabled), each with a button to retry it. Each rule has a
 Preview button, which makes a signed preview link (:mod:`sitecue.preview`) for the page and

@@ -10,6 +10,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 
 import httpx2 as httpx
@@ -20,9 +21,11 @@ from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
 from forms_site import FORMS, write_config
-from sitecue import sessions
+from sitecue import panels, sessions
 from sitecue.app import build_app
+from sitecue.decide import Verdict
 from sitecue.settings import Settings
+from sitecue.store import DecisionRecord, EventRecord
 
 OWN = {"origin": ORIGIN}
 
@@ -315,4 +318,211 @@ def test_a_rule_has_a_preview_button_making_a_link_the_server_accepts(
         ({"url": "https://evil.example/"}, 400, "url:"),
     ):
         refused = client.post("/dashboard/preview", data={**form, **change}, headers=OWN)
+        assert refused.status_code == status and refused.json()["error"].startswith(says)
+
+
+# Reports: fixed records over several days, written through the store's writer (which keeps
+# the rollups the panels read), at fixed times, with fixed ids.
+OCT_1 = (date(2026, 10, 1) - date(1970, 1, 1)).days  # as a UTC day number
+DAY = 86_400_000
+PERIOD = "from=2026-10-01&to=2026-10-30"
+
+
+def _news_and_shop_history() -> tuple[list[EventRecord], list[DecisionRecord]]:
+    """news/paywall-faq, an experiment: 5 days of 8 visitors shown faq and 2 the control;
+    the first faq visitor of each day clicks, the first two subscribe (9.50 each), and one
+    control visitor subscribes on the first day. news/newsletter: nothing. shop/free-express
+    (one variant): 3 days of 100 visitors, one purchase (50.00) a day: 1%."""
+    events: list[EventRecord] = []
+    decisions: list[DecisionRecord] = []
+    for day in range(5):
+        for j in range(10):
+            at = (OCT_1 + day) * DAY + 3_600_000 + j * 60_000
+            visitor, decision = f"news-{day}-{j}", f"{at:011x}-0000000a-{j:x}"
+            variant = "faq" if j < 8 else "control"
+            verdicts = [
+                Verdict("paywall-faq", True, variant=variant),
+                Verdict("newsletter", False, reason="condition: page.path"),
+            ]
+            decisions.append(
+                DecisionRecord(decision, "news", visitor, at, "https://news.example/", verdicts)
+            )
+            about = {"site": "news", "visitor": visitor, "rule": "paywall-faq",
+                     "variant": variant, "decision": decision}  # fmt: skip
+            if variant == "faq":
+                events.append(EventRecord(type="impression", at=at + 1000, **about))
+            if j == 0:
+                events.append(EventRecord(type="click", at=at + 2000, **about))
+            if j in (0, 1) or (j == 8 and day == 0):
+                events.append(
+                    EventRecord("news", visitor, "event", at + 60_000, name="subscribe", value=9.5)
+                )
+    for day in range(3):
+        for j in range(100):
+            at = (OCT_1 + day) * DAY + 7_200_000 + j * 1000
+            visitor, decision = f"shop-{day}-{j}", f"{at:011x}-0000000b-{j:x}"
+            verdicts = [Verdict("free-express", True, variant="slide-in")]
+            decisions.append(
+                DecisionRecord(decision, "shop", visitor, at, "https://shop.example/", verdicts)
+            )
+            about = {"site": "shop", "visitor": visitor, "rule": "free-express",
+                     "variant": "slide-in", "decision": decision}  # fmt: skip
+            events.append(EventRecord(type="impression", at=at + 1000, **about))
+            if j == 0:
+                events.append(
+                    EventRecord("shop", visitor, "event", at + 60_000, name="purchase", value=50.0)
+                )
+    return events, decisions
+
+
+@pytest.fixture
+def reported(client: TestClient) -> TestClient:
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    client.portal.call(store.write, *_news_and_shop_history())  # type: ignore[union-attr]
+    return client
+
+
+def _panel(page: str, site: str, rule: str) -> str:
+    start = page.index(f'aria-labelledby="report-{site}-{rule}-heading"')
+    return page[start : page.index('<p class="csv">', start)]
+
+
+def _cells(panel: str, row: str) -> list[str]:
+    found = re.search(rf"<tr[^>]*><td>{row}</td>(.*?)</tr>", panel, re.DOTALL)
+    assert found is not None, row
+    return re.findall(r'<td class="num">([^<]*)</td>', found[1])
+
+
+def test_every_rule_of_every_site_has_a_report_panel_with_its_totals(
+    reported: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_in(reported, new_key(capsys, "news", "shop"))
+    page = reported.get(f"/dashboard?{PERIOD}").text
+    assert "Reports, 2026-10-01 to 2026-10-30 (UTC)" in page
+    for site, rules in (
+        ("news", ["paywall-faq", "newsletter"]),
+        ("shop", ["loyalty-offer", "first-purchase", "free-express", "exit-discount"]),
+    ):
+        for rule in rules:
+            panel = _panel(page, site, rule)
+            assert '<svg class="report-chart" role="img"' in panel
+            assert f'<title id="report-{site}-{rule}-title">Report of {rule}' in panel
+            assert f'aria-label="Totals of {rule}"' in panel
+    faq = _panel(page, "news", "paywall-faq")
+    # Decisions, visitors, impressions, clicks, CTR, conversions, rate, revenue, per visitor.
+    assert _cells(faq, "faq") == ["40", "40", "40", "5", "12.50%", "10", "25.00%", "95.00", "2.38"]
+    assert _cells(faq, "control") == ["10", "10", "0", "0", "–", "1", "10.00%", "9.50", "0.95"]
+    assert _cells(faq, "All variants") == [
+        "50",
+        "50",
+        "40",
+        "5",
+        "12.50%",
+        "11",
+        "22.00%",
+        "104.50",
+        "2.09",
+    ]
+    # An experiment: a line and an interval band per variant, the control in grey.
+    assert faq.count('class="band"') == 2 and faq.count('class="rate"') == 2
+    assert 'stroke="#555555"' in faq and ">95% interval</text>" in faq
+    assert "conversion rate to date" in faq
+    assert "2026-10-01: 8 impressions" in faq and "faq, 2026-10-05: 25.00%" in faq
+    # 30 days, 5 with data: a bar each; the rates to date hold from the first day on.
+    assert faq.count('<rect class="bar"') == 5 and faq.count("<circle") == 2 * 30
+    assert "control, 2026-10-01: 50.00%" in faq and "control, 2026-10-30: 10.00%" in faq
+    assert "No data in this period" not in faq
+
+
+def test_a_one_variant_rule_charts_its_daily_rate_on_an_axis_scaled_to_it(
+    reported: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_in(reported, new_key(capsys, "shop"))
+    express = _panel(reported.get(f"/dashboard?{PERIOD}").text, "shop", "free-express")
+    rate_labels = re.findall(
+        r'<text x="662[.0]*" y="[\d.]+" fill="#555" font-size="11">([^<]+)</text>', express
+    )
+    assert rate_labels == ["0%", "0.2%", "0.4%", "0.6%", "0.8%", "1.0%", "1.2%"]  # not 0–100%
+    assert 'class="band"' not in express and express.count('class="rate"') == 1
+    assert "conversion rate of the day&#39;s new visitors" in express
+    assert ">120</text>" in express  # 100 impressions a day on a 0–120 axis
+    assert _cells(express, "slide-in") == [
+        "300",
+        "300",
+        "300",
+        "0",
+        "0.00%",
+        "3",
+        "1.00%",
+        "150.00",
+        "0.50",
+    ]
+    assert "All variants" not in express  # one variant, one row
+
+
+def test_a_rule_without_data_says_so(
+    reported: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sign_in(reported, new_key(capsys, "news"))
+    newsletter = _panel(reported.get(f"/dashboard?{PERIOD}").text, "news", "newsletter")
+    assert "No data in this period" in newsletter and '<rect class="bar"' not in newsletter
+    assert "<circle" not in newsletter
+    assert _cells(newsletter, "short") == ["0", "0", "0", "0", "–", "0", "–", "0.00", "–"]
+    # The default period: the 30 days up to today (frozen: no race with midnight).
+    monkeypatch.setattr(panels, "today", lambda: date(2026, 10, 30))
+    page = reported.get("/dashboard").text
+    assert "Reports, 2026-10-01 to 2026-10-30 (UTC)" in page
+    assert _cells(_panel(page, "news", "paywall-faq"), "All variants")[0] == "50"
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("from=2026-13-01", "from: expected a date as YYYY-MM-DD"),
+        ("to=20261001", "to: expected a date as YYYY-MM-DD"),
+        ("from=2026-10-02&to=2026-10-01", "from: expected a date on or before to"),
+        ("from=2025-01-01&to=2026-10-01", "to: expected at most 400 days"),
+    ],
+)
+def test_a_bad_period_is_refused_naming_the_parameter(
+    reported: TestClient, capsys: pytest.CaptureFixture[str], query: str, says: str
+) -> None:
+    sign_in(reported, new_key(capsys, "news"))
+    answer = reported.get(f"/dashboard?{query}")
+    assert answer.status_code == 400 and answer.json()["error"].startswith(says)
+
+
+def test_the_report_csv_link_works_from_the_signed_in_dashboard_only(
+    reported: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_path = f"/dashboard/report.csv?site=news&rule=paywall-faq&{PERIOD}"
+    refused = reported.get(csv_path)
+    assert refused.status_code == 401 and "text/csv" not in refused.headers["content-type"]
+    key = new_key(capsys, "news")
+    sign_in(reported, key)
+    page = reported.get(f"/dashboard?{PERIOD}").text
+    link = re.search(r'<a href="([^"]+)" download>CSV of the paywall-faq report</a>', page)
+    assert link is not None and link[1].replace("&amp;", "&") == csv_path
+    answer = reported.get(csv_path)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["content-disposition"] == (
+        'attachment; filename="news-paywall-faq-2026-10-01-2026-10-30.csv"'
+    )
+    assert_locked_down(answer.headers)
+    # The same bytes as the API gives a bearer of the key.
+    api = reported.get(
+        f"/v1/reports?site=news&rule=paywall-faq&{PERIOD}&format=csv",
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert api.status_code == 200 and answer.content == api.content
+    lines = answer.text.splitlines()
+    assert len(lines) == 1 + 30 * 2  # a header, then every day of the period per variant
+    assert any(line.startswith("2026-10-01,faq,8,8,8,1,") for line in lines)
+    for query, status, says in (
+        ("site=shop&rule=free-express", 403, "site:"),  # not this key's
+        ("site=nowhere&rule=x", 403, "site:"),  # no telling which sites exist
+        ("site=news&rule=nope", 404, "rule:"),
+        ("site=news&rule=paywall-faq&from=yesterday", 400, "from:"),
+    ):
+        refused = reported.get(f"/dashboard/report.csv?{query}")
         assert refused.status_code == status and refused.json()["error"].startswith(says)

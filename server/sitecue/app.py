@@ -49,6 +49,7 @@ from .dashboard import (
     login_endpoint,
     logout_endpoint,
     preview_endpoint,
+    report_csv_endpoint,
 )
 from .decide import apply_feedback, apply_reading, consented, decide
 from .errors import (
@@ -628,6 +629,7 @@ def build_app(settings: Settings) -> Starlette:
         ("/dashboard/login", login_endpoint, ["POST"]),
         ("/dashboard/logout", logout_endpoint, ["POST"]),
         ("/dashboard/preview", preview_endpoint, ["POST"]),
+        ("/dashboard/report.csv", report_csv_endpoint, ["GET"]),
         ("/dashboard/deliveries/{id}/retry", dashboard_retry_endpoint, ["POST"]),
         ("/openapi.json", openapi_endpoint, ["GET"]),
         ("/metrics", metrics_endpoint, ["GET"]),

@@ -1,9 +1,11 @@
 """The operator's dashboard: server-rendered HTML behind an admin key, no front-end build.
 
 Sign in with an admin key (the cookie then holds a server-side session for 12 hours, never
-the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, the recent
-decisions with the reason for every rule, each experiment's results with an inline-SVG
-chart of the conversion rate and its 95% interval per variant, and per rule with a form its
+the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, a report
+panel per rule (:mod:`sitecue.panels`: a daily chart, the totals, and a link to the report
+as CSV, which the session authorises), the recent decisions with the reason for every
+rule, each experiment's results with an inline-SVG chart of the conversion rate and its 95%
+interval per variant, and per rule with a form its
 submissions: how many, and the latest ten; and per site with webhooks, the latest
 deliveries (and webhooks a 410 disabled), each with a button to retry it. Each rule has a
 Preview button, which makes a signed preview link (:mod:`sitecue.preview`) for the page and
@@ -23,12 +25,13 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from . import preview, sessions
+from . import panels, preview, sessions
 from .api.bodies import read_body
 from .api.deliveries import disabled_of_site, retry
 from .api.keys import authenticate_token, note_use, require_sites
+from .api.reports import covered, csv_rows, day_number, parse_range, report_rows
 from .api.results import Results, experiment_results
-from .errors import BadRequest, Forbidden, Unauthorized
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .guard import own_origin, require_same_origin
 from .rules import CompiledRule
 from .stats import rate_interval
@@ -37,7 +40,13 @@ from .store import ApiKey, DecisionQuery, DeliveryQuery, SubmissionQuery
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["dashboard_endpoint", "login_endpoint", "logout_endpoint", "preview_endpoint"]
+__all__ = [
+    "dashboard_endpoint",
+    "login_endpoint",
+    "logout_endpoint",
+    "preview_endpoint",
+    "report_csv_endpoint",
+]
 
 RECENT = 20
 LATEST_SUBMISSIONS = 10
@@ -138,6 +147,8 @@ async def dashboard_endpoint(request: Request) -> Response:
     if key is None:
         return _page("login.html", base=_base(request), error=None)
     now = datetime.now(UTC)
+    # The period of the reports, as GET /v1/reports takes it (by day: the charts are daily).
+    since, until, _ = parse_range(request.query_params, panels.today())
     sites = []
     for name in key.sites:
         site = runtime.sites.get(name)
@@ -163,6 +174,15 @@ async def dashboard_endpoint(request: Request) -> Response:
                 DeliveryQuery(site=name, limit=LATEST_DELIVERIES)
             )
             disabled = await disabled_of_site(runtime, site)
+        reports = [
+            panels.panel(
+                rule,
+                await runtime.store.report(name, rule.id, day_number(since), day_number(until) + 1),
+                since,
+                until,
+            )
+            for rule in site.rules
+        ]
         own = own_origin(request)
         sites.append(
             {
@@ -174,6 +194,7 @@ async def dashboard_endpoint(request: Request) -> Response:
                 "rules": [(r, _status(r, now)) for r in site.rules],
                 "recent": recent,
                 "experiments": experiments,
+                "reports": reports,
                 "forms": forms,
             }
         )
@@ -181,6 +202,7 @@ async def dashboard_endpoint(request: Request) -> Response:
         "dashboard.html",
         base=_base(request),
         sites=sites,
+        period={"from": since.isoformat(), "to": until.isoformat()},
         when=lambda ms: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)),
     )
 
@@ -232,3 +254,33 @@ async def dashboard_retry_endpoint(request: Request) -> Response:
     require_sites(key, {name})
     await retry(runtime, runtime.site(name), request.path_params["id"])
     return RedirectResponse(_base(request), status_code=303)
+
+
+async def report_csv_endpoint(request: Request) -> Response:
+    """``GET /dashboard/report.csv?site=&rule=&from=&to=[&interval=week]``: a rule's report
+    as CSV, the same bytes as ``GET /v1/reports?format=csv``, for a signed-in operator whose key
+    covers the site: the dashboard's link to it needs no bearer key. A GET that changes
+    nothing; the session cookie is SameSite=Strict, so another site's link to it comes
+    without the session and is refused."""
+    runtime: Runtime = request.app.state.runtime
+    key = await _signed_in(request, runtime)
+    if key is None:
+        raise Unauthorized("session: sign in to the dashboard first")
+    params = request.query_params
+    name, rule_id = params.get("site", ""), params.get("rule", "")
+    site = runtime.sites.get(name)
+    if site is None or name not in key.sites:  # no telling which sites exist
+        raise Forbidden(f"site: this key does not cover a site named '{name[:64]}'")
+    rule = next((r for r in site.rules if r.id == rule_id), None)
+    if rule is None:
+        raise NotFound(f"rule: site '{name}' has no rule '{rule_id[:64]}'")
+    since, until, interval = parse_range(params, panels.today())
+    since, until = covered(since, until, interval)
+    rows = await report_rows(runtime, site, rule, since, until, interval)
+    return Response(
+        csv_rows(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{name}-{rule.id}-{since}-{until}.csv"'
+        },
+    )

@@ -1,9 +1,12 @@
 """The demo: the example sites' pages with sitecue beside them on one origin, exactly as a
 site puts sitecue behind its own host: the news site proxies ``/sc/`` to it, the shop
-``/shop/sc/``. Each path keeps its own cookies, as two real sites on two hosts would."""
+``/shop/sc/``. Each path keeps its own cookies, as two real sites on two hosts would. A
+fresh demo starts with four weeks of made-up traffic (:mod:`sitecue.demo_history`), so the
+dashboard's reports have something to show."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .app import build_app
+from .demo_history import seed_history
 from .settings import Settings
 
 __all__ = ["build_demo_app"]
@@ -38,6 +42,8 @@ def build_demo_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # A mounted app's lifespan does not run by itself: run sitecue's as the demo's.
         async with sitecue.router.lifespan_context(sitecue):
+            runtime = sitecue.state.runtime
+            await seed_history(runtime.store, runtime.sites, int(time.time() * 1000))
             yield
 
     return Starlette(

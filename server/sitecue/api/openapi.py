@@ -430,6 +430,22 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": {"description": "a page", "content": {"text/html": {}}}},
             }
         },
+        "/dashboard/report.csv": {
+            "get": {
+                "summary": "A rule's report as CSV (as /v1/reports), for a signed-in operator",
+                "parameters": [
+                    _SITE,
+                    _query("rule", "the rule", _TEXT, required=True),
+                    _query("from", "first day, YYYY-MM-DD (UTC; default: to - 29)", _DAY),
+                    _query("to", f"last day, included (default today; at most {MAX_DAYS})", _DAY),
+                    _query("interval", "one row per day (default) or week", _enum("day", "week")),
+                ],
+                "responses": {
+                    "200": {"description": "the CSV", "content": {"text/csv": {}}},
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
         "/dashboard/preview": {
             "post": {
                 "summary": "A preview link for a rule's variant, for a signed-in operator",

@@ -34,6 +34,8 @@ from sitecue.store import (
     Store,
     Submission,
     SubmissionQuery,
+    open_store,
+    postgres,
 )
 from sitecue.store.partitions import AHEAD_DAYS, DAY_MS
 from sites import site
@@ -296,3 +298,72 @@ def test_postgres_makes_day_partitions_ahead_and_drops_expired_days(store_url: s
 
 def day_name(table: str, at: int) -> str:
     return f"{table}_d{datetime.fromtimestamp(at // 1000, UTC):%Y%m%d}"
+
+
+def test_two_nodes_expiring_together_delete_each_row_once(store_url: str) -> None:
+    async def main() -> None:
+        first, second = await open_store(store_url), await open_store(store_url)
+        try:
+            await seed(first)
+            rounds = await asyncio.gather(
+                Retention(first, sites, clock=lambda: NOW, batch=3).run_once(),
+                Retention(second, sites, clock=lambda: NOW, batch=3).run_once(),
+            )
+            assert sum(r.deleted["decisions"] for r in rounds) == 3 + 7
+            assert sum(r.deleted["events"] for r in rounds) == 1 + 6
+            assert await ages(second, "news") == ([0, 1, 5, 9, 11, 19, 21, 89], AGES[:-1])
+            assert await ages(first, "shop") == ([0, 1, 5, 9], [1, 5, 9, 11, 19])
+        finally:
+            await first.close()
+            await second.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_postgres_migration_moves_existing_rows_into_their_days(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database made before the partitions: its rows move into day partitions, the
+    ones of days far apart too, and read back as before."""
+    before = postgres.MIGRATIONS[: postgres.MIGRATIONS.index(postgres.PARTITION_BY_DAY)]
+
+    async def main() -> None:
+        with monkeypatch.context() as m:
+            m.setattr(postgres, "MIGRATIONS", before)
+            old = await open_store(store_url)
+            await old.close()
+        db = await asyncpg.connect(store_url)
+        try:
+            for age in AGES:
+                at = NOW - age * DAY
+                await db.execute(
+                    "INSERT INTO events (site, visitor, type, at, name) VALUES ($1, 'v1',"
+                    " 'trigger', $2, 'paywall_view')",
+                    "news",
+                    at,
+                )
+                await db.execute(
+                    "INSERT INTO decisions (site, id, visitor, at, url, verdicts, pageview)"
+                    " VALUES ('news', $1, 'v1', $2, 'u', '[]', true)",
+                    record_id(at),
+                    at,
+                )
+        finally:
+            await db.close()
+        store = await open_store(store_url)
+        try:
+            assert await ages(store, "news") == ([*AGES], AGES)
+            made = await partitions(store_url, "decisions")
+            assert {day_name("decisions", NOW - age * DAY) for age in AGES} <= set(made)
+            assert "decisions_default" in made
+            db = await asyncpg.connect(store_url)
+            try:
+                assert await db.fetchval("SELECT COUNT(*) FROM ONLY decisions_default") == 0
+                assert await db.fetchval("SELECT COUNT(*) FROM ONLY events_default") == 0
+            finally:
+                await db.close()
+        finally:
+            await store.close()
+
+    asyncio.run(main())

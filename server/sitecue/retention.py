@@ -68,14 +68,16 @@ def cutoffs(retention: Mapping[str, RetentionConfig], now: int) -> dict[str, Cut
 
 class Round(msgspec.Struct):
     """What one round did: rows deleted per table, keys pruned, partitions changed, the free
-    pages left in the file (SQLite), and each batch's time (seconds, the store call's whole
-    time: an upper bound of how long it held the writer)."""
+    pages left in the file (SQLite), and the time (seconds) of each delete batch and each
+    vacuum step: the store call's whole time, an upper bound of how long it held the
+    writer."""
 
     deleted: dict[str, int] = msgspec.field(default_factory=lambda: dict.fromkeys(_TABLES, 0))
     keys: int = 0
     rotation: Rotation = Rotation()
     free_pages: int = 0
     batches: list[float] = msgspec.field(default_factory=list)
+    steps: list[float] = msgspec.field(default_factory=list)
 
 
 class Retention:
@@ -160,7 +162,7 @@ class Retention:
         while not self._stopping:
             t0 = time.perf_counter()
             now_left = await self.store.reclaim(self.pages)
-            done.batches.append(time.perf_counter() - t0)
+            done.steps.append(time.perf_counter() - t0)
             if now_left <= 0 or now_left == left:  # none left, or none could go
                 return now_left
             left = now_left

@@ -74,11 +74,6 @@ CREATE INDEX events_visitor ON events (site, visitor, at);
 CREATE INDEX events_expiry ON events (site, at);
 CREATE INDEX decisions_id ON decisions (site, id);
 CREATE INDEX decisions_visitor ON decisions (site, visitor, id);
-CREATE TABLE IF NOT EXISTS record_keys (  -- bridge until the rollups' migration
-    site TEXT NOT NULL, key TEXT NOT NULL, at BIGINT NOT NULL,
-    PRIMARY KEY (site, key)
-);
-CREATE INDEX IF NOT EXISTS record_keys_at ON record_keys (at);
 """
 
 _LOCK_WAIT = f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'"

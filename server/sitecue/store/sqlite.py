@@ -248,11 +248,6 @@ MIGRATIONS: list[str] = [
     """,
     """
     CREATE INDEX events_expiry ON events (site, at);
-    CREATE TABLE IF NOT EXISTS record_keys (  -- bridge until the rollups' migration
-        site TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL,
-        PRIMARY KEY (site, key)
-    ) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS record_keys_at ON record_keys (at);
     """,
 ]
 

@@ -40,6 +40,8 @@ _TABLES: tuple[Table, ...] = ("decisions", "events")
 # Appended after the rollups' migration (which moved idempotency into record_keys: a
 # partitioned table can have no unique index without its partition key). The rows move
 # into their days in this one transaction; the indexes are built after, on each partition.
+# A decision's id stays unique with its ``at`` (the partition key), which the id encodes:
+# a record written twice fails its group, as on SQLite (its primary key).
 MIGRATION = f"""
 ALTER TABLE events RENAME TO events_unpartitioned;
 ALTER TABLE decisions RENAME TO decisions_unpartitioned;
@@ -72,7 +74,7 @@ DROP TABLE events_unpartitioned;
 DROP TABLE decisions_unpartitioned;
 CREATE INDEX events_visitor ON events (site, visitor, at);
 CREATE INDEX events_expiry ON events (site, at);
-CREATE INDEX decisions_id ON decisions (site, id);
+CREATE UNIQUE INDEX decisions_id ON decisions (site, id, at);
 CREATE INDEX decisions_visitor ON decisions (site, visitor, id);
 """
 

@@ -107,12 +107,17 @@ def test_old_records_go_young_ones_and_everything_else_stay(store_url: str) -> N
         await seed(store)
         contact = await store.contact("news", "reader-1")
         submitted = await store.submissions(SubmissionQuery(site="shop"))
+        kept = {s: await rollups(store, s) for s in ("news", "shop")}
+        exposed = await count(store_url, "SELECT COUNT(*) FROM exposures")
+        assert exposed == 4 and all(kept.values())  # (v1, v2) x (news, shop)
         done = await Retention(store, sites, clock=lambda: NOW).run_once()
         assert await ages(store, "news") == ([0, 1, 5, 9, 11, 19, 21, 89], AGES[:-1])
         assert await ages(store, "shop") == ([0, 1, 5, 9], [1, 5, 9, 11, 19])
         assert done.deleted == {"decisions": 3 + 7, "events": 1 + 6}  # shop: its convert too
         assert await store.contact("news", "reader-1") == contact
         assert await store.submissions(SubmissionQuery(site="shop")) == submitted
+        assert {s: await rollups(store, s) for s in ("news", "shop")} == kept
+        assert await count(store_url, "SELECT COUNT(*) FROM exposures") == exposed
         again = await Retention(store, sites, clock=lambda: NOW).run_once()
         assert again.deleted == {"decisions": 0, "events": 0}
 
@@ -127,6 +132,43 @@ def test_a_site_missing_from_the_config_keeps_its_records(store_url: str) -> Non
         assert await ages(store, "shop") == ([0, *AGES], AGES)
 
     with_store(store_url, body)
+
+
+async def rollups(store: Store, s: str) -> tuple[object, ...]:
+    """Everything the rollups say of the site's rule: totals and each day's counts."""
+    rule = "paywall-faq"
+    return (await store.results(s, rule), await store.report(s, rule, 0, NOW // DAY + 1))
+
+
+async def count(url: str, sql: str) -> int:
+    """One number read straight from the database at ``url``."""
+    if url.startswith("sqlite:///"):
+        db = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return int(db.execute(sql).fetchone()[0])
+        finally:
+            db.close()
+    pg = await asyncpg.connect(url)
+    try:
+        return int(await pg.fetchval(sql))
+    finally:
+        await pg.close()
+
+
+def test_idempotency_keys_older_than_two_days_go_younger_ones_stay(store_url: str) -> None:
+    async def body(store: Store) -> tuple[int, int, int]:
+        for hours in (1, 47, 49, 24 * 30):
+            at = NOW - hours * 3_600_000
+            keyed = EventRecord("news", "v1", "trigger", at, "paywall_view", key=f"call-{hours}")
+            await store.write([keyed], [])
+        held = await count(store_url, "SELECT COUNT(*) FROM record_keys")
+        done = await Retention(store, sites, clock=lambda: NOW, batch=1).run_once()
+        left = await count(store_url, "SELECT MAX(at) - MIN(at) FROM record_keys")
+        return held, done.keys, left
+
+    held, pruned, spread = with_store(store_url, body)
+    assert (held, pruned) == (4, 2)  # the keys of 49 hours and 30 days
+    assert spread == 46 * 3_600_000  # those of 1 and 47 hours stay
 
 
 class Batches:

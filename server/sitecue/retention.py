@@ -37,12 +37,25 @@ if TYPE_CHECKING:
     from .config import Retention as RetentionConfig
     from .rules import CompiledSite
 
-__all__ = ["BATCH", "DELAY_S", "EVERY_S", "PAGES", "Retention", "Round", "cutoffs", "duration_ms"]
+__all__ = [
+    "BATCH",
+    "DELAY_S",
+    "EVERY_S",
+    "PACE",
+    "PAGES",
+    "Retention",
+    "Round",
+    "cutoffs",
+    "duration_ms",
+]
 
 log = logging.getLogger("sitecue")
 
-BATCH = 500  # rows per delete: a few milliseconds of the writer's time (see bench/retention.py)
-PAGES = 256  # pages per vacuum step (1 MiB of 4 KiB pages)
+BATCH = 100  # rows per delete: a few milliseconds of the writer's time (bench/retention.py)
+PAGES = 64  # pages per vacuum step (256 KiB of 4 KiB pages)
+# After each batch, a pause as long as the batch took: retention takes at most half of the
+# writer's time, and SQLite's checkpoints copy its log beside the writers meanwhile.
+PACE = 1.0
 EVERY_S = 3600.0  # a round an hour: retention counts in days
 DELAY_S = 300.0  # the first round's deletes, after a start (partitions are made at once)
 _TABLES: tuple[Table, ...] = ("decisions", "events")
@@ -94,6 +107,7 @@ class Retention:
         delay_s: float = DELAY_S,
         batch: int = BATCH,
         pages: int = PAGES,
+        pace: float = PACE,
     ) -> None:
         self.store = store
         self.sites = sites
@@ -102,6 +116,7 @@ class Retention:
         self.delay_s = delay_s
         self.batch = batch
         self.pages = pages
+        self.pace = pace
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -153,7 +168,7 @@ class Retention:
             total += n
             if n == 0:
                 break
-            await asyncio.sleep(0)  # the writer's next group goes before the next batch
+            await self._pause(done.batches[-1])
         return total
 
     async def _reclaim(self, done: Round) -> int:
@@ -166,8 +181,13 @@ class Retention:
             if now_left <= 0 or now_left == left:  # none left, or none could go
                 return now_left
             left = now_left
-            await asyncio.sleep(0)
+            await self._pause(done.steps[-1])
         return max(left, 0)
+
+    async def _pause(self, took: float) -> None:
+        """Let the writer's next groups go (and, for ``pace`` times as long as the batch
+        took, whatever else waits) before the next batch."""
+        await asyncio.sleep(took * self.pace)
 
     def _cutoffs(self, now: int) -> dict[str, Cutoffs]:
         return cutoffs({name: site.config.retention for name, site in self.sites().items()}, now)

@@ -129,6 +129,9 @@ async def _create(db: asyncpg.Connection, table: Table, day: int) -> int:
     name, lo, hi = _ident(_name(table, day)), day * DAY_MS, (day + 1) * DAY_MS
     async with db.transaction():
         await db.execute(_LOCK_WAIT)
+        # No row of the day may reach the default between the move and the attach (which
+        # checks the default for them): inserts routed there wait for this transaction.
+        await db.execute(f"LOCK TABLE {table}_default IN SHARE MODE")
         await db.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS)")
         status: str = await db.execute(
             f"WITH moved AS (DELETE FROM {table}_default WHERE at >= {lo} AND at < {hi}"

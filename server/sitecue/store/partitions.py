@@ -18,10 +18,13 @@ the parent; the default partition is locked while it is checked, and it is kept 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 import asyncpg
 
@@ -34,6 +37,8 @@ log = logging.getLogger("sitecue")
 DAY_MS = 86_400_000
 AHEAD_DAYS = 3  # partitions exist for today and this many days after it
 LOCK_WAIT_MS = 20
+_TRIES = 5  # a busy table's partition change is tried this many times a round
+_T = TypeVar("_T")
 _UPKEEP_LOCK = 0x5C11  # the advisory lock one node holds while it changes partitions
 _TABLES: tuple[Table, ...] = ("decisions", "events")
 
@@ -176,21 +181,32 @@ async def _upkeep(
     for day in sorted(days):
         if covered(day):
             continue
-        try:
-            moved += await _create(db, table, day)
-        except asyncpg.LockNotAvailableError:
+        made = await _patiently(partial(_create, db, table, day))
+        if made is None:
             log.info("retention: %s busy; its partition for day %d waits", table, day)
             continue
+        moved += made
         created.append(_name(table, day))
     for name, _, hi in parts:
         if hi > now or not _droppable(await _sites(db, name), hi, keep):
             continue
-        try:
-            if await _drop(db, name, hi, keep):
-                dropped.append(name)
-        except asyncpg.LockNotAvailableError:
+        gone = await _patiently(partial(_drop, db, name, hi, keep))
+        if gone is None:
             log.info("retention: %s busy; dropping %s waits", table, name)
+        elif gone:
+            dropped.append(name)
     return Rotation(created, dropped, moved)
+
+
+async def _patiently(change: Callable[[], Awaitable[_T]]) -> _T | None:
+    """The change's result, tried again a few times (a moment apart) while it cannot get
+    its locks within LOCK_WAIT_MS; None if it never did (the next round tries again)."""
+    for attempt in range(_TRIES):
+        try:
+            return await change()
+        except asyncpg.LockNotAvailableError:
+            await asyncio.sleep(0.05 * (attempt + 1))
+    return None
 
 
 async def rotate(pool: asyncpg.Pool, now: int, cutoffs: Mapping[str, Cutoffs]) -> Rotation:

@@ -14,7 +14,7 @@ time), what held the writer (SQLite: each holder's turns of the write lock; Post
 batch's DELETE and each partition drop's transaction), and the page views' write latencies
 with and without the round. The machine's other load shows in the baseline's tail.
 
-    python bench/retention.py [--per-day 2500] [--in-flight 20]
+    python bench/retention.py [--per-day 2500] [--in-flight 20] [--engine sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -148,13 +148,17 @@ def statement_times(holds: dict[str, list[float]]) -> None:
     transaction (lock, check, DROP: inserts wait for that one), in ``holds``."""
     execute = asyncpg.Connection.execute
 
+    began: dict[int, float] = {}  # connection -> when its batch's transaction began
+
     async def timed_execute(self: asyncpg.Connection, sql: str, *args: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
+        if sql.startswith("SET LOCAL synchronous_commit"):  # a batch's, after BEGIN
+            began[id(self)] = time.perf_counter()
         try:
             return await execute(self, sql, *args, **kw)
         finally:
-            if sql.startswith("DELETE FROM") and "ctid" in sql:
-                holds.setdefault("DELETE batch", []).append(time.perf_counter() - t0)
+            if sql.startswith(("COMMIT", "ROLLBACK")) and id(self) in began:
+                took = time.perf_counter() - began.pop(id(self))
+                holds.setdefault("DELETE batch transaction", []).append(took)
 
     drop = partitions._drop
 
@@ -213,16 +217,19 @@ async def engine(name: str, url: str, per_day: int, in_flight: int) -> None:
         await store.close()
 
 
-async def main(per_day: int, in_flight: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        await engine("sqlite", f"sqlite:///{tmp}/bench.db", per_day, in_flight)
-    with postgres_cluster(fsync=True) as server:
-        await engine("postgres", server, per_day, in_flight)
+async def main(per_day: int, in_flight: int, engines: list[str]) -> None:
+    if "sqlite" in engines:
+        with tempfile.TemporaryDirectory() as tmp:
+            await engine("sqlite", f"sqlite:///{tmp}/bench.db", per_day, in_flight)
+    if "postgres" in engines:
+        with postgres_cluster(fsync=True) as server:
+            await engine("postgres", server, per_day, in_flight)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-day", type=int, default=2500)
     parser.add_argument("--in-flight", type=int, default=20)
+    parser.add_argument("--engine", action="append", choices=["sqlite", "postgres"])
     args = parser.parse_args()
-    asyncio.run(main(args.per_day, args.in_flight))
+    asyncio.run(main(args.per_day, args.in_flight, args.engine or ["sqlite", "postgres"]))

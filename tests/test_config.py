@@ -396,3 +396,20 @@ def test_sums_and_page_data_rules_compile_to_what_they_read() -> None:
     assert compiled.data_keys == ("cart_value",)
     needs = {r.id: r.needs_state for r in compiled.rules}
     assert needs == {"big-spender": True, "big-cart": False}  # page data is this view's
+
+
+def test_retention_is_a_checked_setting_of_days_or_hours_at_least_one_day() -> None:
+    kept = site().config.retention
+    assert (kept.decisions, kept.events) == ("90d", "400d")  # the defaults
+    kept = site(retention={"decisions": "24h", "events": "2d"}).config.retention
+    assert (kept.decisions, kept.events) == ("24h", "2d")
+    meaning = "expected a duration of at least a day, such as 90d or 36h"
+    for value, expected in (
+        ({"decisions": "12h"}, f"$.retention.decisions: {meaning}"),
+        ({"decisions": "0d"}, f"$.retention.decisions: {meaning}"),
+        ({"events": "1y"}, f"$.retention.events: {meaning}"),
+        ({"events": 400}, "$.retention.events: expected `str`, got `int`"),
+        ({"raw": "9d"}, "$.retention: object contains unknown field `raw`"),
+    ):
+        (problem,) = problems_of(with_changes(retention=value))
+        assert problem == expected

@@ -77,6 +77,7 @@ from .protocol import (
     FormResponse,
 )
 from .refresh import due, freshen
+from .retention import Retention
 from .retries import new_visitor, trigger_key
 from .rules import CompiledSite, load_sites
 from .runtime import Runtime, goals_of
@@ -587,6 +588,8 @@ def build_app(settings: Settings) -> Starlette:
         deliverer = Deliverer(store, lambda: runtime.sites, metrics)
         deliverer.start()
         runtime.wake_delivery = deliverer.wake
+        retention = Retention(store, lambda: runtime.sites)
+        retention.start()
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, runtime.reload)
@@ -599,6 +602,7 @@ def build_app(settings: Settings) -> Starlette:
             if hangup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await deliverer.stop()
+            await retention.stop()
             await store.close()
 
     metrics = Metrics()

@@ -30,6 +30,7 @@ __all__ = [
     "Limit",
     "Namespace",
     "Placement",
+    "Retention",
     "Rule",
     "Schedule",
     "Show",
@@ -49,6 +50,7 @@ WINDOW_PATTERN = r"^(session|total|[1-9][0-9]{0,2}d)$"
 _ORIGIN = r"^https?://[^/\s]+$"
 _AFTER = r"^(now|exit|[0-9]{1,4}s|(100|[1-9]?[0-9])%)$"
 _DURATION = r"^[1-9][0-9]{0,3}[mhd]$"
+_KEEP = r"^([1-9][0-9]{0,3}d|(2[4-9]|[3-9][0-9]|[1-9][0-9]{2,4})h)$"  # at least a day
 # What each pattern means, for error messages a marketer can act on.
 _PATTERN_MEANING = {
     _NAME: "a name of letters, digits and _.:- (at most 64)",
@@ -56,6 +58,7 @@ _PATTERN_MEANING = {
     _ORIGIN: "an origin such as https://news.example (no path)",
     _AFTER: "now, a delay such as 5s, a scroll depth such as 50%, or exit",
     _DURATION: "a duration such as 30m, 12h or 1d",
+    _KEEP: "a duration of at least a day, such as 90d or 36h",
 }
 
 Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
@@ -284,6 +287,16 @@ class Frequency(_Strict, frozen=True):
     )
 
 
+class Retention(_Strict, frozen=True):
+    """How long the raw log keeps a site's records: each decision and each event is deleted
+    once older than this (a duration in days or hours, at least a day). The rollups that
+    reports and results read, the first exposures, contacts and form submissions are kept;
+    see :mod:`sitecue.retention`."""
+
+    decisions: Annotated[str, msgspec.Meta(pattern=_KEEP)] = "90d"
+    events: Annotated[str, msgspec.Meta(pattern=_KEEP)] = "400d"
+
+
 class SiteConfig(_Strict, frozen=True):
     """One site: where the tag may call from, its triggers, widgets and rules.
 
@@ -308,6 +321,7 @@ class SiteConfig(_Strict, frozen=True):
     # Named conditions and id lists, used as {"audience": name} (see sitecue.audiences).
     audiences: dict[Name, dict[str, Any]] = {}
     webhooks: list[Webhook] = []  # other systems told of submissions, conversions, erasures
+    retention: Retention = Retention()  # how long raw decisions and events are kept
     schema: str | None = msgspec.field(default=None, name="$schema")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -11,6 +11,7 @@ import msgspec
 from ..decide import Verdict
 from .contact_events import FORGET_CONTACT_EVENTS, ContactEvent, Refreshed
 from .outbox import Attempt, Claimed, Delivery, DeliveryQuery, DisabledWebhook, Message
+from .retention import Cutoffs, Rotation, Table
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 if TYPE_CHECKING:
@@ -463,3 +464,23 @@ class Store(Protocol):
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         """Pending messages per (site, webhook)."""
+
+    async def expire(self, table: Table, site: str, before: int, limit: int) -> int:
+        """Delete up to ``limit`` of the site's ``table`` rows made before ``before`` (epoch
+        ms), in one short transaction; how many went (0: none are left; PostgreSQL takes a
+        batch from one partition, so fewer than ``limit`` does not say so)."""
+
+    async def prune_record_keys(self, before: int, limit: int) -> int:
+        """Delete up to ``limit`` idempotency keys recorded before ``before``; how many."""
+
+    async def rotate_partitions(self, now: int, cutoffs: Mapping[str, Cutoffs]) -> Rotation:
+        """PostgreSQL: create the day partitions of the coming days, move what the default
+        partition caught into day partitions, and drop each day partition whose every row
+        is past its site's cutoff (``cutoffs``: every configured site's; a site missing
+        from it keeps its rows). One node at a time; each change waits for its locks at
+        most a few milliseconds, or is left to the next round. SQLite: nothing to do."""
+
+    async def reclaim(self, pages: int) -> int:
+        """SQLite: give up to ``pages`` free pages back to the file system (an incremental
+        vacuum step, one short write); how many free pages are left. PostgreSQL: 0 (dropped
+        partitions free their files at once; autovacuum reuses deleted rows' space)."""

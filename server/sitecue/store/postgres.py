@@ -11,7 +11,7 @@ import asyncio
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from itertools import compress
 from typing import Any
 
@@ -104,6 +104,10 @@ from .outbox import (
     settle_row,
 )
 from .outbox import list_sql as outbox_list_sql
+from .partitions import MIGRATION as PARTITION_BY_DAY
+from .partitions import expire as expire_batch
+from .partitions import rotate
+from .retention import PRUNE_KEYS, Cutoffs, Rotation, Table
 from .rollups import (
     ATTRIBUTE_POSTGRES,
     EXPOSE_POSTGRES,
@@ -267,6 +271,7 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
     postgres_rollups,
+    PARTITION_BY_DAY,  # events and decisions: one partition per day (see store.partitions)
 ]
 
 
@@ -339,6 +344,7 @@ _PRUNE = _numbered(PRUNE)
 _REVIVE = _numbered(REVIVE)
 _RETRY = _numbered(RETRY)
 _TARGET_OF = _numbered(TARGET_OF)
+_PRUNE_KEYS = _numbered(PRUNE_KEYS)
 _LEASED_BY = {column: _numbered(sql) for column, sql in LEASED_BY.items()}
 _ERASE_BY = {column: [_numbered(sql) for sql in sqls] for column, sqls in ERASE_BY.items()}
 # SKIP LOCKED: nodes claiming at once each take rows no other claim holds, without waiting.
@@ -866,6 +872,20 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             rows = await db.fetch(DEPTH)
         return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def expire(self, table: Table, site: str, before: int, limit: int) -> int:
+        return await expire_batch(self._pool, table, site, before, limit)
+
+    async def prune_record_keys(self, before: int, limit: int) -> int:
+        async with self._pool.acquire() as db:
+            status: str = await db.execute(_PRUNE_KEYS, before, limit)
+        return int(status.split()[-1])
+
+    async def rotate_partitions(self, now: int, cutoffs: Mapping[str, Cutoffs]) -> Rotation:
+        return await rotate(self._pool, now, cutoffs)
+
+    async def reclaim(self, pages: int) -> int:
+        return 0  # dropped partitions free their files; autovacuum reuses deleted rows' space
 
     async def _heartbeat(self) -> None:
         """A real commit, which a full disk or a read-only server refuses."""

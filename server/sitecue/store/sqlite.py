@@ -10,7 +10,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from itertools import compress
@@ -110,6 +110,7 @@ from .outbox import (
     settle_row,
 )
 from .outbox import list_sql as outbox_list_sql
+from .retention import EXPIRE, PRUNE_KEYS, Cutoffs, Rotation, Table, expire_args
 from .rollups import (
     ATTRIBUTE,
     EXPOSE_SQLITE,
@@ -270,6 +271,9 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
     sqlite_rollups,
+    """
+    CREATE INDEX events_expiry ON events (site, at);
+    """,
 ]
 
 
@@ -293,7 +297,19 @@ def migrate(db: sqlite3.Connection, goals: Goals | None = None) -> int:
         except BaseException:
             _rollback(db)
             raise
+    _vacuum_once(db)
     return len(MIGRATIONS)
+
+
+def _vacuum_once(db: sqlite3.Connection) -> None:
+    """Make the file give freed pages back in steps (incremental auto-vacuum, see
+    retention), which a file made before it needs one VACUUM for. A new file has it from
+    the start (a writer pragma, before its first table). Keyed on the mode the file's own
+    header records, not on a schema version: VACUUM cannot run inside a migration's
+    transaction, and one cut short (a crash) leaves the old file whole, to be done again."""
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # 2: INCREMENTAL
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
 
 
 def _rollback(db: sqlite3.Connection) -> None:
@@ -315,6 +331,7 @@ _UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
 # whichever commit crosses SQLite's threshold, and never kept larger than its bound.
 _WRITER_PRAGMAS = (
     "busy_timeout=5000",
+    "auto_vacuum=INCREMENTAL",  # a new file's mode, set before its first table
     "journal_mode=WAL",
     "synchronous=NORMAL",
     "wal_autocheckpoint=0",
@@ -1010,6 +1027,29 @@ class SQLiteStore:
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
         async with self._db.execute(DEPTH) as cursor:
             return {(r[0], r[1]): int(r[2]) for r in await cursor.fetchall()}
+
+    async def expire(self, table: Table, site: str, before: int, limit: int) -> int:
+        async with self._write_lock():
+            gone = self._writes.execute(EXPIRE[table], expire_args(table, site, before, limit))
+        self._checkpoints.committed()
+        return int(gone.rowcount)
+
+    async def prune_record_keys(self, before: int, limit: int) -> int:
+        async with self._write_lock():
+            gone = int(self._writes.execute(PRUNE_KEYS, (before, limit)).rowcount)
+        self._checkpoints.committed()
+        return gone
+
+    async def rotate_partitions(self, now: int, cutoffs: Mapping[str, Cutoffs]) -> Rotation:
+        return Rotation()  # one file, no partitions: expired rows go by expire()
+
+    async def reclaim(self, pages: int) -> int:
+        async with self._write_lock():
+            # executescript steps the pragma to its end (execute frees one page a call).
+            self._writes.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
+            (left,) = self._writes.execute("PRAGMA freelist_count").fetchone()
+        self._checkpoints.committed()
+        return int(left)
 
     async def close(self) -> None:
         await self.writer.stop()

@@ -1,0 +1,207 @@
+"""Reports at size: fill a store with N decisions of the demo sites (and their impressions,
+clicks, dismissals, conversions and valued goal events) through the store's writer, spread
+over 90 days with injected time, then time ``GET /v1/results`` and a 90-day
+``GET /v1/reports`` through the real ASGI app (the median of several calls each), on SQLite
+and on PostgreSQL (a throwaway cluster, with fsync). Also printed: the writer's records per
+second while filling (it maintains the rollups in the same transactions), and the bytes the
+store holds per decision, table by table.
+
+    python bench/reports.py                          # 1M and 10M decisions, both engines
+    python bench/reports.py --sizes 1e5 --engines sqlite   # a quick run
+
+Targets: both calls under 50 ms at 10M decisions, and within 2x of their time at 1M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from starlette.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from postgres_cluster import postgres_cluster  # noqa: E402
+from sitecue.api.keys import mint_key  # noqa: E402
+from sitecue.app import build_app  # noqa: E402
+from sitecue.settings import Settings  # noqa: E402
+from sitecue.store import open_store  # noqa: E402
+from traffic import DAY_MS, T0, page_views  # noqa: E402
+
+DAYS = 91
+CALLS = 7  # timed calls per endpoint; the median is printed
+TARGET_MS = 50.0
+# (path, params) of what is timed: every experiment's results, and one rule's 90-day report.
+START = datetime.fromtimestamp(T0 / 1000, UTC).date()
+END = datetime.fromtimestamp((T0 + (DAYS - 1) * DAY_MS) / 1000, UTC).date()
+PERIOD = {"from": str(START), "to": str(END)}
+CALLS_TIMED = [
+    ("/v1/results", {"site": "news", "rule": "newsletter"}),
+    ("/v1/results", {"site": "news", "rule": "paywall-faq"}),
+    ("/v1/results", {"site": "shop", "rule": "first-purchase"}),
+    ("/v1/reports", {"site": "news", "rule": "newsletter", **PERIOD}),
+    ("/v1/reports", {"site": "shop", "rule": "first-purchase", **PERIOD}),
+    ("/v1/reports", {"site": "news", "rule": "newsletter", **PERIOD, "interval": "week"}),
+]
+
+
+def size(text: str) -> int:
+    return int(float(text))
+
+
+async def fill(url: str, n: int) -> tuple[int, int, float, str]:
+    """Write ``n`` decisions and their events through the writer, one group per batch;
+    return the decisions, the events, the seconds spent in the writer, and an admin key."""
+    store = await open_store(url)
+    decisions = events = 0
+    writing = 0.0
+    try:
+        for batch_events, batch_decisions in page_views(n, days=DAYS - 1):
+            start = time.perf_counter()
+            await store.write(batch_events, batch_decisions)
+            writing += time.perf_counter() - start
+            decisions += len(batch_decisions)
+            events += len(batch_events)
+        text, record = mint_key(["news", "shop"], "bench")
+        await store.add_api_key(record)
+    finally:
+        await store.close()
+    return decisions, events, writing, text
+
+
+SQLITE_SIZES = "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"
+PG_SIZES = """
+SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relispartition = false
+"""
+
+
+async def table_bytes(url: str) -> dict[str, int]:
+    """Bytes on disk per table, its indexes (and TOAST, partitions) included."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        db = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            tables = dict(db.execute("SELECT name, tbl_name FROM sqlite_schema").fetchall())
+            sizes: dict[str, int] = {}
+            for name, pages in db.execute(SQLITE_SIZES).fetchall():
+                table = tables.get(name, name)
+                sizes[table] = sizes.get(table, 0) + pages
+            return sizes
+        finally:
+            db.close()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")  # the visibility map and free space, as in steady use
+        return {r[0]: r[1] for r in await conn.fetch(PG_SIZES)}
+    finally:
+        await conn.close()
+
+
+def timed(client: TestClient, key: str) -> list[tuple[str, float, int]]:
+    """The median milliseconds of each timed call (after one untimed call), and its status."""
+    out = []
+    for path, params in CALLS_TIMED:
+        headers = {"authorization": f"Bearer {key}"}
+        status = client.get(path, params=params, headers=headers).status_code
+        times = []
+        for _ in range(CALLS):
+            start = time.perf_counter()
+            client.get(path, params=params, headers=headers)
+            times.append((time.perf_counter() - start) * 1000)
+        label = f"{path}?{'&'.join(f'{k}={v}' for k, v in params.items() if k != 'from')}"
+        out.append((label, statistics.median(times), status))
+    return out
+
+
+def run(engine: str, url: str, n: int, data_dir: str) -> list[tuple[str, float, int]]:
+    decisions, events, writing, key = asyncio.run(fill(url, n))
+    records = decisions + events
+    print(
+        f"  {engine} {n:,} decisions, {events:,} events over {DAYS} days: writer"
+        f" {records / writing:,.0f} records/s ({writing:,.0f} s)",
+        flush=True,
+    )
+    sizes = asyncio.run(table_bytes(url))
+    raw = sizes.get("decisions", 0) + sizes.get("events", 0)
+    print(
+        f"    bytes per decision: {raw / decisions:,.0f} (decisions and events, indexes"
+        f" included; decisions alone {sizes.get('decisions', 0) / decisions:,.0f})"
+    )
+    print(
+        "    tables: "
+        + ", ".join(
+            f"{name} {value / 1e6:,.1f} MB" for name, value in sorted(sizes.items()) if value > 1e5
+        )
+    )
+    settings = Settings.load(
+        config_dir=str(ROOT / "config"),
+        db=url,
+        env={"SITECUE_DATA_DIR": data_dir, "SITECUE_SECRETS": "bench-secret-000000000"},
+    )
+    with TestClient(build_app(settings), base_url="https://news.example") as client:
+        figures = timed(client, key)
+    for label, ms, status in figures:
+        print(f"    {label:60} {ms:7.1f} ms (HTTP {status})")
+    return figures
+
+
+@contextmanager
+def engine_urls(engine: str) -> Iterator[Callable[[str], str]]:
+    """A function giving a fresh database URL per tag, on the engine."""
+    if engine == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="sitecue-reports-") as tmp:
+            yield lambda tag: f"sqlite:///{tmp}/{tag}.db"
+        return
+    with postgres_cluster(fsync=True) as server:
+
+        async def create(tag: str) -> None:
+            db = await asyncpg.connect(server)
+            await db.execute(f"CREATE DATABASE bench_{tag}")
+            await db.close()
+
+        def url_for(tag: str) -> str:
+            asyncio.run(create(tag))
+            return server.replace("@/postgres?", f"@/bench_{tag}?")
+
+        yield url_for
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1e6,1e7", help="decisions per fill, e.g. 1e5,1e6")
+    parser.add_argument("--engines", default="sqlite,postgres", help="sqlite, postgres or both")
+    args = parser.parse_args(argv)
+    sizes = [size(s) for s in args.sizes.split(",")]
+    for engine in args.engines.split(","):
+        figures: dict[int, list[tuple[str, float, int]]] = {}
+        print(f"{engine}:", flush=True)
+        with engine_urls(engine) as url_for, tempfile.TemporaryDirectory() as data_dir:
+            for n in sizes:
+                figures[n] = run(engine, url_for(f"n{n}"), n, data_dir)
+        if len(sizes) > 1:
+            small, large = figures[sizes[0]], figures[sizes[-1]]
+            worst = max(ms for _, ms, _ in large)
+            print(f"  {sizes[-1]:,} against {sizes[0]:,} decisions:")
+            for (label, a, _), (_, b, _) in zip(small, large, strict=True):
+                print(f"    {label:60} {b / a:5.2f}x")
+            print(
+                f"  slowest at {sizes[-1]:,}: {worst:.1f} ms (target < {TARGET_MS:.0f} ms,"
+                " within 2x of the smaller fill)"
+            )
+
+
+if __name__ == "__main__":
+    main()

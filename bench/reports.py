@@ -110,14 +110,14 @@ async def table_bytes(url: str) -> dict[str, int]:
         await conn.close()
 
 
-def timed(client: TestClient, key: str) -> list[tuple[str, float, int]]:
+def timed(client: TestClient, key: str, calls: int) -> list[tuple[str, float, int]]:
     """The median milliseconds of each timed call (after one untimed call), and its status."""
     out = []
     for path, params in CALLS_TIMED:
         headers = {"authorization": f"Bearer {key}"}
         status = client.get(path, params=params, headers=headers).status_code
         times = []
-        for _ in range(CALLS):
+        for _ in range(calls):
             start = time.perf_counter()
             client.get(path, params=params, headers=headers)
             times.append((time.perf_counter() - start) * 1000)
@@ -126,7 +126,7 @@ def timed(client: TestClient, key: str) -> list[tuple[str, float, int]]:
     return out
 
 
-def run(engine: str, url: str, n: int, data_dir: str) -> list[tuple[str, float, int]]:
+def run(engine: str, url: str, n: int, data_dir: str, calls: int) -> list[tuple[str, float, int]]:
     decisions, events, writing, key = asyncio.run(fill(url, n))
     records = decisions + events
     print(
@@ -152,7 +152,7 @@ def run(engine: str, url: str, n: int, data_dir: str) -> list[tuple[str, float, 
         env={"SITECUE_DATA_DIR": data_dir, "SITECUE_SECRETS": "bench-secret-000000000"},
     )
     with TestClient(build_app(settings), base_url="https://news.example") as client:
-        figures = timed(client, key)
+        figures = timed(client, key, calls)
     for label, ms, status in figures:
         print(f"    {label:60} {ms:7.1f} ms (HTTP {status})")
     return figures
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1e6,1e7", help="decisions per fill, e.g. 1e5,1e6")
     parser.add_argument("--engines", default="sqlite,postgres", help="sqlite, postgres or both")
+    parser.add_argument("--calls", type=int, default=CALLS, help="timed calls per endpoint")
     args = parser.parse_args(argv)
     sizes = [size(s) for s in args.sizes.split(",")]
     for engine in args.engines.split(","):
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{engine}:", flush=True)
         with engine_urls(engine) as url_for, tempfile.TemporaryDirectory() as data_dir:
             for n in sizes:
-                figures[n] = run(engine, url_for(f"n{n}"), n, data_dir)
+                figures[n] = run(engine, url_for(f"n{n}"), n, data_dir, args.calls)
         if len(sizes) > 1:
             small, large = figures[sizes[0]], figures[sizes[-1]]
             worst = max(ms for _, ms, _ in large)

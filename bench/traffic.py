@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sitecue.decide import decide
+from sitecue.decide import Verdict, decide
 from sitecue.ids import record_id
 from sitecue.protocol import DecideRequest, Page, PageEvent
 from sitecue.rules import CompiledSite, load_sites
@@ -48,10 +48,11 @@ class _View:
     offset: int  # ms after the pool's start
     url: str
     pageview: bool
-    verdicts: list  # type: ignore[type-arg]
+    verdicts: list[Verdict]
+    # What the call brings: (type, ms after the call, name, rule, variant, decision, value)
     events: list[tuple[str, int, str | None, str | None, str | None, str | None, float | None]] = (
         field(default_factory=list)
-    )  # (type, offset, name, rule, variant, decision id, value)
+    )
 
 
 def _news_path(rng: random.Random) -> str:

@@ -8,6 +8,7 @@ store holds per decision, table by table.
 
     python bench/reports.py                          # 1M and 10M decisions, both engines
     python bench/reports.py --sizes 1e5 --engines sqlite   # a quick run
+    python bench/reports.py --engines sqlite --keep /tmp/fills  # again later: no refill
 
 Targets: both calls under 50 ms at 10M decisions, and within 2x of their time at 1M.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -126,8 +128,17 @@ def timed(client: TestClient, key: str, calls: int) -> list[tuple[str, float, in
     return out
 
 
-def run(engine: str, url: str, n: int, data_dir: str, calls: int) -> list[tuple[str, float, int]]:
-    decisions, events, writing, key = asyncio.run(fill(url, n))
+def run(
+    engine: str, url: str, n: int, data_dir: str, calls: int, saved: Path | None
+) -> list[tuple[str, float, int]]:
+    """Fill (or, with a ``saved`` fill's figures, reuse) the store at ``url``; print the
+    writer's rate, the bytes per decision and the timed calls."""
+    if saved is not None and saved.exists():
+        decisions, events, writing, key = json.loads(saved.read_text())
+    else:
+        decisions, events, writing, key = asyncio.run(fill(url, n))
+        if saved is not None:
+            saved.write_text(json.dumps([decisions, events, writing, key]))
     records = decisions + events
     print(
         f"  {engine} {n:,} decisions, {events:,} events over {DAYS} days: writer"
@@ -137,14 +148,16 @@ def run(engine: str, url: str, n: int, data_dir: str, calls: int) -> list[tuple[
     sizes = asyncio.run(table_bytes(url))
     raw = sizes.get("decisions", 0) + sizes.get("events", 0)
     print(
-        f"    bytes per decision: {raw / decisions:,.0f} (decisions and events, indexes"
-        f" included; decisions alone {sizes.get('decisions', 0) / decisions:,.0f})"
+        f"    bytes per decision: {raw / decisions:,.0f} in the log (decisions and events,"
+        f" indexes included; decisions alone {sizes.get('decisions', 0) / decisions:,.0f});"
+        f" {sum(sizes.values()) / decisions:,.0f} in the whole store"
     )
     print(
         "    tables: "
         + ", ".join(
             f"{name} {value / 1e6:,.1f} MB" for name, value in sorted(sizes.items()) if value > 1e5
-        )
+        ),
+        flush=True,
     )
     settings = Settings.load(
         config_dir=str(ROOT / "config"),
@@ -154,14 +167,19 @@ def run(engine: str, url: str, n: int, data_dir: str, calls: int) -> list[tuple[
     with TestClient(build_app(settings), base_url="https://news.example") as client:
         figures = timed(client, key, calls)
     for label, ms, status in figures:
-        print(f"    {label:60} {ms:7.1f} ms (HTTP {status})")
+        print(f"    {label:60} {ms:7.1f} ms (HTTP {status})", flush=True)
     return figures
 
 
 @contextmanager
-def engine_urls(engine: str) -> Iterator[Callable[[str], str]]:
-    """A function giving a fresh database URL per tag, on the engine."""
+def engine_urls(engine: str, keep: Path | None) -> Iterator[Callable[[str], str]]:
+    """A function giving a fresh database URL per tag, on the engine (SQLite: in ``keep``,
+    when given, where a later run finds it)."""
     if engine == "sqlite":
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            yield lambda tag: f"sqlite:///{keep}/{tag}.db"
+            return
         with tempfile.TemporaryDirectory(prefix="sitecue-reports-") as tmp:
             yield lambda tag: f"sqlite:///{tmp}/{tag}.db"
         return
@@ -184,14 +202,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1e6,1e7", help="decisions per fill, e.g. 1e5,1e6")
     parser.add_argument("--engines", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--calls", type=int, default=CALLS, help="timed calls per endpoint")
+    parser.add_argument(
+        "--keep", type=Path, help="SQLite: fill into this directory and keep the files; a"
+        " later run with the same directory times them again without filling",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = [size(s) for s in args.sizes.split(",")]
     for engine in args.engines.split(","):
         figures: dict[int, list[tuple[str, float, int]]] = {}
         print(f"{engine}:", flush=True)
-        with engine_urls(engine) as url_for, tempfile.TemporaryDirectory() as data_dir:
+        keep = args.keep if engine == "sqlite" else None
+        with engine_urls(engine, keep) as url_for, tempfile.TemporaryDirectory() as data_dir:
             for n in sizes:
-                figures[n] = run(engine, url_for(f"n{n}"), n, data_dir, args.calls)
+                saved = keep / f"n{n}.json" if keep is not None else None
+                figures[n] = run(engine, url_for(f"n{n}"), n, data_dir, args.calls, saved)
         if len(sizes) > 1:
             small, large = figures[sizes[0]], figures[sizes[-1]]
             worst = max(ms for _, ms, _ in large)
@@ -200,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"    {label:60} {b / a:5.2f}x")
             print(
                 f"  slowest at {sizes[-1]:,}: {worst:.1f} ms (target < {TARGET_MS:.0f} ms,"
-                " within 2x of the smaller fill)"
+                " within 2x of the smaller fill)",
+                flush=True,
             )
 
 

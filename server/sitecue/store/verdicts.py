@@ -7,8 +7,8 @@ what a decision record weighs. They are not stored. What is kept: the shown rule
 with their variant) and every rule kept back for another reason, with why (a cap, the
 schedule, the holdout with its variant, the overlay budget, a rule that won its slot,
 consent). A rule without a verdict in a record did not meet its conditions (or did not
-exist yet); the dashboard reads it so. Records stored before, with a verdict for every rule,
-read as they were.
+exist yet); the dashboard reads it so (``not matched: conditions``). Records stored before,
+with a verdict for every rule, read as they were.
 
 The log's filters on ``rule``, ``variant`` and ``matched`` keep their meaning over both kinds of
 record: ``matched=false`` finds where a rule was not shown (its verdict says why, or it has
@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from ..decide import Verdict
 
-__all__ = ["NOT_MET", "VerdictFilter", "stored", "verdict_filter"]
+__all__ = ["VerdictFilter", "stored", "verdict_filter"]
 
 CONDITION = "condition: "  # how decide() says a rule's conditions did not hold
-NOT_MET = "not matched: conditions"  # how a rule absent from a record reads
 
 
 def stored(verdicts: list[Verdict]) -> list[Verdict]:

@@ -775,6 +775,7 @@ def test_results_count_exposures_impressions_and_conversions_after_exposure(
         return EventRecord("news", visitor, kind, T0 + at, **fields)
 
     async def body(store: Store) -> list[tuple[str, int, int, int]]:
+        store.goals = {"news": {"signup": ("exp",)}}  # the rule's goal, as the app sets it
         await store.write(
             [
                 happened("a", "impression", 1, rule="exp", variant="blue"),  # no id: counted
@@ -794,7 +795,7 @@ def test_results_count_exposures_impressions_and_conversions_after_exposure(
                 DecisionRecord(record_id(T0), "news", "e", T0, "u", [Verdict("exp", False)]),
             ],
         )
-        counts = await store.results("news", "exp", "signup")
+        counts = await store.results("news", "exp")
         return [(c.variant, c.visitors, c.impressions, c.conversions) for c in counts]
 
     assert with_store(store_url, body) == [("blue", 2, 2, 1), ("control", 2, 0, 1)]

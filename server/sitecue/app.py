@@ -77,7 +77,7 @@ from .protocol import (
 from .refresh import due, freshen
 from .retries import new_visitor, trigger_key
 from .rules import CompiledSite, load_sites
-from .runtime import Runtime
+from .runtime import Runtime, goals_of
 from .settings import Settings
 from .state import MAX_AGE_S, StateCodec, VisitorState
 from .store import DecisionRecord, EventRecord, RateLimit, Submission, open_store
@@ -577,7 +577,7 @@ def build_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        store = await open_store(settings.db)
+        store = await open_store(settings.db, goals_of(sites))
         store.writer.on_commit = metrics.batches.observe
         codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)

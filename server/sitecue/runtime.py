@@ -14,12 +14,24 @@ from .metrics import Metrics
 from .rules import CompiledSite, load_sites
 from .settings import Settings
 from .state import StateCodec
-from .store import Store
+from .store import Goals, Store
 from .tokens import TokenCodec
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "goals_of"]
 
 log = logging.getLogger("sitecue")
+
+
+def goals_of(sites: dict[str, CompiledSite]) -> Goals:
+    """Per site, which rules each goal event converts: what the store's writer counts
+    conversions by (the store does not read the rules)."""
+    goals: dict[str, dict[str, tuple[str, ...]]] = {}
+    for name, site in sites.items():
+        names = goals[name] = {}
+        for rule in site.rules:
+            if rule.rule.goal:
+                names[rule.rule.goal] = (*names.get(rule.rule.goal, ()), rule.id)
+    return goals
 
 
 @dataclass
@@ -49,6 +61,7 @@ class Runtime:
             log.error("reload refused, the old config keeps serving:\n%s", err)
             return err.problems
         self.sites = sites
+        self.store.goals = goals_of(sites)
         log.info("reloaded %d site(s): %s", len(sites), ", ".join(sorted(sites)))
         return []
 

@@ -60,9 +60,7 @@ class Results(msgspec.Struct, frozen=True):
 
 async def experiment_results(runtime: Runtime, site: CompiledSite, rule: CompiledRule) -> Results:
     """The results of one rule's experiment, aggregated in the store."""
-    counted = {
-        c.variant: c for c in await runtime.store.results(site.name, rule.id, rule.rule.goal)
-    }
+    counted = {c.variant: c for c in await runtime.store.results(site.name, rule.id)}
     # The control shows nothing; without one, the first variant is the baseline.
     control = next((v for v in rule.variants if v.widget is None), rule.variants[0])
     base = counted.get(control.id)

@@ -24,15 +24,18 @@ from .outbox import (
     DisabledWebhook,
     Message,
 )
+from .rollups import DAY_MS, DayCounts, Goals
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
 __all__ = [
+    "DAY_MS",
     "AdminSession",
     "ApiKey",
     "Attempt",
     "Claimed",
     "Contact",
     "ContactEvent",
+    "DayCounts",
     "DecisionQuery",
     "DecisionRecord",
     "Delivery",
@@ -40,6 +43,7 @@ __all__ = [
     "DeliveryStatus",
     "DisabledWebhook",
     "EventRecord",
+    "Goals",
     "GroupCounts",
     "History",
     "Message",
@@ -56,15 +60,17 @@ __all__ = [
 ]
 
 
-async def open_store(url: str) -> Store:
+async def open_store(url: str, goals: Goals | None = None) -> Store:
     """Open the store named by ``url``: ``sqlite:///path/to/file.db`` (the embedded default)
-    or ``postgresql://user@host/db`` (many nodes, one database; needs the postgres extra)."""
+    or ``postgresql://user@host/db`` (many nodes, one database; needs the postgres extra).
+    ``goals`` (which rules each goal event converts) become ``store.goals``, and the
+    migration that builds the rollups from older logs counts conversions by them."""
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 
-        return await SQLiteStore.open(url.removeprefix("sqlite:///"))
+        return await SQLiteStore.open(url.removeprefix("sqlite:///"), goals or {})
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return await PostgresStore.open(url)
+        return await PostgresStore.open(url, goals=goals or {})
     raise ValueError(f"SITECUE_DB: expected a sqlite:///path or postgresql:// URL, got {url!r}")

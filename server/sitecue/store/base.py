@@ -15,6 +15,7 @@ from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 from .verdicts import VerdictFilter, stored, verdict_filter
 
 if TYPE_CHECKING:
+    from .rollups import DayCounts, Goals
     from .writer import GroupWriter
 
 
@@ -78,17 +79,11 @@ DECISION_COLUMNS = "id, site, visitor, at, url, verdicts, pageview"
 
 
 # Statements both engines run, with ``?`` placeholders (PostgreSQL's are numbered on load).
-# A record whose idempotency key (per site) is already stored is a retry's: skipped, with no
-# read before the write, by the unique index on (site, idempotency_key) in both engines.
-_ONCE = "ON CONFLICT (site, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-INSERT_EVENT = (
-    f"INSERT INTO events ({EVENT_COLUMNS}, idempotency_key)"
-    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {_ONCE}"
-)
-INSERT_DECISION = (
-    f"INSERT INTO decisions ({DECISION_COLUMNS}, idempotency_key)"
-    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?) {_ONCE}"
-)
+# A record whose idempotency key (per site) is already stored is a retry's: the writer
+# inserts only the records whose keys were new in ``record_keys`` (see store.rollups), so
+# these are plain inserts (the old ``idempotency_key`` columns stay NULL on new rows).
+INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_DECISION = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 INSERT_API_KEY = (
     "INSERT INTO api_keys (id, secret_hash, sites, label, created) VALUES (?, ?, ?, ?, ?)"
 )
@@ -152,6 +147,7 @@ HEARTBEAT = (
 PSEUDONYMISE = [
     "UPDATE events SET visitor = ? WHERE site = ? AND visitor = ?",
     "UPDATE decisions SET visitor = ?, url = '' WHERE site = ? AND visitor = ?",
+    "UPDATE exposures SET visitor = ? WHERE site = ? AND visitor = ?",
 ]
 FORGET = [
     "DELETE FROM links WHERE site = ? AND contact = ?",  # verified or not: each row names them
@@ -173,15 +169,15 @@ def contact_row(c: Contact) -> Row:
 
 
 def event_row(e: EventRecord) -> Row:
-    """An event as a row of INSERT_EVENT: EVENT_COLUMNS and the idempotency key."""
-    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision, e.value, e.key)
+    """An event as a row of INSERT_EVENT: EVENT_COLUMNS."""
+    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision, e.value)
 
 
 def decision_row(d: DecisionRecord) -> Row:
     """A decision as a row of INSERT_DECISION: DECISION_COLUMNS, the verdicts as JSON text
-    (those worth storing: see store.verdicts), and the idempotency key."""
+    (those worth storing: see store.verdicts)."""
     verdicts = _encode(stored(d.verdicts)).decode()
-    return (d.id, d.site, d.visitor, d.at, d.url, verdicts, d.pageview, d.key)
+    return (d.id, d.site, d.visitor, d.at, d.url, verdicts, d.pageview)
 
 
 class PageView(msgspec.Struct, frozen=True, array_like=True):
@@ -244,12 +240,19 @@ class Contact(msgspec.Struct, frozen=True):
 class VariantCounts(msgspec.Struct, frozen=True):
     """One variant of an experiment, counted in the database: the visitors decided into it
     (exposed; a control too), the impressions reported, and the exposed visitors who then
-    converted (the rule's convert, or its goal event, after their first exposure)."""
+    converted (the rule's convert, or its goal event, after their first exposure), with the
+    revenue (goal values) of those visitors and the sum of its squares per visitor."""
 
     variant: str
     visitors: int
     impressions: int
     conversions: int
+    revenue: float = 0.0
+    revenue_sq: float = 0.0
+    clicks: int = 0
+    dismissals: int = 0
+    submissions: int = 0
+    decisions: int = 0
 
 
 class GroupCounts(msgspec.Struct, frozen=True):
@@ -288,6 +291,9 @@ class AdminSession(msgspec.Struct, frozen=True):
 
 class Store(Protocol):
     writer: GroupWriter  # every write goes through it
+    # Which rules each goal event converts, per site: read by the writer as it counts the
+    # rollups; the app sets it at start and on every config reload.
+    goals: Goals
 
     async def write(
         self,
@@ -349,8 +355,13 @@ class Store(Protocol):
         emptied; ``messages`` (contact.erased) are committed with the erasure when
         something was held. False if nothing was held."""
 
-    async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
-        """Per variant of ``rule``: exposures, impressions and conversions, aggregated in SQL."""
+    async def results(self, site: str, rule: str) -> list[VariantCounts]:
+        """Per variant of ``rule``: its rollups summed over every day (conversions were
+        attributed as the records were written, with the goals of that time)."""
+
+    async def report(self, site: str, rule: str, since_day: int, until_day: int) -> list[DayCounts]:
+        """The rollups of ``rule`` on the days ``since_day <= day < until_day`` (UTC day
+        numbers), ordered by day and variant; a day or variant without a row is left out."""
 
     async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
         """The holdout and the personalised visitors of ``site``, and their conversions to

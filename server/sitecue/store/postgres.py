@@ -11,7 +11,8 @@ import asyncio
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from itertools import compress
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,7 @@ import msgspec
 
 from ..decide import Verdict
 from ..errors import StoreUnavailable
+from .backfill import postgres_rollups
 from .base import (
     COUNT_CLAIMS,
     COUNT_TOKEN_USES,
@@ -102,6 +104,25 @@ from .outbox import (
     settle_row,
 )
 from .outbox import list_sql as outbox_list_sql
+from .rollups import (
+    CONVERT_POSTGRES,
+    EXPOSE_POSTGRES,
+    KEYS_POSTGRES,
+    REPORT,
+    RESULTS,
+    REVENUE_POSTGRES,
+    UPSERT_ROLLUPS_POSTGRES,
+    DayCounts,
+    Goals,
+    Tally,
+    columns,
+    conversion_rows,
+    day_counts,
+    exposure_rows,
+    key_rows,
+    stored,
+    variant_counts,
+)
 from .submissions import (
     BY_CONTACT,
     BY_VISITOR,
@@ -126,8 +147,10 @@ from .writer import GroupWriter
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
 # Versioned migrations, applied in order at start and recorded in schema_migrations.
-# Append new ones; never edit one that has shipped.
-MIGRATIONS: list[str] = [
+# Append new ones; never edit one that has shipped. A migration is an SQL script, or a
+# function of the connection and the goals (see store.rollups) run in its transaction.
+Migration = str | Callable[[asyncpg.Connection, Goals], Awaitable[None]]
+MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE events (
         id BIGSERIAL PRIMARY KEY,
@@ -241,6 +264,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
+    postgres_rollups,
 ]
 
 
@@ -302,30 +326,8 @@ _CONTACT_ANSWERS = _numbered(CONTACT_ANSWERS.replace("SELECT answers", "SELECT a
 _UPSERT_ANSWERS = _numbered(UPSERT_ANSWERS)
 _COUNT_BY_RULE = _numbered(COUNT_BY_RULE)
 _ERASE_BROWSER = _numbered(ERASE_BROWSER)
-# As the SQLite engine's: exposures per visitor and variant, then impressions and the
-# exposed visitors who converted at or after their first exposure; impressions one per decision.
-_RESULTS = """
-WITH exposed AS (
-    SELECT d.visitor, v->>'variant' AS variant, MIN(d.at) AS first
-    FROM decisions AS d, jsonb_array_elements(d.verdicts) AS v
-    WHERE d.site = $1 AND d.visitor <> '-' AND v->>'rule' = $2 AND (v->>'matched')::boolean
-    GROUP BY d.visitor, v->>'variant'
-), shown AS (
-    SELECT variant, COUNT(DISTINCT COALESCE(decision, 'row ' || id::text)) AS impressions
-    FROM events
-    WHERE site = $1 AND type = 'impression' AND rule = $2 GROUP BY variant
-)
-SELECT e.variant, COUNT(*)::int,
-       COALESCE(MAX(s.impressions), 0)::int,
-       (COUNT(*) FILTER (WHERE EXISTS (
-           SELECT 1 FROM events AS c
-           WHERE c.site = $1 AND c.visitor = e.visitor AND c.at >= e.first
-             AND ((c.type = 'convert' AND c.rule = $2)
-                  OR (c.type IN ('event', 'trigger') AND c.name = $3))
-       )))::int
-FROM exposed AS e LEFT JOIN shown AS s ON s.variant = e.variant
-GROUP BY e.variant ORDER BY e.variant
-"""
+_RESULTS = _numbered(RESULTS)
+_REPORT = _numbered(REPORT)
 _INSERT_MESSAGE = _numbered(INSERT_MESSAGE)
 _SETTLE = _numbered(SETTLE)
 _DISABLE = _numbered(DISABLE)
@@ -378,7 +380,7 @@ _verdicts = msgspec.json.Decoder(list[Verdict]).decode
 _attributes = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-async def migrate(db: asyncpg.Connection) -> int:
+async def migrate(db: asyncpg.Connection, goals: Goals | None = None) -> int:
     """Apply the migrations this database has not seen; return the schema version."""
     async with db.transaction():
         await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
@@ -389,7 +391,10 @@ async def migrate(db: asyncpg.Connection) -> int:
         done = await db.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         for version, script in enumerate(MIGRATIONS, start=1):
             if version > done:
-                await db.execute(script)
+                if callable(script):
+                    await script(db, goals or {})
+                else:
+                    await db.execute(script)
                 await db.execute(
                     "INSERT INTO schema_migrations VALUES ($1, $2)", version, int(time.time())
                 )
@@ -424,15 +429,19 @@ def _without_password(url: str) -> str:
 class PostgresStore:
     """Reads and writes through one asyncpg pool; writes grouped by a GroupWriter."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, goals: Goals | None = None) -> None:
+        self.goals: Goals = goals or {}
         self._pool = pool
         self.writer = GroupWriter(self._flush, heartbeat=self._heartbeat)
         self.writer.start()
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
-        """Connect and bring the schema up to date; a server that cannot be reached raises
-        StoreUnavailable naming it (without its password) and why."""
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, goals: Goals | None = None
+    ) -> PostgresStore:
+        """Connect and bring the schema up to date (the rollups' backfill counts conversions
+        by ``goals``); a server that cannot be reached raises StoreUnavailable naming it
+        (without its password) and why."""
         try:
             # A server that drops packets fails each connection attempt (the pool's reconnects
             # in requests too) after 10 s, not asyncpg's default of 60.
@@ -445,11 +454,11 @@ class PostgresStore:
             ) from err
         try:
             async with pool.acquire() as db:
-                await migrate(db)
+                await migrate(db, goals)
         except BaseException:
             await pool.close()
             raise
-        return cls(pool)
+        return cls(pool, goals)
 
     async def write(
         self,
@@ -465,9 +474,14 @@ class PostgresStore:
         decisions: list[DecisionRecord],
         messages: Sequence[Message] = (),
     ) -> None:
+        keys = key_rows(events, decisions)
         async with self._pool.acquire() as db, db.transaction():
             if messages:
                 await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
+            new = await db.fetch(KEYS_POSTGRES, *columns(keys, 3)) if keys else []
+            kept_events, kept_decisions = stored(events, decisions, map(tuple, new))
+            events = list(compress(events, kept_events))
+            decisions = list(compress(decisions, kept_decisions))
             if events:
                 await db.executemany(
                     _INSERT_EVENT,
@@ -478,6 +492,31 @@ class PostgresStore:
                     _INSERT_DECISION,
                     map(decision_row, decisions),
                 )
+            await self._count(db, Tally(), events, decisions)
+
+    async def _count(
+        self,
+        db: asyncpg.Connection,
+        tally: Tally,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+    ) -> None:
+        """Record the stored records' exposures and conversions, and add them with their
+        activity to the rollups, one statement each (see store.rollups)."""
+        tally.activity(events, decisions)
+        exposures = exposure_rows(decisions)
+        if exposures:
+            tally.exposed(await db.fetch(EXPOSE_POSTGRES, *columns(exposures, 5)))
+        candidates = conversion_rows(events, self.goals)
+        if candidates:
+            tally.converted(await db.fetch(CONVERT_POSTGRES, *columns(candidates, 5)))
+            valued = [c for c in candidates if c[4] is not None]
+            if valued:
+                grown = await db.fetch(REVENUE_POSTGRES, *columns(valued, 5))
+                tally.revenue(grown, valued)
+        rows = tally.rows()
+        if rows:
+            await db.execute(UPSERT_ROLLUPS_POSTGRES, *columns(rows, 13))
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         where = ["site = $1"]
@@ -624,10 +663,15 @@ class PostgresStore:
                 await db.executemany(_INSERT_MESSAGE, erased_rows(messages, until))
         return held > 0
 
-    async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
+    async def results(self, site: str, rule: str) -> list[VariantCounts]:
         async with self._pool.acquire() as db:
-            rows = await db.fetch(_RESULTS, site, rule, goal)
-        return [VariantCounts(*row) for row in rows]
+            rows = await db.fetch(_RESULTS, site, rule)
+        return [variant_counts(row) for row in rows]
+
+    async def report(self, site: str, rule: str, since_day: int, until_day: int) -> list[DayCounts]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_REPORT, site, rule, since_day, until_day)
+        return [day_counts(row) for row in rows]
 
     async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
         async with self._pool.acquire() as db:
@@ -704,7 +748,15 @@ class PostgresStore:
                     if wait:
                         return Submitted("limited", name, wait)
             await db.execute(_INSERT_SUBMISSION, *submission_row(s, key))
-            await db.execute(_INSERT_EVENT, *event_row(event))
+            # Its conversion is stored (and counted) unless the decision's was already.
+            keys = key_rows([event], [])
+            new = await db.fetch(KEYS_POSTGRES, *columns(keys, 3)) if keys else []
+            ([kept], _) = stored([event], [], map(tuple, new))
+            if kept:
+                await db.execute(_INSERT_EVENT, *event_row(event))
+            tally = Tally()
+            tally.add(s.site, s.rule, s.variant, s.at, "submissions")
+            await self._count(db, tally, [event] if kept else [], [])
             if s.contact is not None:
                 held = await db.fetchval(_CONTACT_ANSWERS, s.site, s.contact)
                 merged = merged_answers(held, answers)

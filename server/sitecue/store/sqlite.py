@@ -10,9 +10,10 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from itertools import compress
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +22,7 @@ import msgspec
 
 from ..decide import Verdict
 from ..errors import StoreUnavailable
+from .backfill import sqlite_rollups
 from .base import (
     COUNT_CLAIMS,
     COUNT_TOKEN_USES,
@@ -108,6 +110,24 @@ from .outbox import (
     settle_row,
 )
 from .outbox import list_sql as outbox_list_sql
+from .rollups import (
+    CONVERT_SQLITE,
+    EXPOSE_SQLITE,
+    KEYS_SQLITE,
+    REPORT,
+    RESULTS,
+    REVENUE_SQLITE,
+    UPSERT_ROLLUPS,
+    DayCounts,
+    Goals,
+    Tally,
+    conversion_rows,
+    day_counts,
+    exposure_rows,
+    key_rows,
+    stored,
+    variant_counts,
+)
 from .submissions import (
     BY_CONTACT,
     BY_VISITOR,
@@ -130,8 +150,10 @@ from .submissions import (
 from .writer import GroupWriter
 
 # Versioned migrations, applied in order at start; PRAGMA user_version records the last one.
-# Append new ones; never edit one that has shipped.
-MIGRATIONS: list[str] = [
+# Append new ones; never edit one that has shipped. A migration is an SQL script, or a
+# function of the connection and the goals (see store.rollups) run in its transaction.
+Migration = str | Callable[[sqlite3.Connection, Goals], None]
+MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
@@ -245,21 +267,25 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX outbox_done ON outbox (last_try) WHERE status <> 'pending';
     """,
+    sqlite_rollups,
 ]
 
 
-def migrate(db: sqlite3.Connection) -> int:
+def migrate(db: sqlite3.Connection, goals: Goals | None = None) -> int:
     """Apply the migrations this database has not seen, each in its own transaction; return
     the schema version. Workers starting together take turns on the write lock."""
     for version, script in enumerate(MIGRATIONS, start=1):
         db.execute("BEGIN IMMEDIATE")
         try:
             if db.execute("PRAGMA user_version").fetchone()[0] < version:
+                if callable(script):
+                    script(db, goals or {})
                 # Statement by statement: executescript would commit on its own, outside
                 # this transaction. (No statement holds a semicolon of its own.)
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
                 db.execute(f"PRAGMA user_version = {version}")
             db.execute("COMMIT")
         except BaseException:
@@ -300,7 +326,7 @@ def _unavailable(err: BaseException) -> bool:
     return (code & 0xFF) in _UNAVAILABLE
 
 
-def _open_for_writing(path: str) -> tuple[IO[bytes], sqlite3.Connection]:
+def _open_for_writing(path: str, goals: Goals) -> tuple[IO[bytes], sqlite3.Connection]:
     """The lock file beside the database and the writing connection, in WAL mode and
     migrated; creates the file (and its directory) when missing. Runs on a thread, as it
     waits: processes (and stores) opening together take turns on the lock file."""
@@ -314,7 +340,7 @@ def _open_for_writing(path: str) -> tuple[IO[bytes], sqlite3.Connection]:
                 (mode, *_) = writes.execute(f"PRAGMA {pragma}").fetchone() or ("",)
                 if pragma.startswith("journal_mode") and mode != "wal":
                     raise sqlite3.OperationalError(f"cannot switch to WAL mode (still {mode})")
-            migrate(writes)
+            migrate(writes, goals)
         except BaseException:
             writes.close()
             raise
@@ -341,34 +367,6 @@ def _cannot_open(path: str, err: BaseException) -> StoreUnavailable:
             cause += f" (the directory {parent} is not writable)"
     return StoreUnavailable(f"cannot open the database {path}: {cause}")
 
-
-# Exposed: a decision whose verdict for the rule matched (the control too), first time per
-# visitor and variant. Converted: the rule's convert, or its goal, at or after that.
-# Impressions: one per decision, however often the tag (or a forger) reports it (one
-# without a decision id, from before ids were required, counts as itself).
-_RESULTS = """
-WITH exposed AS (
-    SELECT d.visitor AS visitor, json_extract(v.value, '$.variant') AS variant,
-           MIN(d.at) AS first
-    FROM decisions AS d, json_each(d.verdicts) AS v
-    WHERE d.site = ? AND d.visitor != '-' AND json_extract(v.value, '$.rule') = ?
-      AND json_extract(v.value, '$.matched') = 1
-    GROUP BY d.visitor, variant
-), shown AS (
-    SELECT variant, COUNT(DISTINCT COALESCE(decision, 'row ' || id)) AS impressions
-    FROM events
-    WHERE site = ? AND type = 'impression' AND rule = ? GROUP BY variant
-)
-SELECT e.variant, COUNT(*),
-       COALESCE((SELECT impressions FROM shown WHERE shown.variant = e.variant), 0),
-       SUM(EXISTS (
-           SELECT 1 FROM events AS c
-           WHERE c.site = ? AND c.visitor = e.visitor AND c.at >= e.first
-             AND ((c.type = 'convert' AND c.rule = ?)
-                  OR (c.type IN ('event', 'trigger') AND c.name = ?))
-       ))
-FROM exposed AS e GROUP BY e.variant ORDER BY e.variant
-"""
 
 # The global holdout against the personalised: each visitor's first holdout or matched
 # verdict, whether they were ever held out, and a goal (any of the JSON array given) after it.
@@ -462,8 +460,14 @@ class SQLiteStore:
     within the process (flock does not), with the Checkpointer among the writers."""
 
     def __init__(
-        self, db: aiosqlite.Connection, path: str, lock_file: IO[bytes], writes: sqlite3.Connection
+        self,
+        db: aiosqlite.Connection,
+        path: str,
+        lock_file: IO[bytes],
+        writes: sqlite3.Connection,
+        goals: Goals | None = None,
     ) -> None:
+        self.goals: Goals = goals or {}
         self._db = db
         self._path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitecue-lock")
@@ -475,11 +479,12 @@ class SQLiteStore:
         self.writer.start()
 
     @classmethod
-    async def open(cls, path: str) -> SQLiteStore:
-        """Open the file, creating it when missing, and bring its schema up to date; one that
-        cannot be opened, written or read as a database raises StoreUnavailable naming it."""
+    async def open(cls, path: str, goals: Goals | None = None) -> SQLiteStore:
+        """Open the file, creating it when missing, and bring its schema up to date (the
+        rollups' backfill counts conversions by ``goals``); one that cannot be opened,
+        written or read as a database raises StoreUnavailable naming it."""
         try:
-            lock_file, writes = await asyncio.to_thread(_open_for_writing, path)
+            lock_file, writes = await asyncio.to_thread(_open_for_writing, path, goals or {})
         except (OSError, sqlite3.Error) as err:
             raise _cannot_open(path, err) from err
         db = None
@@ -489,7 +494,7 @@ class SQLiteStore:
             # checkpoints from ever completing (SQLITE_LOCKED), and the WAL would grow.
             async with db.execute("PRAGMA busy_timeout=5000") as cursor:
                 await cursor.fetchall()
-            return cls(db, path, lock_file, writes)
+            return cls(db, path, lock_file, writes, goals)
         except BaseException as err:
             writes.close()
             lock_file.close()
@@ -516,8 +521,9 @@ class SQLiteStore:
         event_rows = list(map(event_row, events))
         decision_rows = list(map(decision_row, decisions))
         message_rows = list(map(message_row, messages))
+        keys = _encode(key_rows(events, decisions)).decode()
         async with self._write_lock():
-            self._commit(event_rows, decision_rows, message_rows)
+            self._commit(events, decisions, keys, event_rows, decision_rows, message_rows)
         self._checkpoints.committed()
 
     @asynccontextmanager
@@ -541,18 +547,53 @@ class SQLiteStore:
         await self._execute(HEARTBEAT, (time.time_ns() // 1_000_000,))
 
     def _commit(
-        self, event_rows: list[Row], decision_rows: list[Row], message_rows: list[Row]
+        self,
+        events: list[EventRecord],
+        decisions: list[DecisionRecord],
+        keys: str,
+        event_rows: list[Row],
+        decision_rows: list[Row],
+        message_rows: list[Row],
     ) -> None:
-        """Insert one group and commit it, or roll all of it back."""
-        self._writes.execute("BEGIN IMMEDIATE")
+        """Insert one group (but a retry's records: ``keys``, the group's key rows as JSON)
+        with its rollups and commit it, or roll all of it back."""
+        w = self._writes
+        w.execute("BEGIN IMMEDIATE")
         try:
-            self._writes.executemany(INSERT_EVENT, event_rows)
-            self._writes.executemany(INSERT_DECISION, decision_rows)
-            self._writes.executemany(INSERT_MESSAGE, message_rows)
-            self._writes.execute("COMMIT")
+            new = w.execute(KEYS_SQLITE, (keys,)).fetchall() if keys != "[]" else []
+            kept_events, kept_decisions = stored(events, decisions, new)
+            w.executemany(INSERT_EVENT, compress(event_rows, kept_events))
+            w.executemany(INSERT_DECISION, compress(decision_rows, kept_decisions))
+            w.executemany(INSERT_MESSAGE, message_rows)
+            tally = Tally()
+            self._count(
+                tally,
+                list(compress(events, kept_events)),
+                list(compress(decisions, kept_decisions)),
+            )
+            w.executemany(UPSERT_ROLLUPS, tally.rows())
+            w.execute("COMMIT")
         except BaseException:
-            _rollback(self._writes)
+            _rollback(w)
             raise
+
+    def _count(
+        self, tally: Tally, events: list[EventRecord], decisions: list[DecisionRecord]
+    ) -> None:
+        """Record the stored records' exposures and conversions, and count them in
+        ``tally`` with their activity (see store.rollups)."""
+        w = self._writes
+        tally.activity(events, decisions)
+        exposures = exposure_rows(decisions)
+        if exposures:
+            tally.exposed(w.execute(EXPOSE_SQLITE, (_encode(exposures).decode(),)).fetchall())
+        candidates = conversion_rows(events, self.goals)
+        if candidates:
+            tally.converted(w.execute(CONVERT_SQLITE, (_encode(candidates).decode(),)).fetchall())
+            valued = [c for c in candidates if c[4] is not None]
+            if valued:
+                grown = w.execute(REVENUE_SQLITE, (_encode(valued).decode(),)).fetchall()
+                tally.revenue(grown, valued)
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         where: list[str] = ["site = ?"]
@@ -714,9 +755,13 @@ class SQLiteStore:
             log.warning("erasure: the WAL could not be truncated yet (%s); retrying", err)
         return held > 0
 
-    async def results(self, site: str, rule: str, goal: str | None) -> list[VariantCounts]:
-        async with self._db.execute(_RESULTS, (site, rule, site, rule, site, rule, goal)) as cursor:
-            return [VariantCounts(*row) for row in await cursor.fetchall()]
+    async def results(self, site: str, rule: str) -> list[VariantCounts]:
+        async with self._db.execute(RESULTS, (site, rule)) as cursor:
+            return [variant_counts(row) for row in await cursor.fetchall()]
+
+    async def report(self, site: str, rule: str, since_day: int, until_day: int) -> list[DayCounts]:
+        async with self._db.execute(REPORT, (site, rule, since_day, until_day)) as cursor:
+            return [day_counts(row) for row in await cursor.fetchall()]
 
     async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
         params = (site, site, _encode(goals).decode())
@@ -827,7 +872,15 @@ class SQLiteStore:
                 if wait:
                     return Submitted("limited", name, wait)
         w.execute(INSERT_SUBMISSION, submission_row(s, key))
-        w.execute(INSERT_EVENT, event_row(event))
+        # Its conversion is stored (and counted) unless the decision's was already.
+        new = w.execute(KEYS_SQLITE, (_encode(key_rows([event], [])).decode(),)).fetchall()
+        ([kept], _) = stored([event], [], new)
+        if kept:
+            w.execute(INSERT_EVENT, event_row(event))
+        tally = Tally()
+        tally.add(s.site, s.rule, s.variant, s.at, "submissions")
+        self._count(tally, [event] if kept else [], [])
+        w.executemany(UPSERT_ROLLUPS, tally.rows())
         if s.contact is not None:
             held = w.execute(CONTACT_ANSWERS, (s.site, s.contact)).fetchone()
             merged = merged_answers(held[0] if held else None, answers)

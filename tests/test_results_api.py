@@ -8,14 +8,20 @@ them on an unlucky draw."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from scipy import stats as sp
 from starlette.testclient import TestClient
 
 from admin_keys import new_key
+from news_site import News, at, news_app
 
 NEWS = "https://news.example"
 # The demo's newsletter experiment: two wordings and a control, with these true rates.
@@ -140,3 +146,65 @@ def test_a_goal_reached_before_exposure_is_not_a_conversion(
     body = {"site": "news", "events": [{"type": "event", "name": "newsletter_signup"}]}
     assert client.post("/v1/events", json=body, headers=headers).status_code == 204
     assert counted() == (1, 1)
+
+
+# Revenue through the real app on each engine: every reader sees the experiment on a Monday,
+# some sign up later in the week paying these amounts (a second payment adds to the first).
+PAYMENTS = {"01": [40.0], "02": [10.0, 5.0], "07": [25.0],  # short
+            "05": [60.0], "11": [12.5],  # long
+            "03": [20.0], "09": [8.0]}  # fmt: skip  # control
+BUCKETS = {
+    "short": ["01", "02", "04", "07", "08", "13", "14", "17", "20", "24"],
+    "long": ["05", "11", "15", "16", "18", "23"],
+    "control": ["03", "06", "09", "10", "12", "19", "21", "22"],
+}
+
+
+@pytest.fixture
+def news(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[News]:
+    with news_app(store_url, tmp_path, monkeypatch) as app:
+        yield app
+
+
+def test_revenue_per_visitor_is_compared_by_welch_s_test(news: News) -> None:
+    """The results' revenue figures are SciPy's Welch test on every exposed visitor's revenue
+    (zeros included) and the delta method's interval of the ratio of means."""
+    for variant, readers in BUCKETS.items():
+        for reader in readers:
+            assert news.view(reader)["variant"] == variant, reader
+    for day, (reader, values) in enumerate(PAYMENTS.items()):
+        news.clock[0] = at(day % 4, 15)
+        for value in values:
+            news.view(reader, "/news/articles/1.html", name="newsletter_signup", value=value)
+    response = news.get("/v1/results", site="news", rule="newsletter")
+    assert response.status_code == 200, response.text
+    by = {v["variant"]: v for v in response.json()["variants"]}
+    spent = {
+        variant: [sum(PAYMENTS.get(r, [0.0])) for r in readers]
+        for variant, readers in BUCKETS.items()
+    }
+    control = spent["control"]
+    assert by["control"]["revenue"] == 28.0 and by["control"]["revenue_per_visitor"] == 3.5
+    assert by["control"]["revenue_uplift"] is None and by["control"]["revenue_p_value"] is None
+    for name in ("short", "long"):
+        mine, result = spent[name], by[name]
+        assert (result["visitors"], result["conversions"]) == (len(mine), sum(map(bool, mine)))
+        assert result["revenue"] == pytest.approx(sum(mine))
+        assert result["revenue_per_visitor"] == pytest.approx(np.mean(mine))
+        assert result["revenue_uplift"] == pytest.approx(np.mean(mine) - np.mean(control))
+        welch = sp.ttest_ind(mine, control, equal_var=False)
+        assert result["revenue_p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+        ci = welch.confidence_interval(0.95)
+        assert result["revenue_uplift_ci"] == pytest.approx([ci.low, ci.high], rel=1e-9)
+        ratio = np.mean(mine) / np.mean(control)
+        se_log = math.sqrt(
+            np.var(mine, ddof=1) / len(mine) / np.mean(mine) ** 2
+            + np.var(control, ddof=1) / len(control) / np.mean(control) ** 2
+        )
+        z = sp.norm.ppf(0.975)
+        assert result["relative_revenue_uplift"] == pytest.approx(ratio - 1)
+        assert result["relative_revenue_uplift_ci"] == pytest.approx(
+            [ratio * math.exp(-z * se_log) - 1, ratio * math.exp(z * se_log) - 1], rel=1e-9
+        )
+    # The conversion figures are still those of the conversions.
+    assert by["short"]["rate"] == pytest.approx(3 / 10)

@@ -39,6 +39,7 @@ from .api.deliveries import deliveries_endpoint, retry_endpoint
 from .api.holdout import holdout_endpoint
 from .api.keys import authenticate, require_sites
 from .api.openapi import openapi_endpoint
+from .api.reports import reports_endpoint
 from .api.results import results_endpoint
 from .api.submissions import submissions_endpoint
 from .api.tokens import tokens_endpoint
@@ -618,6 +619,7 @@ def build_app(settings: Settings) -> Starlette:
         ("/v1/tokens", tokens_endpoint, ["POST"]),
         ("/v1/results", results_endpoint, ["GET"]),
         ("/v1/results/holdout", holdout_endpoint, ["GET"]),
+        ("/v1/reports", reports_endpoint, ["GET"]),
         ("/v1/contacts/import", import_endpoint, ["POST"]),
         ("/v1/contacts/{contact}", contact_endpoint, ["GET", "PUT", "PATCH", "DELETE"]),
         ("/v1/contacts/{contact}/export", export_endpoint, ["GET"]),

@@ -19,6 +19,7 @@ from .decisions import MAX_PAGE, DecisionPage
 from .deliveries import MAX_PAGE as MAX_DELIVERIES
 from .deliveries import DeliveryPage, Retried
 from .holdout import HoldoutResults
+from .reports import MAX_DAYS, Report
 from .results import Results
 from .submissions import MAX_PAGE as MAX_SUBMISSIONS
 from .submissions import SubmissionPage
@@ -71,6 +72,7 @@ def _query(name: str, description: str, schema: dict[str, Any], required: bool =
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 128}
 _MILLIS = {"type": "integer", "minimum": 0, "maximum": 2**53}
+_DAY = {"type": "string", "format": "date"}
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 _SITE = _query("site", "the site", _TEXT, required=True)
 _CONTACT = {
@@ -81,12 +83,16 @@ _CONTACT = {
 }
 
 
+def _enum(*values: str) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)}
+
+
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole HTTP surface."""
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
     types += [FormRequest, FormResponse, FieldErrors, SubmissionPage, DeliveryPage, Retried]
-    types += [InboundEvent, Recorded, HoldoutResults]
+    types += [InboundEvent, Recorded, HoldoutResults, Report]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
         "/cue.js": {
@@ -245,6 +251,40 @@ def openapi() -> dict[str, Any]:
                     "200": {
                         "description": "per variant, and the sample ratio",
                         **_json(_ref(Results)),
+                    },
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/reports": {
+            "get": {
+                "summary": "A rule's numbers per day or ISO week and variant, from the rollups",
+                "description": "Every period of the range (zeros included) for every variant:"
+                " decisions, visitors first exposed, impressions, clicks, dismissals, form"
+                " submissions, conversions and revenue of the period's visitors, and the"
+                " click-through rate, conversion rate and revenue per visitor (null without a"
+                " denominator). Weeks run Monday to Sunday; the range widens to whole weeks.",
+                "security": _ADMIN,
+                "parameters": [
+                    _SITE,
+                    _query("rule", "the rule", _TEXT, required=True),
+                    _query("from", "first day, YYYY-MM-DD (UTC; default: to - 29)", _DAY),
+                    _query("to", f"last day, included (default today; at most {MAX_DAYS})", _DAY),
+                    _query("interval", "one row per day (default) or week", _enum("day", "week")),
+                    _query(
+                        "format",
+                        "json (default), csv or ndjson; else by Accept",
+                        _enum("json", "csv", "ndjson"),
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the report; as CSV or NDJSON, one row a line",
+                        "content": {
+                            "application/json": {"schema": _ref(Report)},
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
                     },
                     **_errors(400, 401, 403, 404),
                 },

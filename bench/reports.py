@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -36,6 +37,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from postgres_cluster import postgres_cluster  # noqa: E402
 from sitecue.api.keys import mint_key  # noqa: E402
 from sitecue.app import build_app  # noqa: E402
+from sitecue.rules import load_sites  # noqa: E402
+from sitecue.runtime import goals_of  # noqa: E402
 from sitecue.settings import Settings  # noqa: E402
 from sitecue.store import open_store  # noqa: E402
 from traffic import DAY_MS, T0, page_views  # noqa: E402
@@ -64,9 +67,11 @@ def size(text: str) -> int:
 async def fill(url: str, n: int) -> tuple[int, int, float, str]:
     """Write ``n`` decisions and their events through the writer, one group per batch;
     return the decisions, the events, the seconds spent in the writer, and an admin key."""
-    store = await open_store(url)
+    # The goals the app gives the store: goal events (subscribe, purchase) convert by them.
+    store = await open_store(url, goals=goals_of(load_sites(ROOT / "config")))
     decisions = events = 0
     writing = 0.0
+    pruned = T0
     try:
         for batch_events, batch_decisions in page_views(n, days=DAYS - 1):
             start = time.perf_counter()
@@ -74,11 +79,38 @@ async def fill(url: str, n: int) -> tuple[int, int, float, str]:
             writing += time.perf_counter() - start
             decisions += len(batch_decisions)
             events += len(batch_events)
+            now = batch_decisions[-1].at if batch_decisions else pruned
+            if now - pruned >= DAY_MS:  # a day has passed: keys older than two days go
+                await prune_keys(url, now - KEYS_KEPT_MS)
+                pruned = now
         text, record = mint_key(["news", "shop"], "bench")
         await store.add_api_key(record)
     finally:
         await store.close()
     return decisions, events, writing, text
+
+
+# The idempotency keys of records older than this are pruned, daily, as the server's
+# retention task does (a retry comes within minutes), so the fill's time and bytes are
+# those of a server that has been running for the 90 days, not of one that never pruned.
+KEYS_KEPT_MS = 2 * DAY_MS
+PRUNE_KEYS = "DELETE FROM record_keys WHERE at < {}"
+
+
+async def prune_keys(url: str, before: int) -> None:
+    if url.startswith("sqlite:///"):
+        db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute(PRUNE_KEYS.format("?"), (before,))
+        finally:
+            db.close()
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(PRUNE_KEYS.format("$1"), before)
+    finally:
+        await conn.close()
 
 
 SQLITE_SIZES = "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"
@@ -92,8 +124,6 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relispartition = fa
 async def table_bytes(url: str) -> dict[str, int]:
     """Bytes on disk per table, its indexes (and TOAST, partitions) included."""
     if url.startswith("sqlite:///"):
-        import sqlite3
-
         db = sqlite3.connect(url.removeprefix("sqlite:///"))
         try:
             tables = dict(db.execute("SELECT name, tbl_name FROM sqlite_schema").fetchall())

@@ -4,7 +4,8 @@ over 90 days with injected time, then time ``GET /v1/results`` and a 90-day
 ``GET /v1/reports`` through the real ASGI app (the median of several calls each), on SQLite
 and on PostgreSQL (a throwaway cluster, with fsync). Also printed: the writer's records per
 second while filling (it maintains the rollups in the same transactions), and the bytes the
-store holds per decision, table by table.
+store holds per decision, table by table. Idempotency keys older than two days are pruned
+each simulated day, as the server's retention task does.
 
     python bench/reports.py                          # 1M and 10M decisions, both engines
     python bench/reports.py --sizes 1e5 --engines sqlite   # a quick run

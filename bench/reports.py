@@ -9,7 +9,7 @@ each simulated day, as the server's retention task does.
 
     python bench/reports.py                          # 1M and 10M decisions, both engines
     python bench/reports.py --sizes 1e5 --engines sqlite   # a quick run
-    python bench/reports.py --engines sqlite --keep /tmp/fills  # again later: no refill
+    python bench/reports.py --until 05:10    # measure what is filled by then (UTC)
 
 Targets: both calls under 50 ms at 10M decisions, and within 2x of their time at 1M.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import statistics
 import sys
@@ -28,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 from starlette.testclient import TestClient
@@ -65,16 +65,25 @@ def size(text: str) -> int:
     return int(float(text))
 
 
-async def fill(url: str, n: int) -> tuple[int, int, float, str]:
-    """Write ``n`` decisions and their events through the writer, one group per batch;
-    return the decisions, the events, the seconds spent in the writer, and an admin key."""
+class Filled(NamedTuple):
+    decisions: int
+    events: int
+    writing: float  # seconds spent waiting for the writer
+    complete: bool  # False: the deadline stopped the fill
+
+
+async def fill(url: str, n: int, layer: int, deadline: float) -> Filled:
+    """Write ``n`` decisions (one layer: see traffic.page_views) and their events through
+    the writer, one group per batch, unless the deadline (epoch seconds) comes first."""
     # The goals the app gives the store: goal events (subscribe, purchase) convert by them.
     store = await open_store(url, goals=goals_of(load_sites(ROOT / "config")))
     decisions = events = 0
     writing = 0.0
     pruned = T0
     try:
-        for batch_events, batch_decisions in page_views(n, days=DAYS - 1):
+        for batch_events, batch_decisions in page_views(n, days=DAYS - 1, layer=layer):
+            if time.time() > deadline:
+                return Filled(decisions, events, writing, False)
             start = time.perf_counter()
             await store.write(batch_events, batch_decisions)
             writing += time.perf_counter() - start
@@ -84,11 +93,20 @@ async def fill(url: str, n: int) -> tuple[int, int, float, str]:
             if now - pruned >= DAY_MS:  # a day has passed: keys older than two days go
                 await prune_keys(url, now - KEYS_KEPT_MS)
                 pruned = now
+    finally:
+        await store.close()
+    return Filled(decisions, events, writing, True)
+
+
+async def add_key(url: str) -> str:
+    """An admin key for both sites, stored; its text."""
+    store = await open_store(url)
+    try:
         text, record = mint_key(["news", "shop"], "bench")
         await store.add_api_key(record)
     finally:
         await store.close()
-    return decisions, events, writing, text
+    return text
 
 
 # The idempotency keys of records older than this are pruned, daily, as the server's
@@ -159,29 +177,24 @@ def timed(client: TestClient, key: str, calls: int) -> list[tuple[str, float, in
     return out
 
 
-def run(
-    engine: str, url: str, n: int, data_dir: str, calls: int, saved: Path | None
+def measure(
+    engine: str, url: str, filled: Filled, data_dir: str, key: str, calls: int
 ) -> list[tuple[str, float, int]]:
-    """Fill (or, with a ``saved`` fill's figures, reuse) the store at ``url``; print the
-    writer's rate, the bytes per decision and the timed calls."""
-    if saved is not None and saved.exists():
-        decisions, events, writing, key = json.loads(saved.read_text())
-    else:
-        decisions, events, writing, key = asyncio.run(fill(url, n))
-        if saved is not None:
-            saved.write_text(json.dumps([decisions, events, writing, key]))
-    records = decisions + events
+    """Print the writer's rate, the bytes per decision and the timed calls of the store."""
+    records = filled.decisions + filled.events
     print(
-        f"  {engine} {n:,} decisions, {events:,} events over {DAYS} days: writer"
-        f" {records / writing:,.0f} records/s ({writing:,.0f} s)",
+        f"  {engine} {filled.decisions:,} decisions, {filled.events:,} events over {DAYS} days"
+        f"{'' if filled.complete else ' (stopped by the deadline)'}: writer"
+        f" {records / filled.writing:,.0f} records/s ({filled.writing:,.0f} s)",
         flush=True,
     )
     sizes = asyncio.run(table_bytes(url))
     raw = sizes.get("decisions", 0) + sizes.get("events", 0)
     print(
-        f"    bytes per decision: {raw / decisions:,.0f} in the log (decisions and events,"
-        f" indexes included; decisions alone {sizes.get('decisions', 0) / decisions:,.0f});"
-        f" {sum(sizes.values()) / decisions:,.0f} in the whole store"
+        f"    bytes per decision: {raw / filled.decisions:,.0f} in the log (decisions and"
+        " events, indexes included; decisions alone"
+        f" {sizes.get('decisions', 0) / filled.decisions:,.0f});"
+        f" {sum(sizes.values()) / filled.decisions:,.0f} in the whole store"
     )
     print(
         "    tables: "
@@ -202,15 +215,33 @@ def run(
     return figures
 
 
+def grow(
+    engine: str, url: str, sizes: list[int], data_dir: str, calls: int, deadline: float
+) -> dict[int, list[tuple[str, float, int]]]:
+    """Fill one store layer by layer (``sizes[0]`` decisions each, over the same days) and
+    measure it at each of ``sizes``, or where the deadline stopped the fill."""
+    key = asyncio.run(add_key(url))
+    figures = {}
+    total = Filled(0, 0, 0.0, True)
+    for layer in range(-(-sizes[-1] // sizes[0])):
+        step = asyncio.run(fill(url, sizes[0], layer, deadline))
+        total = Filled(
+            total.decisions + step.decisions,
+            total.events + step.events,
+            total.writing + step.writing,
+            step.complete,
+        )
+        if total.decisions in sizes or not step.complete:
+            figures[total.decisions] = measure(engine, url, total, data_dir, key, calls)
+        if not step.complete:
+            break
+    return figures
+
+
 @contextmanager
-def engine_urls(engine: str, keep: Path | None) -> Iterator[Callable[[str], str]]:
-    """A function giving a fresh database URL per tag, on the engine (SQLite: in ``keep``,
-    when given, where a later run finds it)."""
+def engine_urls(engine: str) -> Iterator[Callable[[str], str]]:
+    """A function giving a fresh database URL per tag, on the engine."""
     if engine == "sqlite":
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            yield lambda tag: f"sqlite:///{keep}/{tag}.db"
-            return
         with tempfile.TemporaryDirectory(prefix="sitecue-reports-") as tmp:
             yield lambda tag: f"sqlite:///{tmp}/{tag}.db"
         return
@@ -230,31 +261,35 @@ def engine_urls(engine: str, keep: Path | None) -> Iterator[Callable[[str], str]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1e6,1e7", help="decisions per fill, e.g. 1e5,1e6")
+    parser.add_argument(
+        "--sizes", default="1e6,1e7", help="decisions to measure at, e.g. 1e5,1e6 (the store"
+        " grows by the first size at a time)",
+    )  # fmt: skip
     parser.add_argument("--engines", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--calls", type=int, default=CALLS, help="timed calls per endpoint")
     parser.add_argument(
-        "--keep", type=Path, help="SQLite: fill into this directory and keep the files; a"
-        " later run with the same directory times them again without filling",
-    )  # fmt: skip
+        "--until", help="HH:MM (UTC): stop filling then, and measure what was filled"
+    )
     args = parser.parse_args(argv)
     sizes = [size(s) for s in args.sizes.split(",")]
+    deadline = float("inf")
+    if args.until:
+        hour, minute = map(int, args.until.split(":"))
+        now = datetime.now(UTC)
+        deadline = now.replace(hour=hour, minute=minute, second=0).timestamp()
     for engine in args.engines.split(","):
-        figures: dict[int, list[tuple[str, float, int]]] = {}
         print(f"{engine}:", flush=True)
-        keep = args.keep if engine == "sqlite" else None
-        with engine_urls(engine, keep) as url_for, tempfile.TemporaryDirectory() as data_dir:
-            for n in sizes:
-                saved = keep / f"n{n}.json" if keep is not None else None
-                figures[n] = run(engine, url_for(f"n{n}"), n, data_dir, args.calls, saved)
-        if len(sizes) > 1:
-            small, large = figures[sizes[0]], figures[sizes[-1]]
+        with engine_urls(engine) as url_for, tempfile.TemporaryDirectory() as data_dir:
+            figures = grow(engine, url_for("bench"), sizes, data_dir, args.calls, deadline)
+        reached = sorted(figures)
+        if len(reached) > 1:
+            small, large = figures[reached[0]], figures[reached[-1]]
             worst = max(ms for _, ms, _ in large)
-            print(f"  {sizes[-1]:,} against {sizes[0]:,} decisions:")
+            print(f"  {reached[-1]:,} against {reached[0]:,} decisions:")
             for (label, a, _), (_, b, _) in zip(small, large, strict=True):
                 print(f"    {label:60} {b / a:5.2f}x")
             print(
-                f"  slowest at {sizes[-1]:,}: {worst:.1f} ms (target < {TARGET_MS:.0f} ms,"
+                f"  slowest at {reached[-1]:,}: {worst:.1f} ms (target < {TARGET_MS:.0f} ms,"
                 " within 2x of the smaller fill)",
                 flush=True,
             )

@@ -155,20 +155,26 @@ def _ids(rng: random.Random) -> str:
     return f"{rng.getrandbits(84):021x}"
 
 
-def _visitor_id(v: int, replay: int) -> str:
+def _visitor_id(v: int, replay: int, layer: int) -> str:
     """A visitor id as the server makes them (22 base64url characters), new per replay."""
-    raw = hashlib.blake2b(f"{v}/{replay}".encode(), digest_size=16).digest()
+    raw = hashlib.blake2b(f"{v}/{replay}/{layer}".encode(), digest_size=16).digest()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+_POOLS: dict[tuple[int, int], list[_View]] = {}
+
+
 def page_views(
-    n: int, *, days: int = 90, batch: int = 2000, seed: int = 17, start: int = T0
+    n: int, *, days: int = 90, batch: int = 2000, seed: int = 17, start: int = T0, layer: int = 0
 ) -> Iterator[tuple[list[EventRecord], list[DecisionRecord]]]:
     """``n`` decision records (and their events), oldest first, ``batch`` decisions at a
-    time, spread evenly over ``days`` from ``start``."""
-    sites = load_sites(ROOT / "config")
-    pool = _pool(sites, min(n, POOL), seed)
-    rng = random.Random(seed + 1)
+    time, spread evenly over ``days`` from ``start``. Each ``layer`` has visitors, decision
+    ids and keys of its own: layers add up to a store of more traffic over the same days."""
+    size = min(n, POOL)
+    if (size, seed) not in _POOLS:
+        _POOLS[(size, seed)] = _pool(load_sites(ROOT / "config"), size, seed)
+    pool = _POOLS[(size, seed)]
+    rng = random.Random(f"{seed}/{layer}")
     span = days * DAY_MS
     replays = -(-n // len(pool))
     slice_ms = span // replays  # each replay takes its own stretch of the time range
@@ -183,7 +189,7 @@ def page_views(
             if made == n:
                 break
             visitor = names.get(view.visitor) or names.setdefault(
-                view.visitor, _visitor_id(view.visitor, replay)
+                view.visitor, _visitor_id(view.visitor, replay, layer)
             )
             at = base + int(view.offset * scale)
             call = _ids(rng)
@@ -197,7 +203,7 @@ def page_views(
                 when = at + offset
                 key = f"{call}.{i}" if kind == "trigger" else _ids(rng)
                 if decision is not None:
-                    decision = f"{decision[:-6]}{replay:06x}"  # one id per decision
+                    decision = f"{decision[:-6]}{layer:02x}{replay:04x}"  # one per decision
                 events.append(
                     EventRecord(
                         view.site, visitor, kind, when, name, rule, variant, decision,

@@ -54,6 +54,20 @@ def test_a_key_shows_its_sites_only(client: TestClient, capsys: pytest.CaptureFi
     assert 'id="site-shop"' not in page.text and "paywall-faq" in page.text
 
 
+def test_recent_decisions_read_a_rule_without_a_verdict_as_not_matched(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log keeps no verdict for a rule whose conditions failed (store.verdicts); the
+    dashboard says so for each such rule of the site."""
+    page = {"url": f"{ORIGIN}/news/articles/1.html"}
+    answer = client.post("/v1/decide", json={"site": "news", "page": page}, headers=OWN)
+    assert answer.status_code == 200
+    sign_in(client, new_key(capsys, "news"))
+    text = client.get("/dashboard").text
+    assert '<div class="why">paywall-faq: not matched: conditions</div>' in text
+    assert '<div class="why">newsletter: not matched: conditions</div>' in text
+
+
 def test_the_cookie_holds_a_random_session_id_and_the_store_only_its_hash(
     client: TestClient, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

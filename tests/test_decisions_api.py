@@ -95,6 +95,27 @@ def test_filters(logged: TestClient, capsys: pytest.CaptureFixture[str]) -> None
     assert get(logged, key, site="news", **{"from": at + 60_000})["items"] == []
 
 
+def test_a_rule_whose_conditions_failed_has_no_verdict_and_reads_not_shown(
+    logged: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log stores the verdicts that say why (store.verdicts): the news articles meet
+    no rule's conditions but the third paywall's, so six records have no verdict, and the
+    filters still find where each rule was not shown, in pages and in the export."""
+    key = new_key(capsys, "news")
+    items = get(logged, key, site="news")["items"]
+    assert sorted(len(r["verdicts"]) for r in items) == [0, 0, 0, 0, 0, 0, 1]
+    assert len(get(logged, key, site="news", rule="newsletter", matched="false")["items"]) == 7
+    nothing = get(logged, key, site="news", matched="false")["items"]
+    assert len(nothing) == 6 and all(r["verdicts"] == [] for r in nothing)
+    assert get(logged, key, site="news", rule="newsletter")["items"] == []  # never in play
+    export = logged.get(
+        "/v1/decisions",
+        params={"site": "news", "rule": "newsletter", "matched": "false"},
+        headers={"authorization": f"Bearer {key}", "accept": "application/x-ndjson"},
+    )
+    assert len(export.text.splitlines()) == 7
+
+
 def test_ndjson_export_streams_everything_in_chunks(
     logged: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

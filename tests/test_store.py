@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from msgspec.structs import replace
 
 from sitecue.decide import Verdict
@@ -34,6 +35,7 @@ from sitecue.store import (
     TokenUse,
     open_store,
 )
+from sitecue.store import base as store_base
 from sitecue.store import sqlite as sqlite_store
 from sitecue.store.base import HISTORY_BROWSERS, HISTORY_RECORDS
 from stores import with_store
@@ -46,7 +48,7 @@ def decision(
 ) -> DecisionRecord:
     verdicts = [
         Verdict("paywall-faq", shown is not None, variant=shown, reason=None if shown else "x"),
-        Verdict("newsletter", False, reason="condition: page.path"),
+        Verdict("newsletter", False, reason="cap: 1 per page view"),
     ]
     when = T0 + i * 1000 if at is None else at
     return DecisionRecord(record_id(when), "news", visitor, when, f"https://n/{i}", verdicts)
@@ -116,6 +118,101 @@ def test_filters_narrow_by_visitor_verdict_and_time(store_url: str) -> None:
         "never shown": [],
         "anything shown": [1, 2],
         "time range": [1, 2],
+    }
+
+
+# A decision of each kind of verdict: shown, kept back for a reason (with the holdout's
+# variant), and the conditions not met (a page rule, a trigger rule).
+SHOWN = Verdict("newsletter", True, variant="short")
+KEPT_BACK = [
+    Verdict("paywall-faq", False, reason="cap: dismissed"),
+    Verdict("welcome", False, variant="a", reason="holdout"),
+    Verdict("launch", False, reason="schedule: not started"),
+    Verdict("cart", False, reason="frequency: per_view"),
+    Verdict("vip", False, reason="consent: the rule needs the visitor's history"),
+]
+NOT_MET = [
+    Verdict("exit", False, reason="condition: page.path"),
+    Verdict("meter", False, reason="condition: triggers.paywall_view.7d"),
+]
+
+
+def test_verdicts_are_stored_but_those_of_conditions_not_met(store_url: str) -> None:
+    """What "why did this visitor see that?" needs is kept: the shown rule and the reason of
+    every rule that met its conditions; a rule whose conditions failed has no verdict."""
+    record = DecisionRecord(
+        record_id(T0), "news", "reader-1", T0, "https://n/1", [SHOWN, *NOT_MET, *KEPT_BACK]
+    )
+
+    async def body(store: Store) -> list[DecisionRecord]:
+        await store.write(
+            [], [record, DecisionRecord(record_id(T0), "news", "r", T0, "u", NOT_MET)]
+        )
+        return await store.decisions(DecisionQuery(site="news"))
+
+    (nothing, kept) = with_store(store_url, body)
+    assert kept.verdicts == [SHOWN, *KEPT_BACK] and nothing.verdicts == []
+
+
+def test_filters_read_compact_and_full_records_alike(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records stored before verdicts were compact (a verdict for every rule) and after read
+    the same through every filter: ``matched=false`` finds where the rule was not shown,
+    whether its verdict says why or it has none."""
+    not_met = Verdict("exit", False, reason="condition: page.path")
+    kinds = {
+        "shown": [SHOWN, not_met],
+        "not met": [Verdict("newsletter", False, reason="condition: page.path"), not_met],
+        "held": [
+            Verdict("newsletter", False, reason="cap: 1 per 1d"),
+            Verdict("paywall-faq", False, variant="faq", reason="holdout"),
+        ],
+    }
+
+    def records(age: str) -> list[DecisionRecord]:
+        return [
+            DecisionRecord(record_id(T0), "news", "r", T0, f"{age} {kind}", verdicts)
+            for kind, verdicts in kinds.items()
+        ]
+
+    async def body(store: Store) -> dict[str, list[str]]:
+        with monkeypatch.context() as before:  # stored as before: every verdict
+            before.setattr(store_base, "stored", lambda verdicts: verdicts)
+            await store.write([], records("old"))
+        await store.write([], records("new"))
+        stored = await store.decisions(DecisionQuery(site="news"))
+        assert {r.url: len(r.verdicts) for r in stored} == {
+            "old shown": 2, "old not met": 2, "old held": 2,
+            "new shown": 1, "new not met": 0, "new held": 2,
+        }  # fmt: skip
+
+        async def found(**narrow: Any) -> list[str]:
+            return sorted(
+                r.url for r in await store.decisions(DecisionQuery(site="news", **narrow))
+            )
+
+        return {
+            "shown": await found(rule="newsletter", matched=True),
+            "not shown": await found(rule="newsletter", matched=False),
+            "exit not shown": await found(rule="exit", matched=False),
+            "held out": await found(rule="paywall-faq", variant="faq", matched=False),
+            "anything shown": await found(matched=True),
+            "nothing shown": await found(matched=False),
+            "the rule in play": await found(rule="newsletter"),
+        }
+
+    every = sorted(f"{age} {kind}" for age in ("new", "old") for kind in kinds)
+    assert with_store(store_url, body) == {
+        "shown": ["new shown", "old shown"],
+        "not shown": ["new held", "new not met", "old held", "old not met"],
+        "exit not shown": every,
+        "held out": ["new held", "old held"],
+        "anything shown": ["new shown", "old shown"],
+        "nothing shown": ["new held", "new not met", "old held", "old not met"],
+        # A full record names the rule whatever its fate; a compact one where it met its
+        # conditions (shown, or kept back for the reason given).
+        "the rule in play": ["new held", "new shown", "old held", "old not met", "old shown"],
     }
 
 

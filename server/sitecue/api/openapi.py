@@ -209,15 +209,21 @@ def openapi() -> dict[str, Any]:
         },
         "/v1/decisions": {
             "get": {
-                "summary": "The decision log, newest first, with why for every rule",
+                "summary": "The decision log, newest first: the rules shown, and why each rule"
+                " that met its conditions was not",
                 "security": _ADMIN,
                 "parameters": [
                     _query("site", "the site whose decisions to list", _TEXT, required=True),
                     _query("visitor", "one visitor (sc_vid)", _TEXT),
                     _query("contact", "every browser linked to this contact", _TEXT),
-                    _query("rule", "decisions where this rule has a verdict", _TEXT),
+                    _query("rule", "decisions where this rule met its conditions", _TEXT),
                     _query("variant", "... that chose this variant", _TEXT),
-                    _query("matched", "... that matched (true) or not", {"type": "boolean"}),
+                    _query(
+                        "matched",
+                        "... that showed it (true) or did not (false: with a rule, whatever"
+                        " the reason; without, nothing was shown)",
+                        {"type": "boolean"},
+                    ),
                     _query("from", "epoch ms, inclusive", _MILLIS),
                     _query("until", "epoch ms, exclusive", _MILLIS),
                     _query("cursor", "the `next` of the previous page", {"type": "string"}),

@@ -13,6 +13,7 @@ from .contact_events import FORGET_CONTACT_EVENTS, ContactEvent, Refreshed
 from .outbox import Attempt, Claimed, Delivery, DeliveryQuery, DisabledWebhook, Message
 from .retention import Cutoffs, Rotation, Table
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
+from .verdicts import VerdictFilter, stored, verdict_filter
 
 if TYPE_CHECKING:
     from .rollups import DayCounts, Goals
@@ -50,8 +51,10 @@ class DecisionRecord(msgspec.Struct, frozen=True):
 
 class DecisionQuery(msgspec.Struct, frozen=True):
     """Which decision records to list: one site, newest first, optionally narrowed. ``rule``,
-    ``variant`` and ``matched`` look at the verdicts: a record qualifies when one verdict has
-    them all (``matched`` without ``rule``: any rule matched, i.e. something was shown)."""
+    ``variant`` and ``matched`` look at the stored verdicts: a record qualifies when one
+    verdict has them all (``matched`` without ``rule``: any rule matched, i.e. something was
+    shown; ``rule`` alone: the rule met its conditions), except ``matched=false`` without
+    ``variant``: the rule was not shown (without ``rule``: nothing was); see store.verdicts."""
 
     site: str
     visitor: str | None = None
@@ -64,10 +67,10 @@ class DecisionQuery(msgspec.Struct, frozen=True):
     before: str | None = None  # the cursor: records older than this id
     limit: int = 100
 
-    def verdict(self) -> dict[str, str | bool]:
-        """What one verdict of a qualifying record must hold (empty: any record)."""
-        fields = (("rule", self.rule), ("variant", self.variant), ("matched", self.matched))
-        return {name: value for name, value in fields if value is not None}
+    def verdict(self) -> VerdictFilter:
+        """What one verdict of a qualifying record must hold (empty: any record), and
+        whether a record qualifies by having none such instead."""
+        return verdict_filter(self.rule, self.variant, self.matched)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -172,8 +175,10 @@ def event_row(e: EventRecord) -> Row:
 
 
 def decision_row(d: DecisionRecord) -> Row:
-    """A decision as a row of INSERT_DECISION: DECISION_COLUMNS, the verdicts as JSON text."""
-    return (d.id, d.site, d.visitor, d.at, d.url, _encode(d.verdicts).decode(), d.pageview)
+    """A decision as a row of INSERT_DECISION: DECISION_COLUMNS, the verdicts as JSON text
+    (those worth storing: see store.verdicts)."""
+    verdicts = _encode(stored(d.verdicts)).decode()
+    return (d.id, d.site, d.visitor, d.at, d.url, verdicts, d.pageview)
 
 
 class PageView(msgspec.Struct, frozen=True, array_like=True):

@@ -543,10 +543,10 @@ class PostgresStore:
             if value is not None:
                 args.append(value)
                 where.append(f"{column} {op} ${len(args)}")
-        verdict = query.verdict()
+        verdict, none = query.verdict()
         if verdict:  # some single verdict has every one of them: JSONB containment says so
-            args.append(_encode([verdict]).decode())
-            where.append(f"verdicts @> ${len(args)}::jsonb")
+            args.append(_encode([verdict]).decode())  # (or, with ``none``, none has)
+            where.append(f"{'NOT ' * none}verdicts @> ${len(args)}::jsonb")
         args.append(query.limit)
         sql = (
             f"SELECT {DECISION_COLUMNS} FROM decisions"

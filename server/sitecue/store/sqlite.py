@@ -629,11 +629,11 @@ class SQLiteStore:
             if value is not None:
                 where.append(f"{column} {op} ?")
                 args.append(value)
-        verdict = query.verdict()
-        if verdict:  # some single verdict has every one of them
+        verdict, none = query.verdict()
+        if verdict:  # some single verdict has every one of them (or, with ``none``, none has)
             each = "SELECT 1 FROM json_each(decisions.verdicts) AS v"
             tests = " AND ".join(f"json_extract(v.value, '$.{field}') = ?" for field in verdict)
-            where.append(f"EXISTS ({each} WHERE {tests})")
+            where.append(f"{'NOT ' * none}EXISTS ({each} WHERE {tests})")
             args.extend(verdict.values())
         sql = (
             f"SELECT {DECISION_COLUMNS} FROM decisions"

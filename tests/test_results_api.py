@@ -148,6 +148,30 @@ def test_a_goal_reached_before_exposure_is_not_a_conversion(
     assert counted() == (1, 1)
 
 
+def test_a_goal_reported_in_the_deciding_call_does_not_convert_its_exposure(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tag reports the triggers fired since its last call, so a goal in the call that
+    first exposes the visitor was reached before that decision: the endpoint stores both at
+    the same moment and the goal is not a conversion. The same goal in a later call is."""
+    headers = {"origin": NEWS}
+    client.cookies.set("sc_vid", "visitor-same-call-signup-01", domain="news.example")
+    page = {"site": "news", "page": {"url": f"{NEWS}/news/"}}
+    signup = {"events": [{"name": "newsletter_signup", "value": 7}]}
+    assert client.post("/v1/decide", json=page | signup, headers=headers).json()["decisions"]
+    key = new_key(capsys, "news")
+
+    def counted() -> tuple[int, int, float]:
+        response = client.get("/v1/results", params={"site": "news", "rule": "newsletter"},
+                              headers={"authorization": f"Bearer {key}"})  # fmt: skip
+        (mine,) = [v for v in response.json()["variants"] if v["visitors"]]
+        return mine["visitors"], mine["conversions"], mine["revenue"]
+
+    assert counted() == (1, 0, 0.0)
+    assert client.post("/v1/decide", json=page | signup, headers=headers).status_code == 200
+    assert counted() == (1, 1, 7.0)
+
+
 # Revenue through the real app on each engine: every reader sees the experiment on a Monday,
 # some sign up later in the week paying these amounts (a second payment adds to the first).
 PAYMENTS = {"01": [40.0], "02": [10.0, 5.0], "07": [25.0],  # short

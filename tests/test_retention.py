@@ -297,6 +297,51 @@ def test_sqlite_file_made_before_incremental_vacuum_is_vacuumed_once(tmp_path: P
     db.close()
 
 
+class _FullDisk(sqlite3.Connection):
+    """A connection on a disk too small to VACUUM: the statement fails as SQLite's does."""
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        if sql.strip().upper() == "VACUUM":
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().execute(sql, *args)
+
+
+def test_a_failed_one_time_vacuum_does_not_stop_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file made before incremental auto-vacuum on a disk with too little room for its
+    VACUUM: the store opens and works, the warning names the file and the cause, and the
+    next start (with room) vacuums it."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE kept (x)")
+    db.commit()
+    db.close()
+    connect = sqlite3.connect
+
+    def full(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return connect(*args, factory=_FullDisk, **kwargs)
+
+    async def body(store: Store) -> list[Any]:
+        shown = [Verdict("exp", True, variant="blue")]
+        await store.write([], [DecisionRecord(record_id(1_000), "news", "v", 1_000, "u", shown)])
+        return [(v.variant, v.visitors) for v in await store.results("news", "exp")]
+
+    with monkeypatch.context() as m:
+        m.setattr(sqlite3, "connect", full)
+        assert with_store(f"sqlite:///{path}", body) == [("blue", 1)]
+    (warning,) = [r for r in caplog.records if "VACUUM" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert str(path) in warning.getMessage() and "disk is full" in warning.getMessage()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0  # left for the next start
+    db.close()
+    with_store(f"sqlite:///{path}", body)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # INCREMENTAL
+    db.close()
+
+
 async def partitions(url: str, table: str) -> list[str]:
     db = await asyncpg.connect(url)
     try:

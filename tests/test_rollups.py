@@ -30,6 +30,7 @@ from sitecue.store import (
     Store,
     Submission,
     VariantCounts,
+    backfill,
     open_store,
 )
 from sitecue.store import postgres as postgres_store
@@ -178,17 +179,17 @@ def recount(groups: list[Records], submitted: list[Submitted], goals: Goals) -> 
             e
             for e in events
             if e.visitor == visitor
-            and e.at >= at
             and (
-                (e.type == "convert" and e.rule == rule_id)
+                (e.type == "convert" and e.rule == rule_id and e.at >= at)
                 or (
                     e.type in ("event", "trigger")
                     and rule_id in goals["news"].get(e.name or "", ())
+                    and e.at > at  # not one reported in the call that exposed them
                 )
             )
         ]
         row[6] += bool(converting)
-        revenue = sum(e.value for e in converting if e.value is not None)
+        revenue = sum(e.value for e in converting if e.value is not None and e.value > 0)
         row[7] += revenue
         row[8] += revenue * revenue
     return sorted(
@@ -413,6 +414,96 @@ def test_the_migration_counts_older_logs_as_the_writer_counts_new_ones(
     assert sum(d.conversions for d in expected) > 0 and sum(d.revenue for d in expected) > 0
     assert migrated == expected
     assert after == [DayCounts(DAY0 + 40, "blue", 1, 1, 0, 0, 0, 0, 0, 0.0, 0.0)]
+
+
+def test_a_retry_that_spans_the_migration_is_not_stored_again(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records the old version stored in the last two days (what retention keeps of the
+    keys) keep their idempotency through the upgrade: a decide call's retry, an event's
+    retry and feedback replayed with a new id are not stored or counted again."""
+    d = DecisionRecord(record_id(T0), "news", "a", T0, "u",
+                       [Verdict("exp", True, variant="blue")], key="call-0001")  # fmt: skip
+    imp = EventRecord("news", "a", "impression", T0 + 1, rule="exp", variant="blue",
+                      decision=d.id, key="imp-0001")  # fmt: skip
+    paid = EventRecord("news", "a", "trigger", T0 + 2, name="purchase", value=5.0,
+                       key="call-0002.0")  # fmt: skip
+    with monkeypatch.context() as m:
+        _old_store(store_url, _old_rows([([imp], [d]), ([paid], [])], []), m)
+    monkeypatch.setattr(backfill, "_now_ms", lambda: T0 + DAY_MS)  # the upgrade, a day on
+
+    async def body(store: Store) -> tuple[list[VariantCounts], list[VariantCounts]]:
+        before = await store.results("news", "exp")
+        again = msgspec_replace(d, id=record_id(T0 + 5), at=T0 + 5)  # the same call, retried
+        await store.write([imp, msgspec_replace(imp, key="imp-0002"), paid], [again])
+        return before, await store.results("news", "exp")
+
+    before, after = run(store_url, body)
+    assert before == [VariantCounts("blue", 1, 1, 1, 5.0, 25.0, decisions=1)]
+    assert after == before
+
+
+def _written_or_migrated(
+    how: str, url: str, groups: list[Records], m: pytest.MonkeyPatch
+) -> list[VariantCounts]:
+    """The results of ``groups`` written by the writer, or stored by the old version and
+    counted by the migration."""
+    if how == "migrated":
+        with m.context() as old:
+            _old_store(url, _old_rows(groups, []), old)
+
+    async def body(store: Store) -> list[VariantCounts]:
+        if how == "written":
+            for events, decisions in groups:
+                await store.write(events, decisions)
+        return await store.results("news", "exp")
+
+    return run(url, body)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("how", ["written", "migrated"])
+def test_a_goal_reported_in_the_call_that_exposes_the_visitor_does_not_convert(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The decide call's triggers and its decision are stored at the same ``at``: such a
+    goal fired on the page before the decision, so neither it nor its value counts; a later
+    goal does. A ``convert`` names the decision it follows, so one at the same ``at`` does."""
+    exposed = [Verdict("exp", True, variant="blue")]
+    a = DecisionRecord(record_id(T0), "news", "a", T0, "u", exposed, key="call-0001")
+    b = DecisionRecord(record_id(T0 + 1), "news", "b", T0 + 1, "u", exposed, key="call-0002")
+    c = DecisionRecord(record_id(T0 + 2), "news", "c", T0 + 2, "u", exposed, key="call-0003")
+    groups: list[Records] = [
+        ([EventRecord("news", "a", "trigger", T0, name="purchase", value=59.0,
+                      key="call-0001.0")], [a]),
+        ([], [b]),
+        ([EventRecord("news", "b", "convert", T0 + 1, rule="exp", variant="blue",
+                      decision=b.id, key="ev-0001")], []),
+        ([EventRecord("news", "c", "event", T0 + 2, name="subscribe", key="call-0003.0")], [c]),
+        ([EventRecord("news", "a", "trigger", T0 + 9, name="purchase", value=4.0,
+                      key="call-0004.0")], []),
+    ]  # fmt: skip
+    # a converts by the later purchase only (revenue 4), b by its convert, c not at all.
+    assert _written_or_migrated(how, store_url, groups, monkeypatch) == [
+        VariantCounts("blue", 3, 0, 2, 4.0, 16.0, decisions=3)
+    ]
+
+
+@pytest.mark.parametrize("how", ["written", "migrated"])
+def test_only_a_positive_value_is_revenue(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The browser reports a goal's value: a negative or zero one adds no revenue (it would
+    take from the variant's), though the goal still converts."""
+    d = DecisionRecord(record_id(T0), "news", "a", T0, "u",
+                       [Verdict("exp", True, variant="blue")], key="call-0001")  # fmt: skip
+    goals = [
+        EventRecord("news", "a", "event", T0 + i, name="purchase", value=value, key=f"go-{i}")
+        for i, value in [(1, -1e9), (2, 0.0), (3, 3.0), (4, -2.0)]
+    ]
+    groups: list[Records] = [([], [d]), (goals[:2], []), (goals[2:], [])]
+    assert _written_or_migrated(how, store_url, groups, monkeypatch) == [
+        VariantCounts("blue", 1, 0, 1, 3.0, 9.0, decisions=1)
+    ]
 
 
 def test_goals_map_each_goal_event_to_the_rules_it_converts() -> None:

@@ -33,6 +33,7 @@ from sitecue.store import (
     SubmissionQuery,
     Submitted,
     TokenUse,
+    VariantCounts,
     open_store,
 )
 from sitecue.store import base as store_base
@@ -1099,3 +1100,42 @@ def test_the_store_bounds_values_and_sums_as_the_decision_does() -> None:
 
     assert contact_events.MAX_VALUE == protocol.MAX_VALUE
     assert contact_events.MAX_SUM == state.MAX_SUM
+
+
+class _Sqlite335(sqlite3.Connection):
+    """A connection that refuses what SQLite added after 3.35 (RETURNING's), as an older
+    system library would: the ``->`` and ``->>`` operators (3.38)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+        def allow(action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
+            if action == sqlite3.SQLITE_FUNCTION and arg2 in ("->", "->>"):
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+
+        self.set_authorizer(allow)
+
+
+def test_sqlite_3_35_is_enough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migrating (the rollups' backfill included) and writing a decision, its feedback and a
+    goal, counted in the rollups, use nothing newer than SQLite 3.35."""
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_Sqlite335, **k))
+    d = DecisionRecord(record_id(1_000), "news", "v", 1_000, "u",
+                       [Verdict("exp", True, variant="blue")], key="call-1")  # fmt: skip
+    events = [
+        EventRecord("news", "v", "impression", 1_001, rule="exp", variant="blue", decision=d.id),
+        EventRecord("news", "v", "event", 1_002, name="purchase", value=2.0, key="go-1"),
+    ]
+
+    async def main() -> list[VariantCounts]:
+        store = await open_store(f"sqlite:///{tmp_path / 'old-sqlite.db'}",
+                                 {"news": {"purchase": ("exp",)}})  # fmt: skip
+        try:
+            await store.write(events, [d])
+            return await store.results("news", "exp")
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == [VariantCounts("blue", 1, 1, 1, 2.0, 4.0, decisions=1)]

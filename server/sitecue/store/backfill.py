@@ -4,18 +4,23 @@ counted as the writer would have counted them as they came, in one transaction.
 
 As the writer: an exposure is a known visitor's earliest matched verdict of a rule (the
 control too); feedback on a decision counts once per type (the first stored); an exposed
-visitor converts by a ``convert`` of the rule or by one of the rule's goal events (the
-``goals`` given, as configured now) at or after the first exposure, whose values are the
-visitor's revenue. Idempotency moves to ``record_keys``: the old unique indexes go (a
-PostgreSQL partitioned table could not keep them).
+visitor converts by a ``convert`` of the rule at or after the first exposure, or by one of
+the rule's goal events (the ``goals`` given, as configured now) strictly after it (one at it
+came in the call that exposed them), whose positive values are the visitor's revenue.
+Idempotency moves to ``record_keys``: the old unique indexes go (a PostgreSQL partitioned
+table could not keep them), and the keys of the records of the last ``KEYS_KEEP_MS`` (what
+retention keeps) are made from their ``idempotency_key`` as the writer makes them, so a retry
+that spans the upgrade is not stored twice.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import TYPE_CHECKING
 
 from ..errors import StoreUnavailable
+from .retention import KEYS_KEEP_MS
 from .rollups import DAY_MS, FEEDBACK, Goals, goal_rows
 
 if TYPE_CHECKING:
@@ -52,10 +57,11 @@ _FEEDBACK = ", ".join(f"'{t}'" for t in FEEDBACK)
 # Each engine's spelling of: a decision's matched verdicts, (site, rule, variant, visitor,
 # at, id) per verdict; and a boolean as 0 or 1.
 _VERDICTS_SQLITE = """
-    SELECT d.site AS site, v.value ->> 'rule' AS rule,
-           COALESCE(v.value ->> 'variant', '') AS variant, d.visitor AS visitor, d.at AS at,
-           d.id AS id
-    FROM decisions AS d, json_each(d.verdicts) AS v WHERE v.value ->> 'matched' = 1
+    SELECT d.site AS site, json_extract(v.value, '$.rule') AS rule,
+           COALESCE(json_extract(v.value, '$.variant'), '') AS variant,
+           d.visitor AS visitor, d.at AS at, d.id AS id
+    FROM decisions AS d, json_each(d.verdicts) AS v
+    WHERE json_extract(v.value, '$.matched') = 1
 """
 _VERDICTS_POSTGRES = """
     SELECT d.site AS site, v ->> 'rule' AS rule, COALESCE(v ->> 'variant', '') AS variant,
@@ -79,10 +85,10 @@ UNION ALL
 SELECT site, visitor, type, at, name, rule, variant, value FROM events
 WHERE NOT (type IN ({_FEEDBACK}) AND decision IS NOT NULL);
 CREATE TEMP TABLE converting AS
-SELECT site, visitor, rule, at, value FROM kept
+SELECT site, visitor, rule, at, value, 0 AS goal FROM kept
 WHERE type = 'convert' AND rule IS NOT NULL AND visitor <> '-'
 UNION ALL
-SELECT k.site, k.visitor, g.rule, k.at, k.value
+SELECT k.site, k.visitor, g.rule, k.at, k.value, 1
 FROM kept AS k JOIN goal_rules AS g ON g.site = k.site AND g.name = k.name
 WHERE k.type IN ('event', 'trigger') AND k.visitor <> '-';
 CREATE INDEX converting_by ON converting (site, visitor, rule, at);
@@ -90,11 +96,12 @@ UPDATE exposures SET
     converted = (
         SELECT MIN(c.at) FROM converting AS c WHERE c.site = exposures.site
           AND c.visitor = exposures.visitor AND c.rule = exposures.rule
-          AND c.at >= exposures.first),
+          AND (c.at > exposures.first OR (c.at = exposures.first AND c.goal = 0))),
     revenue = COALESCE((
         SELECT SUM(c.value) FROM converting AS c WHERE c.site = exposures.site
           AND c.visitor = exposures.visitor AND c.rule = exposures.rule
-          AND c.at >= exposures.first), 0);
+          AND (c.at > exposures.first OR (c.at = exposures.first AND c.goal = 0))
+          AND c.value > 0), 0);
 INSERT INTO rollups (site, rule, variant, day, decisions, visitors, impressions, clicks,
                      dismissals, submissions, conversions, revenue, revenue_sq)
 SELECT site, rule, variant, day, SUM(decisions), SUM(visitors), SUM(impressions), SUM(clicks),
@@ -125,6 +132,32 @@ DROP TABLE goal_rules
 """
 _INSERT_GOAL = "INSERT INTO goal_rules (site, name, rule) VALUES ({})"
 
+# The keys the writer makes (rollups.key_rows) of the records at or after a cutoff (``?``):
+# an event's own, a decision's prefixed, and feedback's per decision; each once, at its
+# earliest record.
+_KEYS = f"""
+INSERT INTO record_keys (site, key, at)
+SELECT site, key, MIN(at) FROM (
+    SELECT site, idempotency_key AS key, at FROM events
+    WHERE idempotency_key IS NOT NULL AND at >= ?
+    UNION ALL
+    SELECT site, 'decision ' || idempotency_key, at FROM decisions
+    WHERE idempotency_key IS NOT NULL AND at >= ?
+    UNION ALL
+    SELECT site, type || ' ' || decision, at FROM events
+    WHERE type IN ({_FEEDBACK}) AND decision IS NOT NULL AND at >= ?
+) AS made GROUP BY site, key
+"""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _keys_since() -> int:
+    """The cutoff of the keys made (epoch ms): retention's, from now."""
+    return _now_ms() - KEYS_KEEP_MS
+
 
 # Goal events the backfill would credit to rules by the goals: without them it cannot start.
 _GOAL_EVENTS = "SELECT EXISTS (SELECT 1 FROM events WHERE type IN ('event', 'trigger'))"
@@ -149,6 +182,7 @@ def sqlite_rollups(db: sqlite3.Connection, goals: Goals | None) -> None:
     db.executemany(_INSERT_GOAL.format("?, ?, ?"), goal_rows(goals or {}))
     for statement in _BACKFILL.format(verdicts=_VERDICTS_SQLITE).split(";"):
         db.execute(statement)
+    db.execute(_KEYS, (_keys_since(),) * 3)
 
 
 async def postgres_rollups(db: asyncpg.Connection, goals: Goals | None) -> None:
@@ -164,3 +198,5 @@ async def postgres_rollups(db: asyncpg.Connection, goals: Goals | None) -> None:
     )  # fmt: skip
     await db.executemany(_INSERT_GOAL.format("$1, $2, $3"), goal_rows(goals or {}))
     await db.execute(_BACKFILL.format(verdicts=_VERDICTS_POSTGRES))
+    since = _keys_since()
+    await db.execute(_KEYS.replace("?", "$1"), since)

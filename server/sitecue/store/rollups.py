@@ -9,7 +9,11 @@ Attribution: a visitor is exposed to a rule at their first matched verdict (the 
 too), kept in ``exposures`` (one row per site, rule and visitor: distinct visitors are
 exact). Visitors, conversions and revenue count on that first day (the cohort's), so a day's
 conversion rate is of its new visitors; decisions, impressions, clicks, dismissals and
-submissions count on the day they happen. A goal reached before the exposure does not count.
+submissions count on the day they happen. A goal reached before the exposure does not count,
+nor one reported in the call that exposes the visitor (it fired on the page before that
+decision): a goal event converts an exposure strictly after its first, a ``convert`` (which
+names the decision it follows) at or after it. Revenue is the goal events' positive values:
+the browser reports them, so a negative or zero value adds nothing (the conversion counts).
 """
 
 from __future__ import annotations
@@ -55,8 +59,10 @@ __all__ = [
 # site -> goal event name -> the ids of the rules whose ``goal`` it is.
 Goals = Mapping[str, Mapping[str, tuple[str, ...]]]
 DAY_MS = 86_400_000  # a day number is epoch ms // DAY_MS (UTC)
-# What a stored event may convert: (site, visitor, rule, at, value).
-Conversion = tuple[str, str, str, int, float | None]
+# What a stored event may convert: (site, visitor, rule, at, value, goal), ``goal`` true for
+# a goal event (it converts only exposures first strictly before ``at``), false for a
+# ``convert``; ``value`` the revenue it brings, positive or None.
+Conversion = tuple[str, str, str, int, float | None, bool]
 
 # The counted columns of ``rollups``, in this order everywhere (rows, upserts, reads).
 COUNTS = (
@@ -168,9 +174,10 @@ def exposure_rows(decisions: Iterable[DecisionRecord]) -> list[Row]:
 
 
 def conversion_rows(events: Iterable[EventRecord], goals: Goals) -> list[Conversion]:
-    """What the stored events may convert, ``(site, visitor, rule, at, value)``: a
-    ``convert`` its rule, a page event or trigger with a name the rules whose goal it is.
-    The database converts an exposure whose first is at or before ``at``."""
+    """What the stored events may convert, ``(site, visitor, rule, at, value, goal)``: a
+    ``convert`` its rule, a page event or trigger with a name the rules whose goal it is
+    (see :class:`Tally`'s ``attribute`` for which exposures). Only a positive value is
+    revenue: the browser claims it, and a negative one would take from a variant's."""
     rows: list[Conversion] = []
     for e in events:
         if e.visitor == "-":
@@ -181,14 +188,16 @@ def conversion_rows(events: Iterable[EventRecord], goals: Goals) -> list[Convers
             rules = goals.get(e.site, {}).get(e.name, ())
         else:
             continue
-        rows.extend((e.site, e.visitor, rule, e.at, e.value) for rule in rules)
+        value = e.value if e.value is not None and e.value > 0 else None
+        goal = e.type != "convert"
+        rows.extend((e.site, e.visitor, rule, e.at, value, goal) for rule in rules)
     return rows
 
 
 def exposures_of(candidates: Iterable[Conversion]) -> list[Row]:
     """The ``(site, visitor, rule)`` the candidates name, each once, sorted (PostgreSQL
     locks them in that order)."""
-    return sorted({(site, visitor, rule) for site, visitor, rule, _, _ in candidates})
+    return sorted({(site, visitor, rule) for site, visitor, rule, *_ in candidates})
 
 
 def goal_rows(goals: Goals) -> list[Row]:
@@ -234,16 +243,21 @@ class Tally:
         self, exposures: Iterable[Sequence[Any]], candidates: Iterable[Conversion]
     ) -> list[Row]:
         """Convert the ``exposures`` read (``site, visitor, rule, variant, first, converted,
-        revenue``) by the ``candidates`` at or after their first: an unconverted one at the
+        revenue``) by the ``candidates`` after their first (a ``convert`` at it too: a goal
+        event at it came in the call that exposed the visitor): an unconverted one at the
         earliest (a conversion), and each by the sum of the values (its revenue, and
         revenue_sq by new² - old², so the days' sum is the sum of each visitor's square).
         Returns the changed rows, ``(converted, revenue, site, visitor, rule)``."""
-        by: dict[tuple[str, str, str], list[tuple[int, float | None]]] = {}
-        for site, visitor, rule, at, value in candidates:
-            by.setdefault((site, visitor, rule), []).append((at, value))
+        by: dict[tuple[str, str, str], list[tuple[int, float | None, bool]]] = {}
+        for site, visitor, rule, at, value, goal in candidates:
+            by.setdefault((site, visitor, rule), []).append((at, value, goal))
         changed: list[Row] = []
         for site, visitor, rule, variant, first, converted, revenue in exposures:
-            after = [(at, value) for at, value in by.get((site, visitor, rule), ()) if at >= first]
+            after = [
+                (at, value)
+                for at, value, goal in by.get((site, visitor, rule), ())
+                if at > first or (at == first and not goal)
+            ]
             grew = sum(value for _, value in after if value is not None)
             if after and converted is None:
                 converted = min(at for at, _ in after)
@@ -264,13 +278,19 @@ class Tally:
         ]
 
 
+def _j(i: int) -> str:
+    """Column ``i`` of a SQLite JSON row: json_extract, not ``->>`` (SQLite 3.38), so the
+    SQLite that RETURNING needs (3.35) is enough."""
+    return f"json_extract(x.value, '$[{i}]')"
+
+
 # The statements each engine runs, one per step per group. SQLite takes the rows as one JSON
 # array (``json_each``), PostgreSQL as one array per column (``unnest``): one statement, one
 # round trip, however many rows. (``WHERE true``: SQLite's parser needs it between a SELECT
 # and ON CONFLICT.) Each returns what it changed, which the Tally counts.
-_J = "x.value ->> "  # a column of a SQLite JSON row
 KEYS_SQLITE = (
-    f"INSERT INTO record_keys (site, key, at) SELECT {_J}0, {_J}1, {_J}2 FROM json_each(?) AS x"
+    "INSERT INTO record_keys (site, key, at)"
+    f" SELECT {_j(0)}, {_j(1)}, {_j(2)} FROM json_each(?) AS x"
     " WHERE true ON CONFLICT DO NOTHING RETURNING site, key"
 )
 KEYS_POSTGRES = (
@@ -280,7 +300,7 @@ KEYS_POSTGRES = (
 )
 EXPOSE_SQLITE = (
     "INSERT INTO exposures (site, rule, visitor, variant, first)"
-    f" SELECT {_J}0, {_J}1, {_J}2, {_J}3, {_J}4 FROM json_each(?) AS x"
+    f" SELECT {_j(0)}, {_j(1)}, {_j(2)}, {_j(3)}, {_j(4)} FROM json_each(?) AS x"
     " WHERE true ON CONFLICT DO NOTHING RETURNING site, rule, variant, first"
 )
 EXPOSE_POSTGRES = (
@@ -294,7 +314,7 @@ EXPOSE_POSTGRES = (
 EXPOSED_SQLITE = (
     "SELECT e.site, e.visitor, e.rule, e.variant, e.first, e.converted, e.revenue"
     " FROM json_each(?) AS x CROSS JOIN exposures AS e"
-    f" WHERE e.site = {_J}0 AND e.visitor = {_J}1 AND e.rule = {_J}2"
+    f" WHERE e.site = {_j(0)} AND e.visitor = {_j(1)} AND e.rule = {_j(2)}"
 )
 EXPOSED_POSTGRES = (
     "SELECT e.site, e.visitor, e.rule, e.variant, e.first, e.converted, e.revenue"

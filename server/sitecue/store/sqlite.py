@@ -306,10 +306,21 @@ def _vacuum_once(db: sqlite3.Connection) -> None:
     retention), which a file made before it needs one VACUUM for. A new file has it from
     the start (a writer pragma, before its first table). Keyed on the mode the file's own
     header records, not on a schema version: VACUUM cannot run inside a migration's
-    transaction, and one cut short (a crash) leaves the old file whole, to be done again."""
+    transaction, and one cut short (a crash) leaves the old file whole, to be done again.
+    One that fails (it needs about the file's size in free disk) is logged and left to the
+    next start: the file works as before, its freed pages reused but not given back."""
     if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # 2: INCREMENTAL
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        db.execute("VACUUM")
+        try:
+            db.execute("VACUUM")
+        except sqlite3.Error as err:
+            _rollback(db)
+            file = db.execute("PRAGMA database_list").fetchone()[2]
+            log.warning(
+                "sqlite: the one-time VACUUM of %s (to give freed pages back) failed: %s;"
+                " carrying on without it, it is tried again at the next start",
+                file, err,
+            )  # fmt: skip
 
 
 def _rollback(db: sqlite3.Connection) -> None:

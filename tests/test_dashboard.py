@@ -526,3 +526,15 @@ def test_the_report_csv_link_works_from_the_signed_in_dashboard_only(
     ):
         refused = reported.get(f"/dashboard/report.csv?{query}")
         assert refused.status_code == status and refused.json()["error"].startswith(says)
+
+
+def test_a_cleared_date_in_the_period_form_means_the_default(
+    reported: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser sends a cleared date field as ``from=``: the default, not a 400."""
+    sign_in(reported, new_key(capsys, "news"))
+    monkeypatch.setattr(panels, "today", lambda: date(2026, 10, 30))
+    for query in ("from=&to=2026-10-30", "from=&to=", "from=2026-10-01&to="):
+        answer = reported.get(f"/dashboard?{query}")
+        assert answer.status_code == 200, query
+        assert "Reports, 2026-10-01 to 2026-10-30 (UTC)" in answer.text, query

@@ -148,7 +148,9 @@ async def dashboard_endpoint(request: Request) -> Response:
         return _page("login.html", base=_base(request), error=None)
     now = datetime.now(UTC)
     # The period of the reports, as GET /v1/reports takes it (by day: the charts are daily).
-    since, until, _ = parse_range(request.query_params, panels.today())
+    # A field the operator cleared in the period form arrives empty (from=): the default.
+    chosen = {k: v for k, v in request.query_params.items() if v}
+    since, until, _ = parse_range(chosen, panels.today())
     sites = []
     for name in key.sites:
         site = runtime.sites.get(name)
@@ -188,7 +190,7 @@ async def dashboard_endpoint(request: Request) -> Response:
             {
                 "name": name,
                 # Where a preview opens by default: this host when the site lists it (the demo).
-                "page": (own if own in site.origins else site.config.origins[0]) + "/",
+                "page": (own if own in site.origins else min(site.origins, default=own)) + "/",
                 "deliveries": deliveries,
                 "disabled": disabled,
                 "rules": [(r, _status(r, now)) for r in site.rules],

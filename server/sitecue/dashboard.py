@@ -15,6 +15,7 @@ strict security headers (:mod:`sitecue.guard`).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ __all__ = [
     "report_csv_endpoint",
 ]
 
+log = logging.getLogger("sitecue")
 RECENT = 20
 LATEST_SUBMISSIONS = 10
 PREVIEW_TTL_S = 3600  # a preview link made on the dashboard works for an hour
@@ -157,11 +159,18 @@ async def dashboard_endpoint(request: Request) -> Response:
         if site is None:
             continue
         recent = await runtime.store.decisions(DecisionQuery(site=name, limit=RECENT))
-        experiments = []
+        experiments: list[dict[str, Any]] = []
         for rule in site.rules:
             if len(rule.variants) > 1:
-                results = await experiment_results(runtime, site, rule)
-                experiments.append({"results": results, "chart": _chart(results)})
+                try:
+                    results = await experiment_results(runtime, site, rule)
+                except (ArithmeticError, ValueError):
+                    # Figures the data cannot give (whatever a visitor's values make of
+                    # them) cost this experiment its table, not every site's whole page.
+                    log.exception("dashboard: results of %s/%s unavailable", name, rule.id)
+                    experiments.append({"rule": rule.id, "results": None, "chart": None})
+                    continue
+                experiments.append({"rule": rule.id, "results": results, "chart": _chart(results)})
         counts = await runtime.store.submission_counts(name)
         forms = []
         for rule in site.rules:

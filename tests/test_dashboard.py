@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -21,7 +22,7 @@ from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
 from forms_site import FORMS, write_config
-from sitecue import panels, sessions
+from sitecue import dashboard, panels, sessions
 from sitecue.app import build_app
 from sitecue.decide import Verdict
 from sitecue.settings import Settings
@@ -540,3 +541,35 @@ def test_the_report_csv_link_works_from_the_signed_in_dashboard_only(
     ):
         refused = reported.get(f"/dashboard/report.csv?{query}")
         assert refused.status_code == status and refused.json()["error"].startswith(says)
+
+
+def test_a_cleared_date_in_the_period_form_means_the_default(
+    reported: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser sends a cleared date field as ``from=``: the default, not a 400."""
+    sign_in(reported, new_key(capsys, "news"))
+    monkeypatch.setattr(panels, "today", lambda: date(2026, 10, 30))
+    for query in ("from=&to=2026-10-30", "from=&to=", "from=2026-10-01&to="):
+        answer = reported.get(f"/dashboard?{query}")
+        assert answer.status_code == 200, query
+        assert "Reports, 2026-10-01 to 2026-10-30 (UTC)" in answer.text, query
+
+
+def test_an_experiment_whose_statistics_fail_does_not_take_the_page_down(
+    reported: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = dashboard.experiment_results
+
+    async def failing(runtime: Any, site: Any, rule: Any) -> Any:
+        if rule.id == "paywall-faq":
+            raise ZeroDivisionError("float division by zero")
+        return await real(runtime, site, rule)
+
+    monkeypatch.setattr(dashboard, "experiment_results", failing)
+    sign_in(reported, new_key(capsys, "news"))
+    answer = reported.get(f"/dashboard?{PERIOD}")
+    assert answer.status_code == 200
+    page = answer.text
+    assert "<h3>Experiment: paywall-faq</h3>" in page and "Results unavailable" in page
+    assert 'aria-label="Results of newsletter"' in page  # the other experiment is shown
+    assert _cells(_panel(page, "news", "paywall-faq"), "faq")[0] == "40"  # and the reports

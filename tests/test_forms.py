@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from admin_keys import new_key
 from forms_site import FORMS, FORMS_SITE, write_config
+from sitecue import app as app_module
 from sitecue import decision_ids
 from sitecue.app import build_app
 from sitecue.keyring import Keyring
@@ -246,7 +247,7 @@ def test_a_wrong_field_answers_422_with_every_problem_and_stores_nothing(
 
 def forged(rule: str = "newsletter", variant: str = "short", visitor: str = "someone") -> str:
     key = Keyring([SECRET]).mac_key(decision_ids.PURPOSE, "forms")
-    return decision_ids.issue(key, visitor, "view-1", rule, variant)
+    return decision_ids.issue(key, visitor, "view-1", rule, variant, int(time.time() * 1000))
 
 
 @pytest.mark.parametrize(
@@ -521,3 +522,21 @@ def test_a_browser_verified_by_an_email_link_stays_that_person_whatever_it_types
         "/v1/contacts/someone.else@example.com", params={"site": "forms"}, headers=auth
     ).json()
     assert typed["visitors"] == [] and typed["unverified"] == 0
+
+
+def test_a_form_sent_from_a_page_open_for_days_is_kept_but_credits_no_conversion(
+    client: TestClient, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision was made three days ago: its "convert <decision>" key is pruned by now,
+    so crediting it would let a replay count again. The person's submission still counts."""
+    clock = [1_790_000_000_000]
+    monkeypatch.setattr(app_module, "_now_ms", lambda: clock[0])
+    decision = decide(client)["newsletter"]
+    clock[0] += 3 * 86_400_000
+    answer = submit(client, GOOD, decision)
+    assert answer.status_code == 200, answer.text
+    [stored] = listed(client, key)["items"]
+    assert stored["decision"] == decision["id"] and stored["contact"] == "reader@example.com"
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    [counts] = client.portal.call(store.results, "forms", "newsletter")  # type: ignore[union-attr]
+    assert (counts.submissions, counts.conversions) == (1, 0)

@@ -218,6 +218,24 @@ def test_what_revenue_data_cannot_say_is_none() -> None:
     assert empty.mean == 0 and empty.relative is None and empty.p_value is None
 
 
+def test_a_denormal_sized_spread_on_one_side_gives_that_side_s_degrees_of_freedom() -> None:
+    """A goal event worth 1e-100 makes control's squared SE so small that its square
+    underflows to 0; with nobody paying in the variant, Welch's df once divided by zero."""
+    tiny = compare_means(Moments(8, 1e-100, 1e-200), Moments(10, 0.0, 0.0))
+    assert tiny.df == pytest.approx(7)  # all the spread is control's: n0 - 1
+    assert tiny.p_value is not None and 0 <= tiny.p_value <= 1
+    assert tiny.uplift_ci is not None and all(math.isfinite(x) for x in tiny.uplift_ci)
+    mirrored = compare_means(Moments(10, 0.0, 0.0), Moments(8, 1e-100, 1e-200))
+    assert mirrored.df == pytest.approx(7)
+
+
+def test_no_spread_on_either_side_gives_no_relative_interval() -> None:
+    """Everyone in each arm paid the same: 4 visitors do not make +100% a certainty."""
+    same = compare_means(Moments(2, 20.0, 200.0), Moments(2, 40.0, 800.0))
+    assert same.relative == pytest.approx(1.0)
+    assert same.relative_ci is None and same.uplift_ci is None and same.p_value is None
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.floats(-60, 60), st.floats(0.5, 1e8))
 @example(2.0, 45_682_411.0)  # near a normal, the incomplete beta keeps 8 or 9 digits, not 10

@@ -406,9 +406,13 @@ async def forms_endpoint(request: Request) -> Response:
         site.name, visitor, "convert", now, rule=body.rule, variant=body.variant,
         decision=body.decision, key=trigger_key(body.id, "form"),
     )  # fmt: skip
+    # A page left open for days may still send its form: the submission is kept, but a
+    # decision made before yesterday credits no conversion (its "convert <decision>" key
+    # is pruned after two days, so a replay would count again).
+    credited = conversion if decision_ids.current(body.decision, now) else None
     limits = (FORMS_PER_VISITOR, FORMS_PER_ADDRESS)
     told = messages.form_submitted(site, submission, form)
-    done = await runtime.store.submit(submission, answers, conversion, body.id, limits, told)
+    done = await runtime.store.submit(submission, answers, credited, body.id, limits, told)
     if told and done.outcome == "stored":
         runtime.wake_delivery()
     if done.outcome == "limited":

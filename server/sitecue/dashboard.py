@@ -15,6 +15,7 @@ strict security headers (:mod:`sitecue.guard`).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ __all__ = [
     "report_csv_endpoint",
 ]
 
+log = logging.getLogger("sitecue")
 RECENT = 20
 LATEST_SUBMISSIONS = 10
 PREVIEW_TTL_S = 3600  # a preview link made on the dashboard works for an hour
@@ -148,18 +150,27 @@ async def dashboard_endpoint(request: Request) -> Response:
         return _page("login.html", base=_base(request), error=None)
     now = datetime.now(UTC)
     # The period of the reports, as GET /v1/reports takes it (by day: the charts are daily).
-    since, until, _ = parse_range(request.query_params, panels.today())
+    # A field the operator cleared in the period form arrives empty (from=): the default.
+    chosen = {k: v for k, v in request.query_params.items() if v}
+    since, until, _ = parse_range(chosen, panels.today())
     sites = []
     for name in key.sites:
         site = runtime.sites.get(name)
         if site is None:
             continue
         recent = await runtime.store.decisions(DecisionQuery(site=name, limit=RECENT))
-        experiments = []
+        experiments: list[dict[str, Any]] = []
         for rule in site.rules:
             if len(rule.variants) > 1:
-                results = await experiment_results(runtime, site, rule)
-                experiments.append({"results": results, "chart": _chart(results)})
+                try:
+                    results = await experiment_results(runtime, site, rule)
+                except (ArithmeticError, ValueError):
+                    # Figures the data cannot give (whatever a visitor's values make of
+                    # them) cost this experiment its table, not every site's whole page.
+                    log.exception("dashboard: results of %s/%s unavailable", name, rule.id)
+                    experiments.append({"rule": rule.id, "results": None, "chart": None})
+                    continue
+                experiments.append({"rule": rule.id, "results": results, "chart": _chart(results)})
         counts = await runtime.store.submission_counts(name)
         forms = []
         for rule in site.rules:
@@ -188,7 +199,7 @@ async def dashboard_endpoint(request: Request) -> Response:
             {
                 "name": name,
                 # Where a preview opens by default: this host when the site lists it (the demo).
-                "page": (own if own in site.origins else site.config.origins[0]) + "/",
+                "page": (own if own in site.origins else min(site.origins, default=own)) + "/",
                 "deliveries": deliveries,
                 "disabled": disabled,
                 "rules": [(r, _status(r, now)) for r in site.rules],

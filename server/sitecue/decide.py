@@ -73,8 +73,9 @@ def decision_id(
 ) -> str:
     """Signed (see :mod:`sitecue.decision_ids`), and stable within one page view, so a
     re-decision after a trigger repeats the same id and the tag does not render a widget
-    twice; without a page-view id, the moment of the call stands in for it."""
-    return decision_ids.issue(key, visitor, view or f"@{now}", rule, variant)
+    twice (on the same UTC day: the id carries it); without a page-view id, the moment of
+    the call stands in for it."""
+    return decision_ids.issue(key, visitor, view or f"@{now}", rule, variant, now)
 
 
 def _repeated(state: VisitorState, call: str | None) -> bool:

@@ -1,8 +1,8 @@
 """The demo: the example sites' pages with sitecue beside them on one origin, exactly as a
 site puts sitecue behind its own host: the news site proxies ``/sc/`` to it, the shop
 ``/shop/sc/``. Each path keeps its own cookies, as two real sites on two hosts would. A
-fresh demo starts with four weeks of made-up traffic (:mod:`sitecue.demo_history`), so the
-dashboard's reports have something to show."""
+fresh demo of the bundled config starts with four weeks of made-up traffic
+(:mod:`sitecue.demo_history`), so the dashboard's reports have something to show."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .app import build_app
-from .demo_history import seed_history
+from .demo_history import MARKER, seed_history
 from .settings import Settings
 
 __all__ = ["build_demo_app"]
@@ -43,7 +43,10 @@ def build_demo_app(settings: Settings) -> Starlette:
         # A mounted app's lifespan does not run by itself: run sitecue's as the demo's.
         async with sitecue.router.lifespan_context(sitecue):
             runtime = sitecue.state.runtime
-            await seed_history(runtime.store, runtime.sites, int(time.time() * 1000))
+            # Made-up traffic only for the demo's own config (an operator's config, even
+            # run as a demo, never gets it): rollups are kept for good.
+            if (settings.config_dir / MARKER).is_file():
+                await seed_history(runtime.store, runtime.sites, int(time.time() * 1000))
             yield
 
     return Starlette(

@@ -8,6 +8,9 @@ why not, as live decisions do; what shows is seen, sometimes clicked or dismisse
 visitors then reach a goal (a purchase carries a value, for revenue), at the rate of the
 best variant they saw of a rule with that goal. Each variant has its own fixed rate, so an
 experiment has something to find.
+
+Only the demo's own config asks for it (it holds the file named by ``MARKER``), and only a
+fresh store gets it: an operator's config directory, or a store with traffic, never does.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from .decide import Verdict
 from .rules import CompiledRule, CompiledSite
 from .store import DAY_MS, DecisionQuery, DecisionRecord, EventRecord, Store
 
-__all__ = ["DAYS", "history", "seed_history"]
+__all__ = ["DAYS", "MARKER", "history", "seed_history"]
 
 DAYS = 28
 SEED = 17
 VISITORS_PER_DAY = 120
 EXPOSED = 0.6  # the share of visitors to whom a rule shows (its conditions hold)
 CLICK, DISMISS = 0.12, 0.08
+MARKER = "demo-history.txt"  # in the config directory: the demo's own, which asks for history
 _ID_PREFIX = "5eed0017"  # decision ids as ids.record_id makes them, this prefix marks the demo's
 
 
@@ -106,16 +110,32 @@ def history(
 
 
 def _url(site: CompiledSite) -> str:
-    return site.config.origins[0] + "/"
+    """The page the visits were to: the site's first origin (with the demo's own among
+    them, a site may list none of its own)."""
+    return min(site.origins, default="http://localhost") + "/"
+
+
+async def _fresh(store: Store, sites: Mapping[str, CompiledSite]) -> bool:
+    """Has the store never held traffic of these sites? No decision of any of them, and no
+    rollup of any rule (rollups outlive the decisions retention expires, so a store whose
+    decisions all expired is not taken for a fresh one)."""
+    for name, site in sites.items():
+        if await store.decisions(DecisionQuery(site=name, limit=1)):
+            return False
+        for rule in site.rules:
+            if await store.results(name, rule.id):
+                return False
+    return True
 
 
 async def seed_history(store: Store, sites: Mapping[str, CompiledSite], now_ms: int) -> list[str]:
-    """Write the history of each site that has no decision yet (a fresh demo), up to
-    yesterday; the names of the sites written. A demo started again keeps what it has."""
+    """Write every site's history up to yesterday into a fresh store (see ``_fresh``); the
+    names of the sites written. A store with any traffic of any site is left as it is: a
+    demo started again, or one whose retention emptied a site, gets no second history."""
+    if not await _fresh(store, sites):
+        return []
     seeded = []
     for name, site in sorted(sites.items()):
-        if await store.decisions(DecisionQuery(site=name, limit=1)):
-            continue
         for events, decisions in history(site, now_ms // DAY_MS):
             await store.write(events, decisions)
         seeded.append(name)

@@ -1,11 +1,13 @@
 """What ``POST /v1/events`` accepts: feedback only on decisions the server made for this
-visitor, dated within a day of the server's clock.
+visitor, dated within a day of the server's clock, on decisions made yesterday or today.
 
 An impression, click, dismiss or convert must carry a decision id that verifies (see
 :mod:`sitecue.decision_ids`) for the visitor sending it and the rule and variant it names; a
-goal event (``event``) needs none. A batch is accepted whole or refused whole: the first bad
-event is named in a 400, and nothing of that batch is stored or counted, so a client never
-has to guess which of its events were kept.
+goal event (``event``) needs none. The id carries its UTC day of issue (MAC'd): feedback on
+a decision made before yesterday is refused, so feedback replayed once its idempotency key
+is pruned (after two days) is never counted twice. A batch is accepted whole or refused
+whole: the first bad event is named in a 400, and nothing of that batch is stored or
+counted, so a client never has to guess which of its events were kept.
 """
 
 from __future__ import annotations
@@ -47,9 +49,8 @@ def accept(events: Sequence[Feedback], keys: list[bytes], visitor: str, now: int
         assert event.decision is not None and event.rule is not None
         assert event.variant is not None
         about = (event.decision, event.rule, event.variant)
-        if decision_ids.verify(keys, about[0], visitor, *about[1:]):
-            accepted.append(event)
-        elif not any(
+        mine = decision_ids.verify(keys, about[0], visitor, *about[1:])
+        if not mine and not any(
             decision_ids.verify(keys, about[0], nobody, *about[1:])
             for nobody in (decision_ids.ANONYMOUS, decision_ids.PREVIEW)
         ):
@@ -58,4 +59,13 @@ def accept(events: Sequence[Feedback], keys: list[bytes], visitor: str, now: int
                 f"{where}.decision: expected the id of a decision this visitor was given"
                 f" for rule '{event.rule}' and variant '{event.variant}'{_REFUSED}"
             )
+        if not decision_ids.current(event.decision, now):
+            # Its "<type> <decision>" key is pruned after two days: feedback replayed later
+            # (with no ``at``, so dated now) would count again. The day is MAC'd in the id.
+            raise BadRequest(
+                f"{where}.decision: expired: the decision was made before yesterday (UTC),"
+                f" feedback on it is no longer taken{_REFUSED}"
+            )
+        if mine:
+            accepted.append(event)
     return accepted

@@ -178,7 +178,7 @@ def show(
     variant = rule.variants[index]
     view = request.view or f"@{now}"
     decision = Decision(
-        id=decision_ids.issue(key, PREVIEWER, view, rule.id, variant.id),
+        id=decision_ids.issue(key, PREVIEWER, view, rule.id, variant.id, now),
         rule=rule.id,
         variant=variant.id,
         placement=rule.rule.placement,

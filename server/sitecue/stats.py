@@ -230,11 +230,16 @@ def compare_means(control: Moments, variant: Moments, confidence: float = 0.95) 
         w0, w1 = control.variance / control.n, variant.variance / variant.n  # squared SEs
         se = math.sqrt(w0 + w1)
         if se > 0:
-            df = (w0 + w1) ** 2 / (w0 * w0 / (control.n - 1) + w1 * w1 / (variant.n - 1))
+            # Welch-Satterthwaite, scaled by the larger squared SE so that a denormal-sized
+            # variance (a goal event worth 1e-100) cannot underflow the denominator to 0:
+            # scaled, it is at least 1 / (max n - 1).
+            s = max(w0, w1)
+            a, b = w0 / s, w1 / s
+            df = (a + b) ** 2 / (a * a / (control.n - 1) + b * b / (variant.n - 1))
             half = t_quantile(0.5 + confidence / 2, df) * se
             uplift_ci = (uplift - half, uplift + half)
             p_value = min(1.0, 2 * t_sf(abs(uplift) / se, df))
-        if relative is not None and m1 > 0:
+        if relative is not None and m1 > 0 and se > 0:  # no spread at all: no interval
             # Var(log m) ~ Var(m) / m² (delta method); the interval of log(m1/m0), exponentiated.
             se_log = math.hypot(math.sqrt(w1) / m1, math.sqrt(w0) / m0)
             half_log = normal_quantile(0.5 + confidence / 2) * se_log

@@ -399,12 +399,13 @@ class Store(Protocol):
         self,
         submission: Submission,
         answers: dict[str, Any],
-        event: EventRecord,
+        event: EventRecord | None,
         key: str | None,
         limits: tuple[RateLimit, RateLimit],
         messages: Sequence[Message] = (),
     ) -> Submitted:
-        """Store a form submission in one transaction with its conversion ``event``, the
+        """Store a form submission in one transaction with its conversion ``event`` (None:
+        the submission credits no rule's decision, as on an expired one), the
         contact's ``answers`` (creating the contact, marked ``form``, when new), the
         browser's unverified link and the outbox ``messages``, unless ``key`` names one
         stored before (``repeated``) or a rate limit refuses it (per visitor, then per

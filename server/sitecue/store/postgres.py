@@ -732,7 +732,7 @@ class PostgresStore:
         self,
         submission: Submission,
         answers: dict[str, Any],
-        event: EventRecord,
+        event: EventRecord | None,
         key: str | None,
         limits: tuple[RateLimit, RateLimit],
         messages: Sequence[Message] = (),
@@ -756,14 +756,16 @@ class PostgresStore:
                         return Submitted("limited", name, wait)
             await db.execute(_INSERT_SUBMISSION, *submission_row(s, key))
             # Its conversion is stored (and counted) unless the decision's was already.
-            keys = key_rows([event], [])
+            events = [event] if event is not None else []
+            keys = key_rows(events, [])
             new = await db.fetch(KEYS_POSTGRES, *columns(keys, 3)) if keys else []
-            ([kept], _) = stored([event], [], map(tuple, new))
-            if kept:
-                await db.execute(_INSERT_EVENT, *event_row(event))
+            fresh = stored(events, [], map(tuple, new))[0]
+            kept = [e for e, new_one in zip(events, fresh, strict=True) if new_one]
+            for e in kept:
+                await db.execute(_INSERT_EVENT, *event_row(e))
             tally = Tally()
             tally.add(s.site, s.rule, s.variant, s.at, "submissions")
-            await self._count(db, tally, [event] if kept else [], [])
+            await self._count(db, tally, kept, [])
             if s.contact is not None:
                 held = await db.fetchval(_CONTACT_ANSWERS, s.site, s.contact)
                 merged = merged_answers(held, answers)

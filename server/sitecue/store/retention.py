@@ -24,7 +24,8 @@ Table = Literal["decisions", "events"]
 
 KEYS_KEEP_MS = 2 * 86_400_000
 """How long an idempotency key (``record_keys``) is kept: a retry comes within minutes, and
-feedback older than a day is refused anyway."""
+feedback dated more than a day back, or on a decision issued before yesterday (the day is
+in its id), is refused anyway, so a "<type> <decision>" key is never needed longer."""
 
 
 class Cutoffs(msgspec.Struct, frozen=True):

@@ -861,7 +861,7 @@ class SQLiteStore:
         self,
         submission: Submission,
         answers: dict[str, Any],
-        event: EventRecord,
+        event: EventRecord | None,
         key: str | None,
         limits: tuple[RateLimit, RateLimit],
         messages: Sequence[Message] = (),
@@ -883,7 +883,7 @@ class SQLiteStore:
         self,
         s: Submission,
         answers: dict[str, Any],
-        event: EventRecord,
+        event: EventRecord | None,
         key: str | None,
         limits: tuple[RateLimit, RateLimit],
     ) -> Submitted:
@@ -901,13 +901,13 @@ class SQLiteStore:
                     return Submitted("limited", name, wait)
         w.execute(INSERT_SUBMISSION, submission_row(s, key))
         # Its conversion is stored (and counted) unless the decision's was already.
-        new = w.execute(KEYS_SQLITE, (_encode(key_rows([event], [])).decode(),)).fetchall()
-        ([kept], _) = stored([event], [], new)
-        if kept:
-            w.execute(INSERT_EVENT, event_row(event))
+        events = [event] if event is not None else []
+        new = w.execute(KEYS_SQLITE, (_encode(key_rows(events, [])).decode(),)).fetchall()
+        kept = [e for e, new_one in zip(events, stored(events, [], new)[0], strict=True) if new_one]
+        w.executemany(INSERT_EVENT, map(event_row, kept))
         tally = Tally()
         tally.add(s.site, s.rule, s.variant, s.at, "submissions")
-        self._count(tally, [event] if kept else [], [])
+        self._count(tally, kept, [])
         w.executemany(UPSERT_ROLLUPS, tally.rows())
         if s.contact is not None:
             held = w.execute(CONTACT_ANSWERS, (s.site, s.contact)).fetchone()

@@ -57,3 +57,20 @@ def test_an_id_carries_its_day_of_issue_under_the_mac() -> None:
     raw[1] ^= 2  # moved two days: the MAC no longer holds
     moved = base64.urlsafe_b64encode(bytes(raw)).decode()
     assert current(moved, NOW + 2 * DAY) and not verify(keys, moved, "v", "rule", "a")
+
+
+def test_an_id_has_one_spelling() -> None:
+    """Base64 decoders also take ``+`` for ``-`` and ``/`` for ``_``: each spelling would be
+    an id of its own to the deduplication of feedback (one impression counted twice)."""
+    keys = Keyring([NEW]).mac_keys("decision", "news")
+    spelled = [
+        d
+        for view in range(40)
+        if {"-", "_"} & set(d := issue(keys[0], "v", f"view-{view}", "rule", "a", NOW))
+    ]
+    assert spelled  # some ids have a character with another spelling
+    for d in spelled:
+        assert verify(keys, d, "v", "rule", "a") and current(d, NOW)
+        other = d.replace("-", "+").replace("_", "/")
+        assert base64.b64decode(other) == base64.urlsafe_b64decode(d)  # the same bytes
+        assert not verify(keys, other, "v", "rule", "a") and not current(other, NOW)

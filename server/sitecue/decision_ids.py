@@ -57,16 +57,26 @@ def issue(key: bytes, visitor: str, view: str, rule: str, variant: str, now: int
     return base64.urlsafe_b64encode(nonce + _mac(key, visitor, nonce, rule, variant)).decode()
 
 
-def verify(keys: list[bytes], decision: str, visitor: str, rule: str, variant: str) -> bool:
-    """Did one of ``keys`` (every key of the rotation) issue ``decision`` to ``visitor`` for
-    this rule and variant?"""
+def _decode(decision: str) -> bytes | None:
+    """The bytes of a well-formed id, or None. Only the one spelling ``issue`` makes is
+    taken: base64 decoders also accept ``+`` and ``/`` and skip stray characters, and each
+    other spelling of one id would be counted (and deduplicated) as an id of its own."""
     if len(decision) != ID_LENGTH:
-        return False
+        return None
     try:
         raw = base64.urlsafe_b64decode(decision.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError, ValueError):
-        return False
-    if len(raw) != _NONCE_BYTES + _MAC_BYTES:  # characters outside the alphabet were skipped
+        return None
+    if len(raw) != _NONCE_BYTES + _MAC_BYTES or base64.urlsafe_b64encode(raw) != decision.encode():
+        return None
+    return raw
+
+
+def verify(keys: list[bytes], decision: str, visitor: str, rule: str, variant: str) -> bool:
+    """Did one of ``keys`` (every key of the rotation) issue ``decision`` to ``visitor`` for
+    this rule and variant?"""
+    raw = _decode(decision)
+    if raw is None:
         return False
     nonce, mac = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
     # compare_digest: the time taken says nothing about how much of a forged MAC was right.
@@ -77,9 +87,8 @@ def current(decision: str, now: int) -> bool:
     """Was ``decision`` (an id that verified) issued on the UTC day of ``now`` or the day
     before (or after: another node's clock may be past midnight already)? The day is inside
     the MAC'd nonce, so nobody can move it."""
-    try:
-        raw = base64.urlsafe_b64decode(decision.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError, ValueError):
+    raw = _decode(decision)
+    if raw is None:
         return False
     issued = int.from_bytes(raw[:_DAY_BYTES], "big")
-    return len(raw) >= _DAY_BYTES and (_day(now) - issued) % _DAYS in (0, 1, _DAYS - 1)
+    return (_day(now) - issued) % _DAYS in (0, 1, _DAYS - 1)

@@ -158,10 +158,13 @@ async def prune_keys(url: str, before: int) -> None:
 
 
 SQLITE_SIZES = "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"
+# Partitions (the decision and event logs are partitioned by day) count under their table.
 PG_SIZES = """
-SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relispartition = false
+SELECT COALESCE(pg_partition_root(c.oid), c.oid)::regclass::text,
+       SUM(pg_total_relation_size(c.oid))::bigint
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+GROUP BY 1
 """
 
 

@@ -23,8 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -35,7 +33,7 @@ from starlette.testclient import TestClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from postgres_cluster import postgres_cluster  # noqa: E402
+from engines import engine_urls  # noqa: E402
 from sitecue.api.keys import mint_key  # noqa: E402
 from sitecue.app import build_app  # noqa: E402
 from sitecue.rules import load_sites  # noqa: E402
@@ -266,27 +264,6 @@ def grow(
         if not step.complete:
             break
     return figures
-
-
-@contextmanager
-def engine_urls(engine: str) -> Iterator[Callable[[str], str]]:
-    """A function giving a fresh database URL per tag, on the engine."""
-    if engine == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="sitecue-reports-") as tmp:
-            yield lambda tag: f"sqlite:///{tmp}/{tag}.db"
-        return
-    with postgres_cluster(fsync=True) as server:
-
-        async def create(tag: str) -> None:
-            db = await asyncpg.connect(server)
-            await db.execute(f"CREATE DATABASE bench_{tag}")
-            await db.close()
-
-        def url_for(tag: str) -> str:
-            asyncio.run(create(tag))
-            return server.replace("@/postgres?", f"@/bench_{tag}?")
-
-        yield url_for
 
 
 def main(argv: list[str] | None = None) -> None:

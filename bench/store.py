@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from postgres_cluster import postgres_cluster  # noqa: E402
+from engines import engine_urls  # noqa: E402
 from sitecue.decide import Verdict  # noqa: E402
 from sitecue.ids import record_id  # noqa: E402
 from sitecue.store import DecisionRecord, EventRecord, open_store  # noqa: E402
@@ -64,19 +61,9 @@ def run(name: str, url_for: Callable[[str], str]) -> None:
 
 def main() -> None:
     print(f"store writer, {IN_FLIGHT} requests in flight, 2 records per request:")
-    with tempfile.TemporaryDirectory() as tmp:
-        run("SQLite", lambda tag: f"sqlite:///{tmp}/{tag}.db")
-    with postgres_cluster(fsync=True) as server:
-
-        async def create(tag: str) -> None:
-            db = await asyncpg.connect(server)
-            await db.execute(f"CREATE DATABASE bench_{tag}")
-            await db.close()
-
-        def url_for(tag: str) -> str:
-            asyncio.run(create(tag))
-            return server.replace("@/postgres?", f"@/bench_{tag}?")
-
+    with engine_urls("sqlite") as url_for:
+        run("SQLite", url_for)
+    with engine_urls("postgres") as url_for:
         run("PostgreSQL", url_for)
     print("target: >= 20,000 records/s grouped on SQLite")
 

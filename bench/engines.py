@@ -1,0 +1,38 @@
+"""Fresh databases for a benchmark: a temporary SQLite file, or a new database on a
+throwaway PostgreSQL cluster, per tag."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from postgres_cluster import postgres_cluster
+
+
+@contextmanager
+def engine_urls(engine: str) -> Iterator[Callable[[str], str]]:
+    """A function giving a fresh database URL per tag, on the engine (sqlite or postgres)."""
+    if engine == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="sitecue-bench-") as tmp:
+            yield lambda tag: f"sqlite:///{tmp}/{tag}.db"
+        return
+    with postgres_cluster(fsync=True) as server:
+
+        async def create(tag: str) -> None:
+            db = await asyncpg.connect(server)
+            await db.execute(f"CREATE DATABASE bench_{tag}")
+            await db.close()
+
+        def url_for(tag: str) -> str:
+            asyncio.run(create(tag))
+            return server.replace("@/postgres?", f"@/bench_{tag}?")
+
+        yield url_for

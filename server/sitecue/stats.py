@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 __all__ = [
+    "SERIES_DF",
     "Comparison",
     "MeanComparison",
     "Moments",
@@ -277,14 +278,23 @@ def t_quantile(p: float, df: float) -> float:
     return _t_upper(1 - p, df)
 
 
+# From here on the Cornish-Fisher series below (its next term is under 1e-15 of t even six
+# standard errors out) is more exact than Newton's steps on the incomplete beta, and ~100x
+# cheaper: revenue per visitor of a large experiment has millions of degrees of freedom.
+SERIES_DF = 1e5
+
+
 def _t_upper(target: float, df: float) -> float:
     """The t >= 0 with P(T > t) = target (at most 1/2)."""
     z = -normal_quantile(target)
+    z2 = z * z
+    # The Cornish-Fisher expansion of t in powers of 1/df (Abramowitz & Stegun 26.7.5).
+    guess = z + z * (z2 + 1) / (4 * df) + z * ((5 * z2 + 16) * z2 + 3) / (96 * df * df)
+    if df >= SERIES_DF:
+        return guess + z * (((3 * z2 + 19) * z2 + 17) * z2 - 15) / (384 * df**3)
     low, high = 0.0, max(1.0, 2 * z)
     while t_sf(high, df) > target:  # the t's tails are heavier than the normal's
         low, high = high, high * 2
-    z2 = z * z
-    guess = z + z * (z2 + 1) / (4 * df) + z * ((5 * z2 + 16) * z2 + 3) / (96 * df * df)
     t = guess if low < guess < high else (low + high) / 2
     log_norm = _log_gamma_ratio(df / 2, 0.5) - 0.5 * math.log(df * math.pi)
     for _ in range(200):

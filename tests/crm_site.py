@@ -15,8 +15,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
-from sitecue import app as app_module
 from sitecue.api import contact_events
+from sitecue.api import tag as tag_api
 from sitecue.app import build_app
 from sitecue.settings import Settings
 
@@ -113,7 +113,7 @@ def crm_app(
     config = Path(env["SITECUE_CONFIG_DIR"])
     (config / "sites" / "crm.json").write_text(json.dumps(CRM_SITE))
     clock = Clock()
-    monkeypatch.setattr(app_module, "_now_ms", clock)
+    monkeypatch.setattr(tag_api, "_now_ms", clock)
     monkeypatch.setattr(contact_events, "_now_ms", clock)
     key = new_key(capsys, "crm")
     with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:

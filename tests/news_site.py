@@ -14,8 +14,8 @@ import pytest
 from httpx2 import Response
 from starlette.testclient import TestClient
 
-from sitecue import app as app_module
 from sitecue.api import reports as reports_api
+from sitecue.api import tag as tag_api
 from sitecue.api.keys import mint_key
 from sitecue.app import build_app
 from sitecue.settings import Settings
@@ -80,7 +80,7 @@ def news_app(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "SITECUE_DB": store_url,
     }
     clock = [at(0, 10)]
-    monkeypatch.setattr(app_module, "_now_ms", lambda: clock[0])
+    monkeypatch.setattr(tag_api, "_now_ms", lambda: clock[0])
     monkeypatch.setattr(reports_api, "_now_ms", lambda: clock[0])
     with TestClient(build_app(Settings.load(env=env)), base_url=NEWS) as client:
         text, record = mint_key(["news"])

@@ -20,8 +20,8 @@ from starlette.testclient import TestClient
 
 from admin_keys import new_key
 from forms_site import FORMS, FORMS_SITE, write_config
-from sitecue import app as app_module
 from sitecue import decision_ids
+from sitecue.api import tag as tag_api
 from sitecue.app import build_app
 from sitecue.keyring import Keyring
 from sitecue.settings import Settings
@@ -530,7 +530,7 @@ def test_a_form_sent_from_a_page_open_for_days_is_kept_but_credits_no_conversion
     """The decision was made three days ago: its "convert <decision>" key is pruned by now,
     so crediting it would let a replay count again. The person's submission still counts."""
     clock = [1_790_000_000_000]
-    monkeypatch.setattr(app_module, "_now_ms", lambda: clock[0])
+    monkeypatch.setattr(tag_api, "_now_ms", lambda: clock[0])
     decision = decide(client)["newsletter"]
     clock[0] += 3 * 86_400_000
     answer = submit(client, GOOD, decision)

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from sitecue import app as app_module
+from sitecue.api import tag as tag_api
 from sitecue.app import build_app
 from sitecue.decide import decide
 from sitecue.errors import ConfigError
@@ -195,7 +195,7 @@ def test_the_worst_case_cookie_counts_reading_time_and_evicts_it_oldest_first() 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     now = [NOW]
-    monkeypatch.setattr(app_module, "_now_ms", lambda: now[0])
+    monkeypatch.setattr(tag_api, "_now_ms", lambda: now[0])
     return now
 
 

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import msgspec
-
 from . import decision_ids, frequency, reading
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
@@ -25,6 +23,7 @@ from .page_data import page_data
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
+from .store.verdicts import Verdict
 
 __all__ = [
     "Outcome",
@@ -37,15 +36,6 @@ __all__ = [
 ]
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
-
-
-class Verdict(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One rule's fate in one decision: shown (with its variant) or why not."""
-
-    rule: str
-    matched: bool
-    variant: str | None = None
-    reason: str | None = None
 
 
 @dataclass

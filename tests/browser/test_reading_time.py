@@ -19,7 +19,7 @@ from pages import open_page, pause_time
 from playwright.sync_api import BrowserContext, Page, expect
 
 from servers import free_port
-from sitecue import app as app_module
+from sitecue.api import tag as tag_api
 from sitecue.demo import build_demo_app
 from sitecue.settings import Settings
 
@@ -41,7 +41,7 @@ class ServerClock:
 def clock() -> Iterator[ServerClock]:
     with pytest.MonkeyPatch.context() as patch:
         server_clock = ServerClock()
-        patch.setattr(app_module, "_now_ms", server_clock)
+        patch.setattr(tag_api, "_now_ms", server_clock)
         yield server_clock
 
 

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from ..decide import Verdict
 from .contact_events import FORGET_CONTACT_EVENTS, ContactEvent, Refreshed
 from .outbox import Attempt, Claimed, Delivery, DeliveryQuery, DisabledWebhook, Message
 from .retention import Cutoffs, Rotation, Table
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
-from .verdicts import VerdictFilter, stored, verdict_filter
+from .verdicts import Verdict, VerdictFilter, stored, verdict_filter
 
 if TYPE_CHECKING:
     from .rollups import DayCounts, Goals

@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from ..decide import Verdict
 from ..errors import StoreUnavailable
 from .backfill import postgres_rollups
 from .base import (
@@ -147,6 +146,7 @@ from .submissions import (
     submission_of,
     submission_row,
 )
+from .verdicts import Verdict
 from .writer import GroupWriter
 
 __all__ = ["MIGRATIONS", "PostgresStore"]

@@ -20,7 +20,6 @@ from typing import IO, Any
 import aiosqlite
 import msgspec
 
-from ..decide import Verdict
 from ..errors import StoreUnavailable
 from .backfill import sqlite_rollups
 from .base import (
@@ -149,6 +148,7 @@ from .submissions import (
     submission_of,
     submission_row,
 )
+from .verdicts import Verdict
 from .writer import GroupWriter
 
 # Versioned migrations, applied in order at start; PRAGMA user_version records the last one.

@@ -17,9 +17,19 @@ none), see :func:`verdict_filter`.
 
 from __future__ import annotations
 
-from ..decide import Verdict
+import msgspec
 
-__all__ = ["VerdictFilter", "stored", "verdict_filter"]
+__all__ = ["Verdict", "VerdictFilter", "stored", "verdict_filter"]
+
+
+class Verdict(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One rule's fate in one decision: shown (with its variant) or why not."""
+
+    rule: str
+    matched: bool
+    variant: str | None = None
+    reason: str | None = None
+
 
 CONDITION = "condition: "  # how decide() says a rule's conditions did not hold
 

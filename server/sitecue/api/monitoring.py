@@ -1,0 +1,47 @@
+"""What operators and load balancers poll: ``GET /healthz`` and ``GET /metrics``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import (
+    BadRequest,
+)
+from ..runtime import Runtime
+from .bodies import Health, json_response
+from .keys import authenticate, require_sites
+
+__all__ = ["health_endpoint", "metrics_endpoint"]
+
+
+async def health_endpoint(request: Request) -> Response:
+    """``GET /healthz``: 200 when the store answers, 503 when it does not."""
+    runtime: Runtime = request.app.state.runtime
+    ok = await runtime.store.healthy()
+    return json_response(
+        Health("ok" if ok else "store unavailable", sorted(runtime.sites)), 200 if ok else 503
+    )
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text, behind an admin key; series labelled with a site
+    only for the key's sites (or the one ``site`` asked for, which the key must cover)."""
+    runtime: Runtime = request.app.state.runtime
+    key = await authenticate(request, runtime.store)
+    site = request.query_params.get("site")
+    if site == "":
+        raise BadRequest("site: expected a site name, or no site parameter for all the key's")
+    sites = {site} if site is not None else set(key.sites)
+    require_sites(key, sites)
+    # Only configured webhooks' messages: those of a webhook taken out of the config wait
+    # for nothing (kept until it is configured again) and would hold the gauge up forever.
+    configured = {(s.name, h.id) for s in runtime.sites.values() for h in s.webhooks}
+    outbox = {k: n for k, n in (await runtime.store.outbox_depth()).items() if k in configured}
+    text = runtime.metrics.render(
+        sites,
+        {"cookie": runtime.codec.rejected, "token": runtime.tokens.rejected},
+        runtime.store.writer.depth,
+        outbox,
+    )
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

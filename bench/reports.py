@@ -144,7 +144,8 @@ async def prune_keys(url: str, before: int) -> None:
     if url.startswith("sqlite:///"):
         db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         try:
-            db.execute("PRAGMA busy_timeout=5000")
+            # The writer may hold the lock for a whole group (seconds on a loaded machine).
+            db.execute("PRAGMA busy_timeout=120000")
             db.execute(PRUNE_KEYS.format("?"), (before,))
         finally:
             db.close()

@@ -11,7 +11,10 @@ older than two days are pruned each simulated day, as the server's retention tas
     python bench/reports.py --sizes 1e5 --engines sqlite   # a quick run
     python bench/reports.py --until 05:10    # measure what is filled by then (UTC)
 
-Targets: both calls under 50 ms at 10M decisions, and within 2x of their time at 1M.
+Each size is measured when the fill reaches it, and a copy of the store is kept; at the end
+every copy is timed again side by side (calls alternating between them), which gives the
+ratios: a size measured alone, half an hour earlier, may have had a busier or a quieter
+machine. Targets: both calls under 50 ms at 10M decisions, and within 2x of their time at 1M.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -34,7 +38,7 @@ from starlette.types import ASGIApp, Message
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from engines import engine_urls  # noqa: E402
+from engines import copy_database, engine_urls  # noqa: E402
 from sitecue.api.keys import mint_key  # noqa: E402
 from sitecue.app import build_app  # noqa: E402
 from sitecue.rules import load_sites  # noqa: E402
@@ -221,21 +225,35 @@ async def request(app: ASGIApp, path: str, query: str, key: str) -> int:
     return status
 
 
-async def timed(settings: Settings, key: str, calls: int) -> list[tuple[str, float, int]]:
-    """The median milliseconds of each timed call (after one untimed call), and its status."""
-    app = build_app(settings)
-    out = []
-    async with app.router.lifespan_context(app):
+def app_settings(url: str, data_dir: str) -> Settings:
+    return Settings.load(
+        config_dir=str(ROOT / "config"),
+        db=url,
+        env={"SITECUE_DATA_DIR": data_dir, "SITECUE_SECRETS": "bench-secret-000000000"},
+    )
+
+
+async def timed(stores: list[Settings], key: str, calls: int) -> list[list[tuple[str, float, int]]]:
+    """Per store, the median milliseconds of each timed call (after one untimed call) and its
+    status. With several stores, their calls alternate, so that whatever else the machine
+    does weighs on each the same and their ratio is the stores' own."""
+    apps = [build_app(settings) for settings in stores]
+    out: list[list[tuple[str, float, int]]] = [[] for _ in apps]
+    async with AsyncExitStack() as running:
+        for app in apps:
+            await running.enter_async_context(app.router.lifespan_context(app))
         for path, params in CALLS_TIMED:
             query = urlencode(params)
-            status = await request(app, path, query, key)
-            times = []
+            statuses = [await request(app, path, query, key) for app in apps]
+            times: list[list[float]] = [[] for _ in apps]
             for _ in range(calls):
-                start = time.perf_counter()
-                await request(app, path, query, key)
-                times.append((time.perf_counter() - start) * 1000)
+                for i, app in enumerate(apps):
+                    start = time.perf_counter()
+                    await request(app, path, query, key)
+                    times[i].append((time.perf_counter() - start) * 1000)
             label = f"{path}?{'&'.join(f'{k}={v}' for k, v in params.items() if k != 'from')}"
-            out.append((label, statistics.median(times), status))
+            for i, status in enumerate(statuses):
+                out[i].append((label, statistics.median(times[i]), status))
     return out
 
 
@@ -266,12 +284,7 @@ def measure(
         ),
         flush=True,
     )
-    settings = Settings.load(
-        config_dir=str(ROOT / "config"),
-        db=url,
-        env={"SITECUE_DATA_DIR": data_dir, "SITECUE_SECRETS": "bench-secret-000000000"},
-    )
-    figures = asyncio.run(timed(settings, key, calls))
+    (figures,) = asyncio.run(timed([app_settings(url, data_dir)], key, calls))
     for label, ms, status in figures:
         print(f"    {label:60} {ms:7.1f} ms (HTTP {status})", flush=True)
     return figures
@@ -281,9 +294,11 @@ def grow(
     engine: str, url: str, sizes: list[int], data_dir: str, calls: int, deadline: float
 ) -> dict[int, list[tuple[str, float, int]]]:
     """Fill one store layer by layer (``sizes[0]`` decisions each, over the same days) and
-    measure it at each of ``sizes``, or where the deadline stopped the fill."""
+    measure it at each of ``sizes``, or where the deadline stopped the fill. A copy of the
+    store is kept at each size, and at the end all of them are timed side by side: those
+    figures (returned) compare the sizes under the same load."""
     key = asyncio.run(add_key(url))
-    figures = {}
+    copies: dict[int, str] = {}
     total = Filled(0, 0, 0.0, 0.0, True)
     for layer in range(-(-sizes[-1] // sizes[0])):
         step = asyncio.run(fill(url, sizes[0], layer, deadline))
@@ -295,10 +310,15 @@ def grow(
             step.complete,
         )
         if total.decisions in sizes or not step.complete:
-            figures[total.decisions] = measure(engine, url, total, data_dir, key, calls)
+            measure(engine, url, total, data_dir, key, calls)
+            done = total.decisions >= sizes[-1] or not step.complete
+            copies[total.decisions] = url if done else copy_database(url, f"at{total.decisions}")
         if not step.complete:
             break
-    return figures
+    reached = sorted(copies)
+    stores = [app_settings(copies[n], data_dir) for n in reached]
+    figures = asyncio.run(timed(stores, key, calls))
+    return dict(zip(reached, figures, strict=True))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -327,9 +347,9 @@ def main(argv: list[str] | None = None) -> None:
         if len(reached) > 1:
             small, large = figures[reached[0]], figures[reached[-1]]
             worst = max(ms for _, ms, _ in large)
-            print(f"  {reached[-1]:,} against {reached[0]:,} decisions:")
+            print(f"  side by side, {reached[-1]:,} against {reached[0]:,} decisions:")
             for (label, a, _), (_, b, _) in zip(small, large, strict=True):
-                print(f"    {label:60} {b / a:5.2f}x")
+                print(f"    {label:60} {a:7.1f} ms {b:7.1f} ms {b / a:5.2f}x")
             print(
                 f"  slowest at {reached[-1]:,}: {worst:.1f} ms (target < {TARGET_MS:.0f} ms,"
                 " within 2x of the smaller fill)",

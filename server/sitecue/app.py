@@ -50,7 +50,7 @@ from .errors import (
     TooManyRequests,
 )
 from .guard import DashboardHeaders
-from .keyring import Keyring
+from .keyring import Keyring, fingerprint
 from .metrics import Metrics
 from .retention import Retention
 from .rules import load_sites
@@ -122,6 +122,10 @@ def build_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # Which key signs, by name or fingerprint (never the secret): what an operator
+        # checks on every node between the steps of a rotation.
+        names = settings.key_names or tuple(fingerprint(s) for s in settings.secrets)
+        log.info("keyring: key %s signs; keys %s verify", names[0], ", ".join(names))
         store = await open_store(settings.db, goals_of(sites))
         store.writer.on_commit = metrics.batches.observe
         codec = StateCodec(settings.secrets, metrics.evictions)

@@ -130,6 +130,13 @@ def build_app(settings: Settings) -> Starlette:
         store.writer.on_commit = metrics.batches.observe
         codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)
+        codec.rejected, tokens.rejected = metrics.rejected["cookie"], metrics.rejected["token"]
+        metrics.gauge(
+            "sitecue_writer_queue_records",
+            "Records waiting for the next commit.",
+            lambda: store.writer.depth,
+        )
+        metrics.start()
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)
         deliverer = Deliverer(store, lambda: runtime.sites, metrics)
         deliverer.start()
@@ -150,8 +157,9 @@ def build_app(settings: Settings) -> Starlette:
             await deliverer.stop()
             await retention.stop()
             await store.close()
+            await metrics.stop()
 
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_dir)
     routes = [
         ("/cue.js", script_endpoint, ["GET"]),
         ("/cue.{version}.js", script_endpoint, ["GET"]),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .keyring import fingerprint
+from .metric_files import check_directory
 
 __all__ = ["Settings", "SettingsError", "database_url", "positive", "setting"]
 
@@ -35,6 +36,7 @@ class Settings:
     secrets: list[str] = field(repr=False)  # the signing one first, then the others that verify
     allow_origins: frozenset[str] = frozenset()  # added to every site's own origins (the demo's)
     key_names: tuple[str, ...] = ()  # the secrets' names, in their order (for the log)
+    metrics_dir: Path | None = None  # the node's, made by `sitecue serve` for its workers
 
     @classmethod
     def load(
@@ -63,7 +65,11 @@ class Settings:
             entries = [_demo_secret(data_dir)]
         names, keys = _signing_first(_named(entries), env.get("SITECUE_SIGNING_KEY", ""))
         extra = {o for o in env.get("SITECUE_ALLOW_ORIGINS", "").split(",") if o}
-        return cls(config, data_dir, url, keys, frozenset(extra) | allow_origins, names)
+        metrics = env.get("SITECUE_METRICS_DIR") or None
+        return cls(
+            config, data_dir, url, keys, frozenset(extra) | allow_origins, names,
+            None if metrics is None else _metrics_dir(metrics),
+        )  # fmt: skip
 
 
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -113,6 +119,15 @@ def _signing_first(keys: list[tuple[str, str]], signing: str) -> tuple[tuple[str
             )
         keys = [keys[found[0]], *keys[: found[0]], *keys[found[0] + 1 :]]
     return tuple(n for n, _ in keys), [s for _, s in keys]
+
+
+def _metrics_dir(text: str) -> Path:
+    try:
+        return check_directory(Path(text))
+    except ValueError as err:
+        raise SettingsError(
+            f"SITECUE_METRICS_DIR (set by sitecue serve for its workers): expected {err}"
+        ) from None
 
 
 def database_url(db: str | None = None, env: Mapping[str, str] = os.environ) -> str:

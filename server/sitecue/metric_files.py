@@ -90,6 +90,7 @@ class WorkerFile:
         self._slots: dict[Key, int] = {}
         self._used = HEADER
         self._buffer: mmap.mmap | bytearray
+        self.values: memoryview[float]  # the buffer as doubles: values[slot] = value, no call
         if directory is None:
             self._buffer = bytearray(INITIAL_BYTES)
         else:
@@ -106,16 +107,18 @@ class WorkerFile:
             os.rename(temporary, self.path)
         self._buffer[: len(MAGIC)] = MAGIC
         _USED.pack_into(self._buffer, len(MAGIC), self._used)
+        self.values = memoryview(self._buffer).cast("d")
 
     def slot(self, key: Key) -> int:
-        """Where ``key``'s value is kept, the entry made (at 0) the first time."""
-        offset = self._slots.get(key)
-        if offset is None:
-            offset = self._slots[key] = self._append(key)
-        return offset
+        """Where ``key``'s value is kept (an index into :attr:`values`), the entry made (at
+        0) the first time."""
+        index = self._slots.get(key)
+        if index is None:
+            index = self._slots[key] = self._append(key) // _VALUE.size
+        return index
 
-    def set(self, offset: int, value: float) -> None:
-        _VALUE.pack_into(self._buffer, offset, value)
+    def set(self, index: int, value: float) -> None:
+        self.values[index] = value
 
     def _append(self, key: Key) -> int:
         raw = msgspec.json.encode(key)
@@ -135,12 +138,14 @@ class WorkerFile:
         size = len(self._buffer)
         while size < needed:
             size *= 2
+        self.values.release()  # a buffer with a view on it can be neither grown nor closed
         if isinstance(self._buffer, bytearray):
             self._buffer.extend(bytes(size - len(self._buffer)))
-            return
-        os.ftruncate(self._fd, size)
-        old, self._buffer = self._buffer, mmap.mmap(self._fd, size)
-        old.close()
+        else:
+            os.ftruncate(self._fd, size)
+            old, self._buffer = self._buffer, mmap.mmap(self._fd, size)
+            old.close()
+        self.values = memoryview(self._buffer).cast("d")
 
     def read(self) -> bytes:
         return bytes(self._buffer[: self._used])
@@ -150,8 +155,10 @@ class WorkerFile:
         writes, if any, land in memory."""
         if isinstance(self._buffer, mmap.mmap):
             copy = bytearray(self._buffer)
+            self.values.release()
             self._buffer.close()
             self._buffer = copy
+            self.values = memoryview(self._buffer).cast("d")
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -250,15 +257,22 @@ class Tally(Counter[K]):
             self._write(key, value)
 
     def __setitem__(self, key: K, value: int) -> None:
-        super().__setitem__(key, value)
+        # The request path: a dict store, a dict lookup and a store into the mapped file.
+        dict.__setitem__(self, key, value)
         if self._file is not None:
-            self._write(key, value)
+            index = self._slots.get(key)
+            if index is None:
+                index = self._slot(key)
+            self._file.values[index] = value
 
     def _write(self, key: K, value: int) -> None:
         assert self._file is not None
-        offset = self._slots.get(key)
-        if offset is None:
-            labels: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
-            series = (COUNTER, self.family, *self.prefix, *(str(v) for v in labels))
-            offset = self._slots[key] = self._file.slot(series)
-        self._file.set(offset, value)
+        index = self._slots.get(key)
+        self._file.values[self._slot(key) if index is None else index] = value
+
+    def _slot(self, key: K) -> int:
+        assert self._file is not None
+        labels: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
+        series = (COUNTER, self.family, *self.prefix, *(str(v) for v in labels))
+        index = self._slots[key] = self._file.slot(series)
+        return index

@@ -58,8 +58,9 @@ class Histogram:
         self.counts[i] += 1
         self.sum += value
         if self._file is not None:
-            self._file.set(self._buckets[i], self.counts[i])
-            self._file.set(self._sum, self.sum)
+            values = self._file.values
+            values[self._buckets[i]] = self.counts[i]
+            values[self._sum] = self.sum
 
     def lines(self, name: str, labels: Labels) -> Iterable[str]:
         return _histogram_lines(name, labels, self.bounds, self.counts, self.sum)

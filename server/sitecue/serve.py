@@ -207,6 +207,7 @@ def run(app: str, options: ServeOptions, *, factory: bool = True) -> None:
     try:
         _run_uvicorn(app, options, factory)
     finally:
+        os.environ.pop("SITECUE_METRICS_DIR", None)
         shutil.rmtree(metrics, ignore_errors=True)
 
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
+import os
 import re
+import signal
+import stat
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
+from servers import free_port, sitecue_process
 from sitecue.app import build_app
 from sitecue.conditions import REGEX_TIMEOUTS
-from sitecue.metrics import Histogram
+from sitecue.metric_files import COUNTER, parse
+from sitecue.metrics import Histogram, Metrics
 from sitecue.settings import Settings
 from sitecue.state import MAX_COOKIE_BYTES, StateCodec, VisitorState, sent_size
 
@@ -113,3 +123,111 @@ def test_another_sites_cookie_and_evictions_are_counted(
     assert samples['sitecue_rejected_total{kind="cookie",reason="other site"}'] == 1
     assert samples['sitecue_state_evictions_total{site="news",kind="attributes"}'] == 1
     assert not any(name.startswith('sitecue_state_evictions_total{site="shop"') for name in samples)
+
+
+def samples_of(text: str) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if name and not name.startswith("#")
+    }
+
+
+def test_two_workers_of_a_node_report_their_sums_and_live_gauges(tmp_path: Path) -> None:
+    directory = tmp_path / "node"
+    directory.mkdir(mode=0o700)
+    one, two = Metrics(directory), Metrics(directory)
+    depth = {"one": 2, "two": 3}
+    one.gauge("sitecue_writer_queue_records", "Records waiting.", lambda: depth["one"])
+    two.gauge("sitecue_writer_queue_records", "Records waiting.", lambda: depth["two"])
+    one.decisions[("news", "paywall-faq", "shown")] += 2
+    two.decisions[("news", "paywall-faq", "shown")] += 5
+    two.decisions[("shop", "loyalty", "shown")] += 1
+    one.batches.observe(3)
+    two.batches.observe(30)
+    two.publish()
+    shown = 'sitecue_decisions_total{site="news",rule="paywall-faq",outcome="shown"}'
+    for answering in (one, two):
+        samples = samples_of(answering.render({"news"}))
+        assert samples[shown] == 7
+        assert not any('site="shop"' in name for name in samples)  # the key's sites only
+        assert samples["sitecue_writer_queue_records"] == 5
+        assert samples["sitecue_writer_batch_records_count"] == 2
+        assert samples['sitecue_writer_batch_records_bucket{le="5"}'] == 1
+        assert samples["sitecue_writer_batch_records_sum"] == 33
+    asyncio.run(two.stop())  # the worker stops (or dies): its gauge goes, its counts stay
+    samples = samples_of(one.render({"news"}))
+    assert samples[shown] == 7 and samples["sitecue_writer_queue_records"] == 2
+
+
+DECIDE = json.dumps({"site": "news", "page": {"url": f"{ORIGIN}/news/"}}).encode()
+DECIDED = 'sitecue_requests_total{method="POST",route="/v1/decide",status="200"}'
+
+
+def decide(port: int) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"origin": ORIGIN, "content-type": "application/json"}
+    connection.request("POST", "/v1/decide", DECIDE, headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status
+
+
+def scrape_node(port: int, key: str) -> float:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return samples_of(response.read().decode())[DECIDED]
+
+
+def decided_per_worker(directory: Path) -> dict[int, float]:
+    """Each worker file's own count of answered decides, by the worker's pid."""
+    counts: dict[int, float] = {}
+    for path in directory.glob("*.series"):
+        key = (COUNTER, "sitecue_requests_total", "POST", "/v1/decide", "200")
+        values = dict(parse(path.read_bytes()))
+        pid = int(path.name.split("-")[0])
+        counts[pid] = counts.get(pid, 0) + values.get(key, 0)
+    return counts
+
+
+def test_every_scrape_of_a_node_reports_the_requests_of_all_its_workers(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    port, temporary = free_port(), tmp_path / "tmp"
+    temporary.mkdir()
+    with sitecue_process(
+        ["serve", "--port", str(port), "--workers", "2"],
+        {**os.environ, **env, "TMPDIR": str(temporary)},
+        tmp_path / "serve.log",
+        f"http://127.0.0.1:{port}/healthz",
+    ):
+        key = new_key(capsys, "news")
+        (directory,) = temporary.glob("sitecue-metrics-*")
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700  # fresh, this user's alone
+        # Requests in parallel until both workers have answered some (each accepts when it
+        # is free): a scrape of one worker alone would then miss the other's.
+        sent = 0
+        with ThreadPoolExecutor(4) as pool:
+            while sum(n > 0 for n in decided_per_worker(directory).values()) < 2:
+                assert sent < 4000, "one worker answered every request"
+                assert set(pool.map(lambda _: decide(port), range(40))) == {200}
+                sent += 40
+        for _ in range(20):  # each scrape answered by either worker
+            assert scrape_node(port, key) == sent
+        # A worker killed outright: uvicorn starts another; the count does not go down.
+        victim = max(decided_per_worker(directory), key=decided_per_worker(directory).get)
+        before = set(directory.glob("*.series"))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not set(directory.glob("*.series")) - before:
+            assert time.monotonic() < deadline, "no worker took the killed one's place"
+            time.sleep(0.1)
+        for _ in range(10):
+            assert scrape_node(port, key) == sent
+        assert {decide(port) for _ in range(10)} == {200}
+        for _ in range(10):
+            assert scrape_node(port, key) == sent + 10
+    assert not directory.exists()  # removed when the server stops

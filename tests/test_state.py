@@ -115,7 +115,7 @@ def test_sealed_with_another_key_is_ignored() -> None:
 
 def test_rotation_old_key_still_opens_new_key_seals() -> None:
     old = StateCodec(["the-old-secret-0000"]).encode(sample(), "news")
-    rotated = StateCodec(["the-old-secret-0000", SECRET])
+    rotated = StateCodec([SECRET, "the-old-secret-0000"])  # the first one seals
     assert rotated.decode(old, VISITOR, "news") == sample()
     assert StateCodec([SECRET]).decode(rotated.encode(sample(), "news"), VISITOR, "news") == (
         sample()

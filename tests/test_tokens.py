@@ -101,11 +101,11 @@ def test_a_token_is_worthless_on_another_site_or_with_another_secret() -> None:
 
 def test_rotation_keeps_old_tokens_valid() -> None:
     old = TokenCodec(["old-secret-0000000000"]).mint("news", "c-1", NOW + 60)
-    rotated = TokenCodec(["old-secret-0000000000", "new-secret-0000000000"])
+    rotated = TokenCodec(["new-secret-0000000000", "old-secret-0000000000"])  # new signs
     assert rotated.verify("news", old, NOW) == "c-1"
     new = rotated.mint("news", "c-2", NOW + 60)
     assert rotated.verify("news", new, NOW) == "c-2"
-    with pytest.raises(TokenRejected, match="bad signature"):  # the last secret seals
+    with pytest.raises(TokenRejected, match="bad signature"):  # the first secret seals
         TokenCodec(["old-secret-0000000000"]).verify("news", new, NOW)
 
 

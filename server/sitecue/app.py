@@ -50,7 +50,7 @@ from .errors import (
     TooManyRequests,
 )
 from .guard import DashboardHeaders
-from .keyring import Keyring
+from .keyring import Keyring, fingerprint
 from .metrics import Metrics
 from .retention import Retention
 from .rules import load_sites
@@ -122,10 +122,21 @@ def build_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # Which key signs, by name or fingerprint (never the secret): what an operator
+        # checks on every node between the steps of a rotation.
+        names = settings.key_names or tuple(fingerprint(s) for s in settings.secrets)
+        log.info("keyring: key %s signs; keys %s verify", names[0], ", ".join(names))
         store = await open_store(settings.db, goals_of(sites))
         store.writer.on_commit = metrics.batches.observe
         codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)
+        codec.rejected, tokens.rejected = metrics.rejected["cookie"], metrics.rejected["token"]
+        metrics.gauge(
+            "sitecue_writer_queue_records",
+            "Records waiting for the next commit.",
+            lambda: store.writer.depth,
+        )
+        metrics.start()
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)
         deliverer = Deliverer(store, lambda: runtime.sites, metrics)
         deliverer.start()
@@ -146,8 +157,9 @@ def build_app(settings: Settings) -> Starlette:
             await deliverer.stop()
             await retention.stop()
             await store.close()
+            await metrics.stop()
 
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_dir)
     routes = [
         ("/cue.js", script_endpoint, ["GET"]),
         ("/cue.{version}.js", script_endpoint, ["GET"]),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -43,6 +42,7 @@ from ._jsvalues import (
     type_name,
 )
 from .errors import ConditionError, Problem
+from .metric_files import Tally
 
 __all__ = [
     "OPERATORS",
@@ -82,7 +82,7 @@ over the 16 KiB a request may carry; past this the clause fails closed (no match
 pattern that backtracks exponentially costs a visitor a few milliseconds, not the server
 seconds."""
 
-REGEX_TIMEOUTS: Counter[str] = Counter()
+REGEX_TIMEOUTS: Tally[str] = Tally("sitecue_regex_timeouts_total")
 """Searches stopped at :data:`REGEX_TIMEOUT_S`, by the label the condition was compiled
 with (a site's name); ``/metrics`` reports them. One event loop per process: no lock."""
 

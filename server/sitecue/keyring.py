@@ -2,8 +2,12 @@
 purpose and site, so a token or a cookie made for one site (or one use) is worthless for any
 other.
 
-``SITECUE_SECRETS`` lists the secrets; the last one seals and signs, every one opens and
-verifies, so a secret is rotated by appending the new one and dropping the old one later.
+``SITECUE_SECRETS`` lists the secrets; the first one (after :mod:`sitecue.settings` has put the
+one ``SITECUE_SIGNING_KEY`` names first) seals and signs, every one opens and verifies. So a
+secret is rotated in three steps, each rolled out node by node: add the new one to every node
+(the old one still signs), then name it the signing key on every node, and drop the old one
+once what it signed has expired. At no moment does one node sign with a key another node
+cannot verify.
 Sealing is authenticated encryption (AES-256-GCM from the ``cryptography`` package): what is
 sealed cannot be read, altered or moved to another site or purpose by whoever holds it.
 
@@ -22,7 +26,7 @@ from functools import cache
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["Keyring", "Sealer", "Unsealable"]
+__all__ = ["Keyring", "Sealer", "Unsealable", "fingerprint"]
 
 NONCE_BYTES = 12
 OVERHEAD = NONCE_BYTES + 16  # the nonce and the GCM tag: what sealing adds to a plaintext
@@ -30,6 +34,13 @@ OVERHEAD = NONCE_BYTES + 16  # the nonce and the GCM tag: what sealing adds to a
 
 class Unsealable(ValueError):
     """Sealed with none of our keys, for another site or purpose, or altered."""
+
+
+def fingerprint(secret: str) -> str:
+    """A short public name for ``secret`` (8 hex digits of a MAC keyed by it), to log and to
+    name it in ``SITECUE_SIGNING_KEY`` without writing the secret twice. It tells nothing
+    of the secret that the cookies sealed with it do not already."""
+    return hmac.new(secret.encode(), b"sitecue/fingerprint", hashlib.sha256).hexdigest()[:8]
 
 
 def derive(secret: str, purpose: str, site: str) -> bytes:
@@ -40,11 +51,11 @@ def derive(secret: str, purpose: str, site: str) -> bytes:
 
 
 class Sealer:
-    """Seals with the newest key, opens with any; ``aad`` binds a value to its context (for
-    example the visitor it belongs to) without carrying it."""
+    """Seals with the first key (the signing one), opens with any; ``aad`` binds a value to
+    its context (for example the visitor it belongs to) without carrying it."""
 
     def __init__(self, keys: list[bytes]) -> None:
-        self._ciphers = [AESGCM(k) for k in reversed(keys)]  # the signing key first
+        self._ciphers = [AESGCM(k) for k in keys]  # the signing key first
         self.keys = list(keys)
 
     def seal(self, plaintext: bytes, aad: bytes | None = None) -> bytes:
@@ -66,7 +77,8 @@ class Sealer:
 
 
 class Keyring:
-    """The operator's secrets, and the keys derived from them per purpose and site."""
+    """The operator's secrets, the signing one first, and the keys derived from them per
+    purpose and site."""
 
     def __init__(self, secrets: list[str]) -> None:
         if not secrets:
@@ -79,9 +91,10 @@ class Keyring:
         return Sealer([derive(s, purpose, site) for s in self.secrets])
 
     def _mac_key(self, purpose: str, site: str) -> bytes:
-        """The key that signs (MACs) for ``purpose`` on ``site``: the newest secret's."""
-        return derive(self.secrets[-1], purpose, site)
+        """The key that signs (MACs) for ``purpose`` on ``site``: the signing secret's."""
+        return derive(self.secrets[0], purpose, site)
 
     def mac_keys(self, purpose: str, site: str) -> list[bytes]:
-        """Every key that may have signed, newest first (for verifying across a rotation)."""
-        return [derive(s, purpose, site) for s in reversed(self.secrets)]
+        """Every key that may have signed, the signing one first (for verifying across a
+        rotation)."""
+        return [derive(s, purpose, site) for s in self.secrets]

@@ -17,6 +17,8 @@ import argparse
 import logging
 import os
 import resource
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -198,6 +200,18 @@ def run(app: str, options: ServeOptions, *, factory: bool = True) -> None:
     connections = min(limits.max_connections, usable)
     os.environ.update(replace(limits, max_connections=connections).variables())
     limits_of_this_worker.cache_clear()
+    # The node's metrics directory: fresh for this server, 0700 (mkdtemp), removed when it
+    # stops; every worker writes its values there and /metrics sums them.
+    metrics = tempfile.mkdtemp(prefix="sitecue-metrics-")
+    os.environ["SITECUE_METRICS_DIR"] = metrics
+    try:
+        _run_uvicorn(app, options, factory)
+    finally:
+        os.environ.pop("SITECUE_METRICS_DIR", None)
+        shutil.rmtree(metrics, ignore_errors=True)
+
+
+def _run_uvicorn(app: str, options: ServeOptions, factory: bool) -> None:
     uvicorn.run(
         app,
         factory=factory,

@@ -396,9 +396,9 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
 
 class StateCodec:
     """Packs and seals the state cookie, and opens and checks it. Keys come from the
-    keyring, one per site: the newest secret seals, every one opens, so secrets rotate as
-    before. ``rejected`` counts the cookies refused, by reason; ``evicted`` counts what the
-    size cap dropped, by (site, kind); both feed the metrics."""
+    keyring, one per site: the signing secret seals, every one opens, so secrets rotate as
+    the keyring's do. ``rejected`` counts the cookies refused, by reason; ``evicted`` counts
+    what the size cap dropped, by (site, kind); both feed the metrics."""
 
     def __init__(
         self,

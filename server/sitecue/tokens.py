@@ -7,7 +7,7 @@ purpose ``token``, a key per site), in URL-safe base64 without padding::
 
 So a link reveals nothing about who it names (the contact id is often an email address),
 and a token altered, sealed for another site or with a secret no longer held opens to
-nothing. Secrets rotate as the keyring's do: the last one seals, every one opens. A token
+nothing. Secrets rotate as the keyring's do: the signing one seals, every one opens. A token
 for ``alice.smith@example.com`` is 74 characters.
 
     codec = TokenCodec(["a long random secret"])

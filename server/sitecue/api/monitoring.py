@@ -25,8 +25,9 @@ async def health_endpoint(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics``: Prometheus text, behind an admin key; series labelled with a site
-    only for the key's sites (or the one ``site`` asked for, which the key must cover)."""
+    """``GET /metrics``: Prometheus text, behind an admin key: the node's totals over all
+    its workers; series labelled with a site only for the key's sites (or the one ``site``
+    asked for, which the key must cover)."""
     runtime: Runtime = request.app.state.runtime
     key = await authenticate(request, runtime.store)
     site = request.query_params.get("site")
@@ -38,10 +39,5 @@ async def metrics_endpoint(request: Request) -> Response:
     # for nothing (kept until it is configured again) and would hold the gauge up forever.
     configured = {(s.name, h.id) for s in runtime.sites.values() for h in s.webhooks}
     outbox = {k: n for k, n in (await runtime.store.outbox_depth()).items() if k in configured}
-    text = runtime.metrics.render(
-        sites,
-        {"cookie": runtime.codec.rejected, "token": runtime.tokens.rejected},
-        runtime.store.writer.depth,
-        outbox,
-    )
+    text = runtime.metrics.render(sites, outbox)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,4 +1,5 @@
 # A slim, non-root image serving the demo config: docker run -p 8000:8000 sitecue
+# With the PostgreSQL driver, so the same image runs the nodes of deploy/compose.yaml.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
@@ -6,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY server ./server
-RUN pip install --no-cache-dir . && rm -rf server
+RUN pip install --no-cache-dir '.[postgres]' && rm -rf server
 COPY config ./config
 RUN useradd --system --uid 10001 sitecue && mkdir /data && chown sitecue /data
 USER sitecue

@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/sitecue demo
 
-# From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag, and
-# PostgreSQL's server, which the store tests start in a throwaway cluster of their own.
+# From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag,
+# PostgreSQL's server, which the store tests start in a throwaway cluster of their own, and
+# nginx, which tests/test_deploy.py runs on deploy/nginx.conf in front of real nodes.
 # Each only when missing: a Node.js installed some other way already brings its own npm.
 APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 system:
@@ -25,6 +26,8 @@ system:
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) nodejs npm; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) postgresql; }
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) nginx-light; }
 
 snippet/node_modules/.package-lock.json: snippet/package-lock.json
 	cd snippet && npm ci --silent --no-audit --no-fund

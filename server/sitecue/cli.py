@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .config import json_schema, load_site
 from .errors import BadRequest, ConfigError, Problem, StoreUnavailable
-from .rules import compile_site
+from .rules import compile_file, compile_site
 from .serve import add_arguments as add_serve_arguments
 from .settings import Settings, SettingsError, database_url
 from .state_size import state_size
@@ -52,7 +52,7 @@ def _check(files: Sequence[str]) -> int:
         # Templates are named relative to the config directory, which holds sites/.
         root = path.resolve().parent.parent
         try:
-            site = compile_site(load_site(path), root)
+            site = compile_file(path, root)
         except ConfigError as err:
             problems += [p._replace(file=str(path)) for p in err.problems]
             continue

@@ -211,6 +211,23 @@ def test_a_file_with_one_mistake_is_still_compiled_and_says_only_it(
     assert found[0].startswith(expected), found
 
 
+def test_what_is_said_of_a_stand_in_is_left_out(tmp_path: Path) -> None:
+    """A widget's data that is not an object stands in as none, with which its template
+    cannot render: that is about the stand-in, so only the data's mistake is said (the
+    structure names the widget ["subscription-faq"], compiling .subscription-faq)."""
+    shutil.copytree(CONFIG_DIR / "widgets", tmp_path / "widgets")
+    (tmp_path / "sites").mkdir()
+    path = tmp_path / "sites" / "news.json"
+    faq = {"template": "widgets/faq.html", "data": 7}
+    raw = with_changes(widgets={"subscription-faq": faq}, rules=[])
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError) as caught:
+        compile_file(path, tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        '$.widgets["subscription-faq"].data: expected `object`, got `int`'
+    ]
+
+
 def test_ten_mistakes_of_every_kind_are_reported_in_one_pass(tmp_path: Path) -> None:
     """Wrong types, an unknown field, bad enums, a missing field, a bad regex and references
     to what is not declared, in the same objects or apart: all ten at once, where they are,

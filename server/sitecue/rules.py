@@ -586,6 +586,7 @@ def compile_file(
 def _related(path: str, other: str) -> bool:
     """Is one JSON path the other, inside it, or a field of the same object (below the
     top level, whose settings do not depend on each other as a trigger's do on its kind)?"""
+    path, other = _QUOTED_STEP.sub(r".\1", path), _QUOTED_STEP.sub(r".\1", other)
     inner, outer = (path, other) if len(path) >= len(other) else (other, path)
     if inner == outer or (inner.startswith(outer) and inner[len(outer)] in ".["):
         return True
@@ -593,6 +594,8 @@ def _related(path: str, other: str) -> bool:
     return parent != "$" and parent == _LAST_STEP.sub("", other)
 
 
+# A member written ["subscription-faq"] here and .subscription-faq there: one step.
+_QUOTED_STEP = re.compile(r'\["([^"\\.\[\]]*)"\]')
 _LAST_STEP = re.compile(r'(\.[^.\[\]]+|\[(?:"(?:[^"\\]|\\.)*"|[^\]]*)\])$')
 
 

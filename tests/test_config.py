@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +212,45 @@ def test_a_file_with_one_mistake_is_still_compiled_and_says_only_it(
         compile_file(path, tmp_path)
     found = [str(p) for p in caught.value.problems]
     assert found[0].startswith(expected), found
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if path:
+        yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+
+
+def test_wrong_values_anywhere_are_refused_never_crash_the_check(tmp_path: Path) -> None:
+    """Seeded: 60 copies of the example sites with up to three values anywhere replaced by
+    a value of the wrong kind (or taken out). Compiling what stands in for them says what is
+    wrong (or nothing, when the new value happens to be right), and never raises anything
+    else: the stand-ins are values of their types."""
+    shutil.copytree(CONFIG_DIR, tmp_path, ignore=shutil.ignore_patterns("demo"), dirs_exist_ok=True)
+    bases = [json.loads(p.read_text()) for p in sorted((CONFIG_DIR / "sites").glob("*.json"))]
+    wrong: list[Any] = [None, -1, 1.5, "x", "", [], {}, [1], {"a": 1}, True, "popup", "99d"]
+    rng = random.Random(18)
+    path = tmp_path / "sites" / "mutant.json"
+    for _ in range(60):
+        raw = copy.deepcopy(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            *parents, last = rng.choice(list(_leaves(raw)))
+            holder = raw
+            for step in parents:
+                holder = holder[step]
+            if isinstance(holder, dict) and rng.random() < 0.1:
+                del holder[last]
+            else:
+                holder[last] = copy.deepcopy(rng.choice(wrong))
+        path.write_text(json.dumps(raw))
+        try:
+            compile_file(path, tmp_path)
+        except ConfigError as err:
+            assert err.problems
 
 
 def test_what_is_said_of_a_stand_in_is_left_out(tmp_path: Path) -> None:

@@ -341,6 +341,10 @@ def decode_site(raw: Any) -> tuple[SiteConfig, list[Problem]]:
     (:func:`sitecue.rules.compile_file`). Never serve that config when there are mistakes."""
     if not isinstance(raw, dict):
         raise ConfigError([Problem("$", "expected an object with site, origins and rules")])
+    try:
+        return msgspec.convert(raw, SiteConfig), []  # the usual case: nothing to look for
+    except msgspec.ValidationError:
+        pass
     problems = [_problem(path, message) for path, message in mistakes(raw, SiteConfig)]
     config: SiteConfig = salvage(raw, SiteConfig)
     return config, problems

@@ -9,8 +9,8 @@ conditions, templates) can be checked in the same run. :func:`explain` words msg
 ``Invalid enum value 'x'`` as the values that were expected, wherever an enum is decoded.
 
     mistakes({"on": "hover", "percent": "5"}, Trigger, "$.triggers.t") ==
-    [("$.triggers.t.on", "Expected one of pageview, click, …, got 'hover'"),
-     ("$.triggers.t.percent", "Expected `int | null`, got `str`")]
+    [("$.triggers.t.on", "Expected one of pageview, click, …, custom, got 'hover'"),
+     ("$.triggers.t.percent", "Expected `int`, got `str`")]
 """
 
 from __future__ import annotations

@@ -463,7 +463,7 @@ def test_config_given_to_a_command_is_the_one_it_reads(
     monkeypatch.setenv("SITECUE_CONFIG_DIR", str(CONFIG_DIR))  # put back after the test
     monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SITECUE_SECRETS", "cli-config-secret-000")
-    monkeypatch.delenv("SITECUE_DB", raising=False)
+    monkeypatch.setenv("SITECUE_DB", "")  # unset after the test, whatever --db set it to
     other = tmp_path / "other"
     shutil.copytree(CONFIG_DIR, other, ignore=shutil.ignore_patterns("demo"))
     blog = {**json.loads((other / "sites" / "news.json").read_text()), "site": "blog"}

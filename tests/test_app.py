@@ -226,7 +226,11 @@ def test_consent_required_means_no_cookies(settings: Settings, tmp_path: Path) -
             400,
             "Expected `str`, got `int` - at `$.page.url`",
         ),
-        (b'{"site": "news", "page": {"url": "x", "viewport": "watch"}}', 400, "$.page.viewport"),
+        (
+            b'{"site": "news", "page": {"url": "x", "viewport": "watch"}}',
+            400,
+            "Expected one of mobile, tablet, desktop, got 'watch' - at `$.page.viewport`",
+        ),
         (b'{"site": "news", "page": {"url": "x"}, "call": "' + b"c" * 65 + b'"}', 400, "$.call"),
         (b'{"site": "nope", "page": {"url": "x"}}', 404, "site: no site named 'nope'"),
         (b'{"site": "news", "page": {"url": "' + b"x" * 17000 + b'"}}', 413, "at most 16384 bytes"),
@@ -245,7 +249,11 @@ def test_bad_decide_bodies_get_a_4xx_that_names_the_field(
     ("body", "message"),
     [
         ({"site": "news", "events": []}, "Expected `array` of length >= 1 - at `$.events`"),
-        ({"site": "news", "events": [{"type": "explode"}]}, "$.events[0].type"),
+        (
+            {"site": "news", "events": [{"type": "explode"}]},
+            "Expected one of impression, click, dismiss, convert, event, got 'explode'"
+            " - at `$.events[0].type`",
+        ),
         ({"site": "news", "events": [{"type": "click", "at": -1}]}, "$.events[0].at"),
         ({"site": "news", "events": [{"type": "event", "id": "short"}]}, "$.events[0].id"),
         ({"site": "news", "events": [{"type": "event", "id": "not/url-safe"}]}, "$.events[0].id"),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +21,8 @@ from typing import Any
 import pytest
 
 from forms_site import FORMS_SITE, write_config
-from servers import free_port
+from mistakes_site import TEN_PROBLEMS, write_ten_mistakes
+from servers import free_port, sitecue_process
 from sitecue.cli import main
 from sitecue.config import json_schema, load_site
 from sitecue.rules import compile_site
@@ -409,3 +413,125 @@ def test_the_commands_open_the_store_with_the_configured_goals(
     (tmp_path / "sites" / "news.json").write_text("{")
     monkeypatch.setenv("SITECUE_CONFIG_DIR", str(tmp_path))
     assert _configured_goals() is None
+
+
+def test_check_reports_ten_mistakes_of_every_kind_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Wrong types, an unknown field, bad enums (saying what they take), a missing field, a
+    bad regex and references to what is not declared: one run says all ten, each with its
+    file and JSON path. Before, the same file took three runs to fix."""
+    path = write_ten_mistakes(tmp_path)
+    assert main(["check", str(path)]) == 1
+    *lines, total = capsys.readouterr().err.splitlines()
+    assert total == "10 mistake(s) found"
+    assert len(lines) == 10
+    for line, (at, expected) in zip(lines, TEN_PROBLEMS, strict=True):
+        assert line.startswith(f"{path}: {at}: {expected}")
+    assert f"{path}: $.triggers.hover_card.on: expected one of pageview, click, change," in (
+        "\n".join(lines)
+    )
+
+
+def _commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Iterator[
+    tuple[tuple[str, ...], argparse.ArgumentParser]
+]:  # fmt: skip
+    """Every command of the CLI, with the words that name it, and the groups above them."""
+    yield words, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield from _commands(command, (*words, name))
+
+
+def test_every_command_takes_config_and_those_that_open_the_store_take_db() -> None:
+    from sitecue.cli import _parser
+
+    leaves = [(w, p) for w, p in _commands(_parser()) if w and not p._subparsers]
+    assert len(leaves) >= 11
+    for words, command in leaves:
+        assert "--config" in command._option_string_actions, words
+    opens_the_store = {("serve",), ("demo",), ("contacts", "import")}
+    opens_the_store |= {("apikey", c) for c in ("create", "list", "revoke")}
+    for words in opens_the_store:
+        assert "--db" in dict(leaves)[words]._option_string_actions, words
+
+
+def test_config_given_to_a_command_is_the_one_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SITECUE_CONFIG_DIR", str(CONFIG_DIR))  # put back after the test
+    monkeypatch.setenv("SITECUE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SITECUE_SECRETS", "cli-config-secret-000")
+    monkeypatch.setenv("SITECUE_DB", "")  # unset after the test, whatever --db set it to
+    other = tmp_path / "other"
+    shutil.copytree(CONFIG_DIR, other, ignore=shutil.ignore_patterns("demo"))
+    blog = {**json.loads((other / "sites" / "news.json").read_text()), "site": "blog"}
+    (other / "sites" / "blog.json").write_text(json.dumps(blog))
+
+    assert main(["check", "--config", str(other)]) == 0
+    assert "site 'blog' OK" in capsys.readouterr().out
+    assert main(["token", "mint", "--config", str(other), "--site", "blog", "--contact", "c"]) == 0
+    db = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert main(["apikey", "create", "--config", str(other), "--site", "blog", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["apikey", "list", "--db", db]) == 0
+    assert "blog" in capsys.readouterr().out
+    assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "data" / "sitecue.db").exists()
+
+
+def test_version_prints_the_package_version() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [sys.executable, "-m", "sitecue.cli", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout == f"sitecue {version('sitecue')}\n"
+
+
+def test_help_is_plain_text_without_markup() -> None:
+    """What argparse prints is read in a terminal: no reStructuredText or Markdown."""
+    from sitecue.cli import _parser
+
+    for words, command in _commands(_parser()):
+        text = command.format_help()
+        for markup in ("``", "`", "**", ":mod:", ":func:", ":class:"):
+            assert markup not in text, (words, markup)
+        assert not re.search(r"::$", text, re.MULTILINE), words  # a literal block's opening
+
+
+def test_output_cut_short_by_its_reader_ends_without_a_traceback(tmp_path: Path) -> None:
+    """``sitecue schema | head -1``: the reader has gone before the first write."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write fails, however small the output
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sitecue.cli", "schema"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 128 + signal.SIGPIPE
+
+
+def test_serve_logs_each_successful_reload(tmp_path: Path) -> None:
+    """``serve`` shows the sitecue logger's INFO lines (uvicorn's own stay at warning)."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config, ignore=shutil.ignore_patterns("demo"))
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = {
+        **os.environ,
+        "SITECUE_DATA_DIR": str(tmp_path / "data"),
+        "SITECUE_SECRETS": "reload-log-secret-0000",
+    }
+    args = ["serve", "--config", str(config), "--port", str(port)]
+    with sitecue_process(args, env, log, f"http://127.0.0.1:{port}/healthz") as proc:
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloaded" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "INFO:     reloaded 2 site(s): news, shop" in log.read_text().splitlines()

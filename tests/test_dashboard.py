@@ -24,6 +24,7 @@ from admin_keys import ORIGIN, new_key
 from forms_site import FORMS, write_config
 from sitecue import dashboard, panels, sessions
 from sitecue.app import build_app
+from sitecue.cli import main
 from sitecue.decide import Verdict
 from sitecue.settings import Settings
 from sitecue.store import DecisionRecord, EventRecord
@@ -98,10 +99,22 @@ def test_a_tampered_session_shows_the_sign_in_form(
     assert 'name="key"' in page and "paywall-faq" not in page
 
 
-def test_a_wrong_key_is_told_so(client: TestClient) -> None:
-    page = client.post("/dashboard/login", data={"key": "sck_nope"}, headers=OWN)
-    assert page.status_code == 200 and "expected &#39;Bearer sck_…&#39;" in page.text
-    assert "set-cookie" not in page.headers
+def test_a_wrong_key_is_told_so_in_plain_words(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sign-in form speaks to a person: no HTTP header names or API error prefixes."""
+    key = new_key(capsys, "news")
+    assert main(["apikey", "revoke", key]) == 0
+    unknown = "sck_0123456789ab_" + "x" * 32
+    for typed, said in (
+        ("sck_nope", "That is not an admin key. Paste the whole key that sitecue apikey create"),
+        (unknown, "This admin key is not known here. Check that you pasted all of it"),
+        (key, "This admin key was revoked. Ask whoever runs sitecue for a new one"),
+    ):
+        page = client.post("/dashboard/login", data={"key": typed}, headers=OWN)
+        assert page.status_code == 200 and said in page.text
+        assert "authorization" not in page.text.lower() and "Bearer" not in page.text
+        assert "set-cookie" not in page.headers
 
 
 def test_sign_out_ends_the_session_on_the_server(

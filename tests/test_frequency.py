@@ -198,7 +198,7 @@ def test_a_budget_is_checked_with_its_path() -> None:
         ({"cooldown": "10 minutes"}, "$.frequency.cooldown"),
         ({"per_view": 0}, "$.frequency.per_view"),
         ({"applies_to": ["popup"]}, "$.frequency.applies_to[0]"),
-        ({"per_day": 1, "daily": 2}, "$.frequency"),
+        ({"per_day": 1, "daily": 2}, "$.frequency.daily"),
     ):
         with pytest.raises(ConfigError) as err:
             shop(**wrong)

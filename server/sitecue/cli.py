@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from .config import json_schema, load_site
 from .errors import BadRequest, ConfigError, Problem, StoreUnavailable
-from .rules import compile_site
+from .rules import compile_file, compile_site
 from .serve import add_arguments as add_serve_arguments
 from .settings import Settings, SettingsError, database_url
 from .state_size import state_size
@@ -52,7 +53,7 @@ def _check(files: Sequence[str]) -> int:
         # Templates are named relative to the config directory, which holds sites/.
         root = path.resolve().parent.parent
         try:
-            site = compile_site(load_site(path), root)
+            site = compile_file(path, root)
         except ConfigError as err:
             problems += [p._replace(file=str(path)) for p in err.problems]
             continue
@@ -78,6 +79,7 @@ def _demo(host: str, port: int) -> int:
 
     from .connections import PROTOCOL
     from .demo import build_demo_app
+    from .serve import LOG_CONFIG
 
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     origins = frozenset({f"http://{h}:{port}" for h in (host, "localhost", "127.0.0.1")})
@@ -89,7 +91,9 @@ def _demo(host: str, port: int) -> int:
     print(f"  the tag:   http://{shown}:{port}/sc/cue.js (the shop's: /shop/sc/cue.js)")
     sys.stdout.flush()
     # Held to the same limits as `sitecue serve` (the image serves the demo on 0.0.0.0).
-    uvicorn.run(app, host=host, port=port, http=PROTOCOL, log_level="warning")
+    uvicorn.run(
+        app, host=host, port=port, http=PROTOCOL, log_level="warning", log_config=LOG_CONFIG
+    )
     return 0
 
 
@@ -428,8 +432,34 @@ def app_from_environment() -> object:
     return build_app(Settings.load())
 
 
+_DESCRIPTION = """\
+Serve the tag and the API, run the demo, check site configs, print their JSON Schema,
+and make keys, tokens and contacts on the same settings as the server.
+Every command takes --config DIR; those that open the database take --db URL."""
+_CONFIG_HELP = "config directory (SITECUE_CONFIG_DIR, default ./config)"
+
+
+def _version() -> str:
+    """The installed package's version (what pip and the image know it as)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    try:
+        return version("sitecue")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sitecue", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sitecue",
+        description=_DESCRIPTION,
+        # The examples at the top of this module, as they are (plain text, no markup).
+        epilog="examples:\n  " + __doc__.split("\n\n", 1)[1].rstrip().replace("\n", "\n  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sitecue {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
@@ -449,6 +479,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve the example news site and shop")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--db", help="database URL (SITECUE_DB, default SQLite in SITECUE_DATA_DIR)")
 
     check = commands.add_parser("check", help="validate site configs")
     check.add_argument("files", nargs="*", help="site files (default: every file in config/sites)")
@@ -503,11 +534,41 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--variant", help="default: the rule's first variant with a widget")
     preview.add_argument("--ttl", default="1h", help="how long the link works (1h, 2d; 7d at most)")
     preview.add_argument("--url", help="the page to open (default: the site's first origin)")
+    _config_everywhere(parser)
     return parser
 
 
+def _config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--config DIR`` on every command that does not take it yet: each reads the config
+    directory (the sites a key or a token may name, the goals the store credits)."""
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in subcommands:
+        for command in dict.fromkeys(action.choices.values()):  # aliases: once each
+            _config_everywhere(command)
+    if not subcommands and "--config" not in parser._option_string_actions:
+        parser.add_argument("--config", metavar="DIR", help=_CONFIG_HELP)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. Output cut short by its reader (``sitecue schema |
+    head``) ends the command quietly, as it does any Unix tool, not with a traceback."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe can no longer be caught
+    except BrokenPipeError:
+        # What is still buffered for the closed pipe is dropped, so that Python's own flush
+        # at exit finds nothing to write (and prints nothing about it).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "config", None):  # every command reads it from there, as workers do
+        os.environ["SITECUE_CONFIG_DIR"] = args.config
+    if getattr(args, "db", None):
+        os.environ["SITECUE_DB"] = args.db
     try:
         if args.command == "check":
             return _check(args.files)

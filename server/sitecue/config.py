@@ -1,15 +1,14 @@
 """The site config a marketer writes: typed, decoded with every mistake's JSON path.
 
-One file per site under ``config/sites/``. Decoding is done section by section (each trigger,
-widget and rule on its own), so one typo does not hide the next: ``sitecue check`` lists them
-all. Meaning (references between sections, regexes, templates) is checked when the site is
-compiled, in :mod:`sitecue.rules`.
+One file per site under ``config/sites/``. Decoding walks the whole document (every field of
+every trigger, widget and rule), so one typo does not hide the next: ``sitecue check`` lists
+them all (see :mod:`sitecue.validation`). Meaning (references between sections, regexes,
+templates) is checked when the site is compiled, in :mod:`sitecue.rules`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .errors import ConfigError, Problem
+from .validation import mistakes, salvage
 
 __all__ = [
     "WINDOW_PATTERN",
@@ -40,9 +40,11 @@ __all__ = [
     "Webhook",
     "WebhookEvent",
     "Widget",
+    "decode_site",
     "json_schema",
     "load_site",
     "parse_site",
+    "read_site",
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -325,70 +327,40 @@ class SiteConfig(_Strict, frozen=True):
     schema: str | None = msgspec.field(default=None, name="$schema")
 
 
-_AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
-
-
-def _problem(err: msgspec.ValidationError, base: str) -> Problem:
-    """Turn msgspec's ``Expected int, got str - at `$.x``` into a Problem below ``base``."""
-    match = _AT_PATH.match(str(err))
-    assert match is not None  # the pattern matches any text
-    path = base + (match["path"] or "$")[1:]
-    message = match["message"]
+def _problem(path: str, message: str) -> Problem:
+    """msgspec's ``Expected int, got str`` at ``path`` as a Problem a marketer can act on."""
     for pattern, meaning in _PATTERN_MEANING.items():
         message = message.replace(f"`str` matching regex {pattern!r}", meaning)
     return Problem(path, message[0].lower() + message[1:])
 
 
-def _convert(value: Any, kind: type[Any], path: str, problems: list[Problem]) -> Any:
+def decode_site(raw: Any) -> tuple[SiteConfig, list[Problem]]:
+    """Decode a site config from parsed JSON: every structural mistake (wrong type, unknown
+    or missing field, value out of range or not of its enum, wrongly named entry), and the
+    config with what is wrong standing in as defaults, so its meaning can still be checked
+    (:func:`sitecue.rules.compile_file`). Never serve that config when there are mistakes."""
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem("$", "expected an object with site, origins and rules")])
     try:
-        return msgspec.convert(value, kind)
-    except msgspec.ValidationError as err:
-        problems.append(_problem(err, path))
-        return None
+        return msgspec.convert(raw, SiteConfig), []  # the usual case: nothing to look for
+    except msgspec.ValidationError:
+        pass
+    problems = [_problem(path, message) for path, message in mistakes(raw, SiteConfig)]
+    config: SiteConfig = salvage(raw, SiteConfig)
+    return config, problems
 
 
 def parse_site(raw: Any) -> SiteConfig:
     """Decode a site config from parsed JSON, reporting every structural mistake at once."""
-    if not isinstance(raw, dict):
-        raise ConfigError([Problem("$", "expected an object with site, origins and rules")])
-    problems: list[Problem] = []
-    sections: dict[str, Any] = {"triggers": Trigger, "widgets": Widget, "attributes": AttributeType}
-    sections["page_data"] = AttributeType
-    head = {k: v for k, v in raw.items() if k not in (*sections, "rules")}
-    site = _convert(head, SiteConfig, "$", problems)
-    parts: dict[str, Any] = {}
-    for section, kind in sections.items():
-        entries = raw.get(section, {})
-        if not isinstance(entries, dict):
-            problems.append(Problem(f"$.{section}", "expected an object of named entries"))
-            continue
-        parts[section] = {}
-        for name, value in entries.items():
-            at = _member(f"$.{section}", name)
-            key = DataKey if section == "page_data" else Name
-            if _convert(name, key, at, problems) is not None:
-                parts[section][name] = _convert(value, kind, at, problems)
-    rules = raw.get("rules", [])
-    if not isinstance(rules, list):
-        problems.append(Problem("$.rules", "expected an array of rules"))
-        rules = []
-    parts["rules"] = [_convert(r, Rule, f"$.rules[{i}]", problems) for i, r in enumerate(rules)]
+    config, problems = decode_site(raw)
     if problems:
         raise ConfigError(problems)
-    config: SiteConfig = msgspec.structs.replace(site, **parts)
     return config
 
 
-def _member(path: str, name: str) -> str:
-    return (
-        f"{path}.{name}"
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
-        else f"{path}[{json.dumps(name)}]"
-    )
-
-
-def load_site(path: Path) -> SiteConfig:
-    """Read and decode one site file; a JSON syntax error is reported with line and column."""
+def read_site(path: Path) -> tuple[SiteConfig, list[Problem]]:
+    """Read one site file as :func:`decode_site` does; a file that is not JSON (reported
+    with line and column) or not readable raises ConfigError."""
     try:
         raw = json.loads(path.read_bytes())
     except json.JSONDecodeError as err:
@@ -397,7 +369,15 @@ def load_site(path: Path) -> SiteConfig:
         ) from err
     except OSError as err:
         raise ConfigError([Problem("$", f"a readable file ({err.strerror})")]) from err
-    return parse_site(raw)
+    return decode_site(raw)
+
+
+def load_site(path: Path) -> SiteConfig:
+    """Read and decode one site file; a JSON syntax error is reported with line and column."""
+    config, problems = read_site(path)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def json_schema() -> dict[str, Any]:

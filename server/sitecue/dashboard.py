@@ -29,7 +29,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from . import panels, preview, sessions
 from .api.bodies import read_body
 from .api.deliveries import disabled_of_site, retry
-from .api.keys import authenticate_token, note_use, require_sites
+from .api.keys import (
+    NOT_A_KEY,
+    REVOKED_KEY,
+    UNKNOWN_KEY,
+    authenticate_token,
+    note_use,
+    require_sites,
+)
 from .api.reports import covered, csv_rows, day_number, parse_range, report_rows
 from .api.results import Results, experiment_results
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -81,6 +88,17 @@ def _page(name: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(_env.get_template(name).render(**context))
 
 
+# The sign-in form is read by people, not API clients: why a key was refused, in plain words.
+_SIGN_IN_REFUSED = {
+    NOT_A_KEY: "That is not an admin key. Paste the whole key that sitecue apikey create"
+    " printed: it starts with sck_.",
+    UNKNOWN_KEY: "This admin key is not known here. Check that you pasted all of it, and that"
+    " it was made for this server's database.",
+    REVOKED_KEY: "This admin key was revoked. Ask whoever runs sitecue for a new one"
+    " (sitecue apikey create).",
+}
+
+
 async def login_endpoint(request: Request) -> Response:
     """``POST /dashboard/login`` with the form field ``key``, from the dashboard's own page."""
     require_same_origin(request)
@@ -90,7 +108,7 @@ async def login_endpoint(request: Request) -> Response:
     try:
         key = await authenticate_token(token, runtime.store)
     except Unauthorized as err:
-        return _page("login.html", base=_base(request), error=err.message)
+        return _page("login.html", base=_base(request), error=_SIGN_IN_REFUSED[err.message])
     # A session already in this browser ends: one browser, one session.
     await sessions.end(runtime.store, request.cookies.get(sessions.COOKIE))
     session_id = await sessions.start(runtime.store, key)

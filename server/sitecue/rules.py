@@ -30,7 +30,7 @@ from .config import (
     Variant,
     Widget,
     Window,
-    load_site,
+    read_site,
 )
 from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
@@ -41,7 +41,14 @@ from .reading import METRICS
 from .webhooks.targets import CompiledWebhook, compile_webhooks
 from .widgets import TemplateProblem, Templates
 
-__all__ = ["CONTEXT_ROOTS", "CompiledRule", "CompiledSite", "compile_site", "load_sites"]
+__all__ = [
+    "CONTEXT_ROOTS",
+    "CompiledRule",
+    "CompiledSite",
+    "compile_file",
+    "compile_site",
+    "load_sites",
+]
 
 CONTEXT_ROOTS = (
     "page",
@@ -551,6 +558,47 @@ def _ms(duration: str | None) -> int:
     return int(duration[:-1]) * {"m": 60_000, "h": 3_600_000, "d": 86_400_000}[duration[-1]]
 
 
+def compile_file(
+    path: Path,
+    root: Path,
+    extra_origins: frozenset[str] = frozenset(),
+    keyring: Keyring | None = None,
+) -> CompiledSite:
+    """Read, check and compile one site file, raising one ConfigError with every mistake
+    in it. Where the structure is wrong, the rest is compiled all the same (what is wrong
+    standing in as its default), so mistakes of meaning show in the same run. What compiling
+    says at, inside, above or beside (a sibling field of) a place whose structure is wrong
+    is left out, since it is about the stand-in: a weight that is not a number makes the
+    weights not add up to 100, a trigger of an unknown kind takes no selector."""
+    config, problems = read_site(path)
+    site: CompiledSite | None = None
+    try:
+        site = compile_site(config, root, extra_origins, keyring)
+    except ConfigError as err:
+        # An unknown field stands in for nothing: what compiling says beside it stands.
+        wrong = [p.path for p in problems if not p.expected.startswith("unknown field")]
+        problems += [p for p in err.problems if not any(_related(p.path, w) for w in wrong)]
+    if problems or site is None:
+        raise ConfigError(problems)
+    return site
+
+
+def _related(path: str, other: str) -> bool:
+    """Is one JSON path the other, inside it, or a field of the same object (below the
+    top level, whose settings do not depend on each other as a trigger's do on its kind)?"""
+    path, other = _QUOTED_STEP.sub(r".\1", path), _QUOTED_STEP.sub(r".\1", other)
+    inner, outer = (path, other) if len(path) >= len(other) else (other, path)
+    if inner == outer or (inner.startswith(outer) and inner[len(outer)] in ".["):
+        return True
+    parent = _LAST_STEP.sub("", path)
+    return parent != "$" and parent == _LAST_STEP.sub("", other)
+
+
+# A member written ["subscription-faq"] here and .subscription-faq there: one step.
+_QUOTED_STEP = re.compile(r'\["([^"\\.\[\]]*)"\]')
+_LAST_STEP = re.compile(r'(\.[^.\[\]]+|\[(?:"(?:[^"\\]|\\.)*"|[^\]]*)\])$')
+
+
 def load_sites(
     config_dir: Path, extra_origins: frozenset[str] = frozenset(), keyring: Keyring | None = None
 ) -> dict[str, CompiledSite]:
@@ -563,7 +611,7 @@ def load_sites(
         problems.append(Problem("$", "expected at least one site file", str(config_dir / "sites")))
     for path in files:
         try:
-            site = compile_site(load_site(path), config_dir, extra_origins, keyring)
+            site = compile_file(path, config_dir, extra_origins, keyring)
         except ConfigError as err:
             problems.extend(p._replace(file=str(path)) for p in err.problems)
             continue

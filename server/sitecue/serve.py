@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import resource
@@ -21,8 +22,10 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from .connections import (
     DEFAULT_BODY_TIMEOUT,
@@ -35,9 +38,15 @@ from .connections import (
 )
 from .settings import positive, setting
 
-__all__ = ["ServeOptions", "add_arguments", "run"]
+__all__ = ["LOG_CONFIG", "ServeOptions", "add_arguments", "run"]
 
 log = logging.getLogger("sitecue")
+
+LOG_CONFIG: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+"""uvicorn's logging, and the ``sitecue`` logger's INFO lines (reloads, config versions
+applied) in the same format on stderr: uvicorn's own stay at warning. uvicorn applies it in
+each worker process it starts, so every worker's lines show."""
+LOG_CONFIG["loggers"]["sitecue"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
 
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
@@ -224,4 +233,5 @@ def _run_uvicorn(app: str, options: ServeOptions, factory: bool) -> None:
         root_path=options.root_path,
         timeout_keep_alive=options.keep_alive_timeout,
         log_level="warning",
+        log_config=LOG_CONFIG,
     )

@@ -11,6 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..errors import BadRequest, ClientClosed, PayloadTooLarge
+from ..validation import explain
 
 __all__ = [
     "MAX_ADMIN_BODY",
@@ -55,8 +56,8 @@ def decode(body: bytes, kind: type[T]) -> T:
     """``body`` as JSON of type ``kind``; a 400 names what was wrong and where."""
     try:
         return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as err:
-        raise BadRequest(f"body: {err}") from err
+    except msgspec.ValidationError as err:  # an enum's message lists the values it takes
+        raise BadRequest(f"body: {explain(err, kind)}") from err
     except msgspec.DecodeError as err:
         raise BadRequest(f"body: expected a JSON object ({err})") from err
     except UnicodeDecodeError as err:

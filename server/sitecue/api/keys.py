@@ -65,6 +65,12 @@ def key_id(text: str) -> str | None:
     return None if match is None else match[1]
 
 
+# Why a key is refused (the dashboard's sign-in says the same in plain words).
+NOT_A_KEY = "authorization: expected 'Bearer sck_…' with an admin API key"
+UNKNOWN_KEY = "authorization: this API key is not valid"
+REVOKED_KEY = "authorization: this API key was revoked"
+
+
 async def authenticate(request: Request, store: Store) -> ApiKey:
     """The key in ``Authorization: Bearer …``, or Unauthorized."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -75,12 +81,12 @@ async def authenticate_token(token: str, store: Store) -> ApiKey:
     """The stored key that ``token`` (``sck_…``) proves, or Unauthorized."""
     match = _KEY.fullmatch(token.strip())
     if match is None:
-        raise Unauthorized("authorization: expected 'Bearer sck_…' with an admin API key")
+        raise Unauthorized(NOT_A_KEY)
     key = await store.api_key(match[1])
     if key is None or not hmac.compare_digest(key.secret_hash, _hash(match[2])):
-        raise Unauthorized("authorization: this API key is not valid")
+        raise Unauthorized(UNKNOWN_KEY)
     if key.revoked is not None:  # said only to whoever holds the whole key
-        raise Unauthorized("authorization: this API key was revoked")
+        raise Unauthorized(REVOKED_KEY)
     await note_use(key, store)
     return key
 

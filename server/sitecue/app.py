@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ from .runtime import Runtime, goals_of
 from .settings import Settings
 from .state import StateCodec
 from .store import open_store
+from .store.spool import Spool, max_bytes_from
 from .tokens import TokenCodec
 from .webhooks.delivery import Deliverer
 
@@ -119,11 +121,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def build_app(settings: Settings) -> Starlette:
     """The sitecue ASGI app. Sites are compiled before it starts, so a bad config fails fast."""
     sites = load_sites(settings.config_dir, settings.allow_origins, Keyring(settings.secrets))
+    spool_max = max_bytes_from(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await open_store(settings.db, goals_of(sites))
         store.writer.on_commit = metrics.batches.observe
+        # While the store fails, groups go to this worker's spool (see store.spool).
+        Spool(settings.data_dir / "spool", spool_max).attach(store.writer)
         codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)

@@ -100,6 +100,7 @@ class Metrics:
         rejects: dict[str, Counter[str]],
         queue_depth: int,
         outbox: dict[tuple[str, str], int] | None = None,
+        spool: int = 0,
     ) -> str:
         """The text exposition; series labelled with a site only for ``sites``. ``rejects``
         maps a kind of credential (cookie, token) to its rejections counted by reason;
@@ -161,6 +162,12 @@ class Metrics:
                 out.append(f"sitecue_outbox_pending{where} {n}")
         family("sitecue_writer_queue_records", "gauge", "Records waiting for the next commit.")
         out.append(f"sitecue_writer_queue_records {queue_depth}")
+        family(
+            "sitecue_spool_records",
+            "gauge",
+            "Records spooled locally while the store failed, not yet forwarded to it.",
+        )
+        out.append(f"sitecue_spool_records {spool}")
         family("sitecue_writer_batch_records", "histogram", "Records committed per group.")
         out.extend(self.batches.lines("sitecue_writer_batch_records", ()))
         return "\n".join(out) + "\n"

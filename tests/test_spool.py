@@ -1,0 +1,275 @@
+"""The spool: while the store fails, a worker's groups are answered from a local, fsynced
+spool and forwarded to the store, in order and exactly once, when it returns; a hung store
+holds up one group, not every request; a worker that died leaves its spool to the next
+process; damaged and foreign files are left for the operator; a full spool refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from sitecue.errors import StoreUnavailable
+from sitecue.store import DecisionQuery, DecisionRecord, EventRecord, Message, open_store
+from sitecue.store.spool import Spool
+from sitecue.store.spoolfile import MAGIC, Group, Segment, encode_entry
+from sitecue.store.writer import GroupWriter
+
+AT = 1_790_000_000_000
+
+
+def event(n: int, key: str | None = None) -> EventRecord:
+    return EventRecord("news", f"visitor-{n % 7}", "trigger", AT + n, name="x", value=n, key=key)
+
+
+class FakeStore:
+    """A flush that fails while ``down``, never answers while ``hung``, and otherwise keeps
+    each group's events in the order it got them."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.hung = False
+        self.calls = 0
+        self.events: list[EventRecord] = []
+
+    async def flush(self, events: list[EventRecord], decisions: object, messages: object) -> None:
+        self.calls += 1
+        if self.hung:
+            await asyncio.Event().wait()
+        if self.down:
+            raise StoreUnavailable("the database system is shutting down")
+        self.events.extend(events)
+
+
+async def until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_groups_are_spooled_while_the_store_fails_and_forwarded_in_order(tmp_path: Path) -> None:
+    store = FakeStore()
+
+    async def main() -> None:
+        writer = GroupWriter(store.flush)  # type: ignore[arg-type]
+        writer.start()
+        spool = Spool(tmp_path / "spool", retry=(0.01, 0.05))
+        spool.attach(writer)
+        await writer.write([event(0)], [])
+        store.down = True
+        for n in range(1, 40):  # each acknowledged: durable in the spool
+            await writer.write([event(n)], [])
+        await asyncio.gather(*(writer.write([event(n)], []) for n in range(40, 80)))
+        assert spool.active and spool.depth == 79 and [e.value for e in store.events] == [0]
+        store.down = False
+        # Writes go on while the spool drains: they queue behind it, never before it.
+        for n in range(80, 120):
+            await writer.write([event(n)], [])
+        await until(lambda: not spool.active)
+        await writer.write([event(120)], [])
+        await writer.stop()
+
+    asyncio.run(main())
+    assert [e.value for e in store.events] == list(range(121))  # in order, each once
+    assert all(e.key is not None for e in store.events)  # keyed before the first try
+    assert list((tmp_path / "spool").iterdir()) == []  # forwarded, then removed
+
+
+def test_a_hung_store_holds_up_one_group_and_the_rest_go_straight_to_the_spool(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore()
+
+    async def main() -> None:
+        writer = GroupWriter(store.flush)  # type: ignore[arg-type]
+        writer.start()
+        spool = Spool(tmp_path / "spool", flush_timeout=0.2, retry=(3600, 3600))
+        spool.attach(writer)
+        store.hung = True
+        for n in range(30):
+            await writer.write([event(n)], [])
+        # One try by the writer, one by the forwarder (then it waits an hour): no request
+        # after the first waited for the store.
+        assert store.calls <= 2 and spool.depth == 30 and spool.active
+        await writer.stop()
+
+    asyncio.run(main())
+
+
+def test_a_full_spool_refuses_and_says_so(tmp_path: Path) -> None:
+    store = FakeStore()
+    store.down = True
+
+    async def main() -> None:
+        writer = GroupWriter(store.flush)  # type: ignore[arg-type]
+        writer.start()
+        spool = Spool(tmp_path / "spool", max_bytes=2000, retry=(3600, 3600))
+        spool.attach(writer)
+
+        async def down() -> bool:
+            return False
+
+        assert await spool.health(down) == "degraded"  # it can still take records
+        refused = 0
+        for n in range(40):
+            try:
+                await writer.write([event(n)], [])
+            except StoreUnavailable as err:
+                assert "the spool is full" in str(err)
+                refused += 1
+        assert 0 < refused < 40 and spool.depth == 40 - refused
+        assert await spool.health(down) == "unavailable"
+        await writer.stop()
+
+    asyncio.run(main())
+
+
+def test_a_replay_after_a_crash_between_forward_and_removal_stores_nothing_twice(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A forwarder commits its batch and dies before removing the segment: the next
+    process forwards the segment again, and the records' keys (given to keyless ones
+    when spooled) keep every record, decision and outbox message single."""
+    directory = tmp_path / "spool"
+    decisions = [
+        DecisionRecord(f"d{n}", "news", "visitor-1", AT + n, f"/p{n}", []) for n in range(3)
+    ]
+    message = Message("m-1", "news", "hook", "rule.converted", AT, {"n": 1})  # no key
+
+    async def main() -> None:
+        store = await open_store(store_url)
+        writer = store.writer
+        real = writer.flush
+
+        async def stopped(*_: object) -> None:
+            raise StoreUnavailable("stopped")
+
+        writer.flush = stopped  # type: ignore[assignment]
+        first = Spool(directory, retry=(3600, 3600))
+        first.attach(writer)
+        await writer.write([event(1, key="call-1.0"), event(2)], decisions[:2], [message])
+        await writer.write([event(3)], decisions[2:])
+        assert first.depth == 7
+        # The forwarder commits what the segment holds ... and the process dies.
+        for own in first._own:
+            from sitecue.store.spoolfile import read_entries
+
+            read = read_entries(own.segment.fd, own.segment.path, 0, own.segment.size)
+            for entry in read.entries:
+                await real(entry.group.events, entry.group.decisions, entry.group.messages)
+        assert first._task is not None
+        first._task.cancel()
+        for own in first._own:
+            os.close(own.segment.fd)
+        assert first._lock_fd is not None
+        os.close(first._lock_fd)  # its lock goes with the process
+        writer.spool = None
+        writer.flush = real  # type: ignore[assignment]
+        # The next process takes the dead worker's spool over and forwards it again.
+        second = Spool(directory, retry=(0.01, 0.05))
+        second.attach(writer)
+        await until(lambda: second.depth == 0 and not list(directory.iterdir()))
+        stored = await store.decisions(DecisionQuery(site="news"))
+        events = await store.events("news", [f"visitor-{n}" for n in range(7)])
+        outbox = await store.outbox_depth()
+        await store.close()
+        assert sorted(d.id for d in stored) == ["d0", "d1", "d2"]
+        assert sorted(e.value or 0 for e in events) == [1, 2, 3]
+        assert outbox == {("news", "hook"): 1}
+
+    asyncio.run(main())
+
+
+def test_a_dead_workers_spool_is_forwarded_and_damaged_or_foreign_files_are_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "spool"
+    store = FakeStore()
+
+    def dead_workers() -> None:
+        # A worker that died mid-append: a torn last entry.
+        torn = Segment.create(directory / "11-00000000000a.000001.spool")
+        first, second = (encode_entry(Group([event(n)], [], [])) for n in (1, 2))
+        torn.append([first, second])
+        torn.close()
+        os.truncate(torn.path, torn.size - 3)
+        # Its next segment, in order after it.
+        later = Segment.create(directory / "11-00000000000a.000002.spool")
+        later.append([encode_entry(Group([event(3)], [], []))])
+        later.close()
+        # Another whose second entry was damaged on disk.
+        damaged = Segment.create(directory / "22-00000000000b.000001.spool")
+        entries = [encode_entry(Group([event(n)], [], [])) for n in (4, 5, 6)]
+        damaged.append(entries)
+        damaged.close()
+        with open(damaged.path, "r+b") as f:
+            f.seek(len(MAGIC) + len(entries[0]) + 14)
+            f.write(b"\x00\x01")
+        (directory / "notes.txt").write_text("an operator's file")
+
+    async def main() -> None:
+        # A live worker's spool (its lock held) is not taken over.
+        stopped = FakeStore()
+        stopped.down = True
+        writer_a = GroupWriter(stopped.flush)  # type: ignore[arg-type]
+        writer_a.start()
+        live = Spool(directory, retry=(3600, 3600))
+        live.attach(writer_a)
+        await writer_a.write([event(100)], [])
+        dead_workers()
+        writer_b = GroupWriter(store.flush)  # type: ignore[arg-type]
+        writer_b.start()
+        spool = Spool(directory, retry=(0.01, 0.05))
+        spool.attach(writer_b)
+        await until(lambda: len(store.events) >= 3 and spool.depth == 0)
+        assert live.depth == 1
+        await writer_b.stop()
+        await writer_a.stop()
+
+    with caplog.at_level(logging.WARNING, "sitecue"):
+        asyncio.run(main())
+    assert [e.value for e in store.events] == [1, 3, 4]  # 2 was torn, 5 and 6 damaged
+    left = sorted(p.name for p in directory.iterdir())
+    assert "22-00000000000b.000001.spool.bad" in left and "notes.txt" in left
+    assert not any(name.startswith("11-") for name in left)
+    assert any("notes.txt is not a spool file" in r.message for r in caplog.records)
+    assert any("torn entry" in r.message for r in caplog.records)
+    assert os.stat(directory).st_mode & 0o777 == 0o700
+
+
+def test_a_worker_that_stopped_with_records_spooled_leaves_them_to_the_next_start(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore()
+    directory = tmp_path / "spool"
+
+    async def run(work: Callable[[GroupWriter, Spool], Awaitable[None]]) -> None:
+        writer = GroupWriter(store.flush)  # type: ignore[arg-type]
+        writer.start()
+        spool = Spool(directory, retry=(0.01, 0.05))
+        spool.attach(writer)
+        await work(writer, spool)
+        await writer.stop()
+
+    async def spooling(writer: GroupWriter, spool: Spool) -> None:
+        store.down = True
+        for n in range(5):
+            await writer.write([event(n)], [])
+
+    async def draining(writer: GroupWriter, spool: Spool) -> None:
+        await until(lambda: len(store.events) == 5)
+
+    asyncio.run(run(spooling))
+    assert len(list(directory.glob("*.spool"))) == 1  # kept, and its lock released
+    store.down = False
+    asyncio.run(run(draining))
+    assert [e.value for e in store.events] == [0, 1, 2, 3, 4]
+    assert list(directory.iterdir()) == []
+    shutil.rmtree(directory)

@@ -27,6 +27,7 @@ from postgres_cluster import stoppable_postgres_cluster
 from servers import free_port
 from sitecue.app import build_app
 from sitecue.settings import Settings
+from sitecue.tokens import TokenCodec
 from sites import CONFIG_DIR
 
 PAGE_VIEW = {"site": "news", "page": {"url": f"{ORIGIN}/news/articles/1.html"}}
@@ -127,15 +128,21 @@ def test_a_stopped_postgresql_spools_and_recovers_without_a_restart(tmp_path: Pa
         health = client.get("/healthz")
         assert health.status_code == 200
         assert (health.json()["status"], health.json()["spool"]) == ("degraded", 3)
+        # An email link's visitor is decided from the cookie too, identification skipped.
+        token = TokenCodec([settings["SITECUE_SECRETS"]]).mint("news", "c-1", int(time.time()) + 60)
+        identified = client.post(
+            "/v1/decide", json={**PAGE_VIEW, "token": token}, headers={"origin": ORIGIN}
+        )
+        assert (identified.status_code, identified.json()["identified"]) == (200, False)
         counted = client.app.state.runtime.metrics.requests  # type: ignore[attr-defined]
-        assert counted[("POST", "/v1/decide", 200)] == 4
+        assert counted[("POST", "/v1/decide", 200)] == 5
         cluster.start()
         deadline = time.monotonic() + 30
         while client.get("/healthz").json()["status"] != "ok":
             assert time.monotonic() < deadline, client.get("/healthz").json()
             time.sleep(0.1)
         assert page_view(4) == 200
-        assert scalar(cluster.url, "SELECT COUNT(*) FROM decisions") == 5
+        assert scalar(cluster.url, "SELECT COUNT(*) FROM decisions") == 6
     assert not list((tmp_path / "data" / "spool").iterdir())  # forwarded, then removed
 
 

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from admin_keys import ORIGIN, new_key
 from sitecue.app import build_app
 from sitecue.conditions import REGEX_TIMEOUTS
+from sitecue.errors import StoreUnavailable
 from sitecue.metrics import Histogram
 from sitecue.settings import Settings
 from sitecue.state import MAX_COOKIE_BYTES, StateCodec, VisitorState, sent_size
@@ -113,3 +114,23 @@ def test_another_sites_cookie_and_evictions_are_counted(
     assert samples['sitecue_rejected_total{kind="cookie",reason="other site"}'] == 1
     assert samples['sitecue_state_evictions_total{site="news",kind="attributes"}'] == 1
     assert not any(name.startswith('sitecue_state_evictions_total{site="shop"') for name in samples)
+
+
+def test_the_spool_depth_is_a_gauge(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    key = new_key(capsys, "news")
+    assert scrape(client, key)["sitecue_spool_records"] == 0
+
+    async def stopped(*_: object) -> None:
+        raise StoreUnavailable("the database system is shutting down")
+
+    writer = client.app.state.runtime.store.writer  # type: ignore[attr-defined]
+    writer.flush = writer.spool._flush = stopped  # the store stops taking groups
+    page = {"site": "news", "page": {"url": f"{ORIGIN}/news/articles/1.html"}}
+    for _ in range(3):
+        assert client.post("/v1/decide", json=page, headers={"origin": ORIGIN}).status_code == 200
+    assert scrape(client, key)["sitecue_spool_records"] == 3
+    assert client.get("/healthz").json() == {
+        "status": "degraded",
+        "sites": ["news", "shop"],
+        "spool": 3,
+    }

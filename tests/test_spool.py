@@ -222,6 +222,9 @@ def test_a_dead_workers_spool_is_forwarded_and_damaged_or_foreign_files_are_kept
             f.seek(len(MAGIC) + len(entries[0]) + 14)
             f.write(b"\x00\x01")
         (directory / "notes.txt").write_text("an operator's file")
+        # Names of the spool's, but no segments: a directory, and a link elsewhere.
+        (directory / "33-00000000000c.000001.spool").mkdir()
+        (directory / "44-00000000000d.000001.spool").symlink_to(directory / "notes.txt")
 
     async def main() -> None:
         # A live worker's spool (its lock held) is not taken over.
@@ -247,6 +250,9 @@ def test_a_dead_workers_spool_is_forwarded_and_damaged_or_foreign_files_are_kept
     assert [e.value for e in store.events] == [1, 3, 4]  # 2 was torn, 5 and 6 damaged
     left = sorted(p.name for p in directory.iterdir())
     assert "22-00000000000b.000001.spool.bad" in left and "notes.txt" in left
+    assert "33-00000000000c.000001.spool.bad" in left  # forwarded nothing, kept aside
+    assert "44-00000000000d.000001.spool" in left  # never followed
+    assert (directory / "notes.txt").read_text() == "an operator's file"
     assert not any(name.startswith("11-") for name in left)
     assert any("notes.txt is not a spool file" in r.message for r in caplog.records)
     assert any("torn entry" in r.message for r in caplog.records)

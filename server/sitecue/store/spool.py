@@ -170,13 +170,15 @@ def _flock(path: Path, create: bool) -> int | None:
 
 
 def _count_records(path: Path) -> int:
-    """The records a segment holds, from its entries' headers (checked when forwarded)."""
+    """The records a segment holds, from its entries' headers (checked when forwarded);
+    0 for what cannot be read as one (forwarding will say why)."""
+    total = 0
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return 0
     try:
-        size, offset, total = os.fstat(fd).st_size, 8, 0
+        size, offset = os.fstat(fd).st_size, len(MAGIC)
         while offset + 12 <= size:
             head = os.pread(fd, 12, offset)
             length, records = int.from_bytes(head[:4]), int.from_bytes(head[4:8])
@@ -184,9 +186,11 @@ def _count_records(path: Path) -> int:
                 break
             total += records
             offset += 12 + length
-        return total
+    except OSError:
+        pass
     finally:
         os.close(fd)
+    return total
 
 
 @dataclass
@@ -377,7 +381,10 @@ class Spool:
             self._wake.clear()  # an append from here on wakes the idle wait below
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + self.scan_every
-                self._adopted.extend(await asyncio.to_thread(self._adopt))
+                try:
+                    self._adopted.extend(await asyncio.to_thread(self._adopt))
+                except OSError:  # the directory unreadable: this worker's own spool goes on
+                    log.exception("spool: cannot look for stopped workers' spools")
             try:
                 moved = await self._forward_some()
             except StoreUnavailable as err:
@@ -463,13 +470,17 @@ class Spool:
             except FileNotFoundError:
                 adopted.segments.popleft()
                 return True
+            except OSError as err:  # a symlink, say: not something this spool wrote
+                log.error("spool: cannot open %s (%s); left alone", path, err)
+                adopted.segments.popleft()
+                return True
             adopted.offset, adopted.size = 0, os.fstat(adopted.fd).st_size
         path = adopted.segments[0]
         try:
             read = await asyncio.to_thread(
                 read_entries, adopted.fd, path, adopted.offset, adopted.size, self._max_records
             )
-        except SpoolDamaged as err:
+        except (SpoolDamaged, OSError) as err:
             log.error("spool: %s; forwarded what came before, kept the file as %s.bad", err, path)
             await asyncio.to_thread(self._done_with, adopted, bad=True)
             return True

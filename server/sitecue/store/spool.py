@@ -10,12 +10,15 @@ forwarder tries the store again (after 0.25 s, doubling to 5 s), replays the spo
 in order, up to the writer's group size per transaction, removes each segment once it is
 forwarded, and when nothing is left hands writing back to the store, between two groups.
 
-Exactly once: every record carries an idempotency key before its first attempt (the tag's
-ids; a record without one gets a random one, ``~`` + 16 random characters, outside the
-tag's alphabet), and the store skips a record whose key it holds (``record_keys``, kept
-two days; outbox messages by their key). A commit whose answer was lost, a forwarder that
-died between a commit and removing the segment, or a timed-out commit that went through
-after all, is therefore replayed without doubling anything.
+Exactly once: records carry idempotency keys (the tag's call and event ids; a record
+spooled without one gets a random one, ``~`` + 16 random characters, outside the tag's
+alphabet), and the store skips a record whose key it holds (``record_keys``, kept two
+days; outbox messages by their key). A forwarder that died between a commit and removing
+the segment, a commit whose answer was lost as the store failed, or a timed-out commit
+that went through after all, is therefore replayed without doubling anything; except, in
+the last two cases, a record that had no key on its first try (one from a caller that
+sends no ids: keying every record up front cost the demo's history seeding a key row per
+record, for a case the tag never makes).
 
 On disk (``<data dir>/spool``, mode 0700, files 0600: records name visitors): per worker
 a lock file ``<worker>.lock`` held with ``flock`` while the worker lives, and segments
@@ -250,7 +253,7 @@ class Spool:
     ) -> None:
         """Commit one group to the store, or, while it fails, durably to the spool; return
         once either holds it. Raises StoreUnavailable when neither can."""
-        group = keyed(Group(events, decisions, messages))
+        group = Group(events, decisions, messages)
         async with self._mutex:
             if not self.active:
                 try:
@@ -260,7 +263,7 @@ class Spool:
                     self.active = True
                     self._wake.set()
                     log.warning("store unavailable, spooling to %s: %s", self.directory, err)
-            await self._append(group)
+            await self._append(keyed(group))
 
     async def health(self, store_healthy: Callable[[], Awaitable[bool]]) -> Health:
         """``degraded`` while records are spooled, or the store fails and the spool can

@@ -432,7 +432,9 @@ def _unavailable(err: BaseException) -> bool:
     if isinstance(err, (OSError, TimeoutError, asyncpg.InternalClientError, *_UNAVAILABLE)):
         return True
     during = err.__cause__ or err.__context__
-    return isinstance(err, asyncpg.InterfaceError) and during is not None and _unavailable(during)
+    if not isinstance(err, asyncpg.InterfaceError) or during is None:
+        return False
+    return isinstance(during, StoreUnavailable) or _unavailable(during)
 
 
 def _without_password(url: str) -> str:

@@ -279,7 +279,7 @@ def test_a_worker_that_stopped_with_records_spooled_leaves_them_to_the_next_star
             await writer.write([event(n)], [])
 
     async def draining(writer: GroupWriter, spool: Spool) -> None:
-        await until(lambda: len(store.events) == 5)
+        await until(lambda: len(store.events) == 5 and not list(directory.iterdir()))
 
     asyncio.run(run(spooling))
     assert len(list(directory.glob("*.spool"))) == 1  # kept, and its lock released

@@ -317,7 +317,7 @@ def test_the_tag_in_brotli_and_under_its_versioned_name(client: TestClient) -> N
 
 
 def test_healthz(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "sites": ["news", "shop"]}
+    assert client.get("/healthz").json() == {"status": "ok", "sites": ["news", "shop"], "spool": 0}
 
 
 def test_decision_records_sort_by_time(client: TestClient, settings: Settings) -> None:

@@ -1,10 +1,12 @@
 """Store faults, end to end: with the disk full (a real server process whose files may not
-grow) or PostgreSQL stopped (a throwaway cluster of the test's own), decide answers 503 in
-JSON with Retry-After and /healthz says so too; once the store is back both answer 200
-again, without a restart."""
+grow: neither the database nor the spool can take a record), decide answers 503 in JSON
+with Retry-After and /healthz says so too; with PostgreSQL stopped (a throwaway cluster of
+the test's own) decide answers from the cookie and spools; once the store is back both
+answer 200 again, without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN
@@ -24,6 +27,7 @@ from postgres_cluster import stoppable_postgres_cluster
 from servers import free_port
 from sitecue.app import build_app
 from sitecue.settings import Settings
+from sitecue.tokens import TokenCodec
 from sites import CONFIG_DIR
 
 PAGE_VIEW = {"site": "news", "page": {"url": f"{ORIGIN}/news/articles/1.html"}}
@@ -45,6 +49,7 @@ def test_a_full_disk_answers_503_and_recovers_without_a_restart(tmp_path: Path) 
         **os.environ,
         "SITECUE_SECRETS": "faults-test-secret-0000",
         "SITECUE_ALLOW_ORIGINS": ORIGIN,
+        "SITECUE_DATA_DIR": str(tmp_path / "data"),  # the spool's too: it may not grow either
     }
     db = tmp_path / "data" / "sitecue.db"
     args = ["serve", "--config", str(CONFIG_DIR), "--db", f"sqlite:///{db}", "--port", str(port)]
@@ -101,30 +106,55 @@ def test_a_full_disk_answers_503_and_recovers_without_a_restart(tmp_path: Path) 
     assert b"Traceback" not in b"".join(log), b"".join(log).decode()
 
 
-def test_a_stopped_postgresql_answers_503_and_recovers_without_a_restart(
-    tmp_path: Path,
-) -> None:
+def test_a_stopped_postgresql_spools_and_recovers_without_a_restart(tmp_path: Path) -> None:
+    """Decide keeps answering 200 from the cookie; /healthz says degraded with the spool's
+    depth (200: a load balancer keeps the node); once PostgreSQL is back the spooled
+    decisions reach it, once each, and /healthz says ok again, without a restart."""
     settings = {
         "SITECUE_SECRETS": "faults-test-secret-0000",
         "SITECUE_CONFIG_DIR": str(CONFIG_DIR),
         "SITECUE_ALLOW_ORIGINS": ORIGIN,
+        "SITECUE_DATA_DIR": str(tmp_path / "data"),
     }
     with stoppable_postgres_cluster() as cluster, serving(cluster.url, settings) as client:
 
-        def page_view() -> tuple[int, dict[str, str], bytes]:
-            answer = client.post("/v1/decide", json=PAGE_VIEW, headers={"origin": ORIGIN})
-            return answer.status_code, dict(answer.headers), answer.content
+        def page_view(n: int) -> int:
+            body = {**PAGE_VIEW, "call": f"faults-call-{n}"}
+            return client.post("/v1/decide", json=body, headers={"origin": ORIGIN}).status_code
 
-        assert page_view()[0] == 200
+        assert page_view(0) == 200
         cluster.stop()
-        refused = [page_view() for _ in range(3)]
-        assert all(unavailable(*answer) for answer in refused), refused
-        assert client.get("/healthz").status_code == 503
+        assert [page_view(n) for n in range(1, 4)] == [200, 200, 200]
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        assert (health.json()["status"], health.json()["spool"]) == ("degraded", 3)
+        # An email link's visitor is decided from the cookie too, identification skipped.
+        token = TokenCodec([settings["SITECUE_SECRETS"]]).mint("news", "c-1", int(time.time()) + 60)
+        identified = client.post(
+            "/v1/decide", json={**PAGE_VIEW, "token": token}, headers={"origin": ORIGIN}
+        )
+        assert (identified.status_code, identified.json()["identified"]) == (200, False)
         counted = client.app.state.runtime.metrics.requests  # type: ignore[attr-defined]
-        assert counted[("POST", "/v1/decide", 503)] == 3  # and not as errors (500)
+        assert counted[("POST", "/v1/decide", 200)] == 5
         cluster.start()
-        assert client.get("/healthz").status_code == 200
-        assert page_view()[0] == 200
+        deadline = time.monotonic() + 30
+        while client.get("/healthz").json()["status"] != "ok":
+            assert time.monotonic() < deadline, client.get("/healthz").json()
+            time.sleep(0.1)
+        assert page_view(4) == 200
+        assert scalar(cluster.url, "SELECT COUNT(*) FROM decisions") == 6
+    assert not list((tmp_path / "data" / "spool").iterdir())  # forwarded, then removed
+
+
+def scalar(url: str, sql: str) -> object:
+    async def main() -> object:
+        db = await asyncpg.connect(url)
+        try:
+            return await db.fetchval(sql)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
 
 
 @contextmanager

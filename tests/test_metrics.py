@@ -21,6 +21,7 @@ from admin_keys import ORIGIN, new_key
 from servers import free_port, sitecue_process
 from sitecue.app import build_app
 from sitecue.conditions import REGEX_TIMEOUTS
+from sitecue.errors import StoreUnavailable
 from sitecue.metric_files import COUNTER, parse
 from sitecue.metrics import Histogram, Metrics
 from sitecue.settings import Settings
@@ -231,3 +232,23 @@ def test_every_scrape_of_a_node_reports_the_requests_of_all_its_workers(
         for _ in range(10):
             assert scrape_node(port, key) == sent + 10
     assert not directory.exists()  # removed when the server stops
+
+
+def test_the_spool_depth_is_a_gauge(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    key = new_key(capsys, "news")
+    assert scrape(client, key)["sitecue_spool_records"] == 0
+
+    async def stopped(*_: object) -> None:
+        raise StoreUnavailable("the database system is shutting down")
+
+    writer = client.app.state.runtime.store.writer  # type: ignore[attr-defined]
+    writer.flush = writer.spool._flush = stopped  # the store stops taking groups
+    page = {"site": "news", "page": {"url": f"{ORIGIN}/news/articles/1.html"}}
+    for _ in range(3):
+        assert client.post("/v1/decide", json=page, headers={"origin": ORIGIN}).status_code == 200
+    assert scrape(client, key)["sitecue_spool_records"] == 3
+    assert client.get("/healthz").json() == {
+        "status": "degraded",
+        "sites": ["news", "shop"],
+        "spool": 3,
+    }

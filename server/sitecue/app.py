@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ from .runtime import Runtime, goals_of
 from .settings import Settings
 from .state import StateCodec
 from .store import open_store
+from .store.spool import Spool, max_bytes_from
 from .tokens import TokenCodec
 from .webhooks.delivery import Deliverer
 
@@ -119,6 +121,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def build_app(settings: Settings) -> Starlette:
     """The sitecue ASGI app. Sites are compiled before it starts, so a bad config fails fast."""
     sites = load_sites(settings.config_dir, settings.allow_origins, Keyring(settings.secrets))
+    spool_max = max_bytes_from(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -128,6 +131,9 @@ def build_app(settings: Settings) -> Starlette:
         log.info("keyring: key %s signs; keys %s verify", names[0], ", ".join(names))
         store = await open_store(settings.db, goals_of(sites))
         store.writer.on_commit = metrics.batches.observe
+        # While the store fails, groups go to this worker's spool (see store.spool).
+        spool = Spool(settings.data_dir / "spool", spool_max)
+        spool.attach(store.writer)
         codec = StateCodec(settings.secrets, metrics.evictions)
         tokens = TokenCodec(settings.secrets)
         codec.rejected, tokens.rejected = metrics.rejected["cookie"], metrics.rejected["token"]
@@ -135,6 +141,11 @@ def build_app(settings: Settings) -> Starlette:
             "sitecue_writer_queue_records",
             "Records waiting for the next commit.",
             lambda: store.writer.depth,
+        )
+        metrics.gauge(
+            "sitecue_spool_records",
+            "Records spooled locally while the store failed, not yet forwarded to it.",
+            lambda: spool.depth,
         )
         metrics.start()
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)

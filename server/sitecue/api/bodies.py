@@ -94,8 +94,9 @@ class FieldErrors(msgspec.Struct, frozen=True):
 
 
 class Health(msgspec.Struct, frozen=True):
-    status: str  # "ok", or "store unavailable" (with a 503)
+    status: str  # "ok", "degraded" (store failing, records spooled), "store unavailable" (503)
     sites: list[str]
+    spool: int = 0  # records spooled by the answering worker, not yet in the store
 
 
 def json_response(body: msgspec.Struct, status: int = 200) -> Response:

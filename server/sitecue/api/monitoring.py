@@ -16,11 +16,19 @@ __all__ = ["health_endpoint", "metrics_endpoint"]
 
 
 async def health_endpoint(request: Request) -> Response:
-    """``GET /healthz``: 200 when the store answers, 503 when it does not."""
+    """``GET /healthz``: 200 ``ok`` when the store answers; 200 ``degraded`` while the
+    store fails but the answering worker spools its records (it still decides), with how
+    many it holds; 503 when the store fails and nothing can take the records."""
     runtime: Runtime = request.app.state.runtime
-    ok = await runtime.store.healthy()
+    spool = runtime.store.writer.spool
+    if spool is None:
+        status = "ok" if await runtime.store.healthy() else "unavailable"
+    else:
+        status = await spool.health(runtime.store.healthy)
+    text = "store unavailable" if status == "unavailable" else status
+    depth = spool.depth if spool is not None else 0
     return json_response(
-        Health("ok" if ok else "store unavailable", sorted(runtime.sites)), 200 if ok else 503
+        Health(text, sorted(runtime.sites), depth), 503 if status == "unavailable" else 200
     )
 
 

@@ -589,7 +589,10 @@ def openapi() -> dict[str, Any]:
             "get": {
                 "summary": "Whether this node and its store answer",
                 "responses": {
-                    "200": {"description": "ok", **_json(_ref(Health))},
+                    "200": {
+                        "description": "ok, or degraded: the store fails, records are spooled",
+                        **_json(_ref(Health)),
+                    },
                     "503": {"description": "the store is unavailable", **_json(_ref(Health))},
                 },
             }

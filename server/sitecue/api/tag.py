@@ -22,6 +22,7 @@ from ..errors import (
     BadRequest,
     Forbidden,
     FormInvalid,
+    StoreUnavailable,
     TooManyRequests,
 )
 from ..feedback import accept
@@ -41,7 +42,8 @@ from ..retries import new_visitor, trigger_key
 from ..rules import CompiledSite
 from ..runtime import Runtime
 from ..state import MAX_AGE_S, STATE_COOKIE, VisitorState
-from ..store import DecisionRecord, EventRecord, RateLimit, Submission
+from ..store import DecisionRecord, EventRecord, RateLimit, Store, Submission
+from ..store.bounded import bounded
 from ..tokens import TokenRejected
 from ..webhooks import messages
 from .bodies import decode, json_response, read_body
@@ -116,6 +118,16 @@ def _set_cookies(
         )
 
 
+def _reads(runtime: Runtime) -> Store | None:
+    """The store for a decision's reads, each bounded in time (see store.bounded); None
+    while this worker spools its records, when the store is known to fail and no request
+    should wait on it."""
+    spool = runtime.store.writer.spool
+    if spool is not None and spool.active:
+        return None
+    return bounded(runtime.store)
+
+
 async def decide_endpoint(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = decode(await read_body(request, MAX_BODY_BYTES), DecideRequest)
@@ -128,20 +140,37 @@ async def decide_endpoint(request: Request) -> Response:
         return cors(_preview_answer(runtime, site, state, body, granted, now), origin)
     marks = state.marks()
     rejected = None
+    reads = _reads(runtime)
     if (body.token or body.identify) and consented(site, body.consent, state):
         try:
-            await identify(
-                runtime.store, runtime.tokens, site, state, body.token, body.identify, now
-            )
+            if reads is None:
+                raise StoreUnavailable("records are being spooled")
+            await identify(reads, runtime.tokens, site, state, body.token, body.identify, now)
         except TokenRejected as err:
             rejected = err.reason
             log.warning(
                 "email token refused (%s) for visitor %s on %s", err, state.visitor, site.name
             )
+        except StoreUnavailable as err:
+            # The decision goes on from the cookie, unidentified by this call: the token
+            # (or claim) is not checked, nothing is linked, and the tag has already taken
+            # the token out of the address bar; the next email link identifies them.
+            log.warning(
+                "identification of visitor %s on %s skipped, the store is unavailable: %s",
+                state.visitor,
+                site.name,
+                err,
+            )
     # Only a verified browser whose snapshot is older than the site's interval reads the
     # database here: an anonymous or merely claimed visitor never does (see refresh.py).
-    if state.verified and due(site, state, now) and consented(site, body.consent, state):
-        await freshen(runtime.store, site, state, now)
+    # While the store fails the snapshot stays as the cookie has it (refreshed once back).
+    if (
+        reads is not None
+        and state.verified
+        and due(site, state, now)
+        and consented(site, body.consent, state)
+    ):
+        await freshen(reads, site, state, now)
     outcome = decide(
         site, state, body, now, key=runtime.keyring.mac_key(decision_ids.PURPOSE, site.name)
     )

@@ -425,8 +425,16 @@ _UNAVAILABLE = (
 
 def _unavailable(err: BaseException) -> bool:
     """The server is stopped, unreachable, shutting down, out of disk or connections, or
-    read-only (a standby): nothing is wrong with what we asked."""
-    return isinstance(err, (OSError, TimeoutError, *_UNAVAILABLE))
+    read-only (a standby): nothing is wrong with what we asked. A client-side error raised
+    while handling such a fault (leaving a transaction on a connection the server closed)
+    is that fault too, and so is asyncpg losing track of a connection that the server cut
+    mid-operation (seen when PostgreSQL stops under load): the operation did not complete."""
+    if isinstance(err, (OSError, TimeoutError, asyncpg.InternalClientError, *_UNAVAILABLE)):
+        return True
+    during = err.__cause__ or err.__context__
+    if not isinstance(err, asyncpg.InterfaceError) or during is None:
+        return False
+    return isinstance(during, StoreUnavailable) or _unavailable(during)
 
 
 def _without_password(url: str) -> str:

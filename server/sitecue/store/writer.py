@@ -11,6 +11,9 @@ read-only) leaves the writer unhealthy until a commit succeeds again, a group's 
 ``heartbeat`` that a health check makes meanwhile: a server that cannot store must not
 report itself ready, and one whose load balancer stopped sending it traffic must still find
 out that the store is back.
+
+With a :class:`~.spool.Spool` attached, a group the store cannot take is spooled locally
+and its requests answered all the same; the writer fails a group only when neither can.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import StoreUnavailable
 from .base import DecisionRecord, EventRecord
 from .outbox import Message
+
+if TYPE_CHECKING:
+    from .spool import Spool
 
 __all__ = ["GroupWriter"]
 
@@ -49,6 +56,7 @@ class GroupWriter:
     on_commit: Callable[[int], None] = lambda size: None  # told each committed group's size
     heartbeat: Callable[[], Awaitable[None]] | None = None  # commits a row; proves writes work
     failing: StoreUnavailable | None = None  # why the last commit failed, until one succeeds
+    spool: Spool | None = None  # where groups go while the store fails (see Spool.attach)
     _queue: list[_Pending] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -66,8 +74,12 @@ class GroupWriter:
         """Commit everything queued (never abandoning a group half-way), then stop."""
         self._closing = True
         self._wake.set()
+        if self.spool is not None:
+            await self.spool.stop()  # forwarding ends before the store closes
         if self._task is not None:
             await self._task
+        if self.spool is not None:
+            self.spool.close()  # what is spooled stays for the next start
 
     async def healthy(self) -> bool:
         """Whether commits succeed: after a failed one, a heartbeat commit must succeed first."""
@@ -115,12 +127,14 @@ class GroupWriter:
             pending = self._queue.pop(0)
             group.append(pending)
             size += pending.size
+        events = [e for p in group for e in p.events]
+        decisions = [d for p in group for d in p.decisions]
+        messages = [m for p in group for m in p.messages]
         try:
-            await self.flush(
-                [e for p in group for e in p.events],
-                [d for p in group for d in p.decisions],
-                [m for p in group for m in p.messages],
-            )
+            if self.spool is not None:
+                await self.spool.commit(self.flush, events, decisions, messages)
+            else:
+                await self.flush(events, decisions, messages)
         except Exception as err:  # every waiter learns its records were not stored
             if isinstance(err, StoreUnavailable):
                 self.failing = err

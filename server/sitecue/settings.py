@@ -31,6 +31,7 @@ class Settings:
     db: str
     secrets: list[str] = field(repr=False)
     allow_origins: frozenset[str] = frozenset()  # added to every site's own origins (the demo's)
+    same_origin: bool = False  # the demo: a page may call the origin it was served on (origins.py)
 
     @classmethod
     def load(

@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,postgres]'
 	touch $@
 
+# make demo PORT=9000 for another port, HOST=0.0.0.0 to open it to the network (a phone on
+# the LAN); set on the command line only (a PORT or HOST in the environment is not read).
+PORT = 8000
+HOST = 127.0.0.1
 demo: $(STAMP)
-	$(BIN)/sitecue demo
+	$(BIN)/sitecue demo --host $(HOST) --port $(PORT)
 
 # From Debian's packages: Chromium for the browser tests, Node.js to rebuild the tag,
 # PostgreSQL's server, which the store tests start in a throwaway cluster of their own, and

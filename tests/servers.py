@@ -39,7 +39,9 @@ def sitecue_process(
             preexec_fn=preexec_fn,
         )
     try:
-        deadline = time.monotonic() + 20
+        # A server that exited fails at once; one still starting gets two minutes: the demo
+        # seeds four weeks of history first (8 s idle, 35 s seen on a loaded 2-core machine).
+        deadline = time.monotonic() + 120
         while True:
             try:
                 urllib.request.urlopen(health, timeout=1)

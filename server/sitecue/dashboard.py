@@ -26,7 +26,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from . import panels, preview, sessions
+from . import origins, panels, preview, sessions
 from .api.bodies import read_body
 from .api.deliveries import disabled_of_site, retry
 from .api.keys import (
@@ -213,11 +213,12 @@ async def dashboard_endpoint(request: Request) -> Response:
             for rule in site.rules
         ]
         own = own_origin(request)
+        served = origins.allowed(request, own, site.origins, runtime.settings.same_origin)
         sites.append(
             {
                 "name": name,
-                # Where a preview opens by default: this host when the site lists it (the demo).
-                "page": (own if own in site.origins else min(site.origins, default=own)) + "/",
+                # Where a preview opens by default: this host when the site allows it (the demo).
+                "page": (own if served else min(site.origins, default=own)) + "/",
                 "deliveries": deliveries,
                 "disabled": disabled,
                 "rules": [(r, _status(r, now)) for r in site.rules],
@@ -255,7 +256,8 @@ async def preview_endpoint(request: Request) -> Response:
     if variant not in [v.id for v in rule.variants]:
         raise BadRequest(f"variant: expected a variant of rule '{rule_id}', got '{variant[:64]}'")
     parts = urlsplit(url)
-    if f"{parts.scheme}://{parts.netloc}" not in site.origins:
+    page = f"{parts.scheme}://{parts.netloc}"
+    if not origins.allowed(request, page, site.origins, runtime.settings.same_origin):
         raise BadRequest(f"url: expected a page of site '{name}' ({', '.join(site.origins)})")
     expires = int(time.time()) + PREVIEW_TTL_S
     grant = preview.mint(runtime.keyring, name, rule_id, variant, expires)

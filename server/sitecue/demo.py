@@ -2,31 +2,43 @@
 site puts sitecue behind its own host: the news site proxies ``/sc/`` to it, the shop
 ``/shop/sc/``. Each path keeps its own cookies, as two real sites on two hosts would. A
 fresh demo of the bundled config starts with four weeks of made-up traffic
-(:mod:`sitecue.demo_history`), so the dashboard's reports have something to show."""
+(:mod:`sitecue.demo_history`), so the dashboard's reports have something to show.
+
+The demo works under whatever address it is opened (its pages may call the origin they were
+served on), and ``/news/faq-preview`` shows the paywall's FAQ to a visitor in its control
+group, as the README's walk-through promises everyone."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from . import preview
 from .app import build_app
 from .demo_history import MARKER, seed_history
+from .runtime import Runtime
 from .settings import Settings
 
 __all__ = ["build_demo_app"]
 
 
 ARTICLES = 5
+FAQ_SITE, FAQ_RULE = "news", "paywall-faq"  # the README's walk-through ends on this rule
 
 
 def build_demo_app(settings: Settings) -> Starlette:
+    # The demo's pages may call it under whatever name and port it is opened (a LAN name, a
+    # published Docker port): a same-origin call is allowed (see sitecue.origins for why
+    # that lets no other site in).
+    settings = replace(settings, same_origin=True)
     sitecue = build_app(settings)
     article = (settings.config_dir / "demo" / "news" / "article.html").read_text()
 
@@ -37,6 +49,22 @@ def build_demo_app(settings: Settings) -> Starlette:
             return HTMLResponse("No such story", status_code=404)
         page = article.replace("{n}", str(n)).replace("{next}", str(n % ARTICLES + 1))
         return HTMLResponse(page)
+
+    async def faq_preview(request: Request) -> Response:
+        """The news site's FAQ as a preview, for whoever the FAQ rule put in its control
+        group (one browser in ten keeps the paywall, as an experiment's control must): the
+        first article with a fresh preview link (see :mod:`sitecue.preview`) that shows the
+        FAQ whatever the visitor's group, caps or count, and counts nothing."""
+        runtime: Runtime = sitecue.state.runtime
+        site = runtime.sites.get(FAQ_SITE)
+        rule = next((r for r in site.rules if r.id == FAQ_RULE), None) if site else None
+        variants = rule.rule.variants if rule else []
+        shown = next((v.id for v in variants if v.widget is not None), None)
+        if shown is None:  # a config of one's own, run as a demo
+            return HTMLResponse(f"No rule {FAQ_RULE} in site {FAQ_SITE}", status_code=404)
+        grant = preview.mint(runtime.keyring, FAQ_SITE, FAQ_RULE, shown, int(time.time()) + 3600)
+        page = preview.link("/news/articles/1.html", grant)
+        return RedirectResponse(page, status_code=303, headers={"cache-control": "no-store"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,6 +82,7 @@ def build_demo_app(settings: Settings) -> Starlette:
             Mount("/sc", app=sitecue),
             Mount("/shop/sc", app=sitecue),
             Route("/news/articles/{n:int}.html", news_article),
+            Route("/news/faq-preview", faq_preview),
             Mount("/", app=StaticFiles(directory=settings.config_dir / "demo", html=True)),
         ],
         lifespan=lifespan,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .errors import ConfigError, NotFound, Problem
 from .keyring import Keyring
 from .metrics import Metrics
+from .origins import RefusedOrigins
 from .rules import CompiledSite, load_sites
 from .settings import Settings
 from .state import StateCodec
@@ -47,6 +48,8 @@ class Runtime:
     keyring: Keyring = field(init=False)  # keys per purpose and site, from the settings' secrets
     # Tells this process's webhook delivery that messages were committed (see app.lifespan).
     wake_delivery: Callable[[], None] = field(default=lambda: None)
+    # The origins refused so far, each logged once per site by this process.
+    refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)
 
     def __post_init__(self) -> None:
         self.keyring = Keyring(self.settings.secrets)

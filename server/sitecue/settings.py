@@ -37,6 +37,7 @@ class Settings:
     allow_origins: frozenset[str] = frozenset()  # added to every site's own origins (the demo's)
     key_names: tuple[str, ...] = ()  # the secrets' names, in their order (for the log)
     metrics_dir: Path | None = None  # the node's, made by `sitecue serve` for its workers
+    same_origin: bool = False  # the demo: a page may call the origin it was served on (origins.py)
 
     @classmethod
     def load(

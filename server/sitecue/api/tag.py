@@ -16,7 +16,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import decision_ids, preview
+from .. import decision_ids, origins, preview
 from ..decide import apply_feedback, apply_reading, consented, decide
 from ..errors import (
     BadRequest,
@@ -63,9 +63,13 @@ def _now_ms() -> int:
 
 def _check_origin(request: Request, site: CompiledSite) -> str | None:
     """Browsers always send Origin with a cross-site or POST request; a call without one is
-    not from a page, and carries no ambient authority worth refusing."""
+    not from a page, and carries no ambient authority worth refusing. A refused origin is
+    logged once (see :mod:`sitecue.origins`): the page itself only sees a CORS error."""
     origin = request.headers.get("origin")
-    if origin is not None and origin not in site.origins:
+    runtime: Runtime = request.app.state.runtime
+    same = runtime.settings.same_origin
+    if origin is not None and not origins.allowed(request, origin, site.origins, same):
+        runtime.refused_origins.log(request, site.name, origin, same)
         raise Forbidden(f"origin: '{origin}' is not one of the origins of site '{site.name}'")
     return origin
 
@@ -415,7 +419,12 @@ async def preflight(request: Request) -> Response:
     """CORS preflight: allowed for an origin that some site lists."""
     runtime: Runtime = request.app.state.runtime
     origin = request.headers.get("origin")
-    if origin is None or not any(origin in s.origins for s in runtime.sites.values()):
+    same = runtime.settings.same_origin
+    if origin is None or not any(
+        origins.allowed(request, origin, s.origins, same) for s in runtime.sites.values()
+    ):
+        if origin is not None:
+            runtime.refused_origins.log(request, None, origin, same)
         raise Forbidden(f"origin: '{origin}' is not an origin of any site")
     response = Response(status_code=204)
     response.headers["access-control-allow-methods"] = "POST"

@@ -17,6 +17,7 @@ __all__ = [
     "ErrorBody",
     "FieldErrors",
     "Health",
+    "ServedConfig",
     "decode",
     "json_response",
     "read_body",
@@ -95,6 +96,16 @@ class FieldErrors(msgspec.Struct, frozen=True):
 class Health(msgspec.Struct, frozen=True):
     status: str  # "ok", or "store unavailable" (with a 503)
     sites: list[str]
+    # The config version this worker serves (None: its own config directory, as the live
+    # version did not compile here), since when (epoch ms), and the worker's process id.
+    config: ServedConfig | None = None
+    worker: int = 0
+
+
+class ServedConfig(msgspec.Struct, frozen=True):
+    version: int
+    hash: str
+    applied: int
 
 
 def json_response(body: msgspec.Struct, status: int = 200) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,7 +11,7 @@ from ..errors import (
     BadRequest,
 )
 from ..runtime import Runtime
-from .bodies import Health, json_response
+from .bodies import Health, ServedConfig, json_response
 from .keys import authenticate, require_sites
 
 __all__ = ["health_endpoint", "metrics_endpoint"]
@@ -19,8 +21,11 @@ async def health_endpoint(request: Request) -> Response:
     """``GET /healthz``: 200 when the store answers, 503 when it does not."""
     runtime: Runtime = request.app.state.runtime
     ok = await runtime.store.healthy()
+    served = runtime.config
+    config = None if served is None else ServedConfig(served.version, served.hash, served.applied)
     return json_response(
-        Health("ok" if ok else "store unavailable", sorted(runtime.sites)), 200 if ok else 503
+        Health("ok" if ok else "store unavailable", sorted(runtime.sites), config, os.getpid()),
+        200 if ok else 503,
     )
 
 

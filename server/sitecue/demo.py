@@ -27,7 +27,8 @@ ARTICLES = 5
 
 
 def build_demo_app(settings: Settings) -> Starlette:
-    sitecue = build_app(settings)
+    # One machine, whose files are the truth: edited files are published at start.
+    sitecue = build_app(settings, publish=True)
     article = (settings.config_dir / "demo" / "news" / "article.html").read_text()
 
     async def news_article(request: Request) -> HTMLResponse:

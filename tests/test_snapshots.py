@@ -93,10 +93,7 @@ def test_a_version_naming_a_file_outside_writes_nothing(tmp_path: Path, name: st
     parent = tmp_path / "data" / "configs"
     with pytest.raises(ConfigError, match="expected a file name inside the directory"):
         materialise(parent, files, digest)
-    assert (
-        not (tmp_path / "escaped.txt").exists() and not (tmp_path / "data" / "escaped.txt").exists()
-    )
-    assert not Path("/tmp/escaped.txt").exists() or name != "/tmp/escaped.txt"
+    assert not list(tmp_path.rglob("escaped.txt")) and not list(tmp_path.rglob(".bashrc"))
     assert os.listdir(parent) == []
 
 

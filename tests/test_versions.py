@@ -94,8 +94,7 @@ def test_a_reload_on_one_app_reaches_the_other_on_its_next_poll(
         reloaded = one.post("/v1/reload", headers={"authorization": f"Bearer {key}"})
         assert reloaded.json() == {"reloaded": ["news", "shop"], "version": 2}
         assert served(one) == 2 and rules(one) == ["welcome"]  # at once where it was asked
-        assert served(two) == 1 and rules(two) == []
-        poll(two)
+        poll(two)  # (PostgreSQL's NOTIFY may have woken it already: then nothing to do)
         assert served(two) == 2 and rules(two) == ["welcome"]
         assert runtime_of(two).store.goals == runtime_of(one).store.goals
         poll(two)  # nothing newer: nothing changes

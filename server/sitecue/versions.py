@@ -8,7 +8,8 @@ editing, or SIGHUP with several workers, which uvicorn answers by restarting the
 the app is told to (the demo); else the difference is logged once, with the command that
 publishes it. ``POST /v1/reload`` and SIGHUP (one worker) publish the directory.
 
-Every POLL_S seconds each worker reads the live version's number and hash; a newer one is
+Every POLL_S seconds (at once on PostgreSQL, which NOTIFYs each publication to a LISTENing
+connection per worker) each worker reads the live version's number and hash; a newer one is
 fetched, written out under ``<data dir>/configs/<hash>`` (see snapshots), compiled and
 swapped in whole. One that does not compile on this node (a template it cannot read, a
 webhook's secret missing from its environment) is logged once and skipped: the version
@@ -23,6 +24,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,6 +83,8 @@ class ConfigVersions:
         self._down = False  # the store failed the last poll (logged once per outage)
         self._task: asyncio.Task[None] | None = None
         self._hangups: set[asyncio.Task[list[Problem]]] = set()
+        self._wake = asyncio.Event()  # set by PostgreSQL's NOTIFY of a new version
+        self._unlisten: Callable[[], Awaitable[None]] | None = None
 
     @property
     def _record(self) -> Path:
@@ -125,6 +129,10 @@ class ConfigVersions:
             )  # fmt: skip
             runtime.swap(sites, None)
             await self._apply(head)
+        try:
+            self._unlisten = await store.listen_configs(self._wake.set)
+        except StoreUnavailable as err:  # the polls still find new versions
+            log.warning("config versions: not notified of new versions, polling: %s", err)
         self._task = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
@@ -133,6 +141,9 @@ class ConfigVersions:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        if self._unlisten is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await self._unlisten()
 
     def hangup(self) -> None:
         """SIGHUP: reload, as POST /v1/reload does (the signal handler cannot await)."""
@@ -173,7 +184,8 @@ class ConfigVersions:
             return
         async with self._lock:
             served = self.runtime.config
-            if served is None or head.version > served.version:
+            newer = served is None or head.version > served.version
+            if newer and head.version not in self._refused:
                 await self._apply(head)
 
     async def _apply(self, head: ConfigHead) -> None:
@@ -211,7 +223,9 @@ class ConfigVersions:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(POLL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            self._wake.clear()
             try:
                 await self.check()
             except StoreUnavailable as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -418,6 +418,10 @@ class Store(Protocol):
 
     async def config_history(self, limit: int = 100) -> list[ConfigInfo]:
         """The newest ``limit`` versions, newest first, without their files."""
+
+    async def listen_configs(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call ``wake`` as soon as a version is published anywhere (PostgreSQL: LISTEN on
+        one pooled connection; SQLite: never, its workers poll); return what stops it."""
 
     async def submit(
         self,

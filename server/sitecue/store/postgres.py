@@ -8,6 +8,7 @@ time under an advisory lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -65,6 +66,7 @@ from .base import (
     token_use_row,
 )
 from .configs import (
+    CONFIG_CHANNEL,
     CONFIG_HISTORY,
     CONFIG_LATEST,
     CONFIG_ONE,
@@ -945,6 +947,26 @@ class PostgresStore:
     async def config_history(self, limit: int = 100) -> list[ConfigInfo]:
         async with self._pool.acquire() as db:
             return [info_of(row) for row in await db.fetch(_numbered(CONFIG_HISTORY), limit)]
+
+    async def listen_configs(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        db = await self._pool.acquire()
+
+        def notified(*_: object) -> None:
+            wake()
+
+        try:
+            await db.add_listener(CONFIG_CHANNEL, notified)
+        except BaseException:
+            await self._pool.release(db)
+            raise
+
+        async def stop() -> None:
+            # A connection lost meanwhile has no listener left to remove: polls go on.
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await db.remove_listener(CONFIG_CHANNEL, notified)
+            await self._pool.release(db)
+
+        return stop
 
     async def close(self) -> None:
         await self.writer.stop()

@@ -10,7 +10,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from itertools import compress
@@ -1104,6 +1104,12 @@ class SQLiteStore:
     async def config_history(self, limit: int = 100) -> list[ConfigInfo]:
         async with self._db.execute(CONFIG_HISTORY, (limit,)) as cursor:
             return [info_of(row) for row in await cursor.fetchall()]
+
+    async def listen_configs(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        async def stop() -> None:
+            return None
+
+        return stop  # one file, no notifications: the workers' polls find new versions
 
     async def close(self) -> None:
         await self.writer.stop()

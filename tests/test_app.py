@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -309,7 +310,12 @@ def test_the_tag_in_brotli_and_under_its_versioned_name(client: TestClient) -> N
 
 
 def test_healthz(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "sites": ["news", "shop"]}
+    health = client.get("/healthz").json()
+    assert {k: health[k] for k in ("status", "sites")} == {
+        "status": "ok",
+        "sites": ["news", "shop"],
+    }
+    assert health["config"]["version"] == 1 and health["worker"] == os.getpid()
 
 
 def test_decision_records_sort_by_time(client: TestClient, settings: Settings) -> None:

@@ -52,7 +52,7 @@ def test_reload_swaps_in_the_new_config(
     welcome = {"id": "welcome", "placement": {"type": "bar"}, "when": {"page.path": "/"},
                "variants": [{"id": "on", "weight": 100, "widget": "subscription-faq"}]}  # fmt: skip
     site_file.write_text(json.dumps({**news, "rules": [welcome]}))
-    assert reload(client, key) == (200, {"reloaded": ["news", "shop"]})
+    assert reload(client, key) == (200, {"reloaded": ["news", "shop"], "version": 2})
     answer = client.post("/v1/decide", json={"site": "news", "page": {"url": f"{ORIGIN}/"}}).json()
     assert [d["rule"] for d in answer["decisions"]] == ["welcome"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -200,7 +201,7 @@ def test_a_tampered_state_cookie_is_ignored(client: TestClient) -> None:
 def test_consent_required_means_no_cookies(settings: Settings, tmp_path: Path) -> None:
     config = tmp_path / "config"
     (config / "sites").mkdir(parents=True)
-    (config / "widgets").symlink_to(CONFIG_DIR / "widgets")
+    shutil.copytree(CONFIG_DIR / "widgets", config / "widgets")  # a link out is not published
     raw = json.loads((CONFIG_DIR / "sites" / "news.json").read_text())
     (config / "sites" / "news.json").write_text(json.dumps({**raw, "consent": "required"}))
     strict = Settings(config, settings.data_dir, settings.db, settings.secrets)
@@ -317,7 +318,13 @@ def test_the_tag_in_brotli_and_under_its_versioned_name(client: TestClient) -> N
 
 
 def test_healthz(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "sites": ["news", "shop"], "spool": 0}
+    health = client.get("/healthz").json()
+    assert {k: health[k] for k in ("status", "sites", "spool")} == {
+        "status": "ok",
+        "sites": ["news", "shop"],
+        "spool": 0,
+    }
+    assert health["config"]["version"] == 1 and health["worker"] == os.getpid()
 
 
 def test_decision_records_sort_by_time(client: TestClient, settings: Settings) -> None:

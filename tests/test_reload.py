@@ -68,6 +68,8 @@ def test_sighup_swaps_in_a_good_config_and_refuses_a_bad_one(
                "variants": [{"id": "on", "weight": 100, "widget": "subscription-faq"}]}  # fmt: skip
     site_file.write_text(json.dumps({**news, "rules": [*news["rules"], welcome]}))
     assert rules_after_reload(url, proc, ["welcome"]) == ["welcome"]
+    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+        assert json.load(response)["config"]["version"] == 2  # published, as every node sees
 
     broken = {**welcome, "id": "broken", "when": {"page.path": {"$regx": "/"}}}
     site_file.write_text(json.dumps({**news, "rules": [broken]}))

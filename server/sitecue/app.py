@@ -51,16 +51,16 @@ from .errors import (
     TooManyRequests,
 )
 from .guard import DashboardHeaders
-from .keyring import Keyring, fingerprint
+from .keyring import fingerprint
 from .metrics import Metrics
 from .retention import Retention
-from .rules import load_sites
 from .runtime import Runtime, goals_of
 from .settings import Settings
 from .state import StateCodec
 from .store import open_store
 from .store.spool import Spool, max_bytes_from
 from .tokens import TokenCodec
+from .versions import ConfigVersions, compile_dir
 from .webhooks.delivery import Deliverer
 
 __all__ = ["build_app"]
@@ -118,9 +118,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def build_app(settings: Settings) -> Starlette:
-    """The sitecue ASGI app. Sites are compiled before it starts, so a bad config fails fast."""
-    sites = load_sites(settings.config_dir, settings.allow_origins, Keyring(settings.secrets))
+def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
+    """The sitecue ASGI app. Sites are compiled before it starts, so a bad config fails fast;
+    it serves the store's live config version (see versions; ``publish``: the config
+    directory is made live at start when it differs, as the demo wants)."""
+    snapshot, sites = compile_dir(settings)
     spool_max = max_bytes_from(os.environ)
 
     @asynccontextmanager
@@ -149,6 +151,12 @@ def build_app(settings: Settings) -> Starlette:
         )
         metrics.start()
         runtime = app.state.runtime = Runtime(settings, sites, codec, store, metrics, tokens)
+        versions = runtime.versions = ConfigVersions(runtime, snapshot, publish=publish)
+        try:
+            await versions.start(sites)
+        except BaseException:
+            await store.close()
+            raise
         deliverer = Deliverer(store, lambda: runtime.sites, metrics)
         deliverer.start()
         runtime.wake_delivery = deliverer.wake
@@ -156,7 +164,7 @@ def build_app(settings: Settings) -> Starlette:
         retention.start()
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+            loop.add_signal_handler(signal.SIGHUP, versions.hangup)
             hangup = True
         except (ValueError, RuntimeError, NotImplementedError):
             hangup = False  # not the main thread (as in tests), or no SIGHUP on this platform
@@ -165,6 +173,7 @@ def build_app(settings: Settings) -> Starlette:
         finally:
             if hangup:
                 loop.remove_signal_handler(signal.SIGHUP)
+            await versions.stop()
             await deliverer.stop()
             await retention.stop()
             await store.close()

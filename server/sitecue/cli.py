@@ -10,6 +10,7 @@ sitecue contacts import customers.csv --site shop          # .csv, .ndjson or .j
 sitecue apikey list; sitecue apikey revoke 0123456789ab   # at once, on every worker
 sitecue audiences import --site shop --audience staff staff.csv  # then reload the server
 sitecue preview --site shop --rule free-express --url https://shop.example/cart  # signed link
+sitecue config push -m "why"; sitecue config history; sitecue config rollback 3  # every node
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import json_schema, load_site
+from .config_cli import add_config_commands, run_config
 from .errors import BadRequest, ConfigError, Problem, StoreUnavailable
 from .rules import compile_file, compile_site
 from .serve import add_arguments as add_serve_arguments
@@ -534,6 +536,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--variant", help="default: the rule's first variant with a widget")
     preview.add_argument("--ttl", default="1h", help="how long the link works (1h, 2d; 7d at most)")
     preview.add_argument("--url", help="the page to open (default: the site's first origin)")
+    add_config_commands(commands)
     _config_everywhere(parser)
     return parser
 
@@ -591,6 +594,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _audiences_import(args.site, args.audience, args.file, args.format)
         if args.command == "preview":
             return _preview(args.site, args.rule, args.variant, args.ttl, args.url)
+        if args.command == "config":
+            return run_config(args)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)

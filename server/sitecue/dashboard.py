@@ -232,6 +232,7 @@ async def dashboard_endpoint(request: Request) -> Response:
         "dashboard.html",
         base=_base(request),
         sites=sites,
+        config=runtime.config,  # the live config version this worker serves
         period={"from": since.isoformat(), "to": until.isoformat()},
         when=lambda ms: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)),
     )

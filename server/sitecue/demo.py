@@ -39,7 +39,8 @@ def build_demo_app(settings: Settings) -> Starlette:
     # published Docker port): a same-origin call is allowed (see sitecue.origins for why
     # that lets no other site in).
     settings = replace(settings, same_origin=True)
-    sitecue = build_app(settings)
+    # One machine, whose files are the truth: edited files are published at start.
+    sitecue = build_app(settings, publish=True)
     article = (settings.config_dir / "demo" / "news" / "article.html").read_text()
 
     async def news_article(request: Request) -> HTMLResponse:

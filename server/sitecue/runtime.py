@@ -7,18 +7,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
-from .errors import ConfigError, NotFound, Problem
+from .errors import NotFound, Problem
 from .keyring import Keyring
 from .metrics import Metrics
 from .origins import RefusedOrigins
-from .rules import CompiledSite, load_sites
+from .rules import CompiledSite
 from .settings import Settings
 from .state import StateCodec
 from .store import Goals, Store
 from .tokens import TokenCodec
 
-__all__ = ["Runtime", "goals_of"]
+if TYPE_CHECKING:
+    from .versions import ConfigVersions
+
+__all__ = ["Runtime", "Served", "goals_of"]
 
 log = logging.getLogger("sitecue")
 
@@ -33,6 +37,14 @@ def goals_of(sites: dict[str, CompiledSite]) -> Goals:
             if rule.rule.goal:
                 names[rule.rule.goal] = (*names.get(rule.rule.goal, ()), rule.id)
     return goals
+
+
+class Served(NamedTuple):
+    """The config version a worker serves, and when it began to (epoch ms)."""
+
+    version: int
+    hash: str
+    applied: int
 
 
 @dataclass
@@ -50,23 +62,29 @@ class Runtime:
     wake_delivery: Callable[[], None] = field(default=lambda: None)
     # The origins refused so far, each logged once per site by this process.
     refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)
+    # The config version these sites are (None: the node's own config directory, not the
+    # live version, which did not compile here), and this worker's side of versions.
+    config: Served | None = None
+    versions: ConfigVersions | None = None
 
     def __post_init__(self) -> None:
         self.keyring = Keyring(self.settings.secrets)
 
-    def reload(self) -> list[Problem]:
-        """Recompile every site from disk and swap them in at once; a request sees the old
-        sites or the new ones, never a mix. A bad config changes nothing: its problems are
-        returned (and logged), and the old sites keep serving."""
-        try:
-            sites = load_sites(self.settings.config_dir, self.settings.allow_origins, self.keyring)
-        except ConfigError as err:
-            log.error("reload refused, the old config keeps serving:\n%s", err)
-            return err.problems
+    def swap(self, sites: dict[str, CompiledSite], served: Served | None) -> None:
+        """Serve ``sites`` (compiled from the version ``served``) from now on: sites, goals
+        and version change together, with no await between, so a request sees the old
+        version or the new one, never a mix."""
         self.sites = sites
         self.store.goals = goals_of(sites)
-        log.info("reloaded %d site(s): %s", len(sites), ", ".join(sorted(sites)))
-        return []
+        self.config = served
+
+    async def reload(self, author: str = "reload") -> list[Problem]:
+        """Publish the node's config directory as the live version and serve it here at
+        once (the other workers and nodes follow within seconds); see versions. A bad
+        config changes nothing: its problems are returned (and logged), and the old
+        version keeps serving."""
+        assert self.versions is not None, "reload needs the app running"
+        return await self.versions.reload(author)
 
     def site(self, name: str) -> CompiledSite:
         site = self.sites.get(name)

@@ -19,6 +19,7 @@ __all__ = ["ConfigProblem", "Refused", "Reloaded", "reload_endpoint"]
 
 class Reloaded(msgspec.Struct, frozen=True):
     reloaded: list[str]  # the sites now serving
+    version: int | None = None  # the config version they are, now live on every node
 
 
 class ConfigProblem(msgspec.Struct, frozen=True):
@@ -33,17 +34,20 @@ class Refused(msgspec.Struct, frozen=True):
 
 
 async def reload_endpoint(request: Request) -> Response:
-    """``POST /v1/reload``: recompile every site from disk. The key must cover every site,
-    since a reload changes them all. A bad config answers 422 with every problem (as
-    ``sitecue check`` prints them) and the old config keeps serving."""
+    """``POST /v1/reload``: check the node's config directory and publish it as the live
+    config version, which this worker serves at once and every worker of every node
+    within seconds. The key must cover every site, since a reload changes them all. A bad
+    config answers 422 with every problem (as ``sitecue check`` prints them) and the old
+    config keeps serving."""
     runtime: Runtime = request.app.state.runtime
     key = await authenticate(request, runtime.store)
     require_sites(key, set(runtime.sites))
-    problems = runtime.reload()
+    problems = await runtime.reload(f"POST /v1/reload, key {key.id}")
     if problems:
         refused = Refused(
             "config refused; the old config keeps serving",
             [ConfigProblem(p.file, p.path, p.expected) for p in problems],
         )
         return json_response(refused, 422)
-    return json_response(Reloaded(sorted(runtime.sites)))
+    served = runtime.config
+    return json_response(Reloaded(sorted(runtime.sites), served and served.version))

@@ -18,6 +18,7 @@ __all__ = [
     "ErrorBody",
     "FieldErrors",
     "Health",
+    "ServedConfig",
     "decode",
     "json_response",
     "read_body",
@@ -97,6 +98,16 @@ class Health(msgspec.Struct, frozen=True):
     status: str  # "ok", "degraded" (store failing, records spooled), "store unavailable" (503)
     sites: list[str]
     spool: int = 0  # records spooled by the answering worker, not yet in the store
+    # The config version this worker serves (None: its own config directory, as the live
+    # version did not compile here), since when (epoch ms), and the worker's process id.
+    config: ServedConfig | None = None
+    worker: int = 0
+
+
+class ServedConfig(msgspec.Struct, frozen=True):
+    version: int
+    hash: str
+    applied: int
 
 
 def json_response(body: msgspec.Struct, status: int = 200) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,7 +11,7 @@ from ..errors import (
     BadRequest,
 )
 from ..runtime import Runtime
-from .bodies import Health, json_response
+from .bodies import Health, ServedConfig, json_response
 from .keys import authenticate, require_sites
 
 __all__ = ["health_endpoint", "metrics_endpoint"]
@@ -27,8 +29,11 @@ async def health_endpoint(request: Request) -> Response:
         status = await spool.health(runtime.store.healthy)
     text = "store unavailable" if status == "unavailable" else status
     depth = spool.depth if spool is not None else 0
+    served = runtime.config
+    config = None if served is None else ServedConfig(served.version, served.hash, served.applied)
     return json_response(
-        Health(text, sorted(runtime.sites), depth), 503 if status == "unavailable" else 200
+        Health(text, sorted(runtime.sites), depth, config, os.getpid()),
+        503 if status == "unavailable" else 200,
     )
 
 

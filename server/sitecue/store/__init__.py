@@ -14,6 +14,7 @@ from .base import (
     TokenUse,
     VariantCounts,
 )
+from .configs import ConfigHead, ConfigInfo, ConfigVersion
 from .contact_events import ContactEvent, Refreshed
 from .outbox import (
     Attempt,
@@ -33,6 +34,9 @@ __all__ = [
     "ApiKey",
     "Attempt",
     "Claimed",
+    "ConfigHead",
+    "ConfigInfo",
+    "ConfigVersion",
     "Contact",
     "ContactEvent",
     "DayCounts",

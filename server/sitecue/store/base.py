@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -15,6 +15,7 @@ from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 from .verdicts import Verdict, VerdictFilter, stored, verdict_filter
 
 if TYPE_CHECKING:
+    from .configs import ConfigHead, ConfigInfo, ConfigVersion
     from .rollups import DayCounts, Goals
     from .writer import GroupWriter
 
@@ -393,6 +394,34 @@ class Store(Protocol):
     async def healthy(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+    async def publish_config(
+        self,
+        files: Mapping[str, bytes],
+        author: str,
+        message: str,
+        created: int,
+        *,
+        only_if_empty: bool = False,
+    ) -> tuple[ConfigHead, bool]:
+        """Store ``files`` (relative path to content) as the next config version and return
+        the live version after, with True; or the live version and False when it holds the
+        same files already, or (``only_if_empty``) when any version exists. Atomic across
+        processes and nodes (see store.configs)."""
+
+    async def config_version(self) -> ConfigHead | None:
+        """The live (newest) version's number and hash; None before the first. Cheap:
+        every worker polls it."""
+
+    async def config(self, version: int) -> ConfigVersion | None:
+        """A version with its files, checked against its hash (ConfigError if not)."""
+
+    async def config_history(self, limit: int = 100) -> list[ConfigInfo]:
+        """The newest ``limit`` versions, newest first, without their files."""
+
+    async def listen_configs(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call ``wake`` as soon as a version is published anywhere (PostgreSQL: LISTEN on
+        one pooled connection; SQLite: never, its workers poll); return what stops it."""
 
     async def submit(
         self,

@@ -8,6 +8,7 @@ time under an advisory lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -63,6 +64,18 @@ from .base import (
     event_row,
     pseudonym,
     token_use_row,
+)
+from .configs import (
+    CONFIG_CHANNEL,
+    CONFIG_HISTORY,
+    CONFIG_LATEST,
+    CONFIG_ONE,
+    ConfigHead,
+    ConfigInfo,
+    ConfigVersion,
+    info_of,
+    publish_postgres,
+    version_of,
 )
 from .contact_events import (
     INSERT_CONTACT_EVENTS_POSTGRES,
@@ -272,6 +285,12 @@ MIGRATIONS: list[Migration] = [
     """,
     postgres_rollups,
     PARTITION_BY_DAY,  # events and decisions: one partition per day (see store.partitions)
+    """
+    CREATE TABLE config_versions (
+        version INTEGER PRIMARY KEY, hash TEXT NOT NULL, author TEXT, message TEXT,
+        created BIGINT NOT NULL, files BYTEA NOT NULL
+    );
+    """,
 ]
 
 
@@ -910,6 +929,52 @@ class PostgresStore:
                 return bool(await db.fetchval("SELECT 1") == 1)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
+
+    async def publish_config(
+        self,
+        files: Mapping[str, bytes],
+        author: str,
+        message: str,
+        created: int,
+        *,
+        only_if_empty: bool = False,
+    ) -> tuple[ConfigHead, bool]:
+        async with self._pool.acquire() as db:
+            return await publish_postgres(db, files, author, message, created, only_if_empty)
+
+    async def config_version(self) -> ConfigHead | None:
+        async with self._pool.acquire(timeout=2) as db:
+            row = await db.fetchrow(CONFIG_LATEST)
+        return None if row is None else ConfigHead(int(row[0]), str(row[1]))
+
+    async def config(self, version: int) -> ConfigVersion | None:
+        async with self._pool.acquire() as db:
+            row = await db.fetchrow(_numbered(CONFIG_ONE), version)
+        return None if row is None else version_of(row)
+
+    async def config_history(self, limit: int = 100) -> list[ConfigInfo]:
+        async with self._pool.acquire() as db:
+            return [info_of(row) for row in await db.fetch(_numbered(CONFIG_HISTORY), limit)]
+
+    async def listen_configs(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        db = await self._pool.acquire()
+
+        def notified(*_: object) -> None:
+            wake()
+
+        try:
+            await db.add_listener(CONFIG_CHANNEL, notified)
+        except BaseException:
+            await self._pool.release(db)
+            raise
+
+        async def stop() -> None:
+            # A connection lost meanwhile has no listener left to remove: polls go on.
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await db.remove_listener(CONFIG_CHANNEL, notified)
+            await self._pool.release(db)
+
+        return stop
 
     async def close(self) -> None:
         await self.writer.stop()

@@ -10,7 +10,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from itertools import compress
@@ -68,6 +68,17 @@ from .base import (
     token_use_row,
 )
 from .checkpoints import WAL_BOUND, Checkpointer
+from .configs import (
+    CONFIG_HISTORY,
+    CONFIG_LATEST,
+    CONFIG_ONE,
+    ConfigHead,
+    ConfigInfo,
+    ConfigVersion,
+    info_of,
+    publish_sqlite,
+    version_of,
+)
 from .contact_events import (
     INSERT_CONTACT_EVENT,
     LIST_CONTACT_EVENTS,
@@ -273,6 +284,12 @@ MIGRATIONS: list[Migration] = [
     sqlite_rollups,
     """
     CREATE INDEX events_expiry ON events (site, at);
+    """,
+    """
+    CREATE TABLE config_versions (
+        version INTEGER PRIMARY KEY, hash TEXT NOT NULL, author TEXT, message TEXT,
+        created INTEGER NOT NULL, files BLOB NOT NULL
+    );
     """,
 ]
 
@@ -1061,6 +1078,38 @@ class SQLiteStore:
             (left,) = self._writes.execute("PRAGMA freelist_count").fetchone()
         self._checkpoints.committed()
         return int(left)
+
+    async def publish_config(
+        self,
+        files: Mapping[str, bytes],
+        author: str,
+        message: str,
+        created: int,
+        *,
+        only_if_empty: bool = False,
+    ) -> tuple[ConfigHead, bool]:
+        async with self._write_lock():
+            return publish_sqlite(self._writes, files, author, message, created, only_if_empty)
+
+    async def config_version(self) -> ConfigHead | None:
+        async with self._db.execute(CONFIG_LATEST) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else ConfigHead(int(row[0]), str(row[1]))
+
+    async def config(self, version: int) -> ConfigVersion | None:
+        async with self._db.execute(CONFIG_ONE, (version,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else version_of(row)
+
+    async def config_history(self, limit: int = 100) -> list[ConfigInfo]:
+        async with self._db.execute(CONFIG_HISTORY, (limit,)) as cursor:
+            return [info_of(row) for row in await cursor.fetchall()]
+
+    async def listen_configs(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        async def stop() -> None:
+            return None
+
+        return stop  # one file, no notifications: the workers' polls find new versions
 
     async def close(self) -> None:
         await self.writer.stop()

@@ -6,11 +6,13 @@ a proxy that strips ``/sc/`` (as the README's nginx block), the tag loaded from 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pages import open_page
@@ -112,3 +114,15 @@ def test_the_openapi_document_names_the_prefix(proxied: tuple[Proxy, dict[str, s
     with urllib.request.urlopen(f"{proxy.url}/sc/openapi.json") as answer:
         document = answer.read()
     assert b'"servers":[{"url":"/sc"}]' in document
+
+
+def test_every_url_the_demo_prints_works(demo_url: str, demo_env: dict[str, str]) -> None:
+    """``sitecue demo`` prints its URLs under the same paths as the README: the pages, the
+    tag and the dashboard under ``/sc/`` (the shop's tag under ``/shop/sc/``)."""
+    printed = (Path(demo_env["SITECUE_DATA_DIR"]) / "demo.log").read_text()
+    paths = re.findall(r"http://[^/\s]+(/\S*)|(/shop/sc/\S+?)\)", printed)
+    found = {a or b for a, b in paths}
+    assert {"/news/", "/shop/", "/sc/cue.js", "/shop/sc/cue.js", "/sc/dashboard"} <= found
+    for path in found:
+        with urllib.request.urlopen(demo_url + path) as answer:
+            assert answer.status == 200, path

@@ -195,3 +195,17 @@ def test_a_server_started_otherwise_with_a_bad_root_path_makes_no_url() -> None:
         rootpath.of({"root_path": "//evil.example"})
     assert rootpath.of({"root_path": "/sc/"}) == "/sc" and rootpath.of({}) == ""
     assert rootpath.cookie_path({"root_path": "/sc"}) == "/sc/"
+
+
+def test_a_node_answers_paths_that_still_carry_its_root_path(settings: Settings) -> None:
+    """uvicorn puts the root path in front of every path: ``/sc/healthz`` asked directly
+    arrives as ``/sc/sc/healthz`` and is served as ``/healthz``, with the dashboard's
+    security headers on ``/sc/sc/dashboard`` as on ``/sc/dashboard``."""
+    with _client(settings, "serve") as node:
+        assert node.get("/sc/sc/healthz").status_code == 200
+        assert node.get("/sc/healthz").status_code == 200
+        dashboard = node.get("/sc/sc/dashboard")
+        assert dashboard.status_code == 200 and 'action="/sc/dashboard/login"' in dashboard.text
+        assert dashboard.headers["x-frame-options"] == "DENY"
+        assert node.get("/sc/sc").status_code == 404  # nothing there, as at /sc
+        assert node.get("/sc/scx/healthz").status_code == 404

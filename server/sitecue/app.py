@@ -53,6 +53,7 @@ from .guard import DashboardHeaders
 from .keyring import Keyring
 from .metrics import Metrics
 from .retention import Retention
+from .rootpath import PrefixedPaths
 from .rules import load_sites
 from .runtime import Runtime, goals_of
 from .settings import Settings
@@ -193,7 +194,7 @@ def build_app(settings: Settings) -> Starlette:
             HTTPException: _http_error,
             StoreUnavailable: _store_unavailable,
         },
-        middleware=[Middleware(DashboardHeaders)],
+        middleware=[Middleware(PrefixedPaths), Middleware(DashboardHeaders)],
         lifespan=lifespan,
     )
     app.state.script = load_script()

@@ -10,6 +10,11 @@ the same URLs: redirects and links of the dashboard, its session cookie's path, 
 visitor cookies' ``Path=/sc/``, OpenAPI's ``servers``. (The tag finds its endpoints beside
 its own script, so it needs nothing from the server.)
 
+A node with a root path also answers the paths with it still on (:class:`PrefixedPaths`):
+``http://node:8000/sc/metrics`` scraped directly, or a proxy that passes ``/sc/…`` whole,
+reach the same endpoints as the stripped ``/metrics``, so the README's one set of paths
+holds everywhere.
+
 Example::
 
     parse("/sc/")  # "/sc"
@@ -23,7 +28,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["MEANING", "cookie_path", "of", "parse"]
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["MEANING", "PrefixedPaths", "cookie_path", "of", "parse"]
 
 # Segments of unreserved characters only, and none "." or "..". This is what keeps a root
 # path from being more than a path: "//evil.example" would make every redirect of the
@@ -63,3 +70,26 @@ def cookie_path(scope: Mapping[str, Any]) -> str:
     """The visitor cookies' ``Path``: sitecue's own path and below (``/sc/``), so the site's
     other pages never receive them."""
     return of(scope) + "/"
+
+
+class PrefixedPaths:
+    """ASGI middleware: a request that still carries the root path (uvicorn puts it in front
+    of every path, so ``/sc/metrics`` asked directly arrives as ``/sc/sc/metrics``) is served
+    as the stripped one. Outermost, so that every other middleware (the dashboard's security
+    headers) sees the path it routes by. The root path itself comes from the server's
+    setting, never from the request, so nothing a client sends changes what it names."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root = of(scope)
+            path: str = scope["path"]
+            doubled = root + root
+            if root and (path == doubled or path.startswith(doubled + "/")):
+                scope = dict(scope, path=path[len(root) :])
+                raw: bytes | None = scope.get("raw_path")
+                if raw is not None and raw.startswith(doubled.encode()):
+                    scope["raw_path"] = raw[len(root) :]
+        await self.app(scope, receive, send)

@@ -126,3 +126,16 @@ def test_every_url_the_demo_prints_works(demo_url: str, demo_env: dict[str, str]
     for path in found:
         with urllib.request.urlopen(demo_url + path) as answer:
             assert answer.status == 200, path
+
+
+def test_the_node_answers_its_paths_with_the_prefix_or_without(
+    proxied: tuple[Proxy, dict[str, str]],
+) -> None:
+    """Asked directly (a scrape of each node, a load balancer's health check), or through a
+    proxy that passes ``/sc/...`` whole, the node answers the README's paths too."""
+    node = f"http://127.0.0.1:{proxied[0].upstream}"
+    for path in ("/sc/healthz", "/healthz", "/sc/cue.js", "/cue.js", "/sc/openapi.json"):
+        with urllib.request.urlopen(node + path) as answer:
+            assert answer.status == 200, path
+    with urllib.request.urlopen(f"{node}/sc/dashboard") as answer:
+        assert answer.headers["x-frame-options"] == "DENY"  # its defences hold there too

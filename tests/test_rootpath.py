@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN, new_key
@@ -209,3 +210,22 @@ def test_a_node_answers_paths_that_still_carry_its_root_path(settings: Settings)
         assert dashboard.headers["x-frame-options"] == "DENY"
         assert node.get("/sc/sc").status_code == 404  # nothing there, as at /sc
         assert node.get("/sc/scx/healthz").status_code == 404
+
+
+def test_the_readme_writes_every_path_of_sitecue_under_sc(settings: Settings) -> None:
+    """One set of paths: every endpoint the README names, it names as the browser asks for
+    it behind the proxy (``/sc/v1/decide``, ``/sc/dashboard``), never at the host's root."""
+    segments = {
+        route.path.split("/")[1].split("{")[0]  # "cue.{version}.js" -> "cue."
+        for route in build_app(settings).routes
+        if isinstance(route, Route)
+    }
+    assert {"v1", "dashboard", "cue.js", "cue.", "healthz", "metrics"} <= segments
+    # A path of sitecue's own, not already under a prefix (/sc/..., /shop/sc/...) or inside
+    # another URL or file name.
+    pattern = "|".join(re.escape(s) for s in sorted(segments, key=len, reverse=True))
+    bare = re.compile(rf"(?<![\w/.:<>-])/(?:{pattern})")
+    text = (CONFIG_DIR.parent / "README.md").read_text()
+    lines = [line for line in text.splitlines() if bare.search(line)]
+    assert lines == []
+    assert "`/sc/cue.js`" in text and "/sc/v1/decide" in text and "`/sc/dashboard`" in text

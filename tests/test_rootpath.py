@@ -93,6 +93,8 @@ def _urls_made(client: TestClient, prefix: str, key: str) -> dict[str, Any]:
     out = client.post(f"{prefix}/dashboard/logout", headers=OWN, follow_redirects=False)
     made["signed out"] = (out.status_code, out.headers["location"], _cookie_paths(out))
     made["openapi servers"] = client.get(f"{prefix}/openapi.json").json()["servers"]
+    slash = client.get(f"{prefix}/dashboard/", follow_redirects=False)  # Starlette's own
+    made["trailing slash"] = (slash.status_code, slash.headers["location"])
     return made
 
 
@@ -116,6 +118,7 @@ def test_serve_with_a_root_path_and_the_demo_make_the_same_urls(
     assert proxied["report"] == 200
     assert proxied["preview's link back"] == ["/sc/dashboard"]
     assert proxied["openapi servers"] == [{"url": "/sc"}]
+    assert proxied["trailing slash"] == (307, f"{ORIGIN}/sc/dashboard")
 
 
 def test_the_demo_shop_and_a_node_at_the_hosts_root_follow_their_own_paths(

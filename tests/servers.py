@@ -39,7 +39,7 @@ def sitecue_process(
             preexec_fn=preexec_fn,
         )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a demo seeding its history on a busy machine
         while True:
             try:
                 urllib.request.urlopen(health, timeout=1)

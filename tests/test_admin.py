@@ -164,7 +164,7 @@ def test_a_revoked_key_is_refused_by_every_app_on_the_store_at_once(
             page = app.get("/dashboard")  # the session started with it is over too
             assert 'name="key"' in page.text and "paywall-faq" not in page.text
             again = app.post("/dashboard/login", data={"key": key}, headers={"origin": ORIGIN})
-            assert "this API key was revoked" in again.text and "set-cookie" not in again.headers
+            assert "This admin key was revoked" in again.text and "set-cookie" not in again.headers
             other = {"authorization": f"Bearer {kept}"}
             assert app.get("/v1/decisions?site=news", headers=other).status_code == 200
 

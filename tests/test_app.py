@@ -290,7 +290,7 @@ def test_preflight_only_for_known_origins(client: TestClient) -> None:
 def test_the_tag_is_served_cached_and_compressed(client: TestClient) -> None:
     plain = client.get("/cue.js", headers={"accept-encoding": "identity"})
     assert plain.status_code == 200 and plain.headers["content-type"].startswith("text/javascript")
-    assert "/v1/decide" in plain.text
+    assert "v1/decide" in plain.text  # beside the script, wherever it is served
     zipped = client.get("/cue.js", headers={"accept-encoding": "gzip"})
     assert (
         zipped.headers["content-encoding"] == "gzip" and zipped.content == plain.content

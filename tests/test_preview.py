@@ -127,4 +127,4 @@ def test_the_panel_script_is_served_apart_from_the_tag(client: TestClient) -> No
     assert panel.status_code == 200 and "sitecue-preview" in panel.text
     assert panel.headers["content-type"].startswith("text/javascript")
     tag = client.get("/cue.js").text
-    assert "sitecue-preview" not in tag and "/preview.js" in tag
+    assert "sitecue-preview" not in tag and "preview.js" in tag  # beside the tag

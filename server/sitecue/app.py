@@ -54,6 +54,7 @@ from .guard import DashboardHeaders
 from .keyring import fingerprint
 from .metrics import Metrics
 from .retention import Retention
+from .rootpath import PrefixedPaths
 from .runtime import Runtime, goals_of
 from .settings import Settings
 from .state import StateCodec
@@ -225,7 +226,7 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
             HTTPException: _http_error,
             StoreUnavailable: _store_unavailable,
         },
-        middleware=[Middleware(DashboardHeaders)],
+        middleware=[Middleware(PrefixedPaths), Middleware(DashboardHeaders)],
         lifespan=lifespan,
     )
     app.state.script = load_script()

@@ -91,6 +91,7 @@ def _demo(host: str, port: int) -> int:
     print(f"  news site: http://{shown}:{port}/news/")
     print(f"  shop:      http://{shown}:{port}/shop/")
     print(f"  the tag:   http://{shown}:{port}/sc/cue.js (the shop's: /shop/sc/cue.js)")
+    print(f"  dashboard: http://{shown}:{port}/sc/dashboard")
     sys.stdout.flush()
     # Held to the same limits as `sitecue serve` (the image serves the demo on 0.0.0.0).
     uvicorn.run(

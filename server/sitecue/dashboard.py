@@ -26,7 +26,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from . import origins, panels, preview, sessions
+from . import origins, panels, preview, rootpath, sessions
 from .api.bodies import read_body
 from .api.deliveries import disabled_of_site, retry
 from .api.keys import (
@@ -70,7 +70,10 @@ _env = jinja2.Environment(
 
 
 def _base(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/") + "/dashboard"
+    """The dashboard's path under sitecue's root path (``/sc/dashboard``): its redirects,
+    links and form actions, and its session cookie's path. A path, never a URL with the
+    request's host, so no ``Host`` header can send a redirect elsewhere."""
+    return rootpath.of(request.scope) + "/dashboard"
 
 
 def _secure(request: Request) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from . import rootpath
 from .connections import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -64,9 +65,10 @@ def _boolean(text: str) -> bool:
 
 
 def _root_path(text: str) -> str:
-    if text and not text.startswith("/"):
-        raise ValueError(text)
-    return text.rstrip("/")
+    return rootpath.parse(text)
+
+
+_root_path.__name__ = "root path"  # what argparse calls it in an error
 
 
 _COUNT = "a whole number above 0"
@@ -99,7 +101,7 @@ class ServeOptions:
                 DEFAULT_FORWARDED_ALLOW_IPS, "addresses",
             ),
             root_path=setting(
-                args.root_path, env, "SITECUE_ROOT_PATH", _root_path, "", "a path such as /sc"
+                args.root_path, env, "SITECUE_ROOT_PATH", _root_path, "", rootpath.MEANING
             ),
             keep_alive_timeout=setting(
                 args.keep_alive_timeout, env, "SITECUE_KEEP_ALIVE_TIMEOUT", positive(int),
@@ -136,8 +138,9 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
         "--root-path",
         type=_root_path,
         metavar="PATH",
-        help="the path the proxy serves sitecue under when it strips it from requests, "
-        "such as /sc: cookies and links are scoped to it (SITECUE_ROOT_PATH, default none)",
+        help="the path the proxy serves sitecue under and strips from requests, such as "
+        "/sc: every URL and cookie path sitecue makes starts with it "
+        "(SITECUE_ROOT_PATH, default none)",
     )
     limits = serve.add_argument_group(
         "limits", "What slow or hostile clients may hold; each worker applies them."

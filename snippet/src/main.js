@@ -14,7 +14,9 @@ const script = document.currentScript;
 
 function start() {
   const site = script.dataset.site;
-  const base = script.src.replace(/\/cue\.js([?#].*)?$/, '');
+  // The endpoints sit beside the script, wherever the site serves it: /sc/cue.js or
+  // /sc/cue.<version>.js posts to /sc/v1/decide (sitecue serve --root-path /sc).
+  const base = new URL('.', script.src).href;
   let token = takeToken(); // sent with the first decision only
   let identify; // a contact id from sitecue('identify', {id}): linked, never verified
   const queued = (window.sitecue && window.sitecue.q) || [];
@@ -53,7 +55,7 @@ function start() {
     changed = [];
     const body = { site, page, events, token, identify, consent, view, pageview, call: id(), read: take() };
     token = undefined;
-    post(base + '/v1/decide', body)
+    post(base + 'v1/decide', body)
       .then((answer) => apply(answer, pageview))
       .catch(() => unhide())
       .finally(() => {
@@ -82,7 +84,7 @@ function start() {
     unhide(answer.hide);
     // A preview link (?sc_preview=…): the panel is a script of its own, not part of the tag.
     if (previewing)
-      document.head.append(Object.assign(document.createElement('script'), { src: base + '/preview.js', p: answer }));
+      document.head.append(Object.assign(document.createElement('script'), { src: base + 'preview.js', p: answer }));
   }
 
   function present(d) {
@@ -94,7 +96,7 @@ function start() {
     };
     // A form taken (200) is `submit` for analytics; the server counts it as the conversion.
     const submit = (fields) =>
-      submitForm(base + '/v1/forms', { site, decision: d.id, rule: d.rule, variant: d.variant, fields, id: id() }).then(
+      submitForm(base + 'v1/forms', { site, decision: d.id, rule: d.rule, variant: d.variant, fields, id: id() }).then(
         (r) => (r[0] === 200 && handoff('submit', d), r),
       );
     const close = d.html !== null && render(d, report, submit);
@@ -110,7 +112,7 @@ function start() {
     if (pending.length) decide(false, true);
     else if (reads && !previewing) {
       const read = take();
-      if (read) beacon(base + '/v1/events', { site, read, call: id() });
+      if (read) beacon(base + 'v1/events', { site, read, call: id() });
     }
   }
 
@@ -118,7 +120,7 @@ function start() {
     if (previewing) return;
     event.at = Date.now() + skew;
     event.id = id();
-    beacon(base + '/v1/events', { site, events: [event] });
+    beacon(base + 'v1/events', { site, events: [event] });
   }
 
   function soon() {

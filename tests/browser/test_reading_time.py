@@ -66,7 +66,7 @@ def site_url(tmp_path_factory: pytest.TempPathFactory, clock: ServerClock) -> It
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # it seeds the demo history first: slow when busy
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)  # the server starting, not the browser: nothing to wait on but it

@@ -3,13 +3,14 @@ generated from the same msgspec types the endpoints decode and encode."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import __version__
+from .. import __version__, rootpath
 from ..protocol import DecideRequest, DecideResponse, EventsRequest, FormRequest, FormResponse
 from .admin import Refused, Reloaded
 from .bodies import ErrorBody, FieldErrors, Health
@@ -87,8 +88,8 @@ def _enum(*values: str) -> dict[str, Any]:
     return {"type": "string", "enum": list(values)}
 
 
-def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the whole HTTP surface."""
+def openapi(root_path: str = "") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the whole HTTP surface, served under ``root_path``."""
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
     types += [FormRequest, FormResponse, FieldErrors, SubmissionPage, DeliveryPage, Retried]
@@ -601,6 +602,8 @@ def openapi() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "sitecue", "version": __version__},
+        # Relative to where the document is served: the node's root path (a proxy's /sc).
+        "servers": [{"url": root_path or "/"}],
         "paths": paths,
         "components": {
             "schemas": components,
@@ -609,8 +612,11 @@ def openapi() -> dict[str, Any]:
     }
 
 
-_DOCUMENT = msgspec.json.encode(openapi())
+@lru_cache(maxsize=16)
+def _document(root_path: str) -> bytes:
+    """Encoded once per root path (a node has one; the demo two)."""
+    return msgspec.json.encode(openapi(root_path))
 
 
 async def openapi_endpoint(request: Request) -> Response:
-    return Response(_DOCUMENT, media_type="application/json")
+    return Response(_document(rootpath.of(request.scope)), media_type="application/json")

@@ -16,7 +16,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import decision_ids, origins, preview
+from .. import decision_ids, origins, preview, rootpath
 from ..decide import apply_feedback, apply_reading, consented, decide
 from ..errors import (
     BadRequest,
@@ -105,7 +105,7 @@ def _set_cookies(
     the cap; without consent store nothing, and forget what a visitor who has just declined
     had. The values are URL-safe base64, so they need no quoting, and the header is written
     directly (http.cookies was the costliest step of a decision)."""
-    attributes = f"; Path={request.scope.get('root_path', '').rstrip('/')}/; HttpOnly; SameSite=Lax"
+    attributes = f"; Path={rootpath.cookie_path(request.scope)}; HttpOnly; SameSite=Lax"
     if request.scope.get("scheme") == "https":
         attributes += "; Secure"
     if persist:

@@ -172,7 +172,7 @@ def test_compose_runs_two_nodes_of_two_workers_on_postgres_behind_nginx() -> Non
         # Only nginx may speak for the browser: its fixed address, nobody else's.
         assert flags["--forwarded-allow-ips"] == nginx_address
         assert node["depends_on"]["postgres"]["condition"] == "service_healthy"
-        assert "http://127.0.0.1:8000/healthz" in " ".join(node["healthcheck"]["test"])
+        assert "http://127.0.0.1:8000/sc/healthz" in " ".join(node["healthcheck"]["test"])
         assert f"{name}:/data" in node["volumes"]  # its spool survives a restart
         assert "../config:/app/config:ro" in node["volumes"]
         # Secrets come from a file the operator makes, never from the compose file.
@@ -240,7 +240,7 @@ def test_readme_recipe_matches_deploy() -> None:
         "--forwarded-allow-ips",
         "/sc/healthz",
         "/sc/cue.js",
-        "127.0.0.1:8001/metrics",
+        "127.0.0.1:8001/sc/metrics",
         "NTP",
         "pg_dump",
         ".backup",
@@ -408,7 +408,7 @@ def test_the_recipe_runs_two_nodes_behind_nginx(
         for path in ("/sc/metrics", "/sc/metrics?site=news", "/sc//metrics", "/sc/%6detrics"):
             assert client.get(path, headers=bearer).status_code == 404, path
         for port in ports:
-            scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=bearer)
+            scraped = httpx.get(f"http://127.0.0.1:{port}/sc/metrics", headers=bearer)
             assert scraped.status_code == 200
             assert "sitecue_" in scraped.text
 

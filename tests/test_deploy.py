@@ -405,7 +405,8 @@ def test_the_recipe_runs_two_nodes_behind_nginx(
 
         # /sc/metrics is not public: Prometheus scrapes each node directly.
         bearer = {"Authorization": f"Bearer {key}"}
-        for path in ("/sc/metrics", "/sc/metrics?site=news", "/sc//metrics", "/sc/%6detrics"):
+        refused = ("/sc/metrics", "/sc/metrics?site=news", "/sc//metrics", "/sc/%6detrics")
+        for path in (*refused, "/sc/sc/metrics", "/sc/sc/healthz"):
             assert client.get(path, headers=bearer).status_code == 404, path
         for port in ports:
             scraped = httpx.get(f"http://127.0.0.1:{port}/sc/metrics", headers=bearer)

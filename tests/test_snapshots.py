@@ -113,5 +113,5 @@ def test_compile_problems_name_the_files_as_the_operator_knows_them(tmp_path: Pa
     with pytest.raises(ConfigError) as err:
         compile_files(directory, lambda name: f"version 9: {name}")
     assert [str(p) for p in err.value.problems] == [
-        "version 9: sites/news.json: $.rules: expected an array of rules"
+        "version 9: sites/news.json: $.rules: expected `array`, got `int`"
     ]

@@ -145,13 +145,11 @@ def materialise(parent: Path, files: Mapping[str, bytes], digest: str) -> Path:
         except OSError:
             if not target.is_dir():  # another worker's rename won the race: use theirs
                 raise
-    except (OSError, ConfigError) as err:
+    except (OSError, ConfigError):
+        # A ConfigError is the version's fault; an OSError (a full disk) the node's, for
+        # the caller to try again later.
         shutil.rmtree(scratch, ignore_errors=True)
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(
-            [Problem("$", f"expected files that can be written out ({err})", digest[:12])]
-        ) from err
+        raise
     shutil.rmtree(scratch, ignore_errors=True)  # left only when the rename lost
     return target
 

@@ -80,6 +80,7 @@ class ConfigVersions:
         self._publish = publish
         self._lock = asyncio.Lock()  # one apply or reload at a time
         self._refused: set[int] = set()  # versions that did not compile here
+        self._unwritten: set[int] = set()  # versions the disk refused (logged once each)
         self._down = False  # the store failed the last poll (logged once per outage)
         self._task: asyncio.Task[None] | None = None
         self._hangups: set[asyncio.Task[list[Problem]]] = set()
@@ -206,6 +207,11 @@ class ConfigVersions:
                 settings.allow_origins,
                 self.runtime.keyring,
             )
+        except OSError as err:  # this node's disk, not the version: tried again next poll
+            if head.version not in self._unwritten:
+                self._unwritten.add(head.version)
+                log.error("config version %d cannot be written out here: %s", head.version, err)
+            return
         except ConfigError as err:
             self._refused.add(head.version)
             served = self.runtime.config

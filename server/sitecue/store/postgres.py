@@ -919,14 +919,14 @@ class PostgresStore:
     async def _heartbeat(self) -> None:
         """A real commit, which a full disk or a read-only server refuses."""
         async with self._pool.acquire(timeout=2) as db:
-            await db.execute(_HEARTBEAT, time.time_ns() // 1_000_000)
+            await db.execute(_HEARTBEAT, time.time_ns() // 1_000_000, timeout=2)
 
     async def healthy(self) -> bool:
         if not await self.writer.healthy():
             return False
         try:
             async with self._pool.acquire(timeout=2) as db:
-                return bool(await db.fetchval("SELECT 1") == 1)
+                return bool(await db.fetchval("SELECT 1", timeout=2) == 1)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
 

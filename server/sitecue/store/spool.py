@@ -73,6 +73,8 @@ log = logging.getLogger("sitecue")
 
 FLUSH_TIMEOUT_S = 5.0
 """A group waits this long for the store's commit before it is spooled instead."""
+FORWARD_TIMEOUT_S = 60.0
+"""A forwarded batch waits this long: no request waits on it, only a hung store is left."""
 SEGMENT_BYTES = 16 * 1024 * 1024
 """A segment is closed for appends past this size: what a forwarder that died replays."""
 DEFAULT_MAX_MB = 1024
@@ -273,9 +275,9 @@ class Spool:
         if await store_healthy():
             if self.depth:
                 return "degraded"
-            async with self._mutex:
-                if not any(o.pending for o in self._own):
-                    self.active, self.refusing = False, None
+            # The store answers again: the spool may take groups again. Writing is handed back
+            # to the store only by the forwarder (_settle), which removes what it forwarded.
+            self.refusing = None
             return "ok"
         return "unavailable" if self.refusing is not None else "degraded"
 
@@ -309,18 +311,19 @@ class Spool:
 
     # --- appending ------------------------------------------------------------------------
 
-    async def _bounded(self, flush: Flush, group: Group) -> None:
-        """The store's commit of ``group``, waited for at most ``flush_timeout``. One that
-        does not answer is left to finish or fail on its own (a replay of its records is
-        skipped by their keys), and counts as the store failing."""
+    async def _bounded(self, flush: Flush, group: Group, timeout: float | None = None) -> None:
+        """The store's commit of ``group``, waited for at most ``timeout`` (else
+        ``flush_timeout``). One that does not answer is cancelled (a replay of its records is
+        skipped by their keys, should it commit after all), and counts as the store failing."""
+        timeout = self.flush_timeout if timeout is None else timeout
         task = asyncio.ensure_future(flush(group.events, group.decisions, group.messages))
-        done, _ = await asyncio.wait({task}, timeout=self.flush_timeout)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
         if task in done:
             return task.result()
         task.cancel()
         self._zombies.add(task)
         task.add_done_callback(self._bury)
-        raise StoreUnavailable(f"the store did not commit within {self.flush_timeout:g} s")
+        raise StoreUnavailable(f"the store did not commit within {timeout:g} s")
 
     def _bury(self, task: asyncio.Task[None]) -> None:
         self._zombies.discard(task)
@@ -504,8 +507,10 @@ class Spool:
         return True
 
     async def _forward(self, batch: Group) -> None:
+        # A batch of up to max_records on a store just back (and busy) may take a while: a
+        # request waits on none of it, so only a store that hangs is given up on.
         assert self._flush is not None
-        await self._bounded(self._flush, batch)
+        await self._bounded(self._flush, batch, FORWARD_TIMEOUT_S)
 
     def _done_with(self, adopted: _Adopted, bad: bool) -> None:
         path = adopted.segments.popleft()

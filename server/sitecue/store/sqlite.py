@@ -11,7 +11,6 @@ import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from itertools import compress
 from pathlib import Path
@@ -351,6 +350,7 @@ def _rollback(db: sqlite3.Connection) -> None:
 # The codes (primary, of sqlite3.Error.sqlite_errorcode) that mean the file cannot take our
 # reads or writes now: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
 _UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+LOCK_POLL_S = 0.002  # how often a process waiting for another's write tries the lock again
 
 # The writing connection's settings. The busy timeout comes first, so every other pragma
 # and migration waits for the file instead of failing with "database is locked". Deleted
@@ -517,7 +517,6 @@ class SQLiteStore:
         self.goals: Goals = goals or {}
         self._db = db
         self._path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitecue-lock")
         self._lock_file = lock_file
         self._turn = asyncio.Lock()
         self._writes = writes
@@ -577,13 +576,15 @@ class SQLiteStore:
     async def _write_lock(self) -> AsyncIterator[None]:
         """This store's turn to write to the file."""
         async with self._turn:
-            try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # another process is writing: wait off the loop
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(
-                    self._thread, fcntl.flock, self._lock_file, fcntl.LOCK_EX
-                )
+            # Another process is writing: poll rather than block a thread on the lock, as a
+            # cancelled wait (a bounded read, a spooled commit) must not take the lock later
+            # with nobody left to release it.
+            while True:
+                try:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(LOCK_POLL_S)
             try:
                 yield
             finally:
@@ -1115,6 +1116,5 @@ class SQLiteStore:
         await self.writer.stop()
         await self._checkpoints.close()
         self._writes.close()
-        self._thread.shutdown()
         self._lock_file.close()
         await self._db.close()

@@ -247,7 +247,8 @@ def test_the_spool_depth_is_a_gauge(client: TestClient, capsys: pytest.CaptureFi
     for _ in range(3):
         assert client.post("/v1/decide", json=page, headers={"origin": ORIGIN}).status_code == 200
     assert scrape(client, key)["sitecue_spool_records"] == 3
-    assert client.get("/healthz").json() == {
+    health = client.get("/healthz").json()
+    assert {k: health[k] for k in ("status", "sites", "spool")} == {
         "status": "degraded",
         "sites": ["news", "shop"],
         "spool": 3,

@@ -35,7 +35,7 @@ def test_sign_in_and_read_rules_decisions_and_results(
     page.goto(f"{demo_url}/sc/dashboard")
     page.get_by_label("Admin key").fill("sck_000000000000_" + "a" * 32)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_contain_text("this API key is not valid")
+    expect(page.get_by_role("alert")).to_contain_text("This admin key is not known here")
 
     page.get_by_label("Admin key").fill(operator("apikey", "create", "--site", "news"))
     page.get_by_role("button", name="Sign in").click()

@@ -150,7 +150,13 @@ class EventsRequest(msgspec.Struct, frozen=True):
     call: RetryId | None = None  # this call's id: a retry credits its reading only once
 
 
-FieldValue = Text | bool | int | float | Annotated[list[Short], msgspec.Meta(max_length=20)] | None
+# A form's fields may hold any character here: forms.py refuses control characters (NUL
+# included) with a 422 that names the field, as a person filling the form should see it.
+FieldText = Annotated[str, msgspec.Meta(max_length=2048)]
+FieldName = Annotated[str, msgspec.Meta(max_length=128)]
+FieldValue = (
+    FieldText | bool | int | float | Annotated[list[FieldName], msgspec.Meta(max_length=20)] | None
+)
 """A submitted field: text; a multiple choice's options; a checkbox's or consent's boolean; a
 number. Anything else (an object, a deeper list) is refused with a 400 naming the field."""
 
@@ -163,7 +169,7 @@ class FormRequest(msgspec.Struct, frozen=True):
     decision: Short
     rule: Short
     variant: Short
-    fields: Annotated[dict[Short, FieldValue], msgspec.Meta(max_length=50)]
+    fields: Annotated[dict[FieldName, FieldValue], msgspec.Meta(max_length=50)]
     id: RetryId | None = None
 
 

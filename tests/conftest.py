@@ -3,19 +3,16 @@ throwaway PostgreSQL cluster per run; and an empty database on each engine."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 from starlette.testclient import TestClient
 
 from admin_keys import ORIGIN
-from postgres_cluster import postgres_cluster
+from postgres_cluster import new_database, postgres_cluster
 from sitecue.app import build_app
 from sitecue.settings import Settings
 from sites import CONFIG_DIR
@@ -55,18 +52,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'sitecue.db'}"
         return
     server: str = request.getfixturevalue("postgres_server")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        db = await asyncpg.connect(server)
-        try:
-            await db.execute(sql)
-        finally:
-            await db.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    yield server.replace("@/postgres?", f"@/{name}?")
-    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+    with new_database(server, "t") as url:
+        yield url
 
 
 # Property tests draw the same examples on every run (seeded from each test's name, with no

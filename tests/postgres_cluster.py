@@ -7,15 +7,19 @@ user that Debian's package creates.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+import asyncpg
 
 __all__ = ["Cluster", "postgres_cluster", "stoppable_postgres_cluster"]
 
@@ -77,3 +81,23 @@ def stoppable_postgres_cluster(fsync: bool = False) -> Iterator[Cluster]:
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def new_database(server: str, prefix: str) -> Iterator[str]:
+    """An empty database on the cluster at ``server`` (a ``postgres_cluster`` URL), its URL;
+    dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        db = await asyncpg.connect(server)
+        try:
+            await db.execute(sql)
+        finally:
+            await db.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield server.replace("@/postgres?", f"@/{name}?")
+    finally:
+        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))

@@ -11,7 +11,6 @@ two workers each on one throwaway PostgreSQL, and the README's paths answer thro
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import os
@@ -22,13 +21,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx2 as httpx
 import pytest
 import yaml
@@ -38,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from admin_keys import new_key
+from postgres_cluster import new_database
 from servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,18 +267,8 @@ def test_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
 @pytest.fixture
 def database(postgres_server: str) -> Iterator[str]:
     """An empty database in the run's throwaway cluster, as compose's postgres service."""
-    name = f"deploy_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        db = await asyncpg.connect(postgres_server)
-        try:
-            await db.execute(sql)
-        finally:
-            await db.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    yield postgres_server.replace("@/postgres?", f"@/{name}?")
-    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+    with new_database(postgres_server, "deploy") as url:
+        yield url
 
 
 @contextmanager

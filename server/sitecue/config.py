@@ -21,6 +21,7 @@ from .validation import mistakes, salvage
 __all__ = [
     "WINDOW_PATTERN",
     "AttributeType",
+    "Catalog",
     "DataKey",
     "FieldType",
     "Form",
@@ -30,11 +31,13 @@ __all__ = [
     "Limit",
     "Namespace",
     "Placement",
+    "Recommend",
     "Retention",
     "Rule",
     "Schedule",
     "Show",
     "SiteConfig",
+    "Strategy",
     "Trigger",
     "Variant",
     "Webhook",
@@ -152,13 +155,36 @@ class Form(_Strict, frozen=True):
     contact: FieldName | None = None
 
 
+Strategy = Literal[
+    "recently_viewed", "viewed_together", "bought_together", "popular_in_category", "popular"
+]  # fmt: skip
+"""Where recommended products come from (see sitecue.recommend): the visitor's recent
+product views; products viewed, or bought, by the same people as the current product (or,
+off a product page, as the visitor's recent views); the most popular in the category of the
+current product (or of the recent views); and the most popular overall."""
+
+
+class Recommend(_Strict, frozen=True):
+    """A widget's product recommendations: up to ``limit`` products, taken from each
+    strategy in turn until the row is full; only products in stock (unless ``in_stock`` is
+    false), never the product on the page nor one this person bought, and at most
+    ``per_category`` of one category. The template reads them as ``recommendations``."""
+
+    strategies: Annotated[list[Strategy], msgspec.Meta(min_length=1, max_length=5)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=12)] = 4
+    per_category: Annotated[int, msgspec.Meta(ge=1, le=12)] | None = None
+    in_stock: bool = True
+
+
 class Widget(_Strict, frozen=True):
     """A Jinja2 template (relative to the config directory) and the data it renders with;
-    a widget with a ``form`` renders it through ``{% include "widgets/_form.html" %}``."""
+    a widget with a ``form`` renders it through ``{% include "widgets/_form.html" %}``; one
+    that ``recommend``s products renders per visitor, at decide time."""
 
     template: str
     data: dict[str, Any] = {}
     form: Form | None = None
+    recommend: Recommend | None = None
 
 
 class Placement(_Strict, frozen=True):
@@ -299,6 +325,40 @@ class Retention(_Strict, frozen=True):
     events: Annotated[str, msgspec.Meta(pattern=_KEEP)] = "400d"
 
 
+_CATALOG_FIELD = r"^(?!(id|name|url|image|price|category|in_stock)$)[A-Za-z_][A-Za-z0-9_]{0,39}$"
+_PATTERN_MEANING[_CATALOG_FIELD] = (
+    "an identifier of letters, digits and _ (at most 40) other than a product's own fields"
+)
+_WITHIN = r"^([1-9][0-9]{0,2}d|[1-9][0-9]{0,3}h)$"
+_PATTERN_MEANING[_WITHIN] = "a duration in days or hours, such as 30d or 12h"
+Within = Annotated[str, msgspec.Meta(pattern=_WITHIN)]
+
+
+class Catalog(_Strict, frozen=True):
+    """The site's products (see sitecue.catalog) and what recommendations learn from.
+
+    ``fields``: the extra product fields the site declares, with their types. ``from_pages``:
+    a product a page describes (``sitecue('set', {product: {...}})``) is added to the
+    catalogue, or updated, once ``confirm`` different visitors saw it described the same
+    way; never one the site's own systems put there. ``cart`` and ``purchase`` name the
+    events that carry the product added to the cart and the products bought. ``recent``:
+    how many of the visitor's product views the state cookie keeps. Viewed together means
+    viewed by one visitor within ``viewed_within``, bought together bought by one within
+    ``bought_within``, counted once ``min_support`` people did; popularity counts the last
+    ``popular_over``."""
+
+    fields: dict[Annotated[str, msgspec.Meta(pattern=_CATALOG_FIELD)], AttributeType] = {}
+    from_pages: bool = False
+    confirm: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
+    cart: Name | None = None
+    purchase: Name | None = None
+    recent: Annotated[int, msgspec.Meta(ge=1, le=20)] = 8
+    min_support: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 2
+    viewed_within: Within = "1d"
+    bought_within: Within = "90d"
+    popular_over: Within = "30d"
+
+
 class SiteConfig(_Strict, frozen=True):
     """One site: where the tag may call from, its triggers, widgets and rules.
 
@@ -324,6 +384,7 @@ class SiteConfig(_Strict, frozen=True):
     audiences: dict[Name, dict[str, Any]] = {}
     webhooks: list[Webhook] = []  # other systems told of submissions, conversions, erasures
     retention: Retention = Retention()  # how long raw decisions and events are kept
+    catalog: Catalog | None = None  # products, and what recommendations learn from
     schema: str | None = msgspec.field(default=None, name="$schema")
 
 

@@ -33,9 +33,11 @@ from .keyring import OVERHEAD, Keyring, Unsealable
 
 __all__ = [
     "MAX_COOKIE_BYTES",
+    "PRODUCT_KEY_BYTES",
     "SESSION_GAP_MS",
     "Budget",
     "Counter",
+    "Products",
     "RuleMemory",
     "Snapshot",
     "StateCodec",
@@ -51,6 +53,7 @@ MAX_AGE_S = 400 * 24 * 3600  # browsers cap cookie lifetime at 400 days
 MAX_COOKIE_BYTES = 1536
 """The state cookie as sent (``sc_s=…``) never exceeds this; the oldest buckets go first."""
 STATE_COOKIE = "sc_s"
+PRODUCT_KEY_BYTES = 6  # a product's key in the state (see Products)
 PURPOSE = "state"  # the keyring purpose: the state cookie's keys are its own, per site
 
 
@@ -121,6 +124,17 @@ class Budget(msgspec.Struct, array_like=True, omit_defaults=True):
     last_shown: int = 0
 
 
+class Products(msgspec.Struct, array_like=True, omit_defaults=True):
+    """The products this browser touched, each as its 6-byte key (sitecue.catalog.
+    product_key; an index maps keys back to ids), concatenated, the newest first: the ones
+    viewed (at most the site's ``catalog.recent``), the ones bought in this browser, and the
+    ones a verified person bought anywhere, as of the last refresh (see sitecue.refresh)."""
+
+    viewed: bytes = b""
+    bought: bytes = b""
+    server: bytes = b""
+
+
 class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     """Everything a decision needs to know about one visitor."""
 
@@ -157,6 +171,7 @@ class VisitorState(msgspec.Struct, array_like=True, omit_defaults=True):
     # When the visitor reached each goal (epoch ms), for the goals some rule stops after:
     # reached by any path, seen the rule or not.
     goals: dict[str, int] = {}
+    products: Products | None = None  # kept only where the site has a catalog
 
     def touch(self, now: int) -> None:
         """Start a new session when the last activity is older than the session gap."""

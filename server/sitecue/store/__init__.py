@@ -14,6 +14,7 @@ from .base import (
     TokenUse,
     VariantCounts,
 )
+from .catalog import Product, ProductSource
 from .configs import ConfigHead, ConfigInfo, ConfigVersion
 from .contact_events import ContactEvent, Refreshed
 from .outbox import (
@@ -52,6 +53,8 @@ __all__ = [
     "History",
     "Message",
     "PageView",
+    "Product",
+    "ProductSource",
     "RateLimit",
     "Refreshed",
     "Store",

@@ -33,6 +33,11 @@ class EventRecord(msgspec.Struct, frozen=True):
     decision: str | None = None
     value: float | None = None  # what a valued event carried (a purchase's amount)
     key: str | None = None  # idempotency: a retry's record with the same key is not stored
+    # The products the event is about (a product view, an add-to-cart, a purchase's lines, a
+    # click on a recommended product; see sitecue.catalog), and for a product view the page's
+    # own description of the product (JSON text, see catalog.from_pages), unverified.
+    products: list[str] | None = None
+    detail: str | None = None
 
 
 class DecisionRecord(msgspec.Struct, frozen=True):
@@ -83,7 +88,12 @@ DECISION_COLUMNS = "id, site, visitor, at, url, verdicts, pageview"
 # A record whose idempotency key (per site) is already stored is a retry's: the writer
 # inserts only the records whose keys were new in ``record_keys`` (see store.rollups), so
 # these are plain inserts (the old ``idempotency_key`` columns stay NULL on new rows).
-INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Written, not read back with the rest: the products and the detail are for sitecue.catalog
+# and the recommendations' job, which read them on their own.
+INSERT_EVENT = (
+    f"INSERT INTO events ({EVENT_COLUMNS}, products, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 INSERT_DECISION = f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 INSERT_API_KEY = (
     "INSERT INTO api_keys (id, secret_hash, sites, label, created) VALUES (?, ?, ?, ?, ?)"
@@ -170,8 +180,13 @@ def contact_row(c: Contact) -> Row:
 
 
 def event_row(e: EventRecord) -> Row:
-    """An event as a row of INSERT_EVENT: EVENT_COLUMNS."""
-    return (e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision, e.value)
+    """An event as a row of INSERT_EVENT: EVENT_COLUMNS, then its products (a JSON array)
+    and its detail."""
+    products = _encode(e.products).decode() if e.products is not None else None
+    return (
+        *(e.site, e.visitor, e.type, e.at, e.name, e.rule, e.variant, e.decision, e.value),
+        *(products, e.detail),
+    )
 
 
 def decision_row(d: DecisionRecord) -> Row:

@@ -65,6 +65,7 @@ from .base import (
     pseudonym,
     token_use_row,
 )
+from .catalog import CATALOG_POSTGRES
 from .configs import (
     CONFIG_CHANNEL,
     CONFIG_HISTORY,
@@ -291,6 +292,7 @@ MIGRATIONS: list[Migration] = [
         created BIGINT NOT NULL, files BYTEA NOT NULL
     );
     """,
+    CATALOG_POSTGRES,
 ]
 
 

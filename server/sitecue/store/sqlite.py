@@ -66,6 +66,7 @@ from .base import (
     pseudonym,
     token_use_row,
 )
+from .catalog import CATALOG_SQLITE
 from .checkpoints import WAL_BOUND, Checkpointer
 from .configs import (
     CONFIG_HISTORY,
@@ -290,6 +291,7 @@ MIGRATIONS: list[Migration] = [
         created INTEGER NOT NULL, files BLOB NOT NULL
     );
     """,
+    CATALOG_SQLITE,
 ]
 
 

@@ -14,7 +14,7 @@ from .base import (
     TokenUse,
     VariantCounts,
 )
-from .catalog import Product, ProductSource
+from .catalog import PageClaim, Product, ProductSource
 from .configs import ConfigHead, ConfigInfo, ConfigVersion
 from .contact_events import ContactEvent, Refreshed
 from .outbox import (
@@ -52,6 +52,7 @@ __all__ = [
     "GroupCounts",
     "History",
     "Message",
+    "PageClaim",
     "PageView",
     "Product",
     "ProductSource",

@@ -15,6 +15,7 @@ from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 from .verdicts import Verdict, VerdictFilter, stored, verdict_filter
 
 if TYPE_CHECKING:
+    from .catalog import PageClaim, Product
     from .configs import ConfigHead, ConfigInfo, ConfigVersion
     from .rollups import DayCounts, Goals
     from .writer import GroupWriter
@@ -466,6 +467,40 @@ class Store(Protocol):
 
     async def contact_events(self, site: str, contact_id: str) -> list[ContactEvent]:
         """Every server-side event of the contact, oldest first."""
+
+    async def put_products(self, site: str, products: Sequence[Product]) -> None:
+        """Create or replace these products of ``site`` as the site's systems describe them
+        (source ``site``: they replace a page's description), in one transaction."""
+
+    async def product(self, site: str, product_id: str) -> Product | None: ...
+
+    async def products(
+        self,
+        site: str,
+        category: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Product]:
+        """One page of the site's products by id, after the id ``after``, optionally of one
+        ``category``."""
+
+    async def all_products(self, site: str) -> list[Product]:
+        """Every product of the site, by id (for the recommendations' index)."""
+
+    async def delete_product(self, site: str, product_id: str) -> bool:
+        """Delete the product; whether there was one."""
+
+    async def catalog_version(self, site: str) -> int:
+        """A number that changes whenever the site's products do (0: never written): one
+        row's read, so each worker can poll it to reload its catalogue only on a change."""
+
+    async def confirm_page_products(
+        self, site: str, claims: Sequence[PageClaim], confirm: int, now: int
+    ) -> list[str]:
+        """Count each visitor's claim once, and take each description that ``confirm``
+        distinct visitors sent (source ``page``), never over a product of source ``site``
+        nor when the catalogue already says the same; the ids written (see
+        sitecue.catalog.upsert_page_products)."""
 
     async def refresh(
         self, site: str, visitor: str, contact_id: str, names: list[str], since: int

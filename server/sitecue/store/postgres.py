@@ -65,7 +65,29 @@ from .base import (
     pseudonym,
     token_use_row,
 )
-from .catalog import CATALOG_POSTGRES
+from .catalog import (
+    ALL_PRODUCTS,
+    BUMP_VERSION,
+    CATALOG_CLAIMS_POSTGRES,
+    CATALOG_POSTGRES,
+    CLAIM_TTL_MS,
+    COUNT_PRODUCT_CLAIMS,
+    DELETE_PRODUCT,
+    EXPIRE_CLAIMS,
+    INSERT_CLAIM,
+    SELECT_PRODUCT,
+    SELECT_VERSION,
+    SETTLE_CLAIMS,
+    UPSERT_PAGE_PRODUCT,
+    UPSERT_PRODUCT,
+    PageClaim,
+    Product,
+    descriptions,
+    open_claims,
+    product_list_sql,
+    product_of_row,
+    product_row,
+)
 from .configs import (
     CONFIG_CHANNEL,
     CONFIG_HISTORY,
@@ -293,6 +315,7 @@ MIGRATIONS: list[Migration] = [
     );
     """,
     CATALOG_POSTGRES,
+    CATALOG_CLAIMS_POSTGRES,
 ]
 
 
@@ -306,6 +329,10 @@ _INSERT_EVENT = _numbered(INSERT_EVENT)
 _INSERT_DECISION = _numbered(INSERT_DECISION)
 _INSERT_API_KEY = _numbered(INSERT_API_KEY)
 _UPSERT_CONTACT = _numbered(UPSERT_CONTACT)
+_UPSERT_PRODUCT = _numbered(UPSERT_PRODUCT)
+_UPSERT_PAGE_PRODUCT = _numbered(UPSERT_PAGE_PRODUCT)
+_SELECT_PRODUCT = _numbered(SELECT_PRODUCT)
+_BUMP_VERSION = _numbered(BUMP_VERSION)
 _UPSERT_LINK = _numbered(UPSERT_LINK)
 _SELECT_API_KEY = _numbered(SELECT_API_KEY)
 _REVOKE_API_KEY = _numbered(REVOKE_API_KEY)
@@ -838,6 +865,77 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             row = await db.fetchrow(REFRESH_POSTGRES, site, visitor, contact_id, names, since)
         return refreshed_of(*row) if row is not None else None
+
+    async def put_products(self, site: str, products: Sequence[Product]) -> None:
+        async with self._pool.acquire() as db, db.transaction():
+            await db.executemany(_UPSERT_PRODUCT, [product_row(site, p, "site") for p in products])
+            await db.execute(_BUMP_VERSION, site)
+
+    async def product(self, site: str, product_id: str) -> Product | None:
+        async with self._pool.acquire() as db:
+            row = await db.fetchrow(_SELECT_PRODUCT, site, product_id)
+        return None if row is None else product_of_row(row)
+
+    async def products(
+        self,
+        site: str,
+        category: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Product]:
+        sql, args = product_list_sql(site, category, after, limit)
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(sql), *args)
+        return [product_of_row(row) for row in rows]
+
+    async def all_products(self, site: str) -> list[Product]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(ALL_PRODUCTS), site)
+        return [product_of_row(row) for row in rows]
+
+    async def delete_product(self, site: str, product_id: str) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            status: str = await db.execute(_numbered(DELETE_PRODUCT), site, product_id)
+            deleted = status != "DELETE 0"
+            if deleted:
+                await db.execute(_BUMP_VERSION, site)
+        return deleted
+
+    async def catalog_version(self, site: str) -> int:
+        async with self._pool.acquire() as db:
+            version = await db.fetchval(_numbered(SELECT_VERSION), site)
+        return 0 if version is None else int(version)
+
+    async def confirm_page_products(
+        self, site: str, claims: Sequence[PageClaim], confirm: int, now: int
+    ) -> list[str]:
+        written: list[str] = []
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute(_numbered(EXPIRE_CLAIMS), site, now - CLAIM_TTL_MS)  # out of time
+            ids = sorted({c.product.id for c in claims})
+            rows = await db.fetch(
+                f"{_SELECT_PRODUCT.removesuffix(' AND id = $2')} AND id = ANY($2::text[])",
+                site,
+                ids,
+            )
+            kept = open_claims(claims, {row[0]: product_of_row(row) for row in rows})
+            await db.executemany(
+                _numbered(INSERT_CLAIM),
+                [(site, c.product.id, c.digest, c.visitor, now) for c in kept],
+            )
+            for (product_id, digest), product in descriptions(kept).items():
+                if product_id in written:
+                    continue
+                seen = await db.fetchval(_numbered(COUNT_PRODUCT_CLAIMS), site, product_id, digest)
+                if seen < confirm:
+                    continue
+                row = product_row(site, msgspec.structs.replace(product, updated=now), "page")
+                if await db.execute(_UPSERT_PAGE_PRODUCT, *row) != "INSERT 0 0":
+                    written.append(product_id)
+                await db.execute(_numbered(SETTLE_CLAIMS), site, product_id)
+            if written:
+                await db.execute(_BUMP_VERSION, site)
+        return written
 
     async def claim_messages(
         self,

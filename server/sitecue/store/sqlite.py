@@ -66,7 +66,29 @@ from .base import (
     pseudonym,
     token_use_row,
 )
-from .catalog import CATALOG_SQLITE
+from .catalog import (
+    ALL_PRODUCTS,
+    BUMP_VERSION,
+    CATALOG_CLAIMS_SQLITE,
+    CATALOG_SQLITE,
+    CLAIM_TTL_MS,
+    COUNT_PRODUCT_CLAIMS,
+    DELETE_PRODUCT,
+    EXPIRE_CLAIMS,
+    INSERT_CLAIM,
+    SELECT_PRODUCT,
+    SELECT_VERSION,
+    SETTLE_CLAIMS,
+    UPSERT_PAGE_PRODUCT,
+    UPSERT_PRODUCT,
+    PageClaim,
+    Product,
+    descriptions,
+    open_claims,
+    product_list_sql,
+    product_of_row,
+    product_row,
+)
 from .checkpoints import WAL_BOUND, Checkpointer
 from .configs import (
     CONFIG_HISTORY,
@@ -292,6 +314,7 @@ MIGRATIONS: list[Migration] = [
     );
     """,
     CATALOG_SQLITE,
+    CATALOG_CLAIMS_SQLITE,
 ]
 
 
@@ -970,6 +993,93 @@ class SQLiteStore:
         async with self._db.execute(REFRESH_SQLITE, args) as cursor:
             row = await cursor.fetchone()
         return refreshed_of(*row) if row is not None else None
+
+    async def put_products(self, site: str, products: Sequence[Product]) -> None:
+        async with self._write_lock():
+            w = self._writes
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                w.executemany(UPSERT_PRODUCT, (product_row(site, p, "site") for p in products))
+                w.execute(BUMP_VERSION, (site,))
+                w.execute("COMMIT")
+            except BaseException:
+                _rollback(w)
+                raise
+
+    async def product(self, site: str, product_id: str) -> Product | None:
+        async with self._db.execute(SELECT_PRODUCT, (site, product_id)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else product_of_row(row)
+
+    async def products(
+        self,
+        site: str,
+        category: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Product]:
+        sql, args = product_list_sql(site, category, after, limit)
+        async with self._db.execute(sql, args) as cursor:
+            return [product_of_row(row) for row in await cursor.fetchall()]
+
+    async def all_products(self, site: str) -> list[Product]:
+        async with self._db.execute(ALL_PRODUCTS, (site,)) as cursor:
+            return [product_of_row(row) for row in await cursor.fetchall()]
+
+    async def delete_product(self, site: str, product_id: str) -> bool:
+        async with self._write_lock():
+            w = self._writes
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = w.execute(DELETE_PRODUCT, (site, product_id)).rowcount > 0
+                if deleted:
+                    w.execute(BUMP_VERSION, (site,))
+                w.execute("COMMIT")
+            except BaseException:
+                _rollback(w)
+                raise
+        return deleted
+
+    async def catalog_version(self, site: str) -> int:
+        async with self._db.execute(SELECT_VERSION, (site,)) as cursor:
+            row = await cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def confirm_page_products(
+        self, site: str, claims: Sequence[PageClaim], confirm: int, now: int
+    ) -> list[str]:
+        written: list[str] = []
+        async with self._write_lock():
+            w = self._writes
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                w.execute(EXPIRE_CLAIMS, (site, now - CLAIM_TTL_MS))  # first: out of time
+                held = {}
+                for product_id in {c.product.id for c in claims}:
+                    row = w.execute(SELECT_PRODUCT, (site, product_id)).fetchone()
+                    if row is not None:
+                        held[product_id] = product_of_row(row)
+                kept = open_claims(claims, held)
+                w.executemany(
+                    INSERT_CLAIM, ((site, c.product.id, c.digest, c.visitor, now) for c in kept)
+                )
+                for (product_id, digest), product in descriptions(kept).items():
+                    if product_id in written:
+                        continue
+                    (seen,) = w.execute(COUNT_PRODUCT_CLAIMS, (site, product_id, digest)).fetchone()
+                    if seen < confirm:
+                        continue
+                    row = product_row(site, msgspec.structs.replace(product, updated=now), "page")
+                    if w.execute(UPSERT_PAGE_PRODUCT, row).rowcount:
+                        written.append(product_id)
+                    w.execute(SETTLE_CLAIMS, (site, product_id))
+                if written:
+                    w.execute(BUMP_VERSION, (site,))
+                w.execute("COMMIT")
+            except BaseException:
+                _rollback(w)
+                raise
+        return written
 
     async def claim_messages(
         self,

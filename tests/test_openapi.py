@@ -58,7 +58,9 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
 def test_every_route_is_described(admin: tuple[TestClient, str]) -> None:
     client, _ = admin
     document = client.get("/openapi.json").json()
-    routes = {(r.path, m) for r in client.app.routes for m in r.methods or ()}  # type: ignore[attr-defined]
+    # A path parameter that may hold a / (a product id) is ``{product:path}`` to Starlette.
+    app_routes = client.app.routes  # type: ignore[attr-defined]
+    routes = {(r.path.replace(":path}", "}"), m) for r in app_routes for m in r.methods or ()}
     described = {(p, m.upper()) for p, ops in document["paths"].items() for m in ops}
     described.discard(("/v1/contacts/{contact}", "PARAMETERS"))  # shared, not a method
     assert {(p, m) for p, m in routes if m not in ("HEAD", "OPTIONS")} == described

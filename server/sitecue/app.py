@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from .api.admin import reload_endpoint
 from .api.bodies import ErrorBody, FieldErrors, json_response
+from .api.catalog import catalog_endpoint, catalog_import_endpoint, catalog_list_endpoint
 from .api.contact_events import contact_events_endpoint
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
@@ -201,6 +202,9 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
         ("/v1/results/holdout", holdout_endpoint, ["GET"]),
         ("/v1/reports", reports_endpoint, ["GET"]),
         ("/v1/contacts/import", import_endpoint, ["POST"]),
+        ("/v1/catalog", catalog_list_endpoint, ["GET"]),
+        ("/v1/catalog/import", catalog_import_endpoint, ["POST"]),
+        ("/v1/catalog/{product:path}", catalog_endpoint, ["GET", "PUT", "DELETE"]),
         ("/v1/contacts/{contact}", contact_endpoint, ["GET", "PUT", "PATCH", "DELETE"]),
         ("/v1/contacts/{contact}/export", export_endpoint, ["GET"]),
         ("/v1/contacts/{contact}/events", contact_events_endpoint, ["POST"]),

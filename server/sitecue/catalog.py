@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = [
+    "BATCH",
     "FIELDS",
     "MAX_CATEGORY",
     "MAX_NAME",
@@ -57,6 +58,7 @@ __all__ = [
     "page_product",
     "product_key",
     "product_of",
+    "store_products",
     "upsert_page_products",
 ]
 
@@ -68,6 +70,7 @@ MAX_URL = 2048
 MAX_CATEGORY = 64
 MAX_PRICE = 1e9
 MAX_STRING = 256  # a declared string field
+BATCH = 1000  # products an import stores in one transaction
 FIELDS = ("id", "name", "url", "image", "price", "category", "in_stock")
 """A product's own fields, in the order of a CSV's columns; declared ones follow."""
 
@@ -358,3 +361,15 @@ async def upsert_page_products(
         return []
     at = time.time_ns() // 1_000_000 if now is None else now
     return await store.confirm_page_products(site, claims, confirm, at)
+
+
+async def store_products(
+    store: Store, site: str, products: Sequence[Product], batch: int = BATCH
+) -> int:
+    """Store ``products`` as the site's, in transactions of ``batch``; how many there were.
+    Each replaces the product of its id, so storing a file again is harmless."""
+    batches = 0
+    for start in range(0, len(products), batch):
+        await store.put_products(site, products[start : start + batch])
+        batches += 1
+    return batches

@@ -11,9 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__, rootpath
+from ..catalog import MAX_CATEGORY, MAX_NAME, MAX_PRICE, MAX_URL, PRODUCT_ID
 from ..protocol import DecideRequest, DecideResponse, EventsRequest, FormRequest, FormResponse
 from .admin import Refused, Reloaded
 from .bodies import ErrorBody, FieldErrors, Health
+from .catalog import MAX_PAGE as MAX_PRODUCTS
+from .catalog import ProductPage, ProductsImported, ProductView
 from .contact_events import InboundEvent, Recorded
 from .contacts import AttributesBody, ContactExport, ContactView, Imported
 from .decisions import MAX_PAGE, DecisionPage
@@ -83,6 +86,25 @@ _CONTACT = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 128},
 }
 
+_PRODUCT_ID = {"type": "string", "pattern": PRODUCT_ID}
+_PRODUCT = {"name": "product", "in": "path", "required": True, "schema": _PRODUCT_ID}
+_CATEGORY = {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY}
+_COUNT = {"type": "integer", "minimum": 1}
+# A product as the site's systems send it: its own fields, and those the site declares.
+_PRODUCT_BODY = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+        "url": {"type": "string", "format": "uri", "maxLength": MAX_URL},
+        "image": {"type": ["string", "null"], "maxLength": MAX_URL},
+        "price": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_PRICE},
+        "category": {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_CATEGORY},
+        "in_stock": {"type": "boolean", "default": True},
+    },
+    "required": ["name", "url"],
+    "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+}
+
 
 def _enum(*values: str) -> dict[str, Any]:
     return {"type": "string", "enum": list(values)}
@@ -94,6 +116,7 @@ def openapi(root_path: str = "") -> dict[str, Any]:
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
     types += [FormRequest, FormResponse, FieldErrors, SubmissionPage, DeliveryPage, Retried]
     types += [InboundEvent, Recorded, HoldoutResults, Report]
+    types += [ProductView, ProductPage, ProductsImported]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
         "/cue.js": {
@@ -370,6 +393,67 @@ def openapi(root_path: str = "") -> dict[str, Any]:
                     **_errors(400, 401, 403, 404, 413, 415),
                 },
             }
+        },
+        "/v1/catalog": {
+            "get": {
+                "summary": "A page of the site's products, by id",
+                "security": _ADMIN,
+                "parameters": [
+                    _SITE,
+                    _query("category", "only this category", _CATEGORY),
+                    _query("after", "the next of a previous page", _PRODUCT_ID),
+                    _query("limit", "at most (100)", {**_COUNT, "maximum": MAX_PRODUCTS}),
+                ],
+                "responses": {
+                    "200": {"description": "the products", **_json(_ref(ProductPage))},
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/catalog/import": {
+            "post": {
+                "summary": "Import products (NDJSON or CSV); every line checked, all or none",
+                "description": "CSV: a header row id,name,url,image,price,category,in_stock"
+                " and the site's declared fields (id, name and url required). A product"
+                " already held is replaced by the file's. Stored in transactions of 1000.",
+                "security": _ADMIN,
+                "parameters": [_SITE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": {"description": "imported", **_json(_ref(ProductsImported))},
+                    **_errors(400, 401, 403, 404, 413, 415),
+                },
+            }
+        },
+        "/v1/catalog/{product}": {
+            **{
+                method: {
+                    "summary": summary,
+                    "security": _ADMIN,
+                    "parameters": [_PRODUCT, _SITE],
+                    **({"requestBody": _json(_PRODUCT_BODY)} if body else {}),
+                    "responses": {
+                        "200": {"description": "the product", **_json(_ref(ProductView))},
+                        **_errors(400, 401, 403, 404, *((413,) if body else ())),
+                    },
+                }
+                for method, summary, body in (
+                    ("get", "The product", False),
+                    ("put", "Create the product, or replace it (as the site's)", True),
+                )
+            },
+            "delete": {
+                "summary": "Remove the product from the catalogue",
+                "security": _ADMIN,
+                "parameters": [_PRODUCT, _SITE],
+                "responses": {"204": {"description": "removed"}, **_errors(400, 401, 403, 404)},
+            },
         },
         "/v1/contacts/{contact}": {
             "parameters": [_CONTACT, _SITE],

@@ -18,7 +18,6 @@ __all__ = [
     "CLAIM_TTL_MS",
     "PageClaim",
     "Product",
-    "ProductPage",
     "ProductSource",
 ]
 
@@ -77,14 +76,6 @@ class PageClaim(msgspec.Struct, frozen=True):
     product: Product
     digest: str
     visitor: str
-
-
-class ProductPage(msgspec.Struct, frozen=True):
-    """A page of a site's products, by id; ``next`` is the cursor of the next page (the
-    last id of this one), None on the last."""
-
-    products: list[Product]
-    next: str | None = None
 
 
 # A description waits this long (epoch ms) for the visitors that confirm it, then is

@@ -142,7 +142,8 @@ def _csv(
             if problems:
                 return
             continue
-        if len(row) > len(header):
+        # Empty cells past the header are a spreadsheet's trailing commas; text there is not.
+        if any(cell.strip() for cell in row[len(header) :]):
             yield start, None, LineProblem(start, "", f"expected at most {len(header)} cells")
             continue
         fields: dict[str, Any] = {}

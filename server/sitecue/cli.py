@@ -7,6 +7,7 @@ sitecue check config/sites/*.json # every mistake as  file: $.json.path: what wa
 sitecue serve --config config --workers 2
 sitecue token mint --site news --contact customer-123      # the token on the last line
 sitecue contacts import customers.csv --site shop          # .csv, .ndjson or .jsonl
+sitecue catalog import products.csv --site shop            # every bad line, then batches
 sitecue apikey list; sitecue apikey revoke 0123456789ab   # at once, on every worker
 sitecue audiences import --site shop --audience staff staff.csv  # then reload the server
 sitecue preview --site shop --rule free-express --url https://shop.example/cart  # signed link
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .catalog_cli import add_catalog_commands, run_catalog
 from .config import json_schema, load_site
 from .config_cli import add_config_commands, run_config
 from .errors import BadRequest, ConfigError, Problem, StoreUnavailable
@@ -519,6 +521,8 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
     load.add_argument("--format", choices=FORMATS, help="default: the extension")
 
+    add_catalog_commands(commands)
+
     audiences = commands.add_parser("audiences", help="id lists of audiences")
     audiences_commands = audiences.add_subparsers(dest="audiences_command", required=True)
     hashed = audiences_commands.add_parser(
@@ -591,6 +595,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _token_mint(args.site, args.contact, args.file, args.ttl, args.format)
         if args.command == "contacts":
             return _contacts_import(args.site, args.file, args.db, args.format)
+        if args.command == "catalog":
+            return run_catalog(args)
         if args.command == "audiences":
             return _audiences_import(args.site, args.audience, args.file, args.format)
         if args.command == "preview":

@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sitecue.catalog import (
     PRODUCT_ID,
@@ -268,3 +270,36 @@ def test_descriptions_confirmed_by_distinct_visitors_are_taken(store_url: str) -
     assert (first, ignored, taken) == ([], [], ["l-1"])
     assert product == Product("l-1", "Lamp", "https://shop.example/p/l", None, 5.0, None,
                               True, {}, "page", 12)  # fmt: skip
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_KEYS = st.sampled_from(["id", "name", "url", "image", "price", "category", "in_stock", "brand"])
+
+
+@given(st.dictionaries(_KEYS, _JSON, max_size=8) | _JSON)
+def test_any_value_is_a_product_or_named_problems_never_an_exception(value: Any) -> None:
+    product, problems = check_product(CATALOG, value, None)
+    assert (product is None) == bool(problems)
+    if product is not None:  # what is stored reads back as JSON, finite
+        assert msgspec.json.decode(msgspec.json.encode(product), type=Product) == product
+        assert product.price is None or math.isfinite(product.price)
+
+
+@given(st.dictionaries(_KEYS, _JSON, max_size=8) | _JSON, st.text(max_size=60))
+def test_any_page_description_is_a_400_or_read_never_an_exception(value: Any, path: str) -> None:
+    shop_site = shop(from_pages=True)
+    try:
+        found = page_product(shop_site, f"https://shop.example/{path}", value)
+    except BadRequest as err:
+        assert err.message.startswith("$.page.data.product")
+        return
+    if found is not None and found[1] is not None:
+        detail = msgspec.json.decode(found[1])
+        assert detail["url"].startswith("https://shop.example/")
+        assert "?" not in detail["url"] and "#" not in detail["url"]

@@ -4,6 +4,7 @@ saying what was wrong."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 
@@ -44,6 +45,9 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     """The real app on a copy of the example config, and a key for every site."""
     root = tmp_path_factory.mktemp("openapi")
     shutil.copytree(CONFIG_DIR, root / "config", ignore=shutil.ignore_patterns("demo"))
+    # The shop keeps a catalogue, so that the catalogue's endpoints are exercised too.
+    shop = root / "config" / "sites" / "shop.json"
+    shop.write_text(json.dumps({"catalog": {}, **json.loads(shop.read_text())}))
     env = {
         "SITECUE_DATA_DIR": str(root / "data"),
         "SITECUE_SECRETS": "openapi-test-secret-000",

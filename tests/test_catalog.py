@@ -6,6 +6,8 @@ visitors agree, never over the site's own product."""
 from __future__ import annotations
 
 import math
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -303,3 +305,24 @@ def test_any_page_description_is_a_400_or_read_never_an_exception(value: Any, pa
         detail = msgspec.json.decode(found[1])
         assert detail["url"].startswith("https://shop.example/")
         assert "?" not in detail["url"] and "#" not in detail["url"]
+
+
+def test_waiting_claims_keep_no_visitor_id_nor_a_link_between_products(tmp_path: Path) -> None:
+    shop_site = shop(from_pages=True)
+    details = []
+    for product_id in ("a-1", "b-1"):
+        found = _page(
+            shop_site, f"https://shop.example/p/{product_id}", {"id": product_id, "name": "N"}
+        )
+        assert found is not None and found[1] is not None
+        details.append((product_id, found[1], "visitor-123"))
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+
+    async def body(store: Store) -> list[str]:
+        return await upsert_page_products(store, "shop", details, 2, 10)
+
+    assert with_store(url, body) == []
+    with sqlite3.connect(tmp_path / "claims.db") as db:
+        visitors = [row[0] for row in db.execute("SELECT visitor FROM product_claims")]
+    assert len(visitors) == 2 and len(set(visitors)) == 2
+    assert not any("visitor-123" in v for v in visitors)

@@ -341,7 +341,9 @@ def _claim(product_id: str, detail: str, visitor: str) -> PageClaim | None:
     if not all(_fits(kinds.get(type(v), "boolean"), v) for v in extra.values()):
         return None
     product = Product(product_id, **fields, extra=extra, source="page")
-    return PageClaim(product, _digest(_detail(product)), _digest(visitor))
+    # The visitor's digest is of the product too: the claims count distinct visitors per
+    # product, and no row can be joined to another to list what one visitor viewed.
+    return PageClaim(product, _digest(_detail(product)), _digest(f"{product_id}\0{visitor}"))
 
 
 async def upsert_page_products(
@@ -355,7 +357,8 @@ async def upsert_page_products(
     ``page``) each one ``confirm`` distinct visitors sent, unless the site's systems
     describe that product; the ids written. ``described``: ``(product id, detail,
     visitor)`` of product views, as page_product made the detail. Visitors are kept only
-    as digests, until their description is taken or forgotten (after 30 days)."""
+    as digests (of the visitor with the product), until their description is taken or
+    forgotten (after 30 days)."""
     claims = [c for c in (_claim(*d) for d in described) if c is not None]
     if not claims:
         return []

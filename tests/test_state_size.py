@@ -93,7 +93,8 @@ def test_the_worst_case_counts_the_server_side_sums_of_a_summed_trigger() -> Non
     # {purchase: {90d: sum}} in place of an empty map: 1 + (1 + 8) + 1 + (1 + 3) + 9 - 1
     assert packed == 23
     state.snapshot = without
-    assert state_size(summing).worst - sent_size(state) == 31  # in base64: a third more
+    # In base64: a third more, 30 or 31 characters as the whole cookie's length rounds.
+    assert state_size(summing).worst - sent_size(state) in (30, 31)
 
 
 def test_the_worst_case_holds_every_goal_some_rule_stops_after_and_the_budget() -> None:

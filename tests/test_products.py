@@ -466,3 +466,22 @@ def test_contact_events_refuse_bad_products_naming_them(store: Store) -> None:
             json=[{"name": "purchase", "products": products}],
         )
         assert answer.status_code == 400 and where in answer.json()["error"], answer.text
+
+
+def test_a_refresh_replaces_the_person_s_purchases_and_a_lost_link_drops_them() -> None:
+    from sitecue.refresh import apply
+    from sitecue.store import Refreshed
+
+    shop = catalog_site()
+    state = VisitorState(visitor="v", contact="carol", verified=True)
+    bought(state, ["mine"])
+    apply(shop, state, Refreshed({}, [], {}, {}, ["a", "b"]), 1_790_000_000_000)
+    assert bought_keys(state) == set(keys("mine", "a", "b"))
+    apply(shop, state, Refreshed({}, [], {}, {}, ["b"]), 1_790_000_000_000)  # a refund
+    assert bought_keys(state) == set(keys("mine", "b"))
+    apply(shop, state, None, 1_790_000_000_000)  # erased, or linked to someone else
+    assert state.products is not None and state.products.server == b""
+    assert bought_keys(state) == set(keys("mine"))  # this browser's own purchase stays
+    plain = VisitorState(visitor="v", contact="carol", verified=True)
+    apply(site(), plain, Refreshed({}, [], {}, {}, ["a"]), 1_790_000_000_000)
+    assert plain.products is None  # no catalog: nothing kept

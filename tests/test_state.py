@@ -18,9 +18,11 @@ from sitecue.state import (
     SESSION_GAP_MS,
     Budget,
     Counter,
+    Products,
     Snapshot,
     StateCodec,
     VisitorState,
+    _evictions,
 )
 
 SECRET = "a-test-secret-of-some-length"
@@ -570,3 +572,53 @@ def test_a_cookie_sealed_before_the_budget_and_goals_existed_still_opens() -> No
     state = codec.decode(cookie, "v", "news")
     assert state is not None and state.budget is None and state.goals == {}
     assert state.consent is True
+
+
+def _keys(prefix: bytes, n: int) -> bytes:
+    return b"".join(prefix + bytes([i]) * 5 for i in range(n))  # newest first
+
+
+def test_products_are_evicted_server_first_then_views_then_purchases_oldest_first() -> None:
+    """The person's purchases as the site's records say go with the other refreshed data;
+    then this browser's views, the oldest first, before any rule memory; its own purchases
+    (what keeps a bought product out of its recommendations) after the trigger counters,
+    before any rule's history or dismissal."""
+    state = identified()
+    state.rules = {}
+    state.rule("seen").last_shown = 5
+    state.rule("dismissed").dismissed = 7
+    state.answers = {"note": "x"}
+    state.products = Products(_keys(b"v", 3), _keys(b"b", 2), _keys(b"s", 2))
+    steps = []
+    for kind, _ in _evictions(state, ()):
+        products = state.products or Products()
+        steps.append((kind, products.viewed, products.bought))
+    kinds = [kind for kind, *_ in steps]
+    assert kinds[: kinds.index("trigger counter")] == [
+        "day bucket", "day bucket", "attributes", "server products", "answers",
+        "viewed product", "viewed product", "viewed product", "rule memory",
+    ]  # fmt: skip
+    assert kinds[kinds.index("trigger counter") :] == [
+        "trigger counter", "bought product", "bought product", "dismissal",
+    ]  # fmt: skip
+    first_view = kinds.index("viewed product")
+    assert steps[first_view][1] == _keys(b"v", 2)  # the oldest view went first
+    first_buy = kinds.index("bought product")
+    assert steps[first_buy][2] == _keys(b"b", 1)  # the oldest purchase went first
+    assert state.products is None  # nothing left: not even an empty record
+
+
+def test_at_the_cap_views_go_before_rule_memory_and_purchases_stay() -> None:
+    codec = StateCodec([SECRET])
+    state = VisitorState(visitor=VISITOR)
+    state.products = Products(_keys(b"v", 20), _keys(b"b", 16))
+    for i in range(14):
+        state.rule(f"rule-{i:02d}").variant = f"{i:02d}" + "v" * 80
+        state.rules[f"rule-{i:02d}"].last_shown = 1_790_000_000_000 + i
+    kept = codec.decode(codec.encode(state, "shop"), VISITOR, "shop")
+    assert kept is not None and kept.products is not None
+    assert kept.products.bought == _keys(b"b", 16)
+    assert kept.products.viewed == b""  # all 20 views went before any rule memory
+    assert codec.evicted[("shop", "viewed product")] == 20
+    assert codec.evicted[("shop", "rule memory")] >= 1
+    assert "rule-13" in kept.rules and "rule-00" not in kept.rules  # least recently shown

@@ -1139,3 +1139,51 @@ def test_sqlite_3_35_is_enough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             await store.close()
 
     assert asyncio.run(main()) == [VariantCounts("blue", 1, 1, 1, 2.0, 4.0, decisions=1)]
+
+
+def test_a_refresh_reads_the_products_the_person_bought_on_their_verified_browsers(
+    store_url: str,
+) -> None:
+    """Purchases (events named as the catalog's, with products) of the browsers verified as
+    the person's and of the site's own records, newest first and each product once; a
+    browser merely claiming the contact adds nothing, nor does anything older than
+    ``bought since``, another event, or another site."""
+
+    def bought(
+        visitor: str, at: int, products: list[str], type: str = "trigger",
+        name: str = "purchase", site: str = "shop",
+    ) -> EventRecord:  # fmt: skip
+        return EventRecord(site, visitor, type, at, name=name, products=products)
+
+    events = [
+        bought("carol-laptop", T0 - 3000, ["a", "b"]),
+        bought("carol-phone", T0 - 1000, ["c", "a"], type="event"),
+        bought("claimer", T0, ["forged"]),  # a browser only claiming to be carol's
+        bought("carol-laptop", T0, ["cart"], name="add_to_cart"),  # not a purchase
+        bought("carol-laptop", T0 - 10 * 86_400_000, ["old"]),  # before bought since
+        bought("carol-laptop", T0, ["other"], site="blog"),  # another site
+    ]
+    contact = [
+        ContactEvent("shop", "carol", "purchase", T0 - 2000, 5.0, "o-1", ["shop-1", "b"]),
+        ContactEvent("shop", "dave", "purchase", T0, 5.0, "o-2", ["daves"]),
+    ]
+
+    async def body(store: Store) -> tuple[Any, ...]:
+        await store.write(events, [])
+        await store.add_contact_events(contact)
+        for visitor in ("carol-laptop", "carol-phone"):
+            await store.link("shop", visitor, "carol", T0 - 5000, verified=True)
+        await store.link("shop", "claimer", "carol", T0, verified=False)
+        since = T0 - 86_400_000
+        return (
+            await store.refresh("shop", "carol-laptop", "carol", [], since, "purchase", since),
+            await store.refresh("shop", "carol-laptop", "carol", [], since),  # no catalog
+            await store.refresh("shop", "claimer", "carol", [], since, "purchase", since),
+            await store.contact_events("shop", "carol"),
+        )
+
+    found, uncatalogued, claimed, listed = with_store(store_url, body)
+    assert found is not None and found.bought == ["c", "a", "shop-1", "b"]
+    assert uncatalogued is not None and uncatalogued.bought == []
+    assert claimed is None
+    assert listed == [contact[0]]  # the products round-trip

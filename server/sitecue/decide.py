@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import decision_ids, frequency, reading
+from . import decision_ids, frequency, products, reading
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
 from .holdout import HOLDOUT, held_out
@@ -44,6 +44,9 @@ class Outcome:
     state: VisitorState
     verdicts: list[Verdict]
     persist: bool  # whether the state may be stored (the visitor consented, where asked)
+    # The product this counted page view showed (``page.data.product``), and the page's
+    # description of it where the site takes products from its pages: a product_view.
+    viewed: tuple[str, str | None] | None = None
 
 
 def consented(site: CompiledSite, said: bool | None, state: VisitorState) -> bool:
@@ -102,14 +105,19 @@ def _count_events(
     pageview: bool,
     today: int,
     now: int,
+    product: str | None = None,
 ) -> None:
     """Count this call's triggers on the day the server receives them: the visitor's clock
-    is not trusted, and the tag reports triggers as they fire."""
+    is not trusted, and the tag reports triggers as they fire. A page view of ``product``
+    and the catalog's purchases go into the state's products (see sitecue.products)."""
     counted = []
     values = []  # (trigger, value) of the events whose values some rule sums
+    catalog = site.config.catalog
     if pageview:
         state.pageviews += 1
         state.session_pageviews += 1
+        if product is not None and catalog is not None:
+            products.viewed(state, product, catalog.recent)
         for name, matches in site.pageview_triggers:
             if matches({"page": page}):
                 counted.append(name)
@@ -119,12 +127,17 @@ def _count_events(
             counted.append(event.name)
             if event.value is not None and event.name in site.sums:
                 values.append((event.name, event.value))
+        if catalog is not None and catalog.purchase and event.name == catalog.purchase:
+            bought = products.event_products(event.product, event.products)
+            if bought:
+                products.bought(state, bought)
     for name in counted:
         if name in site.windows:  # only what some rule reads is kept
             state.triggers.setdefault(name, Counter()).add(today)
     for name, value in values:  # summed triggers are in site.windows: counted just above
         state.add_value(name, today, value)
     state.keep_only(site.trigger_days, site.rule_days, today, site.sums)
+    products.keep_products(state, catalog)
     if state.answers:
         state.answers = {k: v for k, v in state.answers.items() if k in site.answers}
     if state.goals:
@@ -262,11 +275,21 @@ def decide(
     page, utm = _page_context(request)
     if request.page.data:  # what the page set: checked against the site's declarations
         page["data"] = page_data(site.config.page_data, request.page.data)
+    # The product the page shows: checked on every call (a bad one is refused, naming its
+    # field), recorded and remembered on a counted page view.
+    raw_product = request.page.data.get("product") if site.config.catalog else None
+    shown = (
+        products.page_product(site, request.page.url, raw_product)
+        if raw_product is not None
+        else None
+    )
     today = day_of(now, site.zone)
     # A retried call that carries the cookie its first attempt set has been counted already.
     counting = persist and not _repeated(state, request.call)
     events = list(request.events) if counting else []
-    _count_events(site, state, events, page, request.pageview and counting, today, now)
+    pageview = request.pageview and counting
+    product = shown[0] if shown is not None else None
+    _count_events(site, state, events, page, pageview, today, now, product)
     if site.reading:
         if counting:
             read = request.read or 0
@@ -342,7 +365,7 @@ def decide(
             )
         )
         verdicts.append(Verdict(rule.id, True, variant=variant.id))
-    return Outcome(decisions, state, verdicts, persist)
+    return Outcome(decisions, state, verdicts, persist, shown if pageview else None)
 
 
 def _convert_goal(site: CompiledSite, state: VisitorState, goal: str, now: int) -> None:
@@ -373,6 +396,11 @@ def apply_feedback(
         if event.type == "event":
             if event.name in site.goals:
                 _convert_goal(site, state, event.name, at)
+            catalog = site.config.catalog
+            if catalog is not None and catalog.purchase and event.name == catalog.purchase:
+                bought = products.event_products(event.product, event.products)
+                if bought:  # a purchase sent as an event: the same as through decide
+                    products.bought(state, bought)
             accepted.append(event)
             continue
         memory = state.rules.get(event.rule or "")

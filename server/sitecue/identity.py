@@ -234,3 +234,5 @@ async def identify(
         await store.link(site.name, state.visitor, claimed, now, verified=False)
         state.contact, state.verified, state.attributes = claimed, False, {}
         state.snapshot = None  # a claim unlocks nothing the site's systems hold
+        if state.products is not None:
+            state.products.server = b""  # nor what the claimed person bought

@@ -10,12 +10,14 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .config import Placement, Show
+from .config import Placement, Show, Strategy
 from .tokens import MAX_TOKEN
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_PRODUCTS",
     "MAX_VALUE",
+    "PRODUCT_ID",
     "DecideRequest",
     "DecideResponse",
     "Decision",
@@ -49,6 +51,15 @@ MAX_VALUE = 1e9
 that sums stay exact to the hundredth and no body can carry an infinity)."""
 Number = Annotated[float, msgspec.Meta(ge=-MAX_VALUE, le=MAX_VALUE)]
 
+# A product id, as sitecue.catalog.PRODUCT_ID has it (the same literal; the server cannot
+# know every product, so an event's ids are checked by pattern only): no control character,
+# no space, nothing a URL, a CSV or a log line would have to escape, and at most 64.
+PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
+ProductId = Annotated[str, msgspec.Meta(pattern=PRODUCT_ID)]
+MAX_PRODUCTS = 50
+"""The most product ids one event carries (an order's lines)."""
+ProductIds = Annotated[list[ProductId], msgspec.Meta(min_length=1, max_length=MAX_PRODUCTS)]
+
 
 class Page(msgspec.Struct, frozen=True):
     """Where the page view happens, as the tag sees it; ``data`` is what the page declared
@@ -71,6 +82,10 @@ class PageEvent(msgspec.Struct, frozen=True):
     name: Short
     at: Millis | None = None
     value: Number | None = None
+    # The product an add-to-cart (or a click on a product) is about, and a purchase's lines:
+    # ``sitecue('event', 'purchase', {value: 99.5, products: ['sku-1', 'sku-2']})``.
+    product: ProductId | None = None
+    products: ProductIds | None = None
 
 
 class DecideRequest(msgspec.Struct, frozen=True):
@@ -137,6 +152,12 @@ class Feedback(msgspec.Struct, frozen=True):
     name: Short | None = None
     at: Millis | None = None  # within the last day, and at most a minute ahead of the server
     id: RetryId | None = None  # this event's id: a retry repeats it, and is not stored again
+    # A click on a recommended product (a card's ``data-sc-product`` and ``data-sc-strategy``),
+    # or an ``event``'s products (an add-to-cart's, a purchase's lines) and value (its total).
+    product: ProductId | None = None
+    products: ProductIds | None = None
+    strategy: Strategy | None = None
+    value: Number | None = None
 
 
 class EventsRequest(msgspec.Struct, frozen=True):

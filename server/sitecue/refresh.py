@@ -3,8 +3,10 @@ person, carried in their browser's state cookie and read again once it is older 
 site's ``identify.refresh`` interval (15 minutes by default).
 
 What is refreshed: the contact's attributes (a ``PATCH`` to the contact reaches the browser
-within one interval) and the person's server-side event counts (``POST
-/v1/contacts/{id}/events``), with the sums of their values for the triggers some rule sums,
+within one interval), the products the person bought (where the site has a catalog: the
+purchases of their verified browsers and the site's own purchase events, kept in
+``state.products.server``, see sitecue.products) and the person's server-side event counts
+(``POST /v1/contacts/{id}/events``), with the sums of their values for the triggers some rule sums,
 kept per trigger and window in ``state.snapshot``, apart from the browser's own counters and
 sums, which they add to (see ``decide._context``). Each refresh replaces them, so nothing is
 counted twice however often the person is refreshed. They are as of the read: a day window
@@ -29,8 +31,9 @@ from datetime import time as midnight
 from zoneinfo import ZoneInfo
 
 from .errors import StoreUnavailable
+from .products import server_keys
 from .rules import CompiledSite
-from .state import MAX_SUM, Snapshot, VisitorState, day_of
+from .state import MAX_SUM, Products, Snapshot, VisitorState, day_of
 from .store import Refreshed, Store
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "refresh",
     "server_counts",
     "server_sums",
+    "within_ms",
 ]
 
 log = logging.getLogger("sitecue")
@@ -56,6 +60,11 @@ that is shorter), even when it replays an older cookie that says it is due."""
 def interval_ms(site: CompiledSite) -> int:
     """The site's refresh interval (``"15m"``) in milliseconds."""
     duration = site.config.identify.refresh
+    return int(duration[:-1]) * _UNIT_MS[duration[-1]]
+
+
+def within_ms(duration: str) -> int:
+    """A catalog's window (``"90d"``, ``"12h"``) in milliseconds."""
     return int(duration[:-1]) * _UNIT_MS[duration[-1]]
 
 
@@ -141,8 +150,18 @@ def apply(site: CompiledSite, state: VisitorState, found: Refreshed | None, now:
     if found is None:
         state.contact, state.verified, state.attributes = None, False, {}
         state.snapshot = None
+        if state.products is not None:
+            state.products.server = b""  # what the person bought is theirs, not this browser's
         return
     state.attributes = found.attributes
+    if site.config.catalog is not None:
+        # The person's purchases, as their verified browsers and the site's records say:
+        # replaced at each refresh, so a purchase refunded and deleted drops out too.
+        keys = server_keys(found.bought)
+        if keys or state.products is not None:
+            if state.products is None:
+                state.products = Products()
+            state.products.server = keys
     # The time rounded up to a whole second: never due before the whole interval.
     state.snapshot = Snapshot(
         -(-now // 1000), server_counts(site, found, now), server_sums(site, found, now)
@@ -158,7 +177,14 @@ async def refresh(store: Store, site: CompiledSite, state: VisitorState, now: in
     # A day more than the longest window: a calendar day in the site's zone starts up to a
     # day before or after the same day in UTC.
     since = now - (longest + 1) * DAY_MS
-    found = await store.refresh(site.name, state.visitor, state.contact, names, since)
+    catalog = site.config.catalog
+    purchase = catalog.purchase if catalog is not None else None
+    # What the person bought within the site's ``catalog.bought_within``: the window in
+    # which purchases are taken to belong together, and a bound on the rows read.
+    bought_since = now - within_ms(catalog.bought_within) if catalog is not None else now
+    found = await store.refresh(
+        site.name, state.visitor, state.contact, names, since, purchase, bought_since
+    )
     _refreshes.seen((site.name, state.visitor), now)
     apply(site, state, found, now)
 

@@ -36,6 +36,7 @@ from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
 from .frequency import FrequencyCap, compile_frequency
 from .keyring import Keyring
+from .products import catalog_triggers
 from .protocol import TriggerSpec
 from .reading import METRICS
 from .webhooks.targets import CompiledWebhook, compile_webhooks
@@ -292,7 +293,8 @@ def compile_site(
             TriggerSpec(n, t.on, t.selector, t.percent, t.seconds)
             for n in windows
             if (t := config.triggers[n]).on != "pageview"  # pageviews are counted by the server
-        ),
+        )
+        + catalog_triggers(config, windows),  # a catalog's cart and purchase, always
         goals=tuple(sorted({r.goal for r in config.rules if r.goal})),
         hidden=tuple(
             sorted(

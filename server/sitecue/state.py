@@ -337,13 +337,17 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
        count);
     2. ``attributes``: the attribute snapshot, taken again at the next identification or
        refresh; then ``server counts``, the person's server-side event counts and the sums
-       of their values (read again at the next refresh too); then ``answers``, this
-       browser's form answers;
+       of their values (read again at the next refresh too); then ``server products``, the
+       products the person bought as the site's records say (read again at the next refresh
+       too); then ``answers``, this browser's form answers; then ``viewed product``, the
+       products this browser viewed, the oldest first (recommendations lose some history);
     3. ``rule memory``: rules other than ``keep`` that were never dismissed nor converted
        (their variant comes back from the bucketing hash), least recently shown first;
     4. ``trigger counter``: a trigger's session and total counts, least counted first; then
        ``reading``, the session and total reading time and page views, and when reading
-       was last credited (the next report is then held to an hour);
+       was last credited (the next report is then held to an hour); then ``bought
+       product``, the products bought in this browser, the oldest first (one of them may
+       be recommended again);
     5. ``rule history``: the variant and impressions of other dismissed or converted rules,
        keeping when they were dismissed or converted;
     6. ``dismissal``: other rules' dismissals and conversions, the oldest first; only here
@@ -376,10 +380,17 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         size = len(_encoder.encode(snapshot.counts)) + len(_encoder.encode(snapshot.sums)) - 2
         snapshot.counts, snapshot.sums = {}, {}
         yield "server counts", size
+    products = state.products
+    if products is not None and products.server:
+        size, products.server = len(products.server), b""
+        yield "server products", size
     if state.answers:
         size = len(_encoder.encode(state.answers)) - 1
         state.answers = {}
         yield "answers", size
+    while products is not None and products.viewed:
+        products.viewed = products.viewed[:-PRODUCT_KEY_BYTES]
+        yield "viewed product", PRODUCT_KEY_BYTES
     unfinished = [r for r, m in others.items() if not (m.dismissed or m.converted)]
     for rule_id in sorted(unfinished, key=lambda r: others[r].last_shown):
         yield "rule memory", _popped(state.rules, rule_id)
@@ -392,6 +403,11 @@ def _evictions(state: VisitorState, keep: Collection[str]) -> Iterator[tuple[str
         size = sum(len(_encoder.encode(c)) for c in reading) + _int_size(state.read_at)
         state.read, state.views, state.read_at = None, None, 0
         yield "reading", size
+    while products is not None and products.bought:
+        products.bought = products.bought[:-PRODUCT_KEY_BYTES]
+        if not (products.viewed or products.bought or products.server):
+            state.products = None  # an empty record costs bytes too
+        yield "bought product", PRODUCT_KEY_BYTES
     finished = sorted(
         (r for r in others if r in state.rules),
         key=lambda r: max(others[r].dismissed, others[r].converted),

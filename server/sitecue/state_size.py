@@ -13,12 +13,15 @@ from typing import Any, NamedTuple
 
 from .forms import largest_answer
 from .identity import MAX_CONTACT_ID
+from .products import MAX_BOUGHT
 from .rules import CompiledSite
 from .state import (
     MAX_COOKIE_BYTES,
     MAX_SUM,
+    PRODUCT_KEY_BYTES,
     Budget,
     Counter,
+    Products,
     RuleMemory,
     Snapshot,
     VisitorState,
@@ -86,6 +89,9 @@ def worst_state(site: CompiledSite) -> VisitorState:
       as ``per_view`` allows (or every rule it covers), each a 32-bit mark, and the
       session's and the day's counts and the last overlay's time at their largest;
     - every goal some rule stops after has been reached (an epoch-ms time each);
+    - where the site has a catalog: as many products viewed as ``catalog.recent`` keeps,
+      MAX_BOUGHT bought in this browser and MAX_BOUGHT bought by the verified person, each
+      a PRODUCT_KEY_BYTES key;
     - the visitor id is not counted: it is bound to the seal, not carried in it.
     """
     state = VisitorState(
@@ -120,6 +126,12 @@ def worst_state(site: CompiledSite) -> VisitorState:
         mark = 2**32 - 1  # see frequency._mark
         state.budget = Budget(mark, [mark] * given, MAX_COUNT, FIRST_DAY, MAX_COUNT, MAX_MS)
     state.goals = dict.fromkeys(site.stop_goals, MAX_MS)
+    catalog = site.config.catalog
+    if catalog is not None:
+        key = b"k" * PRODUCT_KEY_BYTES
+        state.products = Products(
+            key * catalog.recent, key * MAX_BOUGHT, key * MAX_BOUGHT
+        )  # fmt: skip
     for name in site.windows:
         state.triggers[name] = counter = _counter(site.trigger_days[name])
         if name in site.sums:  # a sum beside every day's count
@@ -152,6 +164,7 @@ def state_size(site: CompiledSite) -> StateSize:
     state.triggers, state.attributes, state.answers, state.sums = {}, {}, {}, {}
     state.read, state.views, state.read_at = None, None, 0
     state.snapshot = Snapshot(at=MAX_COUNT)
+    state.products = None  # each product goes before any dismissal
     state.rules = {
         r: RuleMemory(dismissed=m.dismissed, converted=m.converted) for r, m in state.rules.items()
     }

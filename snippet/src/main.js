@@ -90,8 +90,9 @@ function start() {
   function present(d) {
     if (presented.has(d.id)) return;
     presented.add(d.id);
-    const report = (type) => {
-      send({ type, decision: d.id, rule: d.rule, variant: d.variant });
+    // A click on a product card (`data-sc-product`) names the product and the strategy.
+    const report = (type, card = {}) => {
+      send({ type, decision: d.id, rule: d.rule, variant: d.variant, product: card.scProduct, strategy: card.scStrategy });
       if (!previewing) handoff(type, d);
     };
     // A form taken (200) is `submit` for analytics; the server counts it as the conversion.
@@ -133,18 +134,22 @@ function start() {
     if (changed.some((k) => dataRead.includes(k))) soon();
   }
 
-  function fire(name, value) {
+  // An event, with the products it is about (an add-to-cart's, a purchase's lines): ids the
+  // server would refuse are left out (it takes at most 50).
+  function fire(name, value, ...ids) {
+    ids = [].concat(...ids).filter((p) => p === '' + p && /^[^\W_][\w.:/-]{0,63}$/.test(p)).slice(0, 50);
+    const event = { name, at: Date.now(), value, products: ids[0] && ids };
     if (watched === null || watched.has(name)) {
-      pending.push({ name, at: Date.now(), value }); // a value that is not a number goes as null
+      pending.push(event); // a value that is not a number goes as null
       if (watched !== null) soon();
-    } else send({ type: 'event', name }); // a goal converts; anything else is logged
+    } else send(Object.assign(event, { type: 'event' })); // a goal converts; anything else is logged
   }
 
   function run(args) {
     const [command, value, extra] = args;
     if (command === 'event' && typeof value === 'string') {
-      const v = extra && +extra.value;
-      fire(value, Math.abs(v) <= 1e9 ? v : null); // what the server would refuse goes as null
+      const { value: v, product, products } = extra || {};
+      fire(value, Math.abs(v) <= 1e9 ? +v : null, product, products); // what the server would refuse goes as null
     }
     else if (command === 'set' && value) {
       Object.assign(data, value);

@@ -1,6 +1,7 @@
 // Put a decided widget on the page: in an overlay (modal, slide-in, bar), inside an element
 // (inline) or instead of one (replace). Elements inside a widget marked `data-sc-dismiss`
-// close it, `data-sc-convert` reports a conversion, and any other link or button a click.
+// close it, `data-sc-convert` reports a conversion, and any other link or button a click
+// (of the product card around it, `data-sc-product`, if any).
 // A widget's own <style> elements become constructed sheets (see sheet.js), so a template
 // looks the same on a site whose Content-Security-Policy refuses inline styles; a form in it
 // runs through forms.js.
@@ -96,7 +97,8 @@ export function render(d, report, submit) {
     if (!el || el.classList.contains('sc-close')) return;
     if (el.hasAttribute('data-sc-dismiss')) close(true);
     else if (el.hasAttribute('data-sc-convert')) report('convert');
-    else if (!el.form) report('click'); // a form's buttons: its submission says what happened
+    // A form's buttons: its submission says what happened.
+    else if (!el.form) report('click', (el.closest('[data-sc-product]') || el).dataset);
   });
 
   if (type === 'replace') target.replaceWith(box);

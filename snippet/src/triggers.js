@@ -16,7 +16,9 @@ export function watcher(fire) {
       (e) => {
         const el = e.target;
         if (!el || !el.closest) return;
-        for (const [name, selector] of selectors) if (el.closest(selector)) fire(name);
+        // A click in a product (`data-sc-product` on it or around it) is about that product.
+        const { scProduct } = (el.closest('[data-sc-product]') || el).dataset;
+        for (const [name, selector] of selectors) if (el.closest(selector)) fire(name, undefined, scProduct);
       },
       true, // capture: a page that stops propagation still counts
     );

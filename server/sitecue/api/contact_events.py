@@ -10,6 +10,8 @@ Each event names a trigger the site declares (declare one for the purpose as
 can count). ``at`` (epoch ms, default: now) may be at most MAX_SKEW_MS ahead of the server's
 clock and at most MAX_AGE_DAYS old; ``value`` is an optional number within ±MAX_VALUE (kept,
 exported, and summed for a trigger that declares ``"value": "number"``);
+``products`` the ids of the products a purchase was of (``{"name": "purchase", "products":
+["sku-1"]}`` where the site's ``catalog.purchase`` is ``purchase``: it needs no trigger); and
 ``id`` an optional idempotency id: an event whose id the contact already has is a retry's,
 counted as ``duplicate`` and not stored again. The batch is checked whole before anything
 is stored: one bad event is a 400 naming it (``events[3].name: …``) and nothing is stored.
@@ -32,7 +34,7 @@ from starlette.responses import Response
 
 from ..bulk import text_of
 from ..errors import BadRequest, UnsupportedMediaType
-from ..protocol import Number
+from ..protocol import Number, ProductIds
 from ..store import ContactEvent
 from .bodies import json_response, read_body, utf8_error
 from .contacts import CONTROL, contact_id_of
@@ -66,6 +68,9 @@ class InboundEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Bounded as a browser's values are (±MAX_VALUE), so that no sum loses its hundredths.
     value: Number | None = None
     id: str | None = None
+    # A purchase's products (ids checked by pattern, as the tag's are): where the event is
+    # the site's ``catalog.purchase``, they are what the person bought (see sitecue.products).
+    products: ProductIds | None = None
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -128,7 +133,13 @@ def read_events(
         raise BadRequest("events: expected at least one event")
     if len(raw) > MAX_EVENTS:
         raise BadRequest(f"events: expected at most {MAX_EVENTS} events, got {len(raw)}")
-    declared = site.config.triggers
+    # The triggers the site declares, and its catalog's events (a purchase with its products
+    # needs no trigger: no rule has to count it for the person's purchases to be known).
+    catalog = site.config.catalog
+    declared = {
+        *site.config.triggers,
+        *((catalog.cart, catalog.purchase) if catalog is not None else ()),
+    } - {None}
     oldest = now - MAX_AGE_DAYS * 86_400_000
     events = []
     for where, value in raw:
@@ -151,7 +162,10 @@ def read_events(
             raise BadRequest(f"{where}.id: expected an id of 1 to {MAX_ID} characters")
         if event.id is not None and CONTROL.search(event.id):
             raise BadRequest(f"{where}.id: expected an id without control characters")
-        events.append(ContactEvent(site.name, contact, event.name, at, event.value, event.id))
+        products = list(dict.fromkeys(event.products)) if event.products else None
+        events.append(
+            ContactEvent(site.name, contact, event.name, at, event.value, event.id, products)
+        )
     return events
 
 

@@ -12,11 +12,13 @@ import logging
 import math
 import re
 import time
+from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import decision_ids, origins, preview, rootpath
+from .. import decision_ids, origins, preview, products, rootpath
 from ..decide import apply_feedback, apply_reading, consented, decide
 from ..errors import (
     BadRequest,
@@ -34,6 +36,7 @@ from ..protocol import (
     DecideRequest,
     DecideResponse,
     EventsRequest,
+    Feedback,
     FormRequest,
     FormResponse,
 )
@@ -184,6 +187,8 @@ async def decide_endpoint(request: Request) -> Response:
     # Triggers count on the day the server receives them (the visitor's clock is not
     # trusted), and are stored so, for recounting when the person is identified. A retried
     # call (the same ``call`` id) is answered again, but its records are not stored again.
+    # Where the site has a catalog, an event's products are stored with it.
+    catalog = site.config.catalog is not None
     events = [
         EventRecord(
             site.name,
@@ -193,9 +198,18 @@ async def decide_endpoint(request: Request) -> Response:
             name=e.name,
             value=e.value,
             key=trigger_key(body.call, str(i)),
+            products=products.event_products(e.product, e.products) if catalog else None,
         )
         for i, e in enumerate(body.events)
     ]
+    if outcome.viewed is not None:
+        product, detail = outcome.viewed
+        key = trigger_key(body.call, "product")
+        events.append(
+            EventRecord(
+                site.name, visitor, "product_view", now, products=[product], detail=detail, key=key
+            )
+        )
     if rejected is not None:
         events.append(
             EventRecord(
@@ -292,6 +306,7 @@ async def events_endpoint(request: Request) -> Response:
     if body.read and persist:
         apply_reading(site, state, body.read, body.call, now)
     visitor = state.visitor or "-"
+    catalog = site.config.catalog is not None
     records = [
         EventRecord(
             site.name,
@@ -302,7 +317,9 @@ async def events_endpoint(request: Request) -> Response:
             e.rule,
             e.variant,
             e.decision,
+            e.value if e.type == "event" else None,
             key=e.id,  # a retried event is not stored again
+            **(_product_fields(e) if catalog else {}),
         )
         for e in accepted
     ]
@@ -314,6 +331,18 @@ async def events_endpoint(request: Request) -> Response:
     keep = state.touched(marks)
     _set_cookies(request, response, runtime, state, persist, site.name, keep)
     return cors(response, origin)
+
+
+def _product_fields(event: Feedback) -> dict[str, Any]:
+    """What an event stores of its products: an ``event``'s (an add-to-cart, a purchase's
+    lines), or the product of a ``click`` on a recommendation with the strategy that put it
+    there (``detail``); other feedback is about a decision, never a product."""
+    if event.type == "event":
+        return {"products": products.event_products(event.product, event.products)}
+    if event.type == "click" and event.product is not None:
+        detail = msgspec.json.encode({"strategy": event.strategy}) if event.strategy else None
+        return {"products": [event.product], "detail": detail.decode() if detail else None}
+    return {}
 
 
 FORMS_PER_VISITOR = RateLimit(5, 60_000)

@@ -503,11 +503,19 @@ class Store(Protocol):
         sitecue.catalog.upsert_page_products)."""
 
     async def refresh(
-        self, site: str, visitor: str, contact_id: str, names: list[str], since: int
+        self,
+        site: str,
+        visitor: str,
+        contact_id: str,
+        names: list[str],
+        since: int,
+        purchase: str | None = None,
+        bought_since: int = 0,
     ) -> Refreshed | None:
         """One read: the contact's attributes and server-side events of the triggers
-        ``names`` (see Refreshed), or None when ``visitor`` is no longer a browser verified
-        as theirs (erased, or linked to someone else)."""
+        ``names`` (see Refreshed), and the products they bought in the events named
+        ``purchase`` since ``bought_since``, or None when ``visitor`` is no longer a browser
+        verified as theirs (erased, or linked to someone else)."""
 
     async def claim_messages(
         self,

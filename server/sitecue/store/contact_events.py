@@ -18,8 +18,9 @@ import msgspec
 # does not import the layers above it; tests/test_store.py holds them equal).
 MAX_VALUE = 1e9
 MAX_SUM = 2**53
+PURCHASE_BROWSERS = 20  # the verified browsers a refresh reads purchases of: HISTORY_BROWSERS
 
-__all__ = ["MAX_REFRESH_EVENTS", "ContactEvent", "Refreshed"]
+__all__ = ["MAX_REFRESH_EVENTS", "MAX_REFRESH_PURCHASES", "ContactEvent", "Refreshed"]
 
 
 class ContactEvent(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -32,6 +33,9 @@ class ContactEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     at: int
     value: float | None = None
     id: str | None = None
+    # The products a purchase (the site's ``catalog.purchase``) was of: the person bought
+    # them, whichever browser they use (see sitecue.products).
+    products: list[str] | None = None
 
 
 class Refreshed(msgspec.Struct, frozen=True):
@@ -47,15 +51,23 @@ class Refreshed(msgspec.Struct, frozen=True):
     events: list[tuple[str, int, int]]
     totals: dict[str, int]
     sums: dict[str, int] = {}
+    # The products the person bought (purchase events of their verified browsers and the
+    # site's own purchase events, newest first, each once, see MAX_REFRESH_PURCHASES).
+    bought: list[str] = []
+
+
+MAX_REFRESH_PURCHASES = 64
+"""The newest purchases a refresh reads of a person (each one's products: the state keeps
+the newest 16 products)."""
 
 
 MAX_REFRESH_EVENTS = 2_000
 """The newest server-side events a refresh reads per person: a day window counts at most
 these (a ``total`` is counted in SQL, without the bound)."""
 
-CONTACT_EVENT_COLUMNS = "site, contact, name, at, value, idempotency_key"
+CONTACT_EVENT_COLUMNS = "site, contact, name, at, value, idempotency_key, products"
 INSERT_CONTACT_EVENT = (
-    f"INSERT INTO contact_events ({CONTACT_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO contact_events ({CONTACT_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (site, contact, idempotency_key) WHERE idempotency_key IS NOT NULL"
     " DO NOTHING"
 )
@@ -68,34 +80,42 @@ FORGET_CONTACT_EVENTS = "DELETE FROM contact_events WHERE site = ? AND contact =
 
 def contact_event_row(e: ContactEvent) -> tuple[object, ...]:
     """An event as a row of INSERT_CONTACT_EVENT."""
-    return (e.site, e.contact, e.name, e.at, e.value, e.id)
+    return (e.site, e.contact, e.name, e.at, e.value, e.id, _products_text(e.products))
+
+
+def _products_text(products: list[str] | None) -> str | None:
+    return msgspec.json.encode(products).decode() if products is not None else None
 
 
 def contact_event_of(row: Any) -> ContactEvent:
     """A row of CONTACT_EVENT_COLUMNS as a ContactEvent."""
     value = None if row[4] is None else float(row[4])
-    return ContactEvent(row[0], row[1], row[2], int(row[3]), value, row[5])
+    products = _product_lists(f"[{row[6]}]")[0] if row[6] else None
+    return ContactEvent(row[0], row[1], row[2], int(row[3]), value, row[5], products)
 
 
 _attributes = msgspec.json.Decoder(dict[str, Any]).decode
 _events = msgspec.json.Decoder(list[tuple[str, int, int]]).decode
 _totals = msgspec.json.Decoder(dict[str, tuple[int, int]]).decode
+_product_lists = msgspec.json.Decoder(list[list[str]]).decode
 
 
 def refreshed_of(
     verified: object, attributes: str | bytes | None, events: str | bytes | None,
-    totals: str | bytes | None,
+    totals: str | bytes | None, bought: str | bytes | None = None,
 ) -> Refreshed | None:  # fmt: skip
     """The refresh read's one row as a Refreshed; None when the browser is no longer
     verified as the contact's (the person was erased, or the link is gone)."""
     if not verified:
         return None
     counted = _totals(totals) if totals else {}
+    purchases = _product_lists(bought) if bought else []
     return Refreshed(
         _attributes(attributes) if attributes else {},
         _events(events) if events else [],
         {name: n for name, (n, _) in counted.items()},
         {name: total for name, (_, total) in counted.items() if total},
+        list(dict.fromkeys(p for products in purchases for p in products)),
     )
 
 
@@ -127,7 +147,23 @@ _CENTS_POSTGRES = (
 # verified as the contact's, their attributes, the newest events of the counted triggers
 # since the start of the longest day window with their values, and how many of each there
 # are in all with the sum of their values ({name: [count, sum]}).
-# Parameters: site, visitor, contact, the counted trigger names, since (epoch ms).
+# Then the products the person bought: the newest MAX_REFRESH_PURCHASES purchases (events
+# named ``purchase``, with products) since ``bought since``, of their verified browsers (the
+# newest HISTORY_BROWSERS) and of the site's own records, as a JSON list of id lists; a
+# browser merely claiming the contact adds nothing. With no purchase name, an empty list.
+# Parameters: site, visitor, contact, the counted trigger names, since (epoch ms), the
+# purchase's name (or NULL), bought since (epoch ms).
+_PURCHASES = """
+     SELECT {products} AS p, at FROM events
+     WHERE site = {site} AND name = {name} AND type IN ('trigger', 'event')
+       AND products IS NOT NULL AND at >= {since} AND visitor IN (
+         SELECT visitor FROM links WHERE site = {site} AND contact = {contact} AND verified
+         ORDER BY at DESC, visitor DESC LIMIT {browsers})
+     UNION ALL
+     SELECT {products}, at FROM contact_events
+     WHERE site = {site} AND contact = {contact} AND name = {name} AND products IS NOT NULL
+       AND at >= {since}
+     ORDER BY at DESC LIMIT {most}"""
 REFRESH_SQLITE = f"""
 SELECT
   (SELECT verified FROM links WHERE site = ?1 AND visitor = ?2 AND contact = ?3),
@@ -142,8 +178,13 @@ SELECT
      FROM (
        SELECT name, {_CENTS_SQLITE} AS x FROM contact_events
        WHERE site = ?1 AND contact = ?3 AND name IN (SELECT value FROM json_each(?4)))
-     GROUP BY name))
-"""
+     GROUP BY name)),
+  (SELECT json_group_array(json(p)) FROM ({
+    _PURCHASES.format(
+        products="products", site="?1", contact="?3", name="?6", since="?7",
+        browsers=PURCHASE_BROWSERS, most=MAX_REFRESH_PURCHASES,
+    )}))
+"""  # fmt: skip
 REFRESH_POSTGRES = f"""
 SELECT
   (SELECT verified FROM links WHERE site = $1 AND visitor = $2 AND contact = $3),
@@ -157,13 +198,18 @@ SELECT
        -{MAX_SUM}::float8), {MAX_SUM}::float8)::bigint AS s
      FROM contact_events
      WHERE site = $1 AND contact = $3 AND name = ANY($4::text[])
-     GROUP BY name) AS t)
-"""
+     GROUP BY name) AS t),
+  (SELECT COALESCE(json_agg(p ORDER BY at DESC), '[]')::text FROM ({
+    _PURCHASES.format(
+        products="products::json", site="$1", contact="$3", name="$6::text",
+        since="$7::bigint", browsers=PURCHASE_BROWSERS, most=MAX_REFRESH_PURCHASES,
+    )}) AS b)
+"""  # fmt: skip
 # PostgreSQL inserts a batch in one statement, to count what it stored ("INSERT 0 <n>").
 INSERT_CONTACT_EVENTS_POSTGRES = (
     f"INSERT INTO contact_events ({CONTACT_EVENT_COLUMNS})"
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
-    " $5::float8[], $6::text[])"
+    " $5::float8[], $6::text[], $7::text[])"
     " ON CONFLICT (site, contact, idempotency_key) WHERE idempotency_key IS NOT NULL"
     " DO NOTHING"
 )

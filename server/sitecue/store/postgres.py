@@ -107,6 +107,7 @@ from .contact_events import (
     ContactEvent,
     Refreshed,
     contact_event_of,
+    contact_event_row,
     refreshed_of,
 )
 from .faults import translate_faults
@@ -316,6 +317,9 @@ MIGRATIONS: list[Migration] = [
     """,
     CATALOG_POSTGRES,
     CATALOG_CLAIMS_POSTGRES,
+    """
+    ALTER TABLE contact_events ADD COLUMN products TEXT;
+    """,
 ]
 
 
@@ -849,6 +853,7 @@ class PostgresStore:
         columns = (
             [e.site for e in events], [e.contact for e in events], [e.name for e in events],
             [e.at for e in events], [e.value for e in events], [e.id for e in events],
+            [contact_event_row(e)[6] for e in events],
         )  # fmt: skip
         async with self._pool.acquire() as db, db.transaction():
             status: str = await db.execute(INSERT_CONTACT_EVENTS_POSTGRES, *columns)
@@ -860,10 +865,18 @@ class PostgresStore:
         return [contact_event_of(row) for row in rows]
 
     async def refresh(
-        self, site: str, visitor: str, contact_id: str, names: list[str], since: int
+        self,
+        site: str,
+        visitor: str,
+        contact_id: str,
+        names: list[str],
+        since: int,
+        purchase: str | None = None,
+        bought_since: int = 0,
     ) -> Refreshed | None:
+        args = (site, visitor, contact_id, names, since, purchase, bought_since)
         async with self._pool.acquire() as db:
-            row = await db.fetchrow(REFRESH_POSTGRES, site, visitor, contact_id, names, since)
+            row = await db.fetchrow(REFRESH_POSTGRES, *args)
         return refreshed_of(*row) if row is not None else None
 
     async def put_products(self, site: str, products: Sequence[Product]) -> None:

@@ -315,6 +315,9 @@ MIGRATIONS: list[Migration] = [
     """,
     CATALOG_SQLITE,
     CATALOG_CLAIMS_SQLITE,
+    """
+    ALTER TABLE contact_events ADD COLUMN products TEXT;
+    """,
 ]
 
 
@@ -987,9 +990,16 @@ class SQLiteStore:
             return [contact_event_of(row) for row in await cursor.fetchall()]
 
     async def refresh(
-        self, site: str, visitor: str, contact_id: str, names: list[str], since: int
+        self,
+        site: str,
+        visitor: str,
+        contact_id: str,
+        names: list[str],
+        since: int,
+        purchase: str | None = None,
+        bought_since: int = 0,
     ) -> Refreshed | None:
-        args = (site, visitor, contact_id, _encode(names).decode(), since)
+        args = (site, visitor, contact_id, _encode(names).decode(), since, purchase, bought_since)
         async with self._db.execute(REFRESH_SQLITE, args) as cursor:
             row = await cursor.fetchone()
         return refreshed_of(*row) if row is not None else None

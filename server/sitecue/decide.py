@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import decision_ids, frequency, products, reading
+from . import catalog, decision_ids, frequency, products, reading
 from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
 from .holdout import HOLDOUT, held_out
@@ -279,7 +279,7 @@ def decide(
     # field), recorded and remembered on a counted page view.
     raw_product = request.page.data.get("product") if site.config.catalog else None
     shown = (
-        products.page_product(site, request.page.url, raw_product)
+        catalog.page_product(site, request.page.url, raw_product)
         if raw_product is not None
         else None
     )

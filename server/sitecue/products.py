@@ -11,29 +11,24 @@ theirs to send) only ever filters their own recommendations, and no claim, no pa
 event of theirs can read or change what another browser holds.
 
 Also here: the products an event names (``product`` and ``products``, checked by pattern
-only: the server cannot know every product), and ``page.data.product`` as decide records
-it (see :func:`page_product`).
+only: the server cannot know every product). ``page.data.product`` is read by
+:func:`sitecue.catalog.page_product`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from .catalog import product_key
 from .config import Catalog, SiteConfig
-from .errors import BadRequest
-from .protocol import MAX_PRODUCTS, MAX_VALUE, PRODUCT_ID, TriggerSpec
+from .protocol import MAX_PRODUCTS, PRODUCT_ID, TriggerSpec
 from .state import PRODUCT_KEY_BYTES, Products, VisitorState
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from .rules import CompiledSite
 
 __all__ = [
     "MAX_BOUGHT",
@@ -43,7 +38,6 @@ __all__ = [
     "event_products",
     "keep_products",
     "keys_of",
-    "page_product",
     "recent_keys",
     "server_keys",
     "viewed",
@@ -153,113 +147,3 @@ def catalog_triggers(config: SiteConfig, watched: Collection[str]) -> tuple[Trig
         else:
             specs.append(TriggerSpec(name, "custom"))
     return tuple(specs)
-
-
-# What a page may say about the product it shows, and the declared extras by type. This is
-# a local check standing in for sitecue.catalog.page_product (the same signature), which
-# the catalogue's own validation replaces once merged.
-_NAME, _CATEGORY, _URL, _STRING = 200, 64, 2048, 256
-_FIELDS = ("id", "name", "url", "image", "price", "category", "in_stock")
-_decode = msgspec.json.Decoder().decode
-
-
-def _fail(field: str, expected: str) -> BadRequest:
-    return BadRequest(f"$.page.data.product.{field}: expected {expected}")
-
-
-def _text(value: Any, field: str, most: int) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= most:
-        raise _fail(field, f"a string of 1 to {most} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise _fail(field, "text without control characters")
-    return value
-
-
-def _page_url(page_url: str) -> str:
-    """The page's own URL without its query and fragment: what a page described product's
-    url is, whatever the page claims."""
-    try:
-        parts = urlsplit(page_url)
-    except ValueError:
-        raise BadRequest(f"$.page.url: expected a URL, got {page_url[:60]!r}") from None
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def _image(value: Any, origins: Collection[str]) -> str:
-    """A path on the site (``/img/a.svg``) or an absolute http(s) URL on one of its origins:
-    a page can make no card show another site's picture, nor a ``javascript:`` URL."""
-    text = _text(value, "image", _URL)
-    if text.startswith("/") and not text.startswith("//") and "\\" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        raise _fail("image", "a URL") from None
-    origin = f"{parts.scheme}://{parts.netloc}"
-    if parts.scheme in ("http", "https") and origin in origins:
-        return text
-    raise _fail("image", "a path starting with / or a URL on one of the site's origins")
-
-
-def page_product(
-    site: CompiledSite, page_url: str, raw: Any, extra_origins: Collection[str] = ()
-) -> tuple[str, str | None] | None:
-    """``page.data.product`` as decide records it: None when the site has no catalog or the
-    page names no product; else its id and, where the site takes products from its pages
-    (``catalog.from_pages``), the description as canonical JSON text (the ``detail`` of the
-    ``product_view`` event; its url the page's own). A bad one is a BadRequest naming
-    ``$.page.data.product.<field>``."""
-    catalog = site.config.catalog
-    if catalog is None:
-        return None
-    value = raw
-    if isinstance(value, msgspec.Raw):
-        try:
-            value = _decode(value)
-        except (msgspec.DecodeError, RecursionError):
-            value = {}
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise BadRequest("$.page.data.product: expected an object with the product's id")
-    product_id = value.get("id")
-    if not isinstance(product_id, str) or not _ID.match(product_id):
-        raise _fail("id", "1 to 64 letters, digits or _ . : / - (starting with one of the first)")
-    if not catalog.from_pages:
-        return product_id, None
-    detail: dict[str, Any] = {"id": product_id, "url": _page_url(page_url)}
-    for field, given in value.items():
-        if field in ("id", "url") or given is None:
-            continue  # the url is the page's own, never what it claims
-        if field == "name":
-            detail["name"] = _text(given, field, _NAME)
-        elif field == "category":
-            detail["category"] = _text(given, field, _CATEGORY)
-        elif field == "image":
-            detail["image"] = _image(given, {*site.origins, *extra_origins})
-        elif field == "price":
-            if type(given) not in (int, float) or not (0 <= given <= MAX_VALUE):
-                raise _fail(field, f"a number from 0 to {MAX_VALUE:.0f}")
-            detail["price"] = float(given)
-        elif field == "in_stock":
-            if type(given) is not bool:
-                raise _fail(field, "true or false")
-            detail["in_stock"] = given
-        else:
-            kind = catalog.fields.get(field)
-            if kind is None:
-                known = ", ".join([*_FIELDS, *sorted(catalog.fields)])
-                raise _fail(field, f"one of the product's fields ({known})")
-            ok = (
-                type(given) is bool
-                if kind == "boolean"
-                else type(given) is str and len(given) <= _STRING
-                if kind == "string"
-                else type(given) in (int, float) and -MAX_VALUE <= given <= MAX_VALUE
-            )
-            if not ok:
-                raise _fail(field, f"a {kind}, as the site's catalog declares it")
-            detail[field] = given
-    if "name" not in detail:
-        raise _fail("name", "the product's name (the site takes products from its pages)")
-    return product_id, msgspec.json.encode(dict(sorted(detail.items()))).decode()

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import copy
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from starlette.testclient import TestClient
 
+from admin_keys import new_key
+from forms_site import FORMS, FORMS_SITE, write_config
 from recommenders import ListRecommender
+from sitecue import preview
+from sitecue.app import build_app
 from sitecue.catalog import product_key
 from sitecue.config import parse_site
 from sitecue.decide import Outcome, decide
@@ -22,6 +28,7 @@ from sitecue.errors import ConfigError
 from sitecue.personal import NONE_TO_SHOW, NOT_LOADED, safe_link
 from sitecue.protocol import DecideRequest, Page
 from sitecue.rules import CompiledSite, compile_site
+from sitecue.settings import Settings
 from sitecue.state import Products, VisitorState
 from sitecue.state_size import state_size
 from sitecue.store.catalog import Product
@@ -507,3 +514,104 @@ def test_a_template_failing_on_one_visitor_s_data_is_a_verdict_not_an_error(
     )
     assert reason(out, "greet") == "template: ZeroDivisionError"
     assert out.decisions == []
+
+
+def test_a_preview_renders_a_personal_widget_for_the_previewer(tmp_path: Path) -> None:
+    site = compiled(tmp_path)
+    state = VisitorState(visitor="visitor-0000000001", answers={"name": "Bo"})
+    grant = preview.Grant("recs", "only", NOW // 1000 + 60)
+    recommender = ListRecommender(PRODUCTS, popular=["b"])
+    [shown], _ = preview.show(site, state, page("/hello"), NOW, KEY, grant, 0, recommender)
+    assert shown.html is not None and 'data-sc-product="b"' in shown.html
+    grant = preview.Grant("greet", "only", NOW // 1000 + 60)
+    [shown], _ = preview.show(site, state, page("/products/a", "a"), NOW, KEY, grant, 0)
+    assert shown.html == '<p class="hi">Hello Bo!</p>'
+
+
+# Through the real app: the greeting in the answer of POST /v1/decide
+
+
+@pytest.fixture
+def greeting_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    site = copy.deepcopy(FORMS_SITE)
+    site["attributes"]["first_name"] = "string"
+    site["widgets"]["signup"]["form"]["fields"].append(
+        {"name": "name", "type": "text", "label": "First name", "step": 2}
+    )
+    site["widgets"]["greeting"] = {"template": "widgets/greeting.html"}
+    site["rules"].append(
+        {
+            "id": "greet",
+            "placement": {"type": "inline", "selector": "#hello"},
+            "when": {"page.path": "/hello"},
+            "variants": [{"id": "only", "weight": 100, "widget": "greeting"}],
+        }
+    )
+    config = write_config(tmp_path, site)
+    (config / "widgets" / "greeting.html").write_text(GREETING)
+    env = {
+        "SITECUE_DATA_DIR": str(tmp_path / "data"),
+        "SITECUE_SECRETS": "personal-test-secret-0123456789",
+        "SITECUE_CONFIG_DIR": str(config),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # for the CLI that makes admin keys
+    with TestClient(build_app(Settings.load(env=env)), base_url=FORMS) as client:
+        yield client
+
+
+def greeting(client: TestClient, **body: Any) -> str | None:
+    answer = client.post(
+        "/v1/decide",
+        json={"site": "forms", "page": {"url": f"{FORMS}/hello"}, **body},
+        headers={"origin": FORMS},
+    )
+    assert answer.status_code == 200, answer.text
+    return next((d["html"] for d in answer.json()["decisions"] if d["rule"] == "greet"), None)
+
+
+def test_the_app_greets_by_a_form_answer(greeting_client: TestClient) -> None:
+    client = greeting_client
+    assert greeting(client) == '<p class="hi">Hello there!</p>'
+    decision = next(
+        d
+        for d in client.post(
+            "/v1/decide",
+            json={"site": "forms", "page": {"url": f"{FORMS}/signup"}},
+            headers={"origin": FORMS},
+        ).json()["decisions"]
+        if d["rule"] == "newsletter"
+    )
+    submitted = client.post(
+        "/v1/forms",
+        json={
+            "site": "forms", "decision": decision["id"], "rule": "newsletter",
+            "variant": decision["variant"],
+            "fields": {"email": "bo@example.com", "consent": True, "name": "<b>Bo</b>"},
+        },
+        headers={"origin": FORMS},
+    )  # fmt: skip
+    assert submitted.status_code == 200, submitted.text
+    # Kept in the cookie (the greeting reads it), and shown as text.
+    assert greeting(client) == '<p class="hi">Hello &lt;b&gt;Bo&lt;/b&gt;!</p>'
+
+
+def test_the_app_greets_by_a_verified_attribute_never_a_claimed_one(
+    greeting_client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = greeting_client
+    auth = {"authorization": f"Bearer {new_key(capsys, 'forms')}"}
+    put = client.put(
+        "/v1/contacts/ann@example.com",
+        params={"site": "forms"},
+        json={"attributes": {"first_name": "Ann"}},
+        headers=auth,
+    )
+    assert put.status_code == 200, put.text
+    # Claiming to be Ann (sitecue('identify')) shows nothing of hers.
+    assert greeting(client, identify="ann@example.com") == '<p class="hi">Hello there!</p>'
+    minted = client.post(
+        "/v1/tokens", json={"site": "forms", "contacts": ["ann@example.com"]}, headers=auth
+    ).json()["tokens"][0]["token"]
+    assert greeting(client, token=minted) == '<p class="hi">Hello Ann!</p>'
+    assert greeting(client) == '<p class="hi">Hello Ann!</p>'  # from the cookie's snapshot

@@ -29,7 +29,8 @@ class ListRecommender:
 
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.products}
-        self.by_key = {product_key(p.id): p for p in self.products}
+        self.keys = {p.id: product_key(p.id) for p in self.products}
+        self.by_key = {k: self.by_id[i] for i, k in self.keys.items()}
 
     def _candidates(self, strategy: str, current: str | None, viewed: list[bytes]) -> list[Product]:
         if strategy == "recently_viewed":
@@ -50,7 +51,7 @@ class ListRecommender:
                     return picks
                 if (
                     product.id == current
-                    or product_key(product.id) in bought
+                    or self.keys[product.id] in bought
                     or (spec.in_stock and not product.in_stock)
                     or any(p.product.id == product.id for p in picks)
                     or (spec.per_category and categories[product.category] >= spec.per_category)

@@ -25,11 +25,11 @@ check`` catches a template that fails on either. ::
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
-from urllib.parse import urlsplit
 
 import jinja2
 import msgspec
@@ -63,7 +63,12 @@ PERSONAL = ("recommendations", "attributes", "answers")
 NONE_TO_SHOW = "recommendations: none to show"
 NOT_LOADED = "recommendations: not loaded yet"
 PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"  # as sitecue.catalog and the protocol
-_CACHED = 256  # rendered rows of recommendations kept per widget (see PersonalWidget.render)
+# An absolute http(s) URL with a host, or a path here (not //host nor /\host, which browsers
+# read as another host); no control characters anywhere (browsers drop some inside a scheme).
+_SAFE_LINK = re.compile(
+    r"(?:[hH][tT][tT][pP][sS]?://[^/?#\\\x00-\x20\x7f]+|/(?![/\\]))[^\x00-\x1f\x7f]*"
+)
+_CACHED = 512  # rendered rows of recommendations kept per widget (see PersonalWidget.render)
 
 
 class Picked(Protocol):
@@ -132,15 +137,7 @@ def safe_link(url: str | None) -> bool:
     a path on this site (``/…``, not ``//`` nor ``/\\``, which browsers read as another host)?
     Anything else (``javascript:``, ``data:``, a relative or malformed URL) is refused:
     escaping keeps text out of the markup, but a ``javascript:`` href runs as it is."""
-    if not url or any(c < " " or c == "\x7f" for c in url):
-        return False
-    if url.startswith("/"):
-        return not url.startswith(("//", "/\\"))
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    return url is not None and _SAFE_LINK.fullmatch(url) is not None
 
 
 def product(pick: Picked, extras: Iterable[str]) -> dict[str, Any] | None:
@@ -180,11 +177,16 @@ class PersonalWidget:
     answers: tuple[str, ...]  # every form field name
     extras: tuple[str, ...]  # the catalog's declared product fields
     # A widget reading neither attributes nor answers renders the same row of products the
-    # same way for everyone: its html is kept by the row (a few hundred rows at most), so a
-    # popular product page does not render its "bought together" row on every view. Rows
-    # with a visitor's own attributes or answers are never kept.
+    # same way for everyone: its html is kept by the row (the least recently used go past
+    # _CACHED), so a popular product page does not render its "bought together" row on every
+    # view. A row is keyed by the identity of its (frozen) products and their strategies,
+    # and holds the picks, so no key's object is freed and reused while the row is kept; an
+    # index reloaded with changed products makes new rows. Rows with a visitor's own
+    # attributes or answers are never kept.
     shared: bool = False
-    _rows: OrderedDict[tuple[Any, ...], str] = field(default_factory=OrderedDict, repr=False)
+    _rows: OrderedDict[tuple[tuple[int, str], ...], tuple[str, Sequence[Picked]]] = field(
+        default_factory=OrderedDict, repr=False
+    )
 
     def with_data(self, data: dict[str, Any]) -> PersonalWidget:
         """The same widget for another rule and variant (its own fixed data, its own rows)."""
@@ -200,23 +202,24 @@ class PersonalWidget:
         (or the index is not loaded yet), or a template that failed on this visitor's data
         (logged; the rest of the decision goes on)."""
         data = dict(self.data)
-        row: tuple[Any, ...] = ()
+        row: tuple[tuple[int, str], ...] = ()
+        picks: Sequence[Picked] = ()
         if self.recommend is not None:
             if recommender is None:
                 return None, NOT_LOADED
             picks = recommender(
                 self.recommend, current_product(request), recent_keys(state), bought_keys(state)
             )
+            if self.shared and picks:
+                row = tuple((id(pick.product), pick.strategy) for pick in picks)
+                kept = self._rows.get(row)
+                if kept is not None:
+                    self._rows.move_to_end(row)
+                    return kept[0], None
             shown = [p for pick in picks if (p := product(pick, self.extras)) is not None]
             if not shown:
                 return None, NONE_TO_SHOW
             data["recommendations"] = shown[: self.recommend.limit]
-            if self.shared:
-                row = tuple(tuple(p.values()) for p in data["recommendations"])
-                html = self._rows.get(row)
-                if html is not None:
-                    self._rows.move_to_end(row)
-                    return html, None
         else:
             data["recommendations"] = []
         verified = state.verified
@@ -230,7 +233,7 @@ class PersonalWidget:
             log.warning("widget %s failed to render: %s: %s", self.name, type(err).__name__, err)
             return None, f"template: {type(err).__name__}"
         if row:
-            self._rows[row] = html
+            self._rows[row] = (html, tuple(picks))
             if len(self._rows) > _CACHED:
                 self._rows.popitem(last=False)
         return html, None

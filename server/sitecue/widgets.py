@@ -53,12 +53,25 @@ class Reads:
     unsafe: tuple[str, ...]
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, reading a plain dict's own keys first: ``p.url`` on a product is the
+    commonest lookup of a personal widget, and the sandbox would first try (and fail) to
+    find an attribute ``url`` on the dict, an exception per lookup. A key's value is data,
+    never a method, so nothing the sandbox guards is reached this way (a key named like a
+    dict method, ``items``, reads the key: what a template author means)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 class Templates:
     """The compiled widget templates of one config directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = _Sandbox(
             loader=jinja2.FileSystemLoader(root),
             autoescape=True,
             undefined=jinja2.StrictUndefined,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -53,12 +54,43 @@ class Reads:
     unsafe: tuple[str, ...]
 
 
+def _escape(value: Any) -> Any:
+    """What a template prints, escaped: as ``markupsafe.escape`` does, but plain text comes
+    back as a plain string, not a Markup (whose construction was a third of a product row's
+    render). Printed output only goes into the page's text, joined (and, where a block's
+    output is kept, wrapped in Markup by Jinja), so nothing tells the two apart; text that
+    already is markup (``__html__``) goes through markupsafe as before."""
+    if type(value) is str:
+        return (
+            value.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&#34;")
+            .replace("'", "&#39;")
+        )
+    return markupsafe.escape(value)
+
+
+class _Template(jinja2.Template):
+    """A compiled template printing through :func:`_escape`: the name its generated code
+    calls for every autoescaped output is set in its module's namespace."""
+
+    @classmethod
+    def _from_namespace(
+        cls, environment: jinja2.Environment, namespace: Any, globals: Any
+    ) -> jinja2.Template:
+        namespace["escape"] = _escape
+        return super()._from_namespace(environment, namespace, globals)
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox, reading a plain dict's own keys first: ``p.url`` on a product is the
     commonest lookup of a personal widget, and the sandbox would first try (and fail) to
     find an attribute ``url`` on the dict, an exception per lookup. A key's value is data,
     never a method, so nothing the sandbox guards is reached this way (a key named like a
     dict method, ``items``, reads the key: what a template author means)."""
+
+    template_class = _Template
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict and attribute in obj:

@@ -6,6 +6,7 @@ a javascript: link, and no way to Python internals."""
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from recommenders import ListRecommender
 from sitecue import preview
 from sitecue.app import build_app
 from sitecue.catalog import product_key
+from sitecue.cli import main
 from sitecue.config import parse_site
 from sitecue.decide import Outcome, decide
 from sitecue.errors import ConfigError
@@ -615,3 +617,16 @@ def test_the_app_greets_by_a_verified_attribute_never_a_claimed_one(
     ).json()["tokens"][0]["token"]
     assert greeting(client, token=minted) == '<p class="hi">Hello Ann!</p>'
     assert greeting(client) == '<p class="hi">Hello Ann!</p>'  # from the cookie's snapshot
+
+
+def test_sitecue_check_reports_a_personal_template_that_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = config_dir(tmp_path, {"greeting.html": "{{ answers.name.upper() }}"})
+    (root / "sites").mkdir()
+    path = root / "sites" / "shop.json"
+    path.write_text(json.dumps(SITE))
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{path}: $.widgets.greeting.template: expected a template that")
+    assert err[0].endswith("with empty sample data") and err[-1] == "1 mistake(s) found"

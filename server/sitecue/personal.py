@@ -68,6 +68,7 @@ PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"  # as sitecue.catalog and th
 _SAFE_LINK = re.compile(
     r"(?:[hH][tT][tT][pP][sS]?://[^/?#\\\x00-\x20\x7f]+|/(?![/\\]))[^\x00-\x1f\x7f]*"
 )
+_refused: set[str] = set()  # the products whose unsafe link was logged, each once
 _CACHED = 512  # rendered rows of recommendations kept per widget (see PersonalWidget.render)
 
 
@@ -147,7 +148,9 @@ def product(pick: Picked, extras: Iterable[str]) -> dict[str, Any] | None:
     dropped, the product kept."""
     item = pick.product
     if not safe_link(item.url):
-        log.warning("product %r not recommended: its url is not http(s) nor a /path", item.id)
+        if len(_refused) < 1000 and item.id not in _refused:  # once a product, not a flood
+            _refused.add(item.id)
+            log.warning("product %r not recommended: its url is not http(s) nor a /path", item.id)
         return None
     shown = {
         "id": item.id,

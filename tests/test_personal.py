@@ -395,7 +395,7 @@ def test_the_recommendations_widget_shows_the_picks_as_accessible_cards(tmp_path
 
 
 def test_the_recommender_gets_the_page_s_product_recent_views_and_bought(tmp_path: Path) -> None:
-    recommender = ListRecommender(PRODUCTS, popular=["e"])
+    recommender = ListRecommender(PRODUCTS, popular=["e"], record=True)
     keys = [product_key(i) for i in ("b", "c", "d", "e")]
     state = VisitorState(
         visitor="visitor-0000000001",

@@ -1,7 +1,8 @@
 """Throughput and latency of POST /v1/decide against a bare Starlette baseline, the cost
 of decide() alone as rules grow, and what the overlay budget, the holdout and goal stops
 cost: nothing on a page view of a site that sets none of them (against decide() as it was
-before them, in the same run), and the worst-case state cookie with them.
+before them, in the same run), and the worst-case state cookie with them; and decide() with
+a recommendations widget against decide() without one (issue 19: at most 1.5x).
 
 Both servers run the same way (uvicorn, 2 workers, this machine) and take the same load from
 wrk: first as fast as they go (peak requests/s), then paced at half of sitecue's peak for
@@ -19,6 +20,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,11 +35,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import msgspec  # noqa: E402
 
+from sitecue.catalog import product_key  # noqa: E402
 from sitecue.decide import decide  # noqa: E402
 from sitecue.protocol import DecideRequest, Page, PageEvent  # noqa: E402
 from sitecue.rules import load_sites  # noqa: E402
-from sitecue.state import MAX_COOKIE_BYTES, StateCodec, VisitorState  # noqa: E402
+from sitecue.state import MAX_COOKIE_BYTES, Products, StateCodec, VisitorState  # noqa: E402
 from sitecue.state_size import state_size  # noqa: E402
+from sitecue.store.catalog import Product  # noqa: E402
 from sites import NEWS, rule, site  # noqa: E402
 
 ORIGIN = "https://news.example"
@@ -361,6 +365,7 @@ def new_context_unused() -> None:
 
 
 ROUNDS = 60
+RECS_ROUNDS = 300
 BEFORE_ISSUE_16 = "9e52bf6"  # main before the frequency budget, the holdout and goal stops
 
 
@@ -456,7 +461,122 @@ def budget_and_holdout() -> None:
         print(f"  worst-case state cookie, {name}: {size} B (cap {MAX_COOKIE_BYTES} B)")
 
 
+def _recommender(products: list[Product], together: dict[str, list[str]]) -> Any:
+    """sitecue.recommend's recommend() bound to an Index of ``products`` where that package
+    is present; else the tests' in-memory recommender, the same shape with the same filters."""
+    try:
+        from functools import partial
+
+        from sitecue.recommend.index import Index  # type: ignore[import-not-found]
+        from sitecue.recommend.strategies import recommend  # type: ignore[import-not-found]
+    except ImportError:
+        from recommenders import ListRecommender
+
+        popular = [p.id for p in products[:50]]
+        return ListRecommender(products, popular=popular, together=together), "tests' list"
+    index = Index.build(
+        products, {"bought_together": together}, {None: [p.id for p in products[:50]]}
+    )
+    return partial(recommend, index), "sitecue.recommend"
+
+
+def recommendations_cost() -> None:
+    """decide() on a product page of a site with 20 rules, where the winning rule's widget is
+    a row of 4 recommended products (config/widgets/recommendations.html: strategies bought
+    together, then recently viewed, then popular) against the same rule showing a fixed
+    widget; a returning visitor with 8 recent views and 2 purchases, cookie decoded inside.
+    Cold: every call another product page, so every row is rendered (the worst case); warm:
+    the same page again, its row already rendered; shop-like: product pages as popular as a
+    Zipf law over the 1,000 products says (seeded), the rows the widget keeps rendered
+    serving those seen before. Interleaved, the best of each, CPU time."""
+    rng = random.Random(19)
+    products = [
+        Product(f"sku-{i}", f"Product {i}", f"https://shop.example/products/sku-{i}",
+                f"/images/sku-{i}.svg", round(rng.uniform(5, 500), 2), f"cat-{i % 6}",
+                in_stock=rng.random() > 0.1)
+        for i in range(1000)
+    ]  # fmt: skip
+    together = {p.id: [f"sku-{rng.randrange(1000)}" for _ in range(20)] for p in products}
+    recommender, which = _recommender(products, together)
+    rules = rules_of(20, random.Random(20))
+    catalog = {"recent": 8}
+    recs = {
+        "template": "widgets/recommendations.html",
+        "data": {"title": "Often bought together", "currency": "€"},
+        "recommend": {"strategies": ["bought_together", "recently_viewed", "popular"]},
+    }
+    fixed = {"template": "widgets/faq.html", "data": NEWS["widgets"]["faq"]["data"]}
+    top = rule(
+        id="recs", when={"page.path": {"$regex": "^/products/"}}, priority=100,
+        placement={"type": "inline", "selector": "#recs"},
+        variants=[{"id": "only", "weight": 100, "widget": "row"}],
+    )  # fmt: skip
+
+    def with_row() -> Any:  # each run its own compiled site, so its own kept rows
+        return site(rules=[top, *rules], catalog=catalog, widgets={**NEWS["widgets"], "row": recs})
+
+    without = site(rules=[top, *rules], catalog=catalog, widgets={**NEWS["widgets"], "row": fixed})
+    codec = StateCodec(["bench-secret-0123456789"])
+    seed = VisitorState(
+        visitor="bench-visitor-000001",
+        products=Products(
+            viewed=b"".join(product_key(f"sku-{i}") for i in range(900, 908)),
+            bought=b"".join(product_key(f"sku-{i}") for i in (901, 950)),
+        ),
+    )
+    for _ in range(3):
+        decide(without, seed, page_of(0), 1_790_000_000_000, key=KEY)
+    cookie = codec.encode(seed, "news")
+    pages = [page_of(i) for i in range(1000)]  # more than a widget keeps rendered rows of
+    weights = [1 / (rank + 1) for rank in range(1000)]
+    zipf = [pages[i] for i in rng.choices(range(1000), weights, k=20_000)]
+
+    def timer(compiled: Any, order: list[DecideRequest]) -> Any:
+        turn = iter(range(10**9))
+
+        def call() -> None:
+            state = codec.decode(cookie, "bench-visitor-000001", "news")
+            assert state is not None
+            request = order[next(turn) % len(order)]
+            out = decide(compiled, state, request, 1_790_000_000_000, key=KEY,
+                         recommender=recommender)  # fmt: skip
+            assert out.decisions[0].rule == "recs" and out.decisions[0].html
+
+        return call
+
+    runs = {
+        "without (a fixed widget)": timer(without, pages),
+        "with, cold (every row rendered)": timer(with_row(), pages),
+        "with, warm (the row rendered before)": timer(with_row(), pages[:1]),
+        "with, shop-like (Zipf page views)": timer(with_row(), zipf),
+    }
+    rounds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(RECS_ROUNDS):
+        for name, call in runs.items():
+            took = timeit.Timer(call, timer=time.process_time).timeit(number=20)
+            rounds[name].append(took / 20 * 1e6)
+    best = {name: min(us) for name, us in rounds.items()}
+    median = {name: statistics.median(us) for name, us in rounds.items()}
+    base, middle = best["without (a fixed widget)"], median["without (a fixed widget)"]
+    print(f"recommendations widget (decide() alone, 21 rules, 4 products, {which} recommender;")
+    print(f"CPU time of {RECS_ROUNDS} interleaved rounds of 20 calls, best and median round):")
+    for name in runs:
+        print(
+            f"  {name:38} best {best[name]:6.1f} µs  ratio {best[name] / base:.2f}"
+            f"   median {median[name]:6.1f} µs  ratio {median[name] / middle:.2f}"
+        )
+    print("  (target: with <= 1.5x without)")
+
+
+def page_of(i: int) -> DecideRequest:
+    """A product page of product sku-<i>."""
+    data = {"product": msgspec.Raw(msgspec.json.encode({"id": f"sku-{i}"}))}
+    page = Page(url=f"{ORIGIN}/products/sku-{i}", viewport="desktop", data=data)
+    return DecideRequest(site="news", page=page, view="v")
+
+
 if __name__ == "__main__":
+    recommendations_cost()
     decide_alone()
     reading_cost()
     new_context_unused()

@@ -20,6 +20,7 @@ from .bucketing import choose_variation, fnv_hash, in_namespace
 from .errors import BadRequest
 from .holdout import HOLDOUT, held_out
 from .page_data import page_data
+from .personal import Recommender
 from .protocol import DecideRequest, Decision, Feedback, PageEvent
 from .rules import CompiledRule, CompiledSite
 from .state import Counter, VisitorState, day_of
@@ -260,11 +261,19 @@ def _variant(rule: CompiledRule, state: VisitorState) -> int:
 
 
 def decide(
-    site: CompiledSite, state: VisitorState, request: DecideRequest, now: int, *, key: bytes
+    site: CompiledSite,
+    state: VisitorState,
+    request: DecideRequest,
+    now: int,
+    *,
+    key: bytes,
+    recommender: Recommender | None = None,
 ) -> Outcome:
     """Decide what this page view shows. ``state`` is updated in place and returned; without
     consent (where the site needs it) a blank state is used, and only rules that need no
-    history can show. ``key`` signs the decision ids (the site's "decision" key)."""
+    history can show. ``key`` signs the decision ids (the site's "decision" key);
+    ``recommender`` is the site's recommendation index (None while it is not loaded: then
+    no widget that recommends shows). Personal widgets render here (see sitecue.personal)."""
     persist = consented(site, request.consent, state)
     if persist:
         if request.consent is not None:
@@ -328,10 +337,16 @@ def decide(
         if reason is None and budget is not None and rule.id in site.budgeted:
             assert cap is not None
             reason = frequency.refusal(cap, budget, rule.id, today, now)
+        html = None
         if reason is None:
             index = _variant(rule, state)
             if index < 0:
                 reason = "not in any variant"
+            else:
+                html = rule.html[index]
+                personal = rule.personal[index] if rule.personal else None
+                if personal is not None:  # before the slot: with nothing to show, it frees it
+                    html, reason = personal.render(state, request, recommender)
         if reason is not None:
             verdicts.append(Verdict(rule.id, False, reason=reason))
             continue
@@ -361,7 +376,7 @@ def decide(
                 variant=variant.id,
                 placement=rule.rule.placement,
                 show=rule.rule.show,
-                html=rule.html[index],
+                html=html,
             )
         )
         verdicts.append(Verdict(rule.id, True, variant=variant.id))

@@ -32,6 +32,7 @@ from . import decision_ids
 from .decide import Verdict, decide
 from .errors import BadRequest
 from .keyring import Keyring
+from .personal import Recommender
 from .protocol import DecideRequest, DecideResponse, Decision
 from .rules import CompiledRule, CompiledSite
 from .state import VisitorState
@@ -168,14 +169,20 @@ def show(
     key: bytes,
     grant: Grant,
     index: int,
+    recommender: Recommender | None = None,
 ) -> tuple[list[Decision], Panel]:
     """The forced decision and the panel. The verdicts are what this visitor would get
     (decided on their state, which the caller then drops), so the panel explains the live
-    behaviour; only the granted rule's variant is shown."""
-    verdicts = decide(site, state, request, now, key=key).verdicts
+    behaviour; only the granted rule's variant is shown, a personal widget rendered for
+    this visitor (nothing, when it has no product to recommend them)."""
+    verdicts = decide(site, state, request, now, key=key, recommender=recommender).verdicts
     rule = _rule(site, grant.rule)
     assert rule is not None  # verify() checked it
     variant = rule.variants[index]
+    html = rule.html[index]
+    personal = rule.personal[index] if rule.personal else None
+    if personal is not None:
+        html = personal.render(state, request, recommender)[0]
     view = request.view or f"@{now}"
     decision = Decision(
         id=decision_ids.issue(key, PREVIEWER, view, rule.id, variant.id, now),
@@ -183,6 +190,6 @@ def show(
         variant=variant.id,
         placement=rule.rule.placement,
         show=rule.rule.show,
-        html=rule.html[index],
+        html=html,
     )
     return [decision], Panel(rule.id, variant.id, grant.expires * 1000, verdicts)

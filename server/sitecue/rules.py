@@ -36,6 +36,7 @@ from .errors import ConditionError, ConfigError, Problem
 from .forms import form_problems, largest_answer
 from .frequency import FrequencyCap, compile_frequency
 from .keyring import Keyring
+from .personal import PersonalWidget, compile_personal
 from .products import catalog_triggers
 from .protocol import TriggerSpec
 from .reading import METRICS
@@ -99,6 +100,9 @@ class CompiledRule:
     slot: str  # rules competing for the same slot: only the highest priority shows
     needs_state: bool  # reads the visitor's history or caps it, so cannot run without consent
     gap_ms: int
+    # Each variant's personal widget (see sitecue.personal), rendered per visitor at decide
+    # time instead of html (None there); None for a variant whose html is fixed.
+    personal: tuple[PersonalWidget | None, ...] = ()
 
     @property
     def id(self) -> str:
@@ -209,11 +213,19 @@ def compile_site(
                 elif known is None or _bigger(form_field, known):
                     fields[form_field.name] = form_field  # the cookie's worst case takes it
     answers: dict[str, FormField] = {}
+    personal: dict[str, PersonalWidget] = {}
     for name, widget in config.widgets.items():
         if name in broken:
             continue
         try:
             templates.compile(widget.template)
+            before = len(problems)
+            found = compile_personal(name, widget, config, templates, fields, answers, problems)
+            if found is not None:
+                personal[name] = found  # rendered per visitor, at decide time
+                continue
+            if len(problems) > before:
+                continue
             html = templates.render(widget.template, _template_data(name, widget, "", ""))
         except TemplateProblem as err:
             problems.append(Problem(f"$.widgets.{name}.template", f"expected {err}"))
@@ -271,7 +283,7 @@ def compile_site(
         compiled.append(
             _compile_rule(
                 rule, at, config, templates, rendered, windows, problems, warnings, fields, answers,
-                reading, audiences,
+                reading, audiences, personal,
             )
         )  # fmt: skip
         _value_paths(rule, at, config, windows, sums, data_keys, problems, audiences)
@@ -427,6 +439,7 @@ def _compile_rule(
     answers: dict[str, FormField],
     reading: dict[str, set[str]],
     audiences: Audiences | None = None,
+    personal: dict[str, PersonalWidget] | None = None,
 ) -> CompiledRule:
     placement = rule.placement
     if placement.type in _SELECTOR_PLACEMENTS and not placement.selector:
@@ -551,6 +564,12 @@ def _compile_rule(
         _slot(rule),
         needs_state,
         _ms(limit.gap),
+        tuple(
+            found.with_data(_template_data(v.widget, config.widgets[v.widget], rule.id, v.id))
+            if v.widget is not None and (found := (personal or {}).get(v.widget)) is not None
+            else None
+            for v in rule.variants
+        ),
     )
 
 

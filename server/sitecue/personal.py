@@ -36,8 +36,9 @@ import msgspec
 
 from .config import AttributeType, FormField, Recommend, SiteConfig, Widget
 from .errors import Problem
-from .protocol import DecideRequest
-from .state import PRODUCT_KEY_BYTES, VisitorState
+from .products import bought_keys, recent_keys
+from .protocol import PRODUCT_ID, DecideRequest
+from .state import VisitorState
 from .store.catalog import Product
 from .widgets import TemplateProblem, Templates
 
@@ -48,11 +49,9 @@ __all__ = [
     "PersonalWidget",
     "Picked",
     "Recommender",
-    "bought_keys",
     "compile_personal",
     "current_product",
     "product",
-    "recent_keys",
     "safe_link",
 ]
 
@@ -62,7 +61,6 @@ PERSONAL = ("recommendations", "attributes", "answers")
 """The variables a personal template reads; a widget's data may not use these names."""
 NONE_TO_SHOW = "recommendations: none to show"
 NOT_LOADED = "recommendations: not loaded yet"
-PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"  # as sitecue.catalog and the protocol
 # An absolute http(s) URL with a host, or a path here (not //host nor /\host, which browsers
 # read as another host); no control characters anywhere (browsers drop some inside a scheme).
 _SAFE_LINK = re.compile(
@@ -111,26 +109,6 @@ def current_product(request: DecideRequest) -> str | None:
         return _product_ref.decode(raw).id
     except (msgspec.DecodeError, RecursionError):
         return None
-
-
-def _keys(packed: bytes) -> list[bytes]:
-    return [packed[i : i + PRODUCT_KEY_BYTES] for i in range(0, len(packed), PRODUCT_KEY_BYTES)]
-
-
-def recent_keys(state: VisitorState) -> list[bytes]:
-    """The keys of the products this browser viewed, the newest first."""
-    return _keys(state.products.viewed) if state.products is not None else []
-
-
-def bought_keys(state: VisitorState) -> set[bytes]:
-    """The keys of the products this browser bought and, for a verified person only, those
-    the person bought anywhere (never from a claimed identity)."""
-    if state.products is None:
-        return set()
-    bought = set(_keys(state.products.bought))
-    if state.verified:
-        bought.update(_keys(state.products.server))
-    return bought
 
 
 def safe_link(url: str | None) -> bool:

@@ -402,11 +402,19 @@ def test_the_recommender_gets_the_page_s_product_recent_views_and_bought(tmp_pat
         products=Products(viewed=keys[0] + keys[1], bought=keys[2], server=keys[3]),
     )
     run(compiled(tmp_path), page("/products/a", product="a"), state, recommender)
-    # The person's purchases elsewhere count only once verified.
-    assert recommender.calls == [("a", [keys[0], keys[1]], {keys[2]})]
-    state.verified, state.contact = True, "ann@example.com"
+    # The page's own product is viewed first (the page view records it before the rules);
+    # the person's purchases elsewhere count only once verified.
+    viewed = [product_key("a"), keys[0], keys[1]]
+    assert recommender.calls == [("a", viewed, {keys[2]})]
+    # (An unverified state drops the server's purchases: the person's state is made anew.)
+    state = VisitorState(
+        visitor="visitor-0000000001",
+        products=Products(viewed=keys[0] + keys[1], bought=keys[2], server=keys[3]),
+        verified=True,
+        contact="ann@example.com",
+    )
     run(compiled(tmp_path), page("/products/a", product="a"), state, recommender)
-    assert recommender.calls[-1] == ("a", [keys[0], keys[1]], {keys[2], keys[3]})
+    assert recommender.calls[-1] == ("a", viewed, {keys[2], keys[3]})
 
 
 def test_a_recommendations_widget_with_nothing_to_show_is_not_shown(tmp_path: Path) -> None:

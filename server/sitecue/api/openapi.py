@@ -480,6 +480,11 @@ def openapi(root_path: str = "") -> dict[str, Any]:
                     _query("from", "first day, YYYY-MM-DD (UTC; default: to - 29)", _DAY),
                     _query("to", f"last day, included (default today; at most {MAX_DAYS})", _DAY),
                     _query("interval", "one row per day (default) or week", _enum("day", "week")),
+                    _query(
+                        "breakdown",
+                        "rows per variant (default) or per variant and strategy",
+                        _enum("variant", "strategy"),
+                    ),
                 ],
                 "responses": {
                     "200": {"description": "the CSV", "content": {"text/csv": {}}},

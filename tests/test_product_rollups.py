@@ -345,3 +345,27 @@ def test_retention_keeps_product_rollups_and_prunes_old_clicks(store_url: str) -
     assert done.deleted["events"] >= 1 and done.clicks == 1
     assert strategies == [StrategyCounts("a", "popular", 1, 0, 0.0)]
     assert products == [ProductCounts("p1", "a", "popular", 1, 0, 0.0)]
+
+
+def test_reports_read_a_row_per_day_and_strategy_however_many_products(store_url: str) -> None:
+    ds = [decision(n, f"v{n}", "a", T0 + (n % 3) * DAY_MS) for n in range(60)]
+    clicks = [
+        click(d, f"p{n}-{i}", "popular" if i % 2 else "bought_together", f"c{n}-{i}")
+        for n, d in enumerate(ds)
+        for i in range(5)
+    ]
+
+    async def body(store: Store) -> Any:
+        await store.write(clicks, ds)
+        return (
+            await store.strategy_report("shop", "recs", DAY0, DAY0 + 3),
+            await store.product_report("shop", "recs", DAY0, DAY0 + 3),
+        )
+
+    days, products = run(store_url, body)
+    assert len(products) == 300  # every product
+    assert [(d.day, d.strategy, d.clicks) for d in days] == [
+        (DAY0 + day, strategy, 20 * per)
+        for day in range(3)
+        for strategy, per in (("bought_together", 3), ("popular", 2))
+    ]

@@ -28,6 +28,7 @@ product), which the per-product listing reads.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -112,11 +113,17 @@ def product_click(e: EventRecord) -> tuple[str, str] | None:
         or len(e.detail) > _MAX_DETAIL
     ):
         return None
-    product = e.products[0]
+    return _clicked(e.products[0], e.detail)
+
+
+@functools.lru_cache(maxsize=4096)
+def _clicked(product: str, detail: str) -> tuple[str, str] | None:
+    """The product and strategy of a click's product and detail, when both are ours
+    (cached: the writer asks several times per event, and cards repeat)."""
     if not _PRODUCT_ID.fullmatch(product):
         return None
     try:
-        strategy = _detail(e.detail).strategy
+        strategy = _detail(detail).strategy
     except msgspec.DecodeError:  # not JSON, or not {"strategy": "..."}
         return None
     return (product, strategy) if strategy in STRATEGIES else None

@@ -75,9 +75,11 @@ class Shop:
 
 
 @pytest.fixture
-def shop(env: dict[str, str]) -> Iterator[Shop]:
+def shop(env: dict[str, str], store_url: str) -> Iterator[Shop]:
+    """The app with the shop's experiment, on each engine."""
     shop_config(Path(env["SITECUE_CONFIG_DIR"]))
-    with TestClient(build_app(Settings.load(env=env)), base_url=ORIGIN) as client:
+    settings = Settings.load(env={**env, "SITECUE_DB": store_url})
+    with TestClient(build_app(settings), base_url=ORIGIN) as client:
         text, record = mint_key(["shop"])
         client.portal.call(client.app.state.runtime.store.add_api_key, record)  # type: ignore[attr-defined]
         yield Shop(client, text)

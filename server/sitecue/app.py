@@ -31,6 +31,7 @@ from .api.deliveries import deliveries_endpoint, retry_endpoint
 from .api.holdout import holdout_endpoint
 from .api.monitoring import health_endpoint, metrics_endpoint
 from .api.openapi import openapi_endpoint
+from .api.recommendations import products_endpoint
 from .api.reports import reports_endpoint
 from .api.results import results_endpoint
 from .api.static import load_script, panel_endpoint, script_endpoint
@@ -201,6 +202,7 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
         ("/v1/results", results_endpoint, ["GET"]),
         ("/v1/results/holdout", holdout_endpoint, ["GET"]),
         ("/v1/reports", reports_endpoint, ["GET"]),
+        ("/v1/recommendations/products", products_endpoint, ["GET"]),
         ("/v1/contacts/import", import_endpoint, ["POST"]),
         ("/v1/catalog", catalog_list_endpoint, ["GET"]),
         ("/v1/catalog/import", catalog_import_endpoint, ["POST"]),

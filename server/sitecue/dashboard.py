@@ -3,7 +3,8 @@
 Sign in with an admin key (the cookie then holds a server-side session for 12 hours, never
 the key: see :mod:`sitecue.sessions`); then per site: its rules and their status, a report
 panel per rule (:mod:`sitecue.panels`: a daily chart, the totals, and a link to the report
-as CSV, which the session authorises), the recent decisions with the reason for every
+as CSV, which the session authorises; for a rule whose widgets recommend products, its
+clicks, purchases and revenue per strategy), the recent decisions with the reason for every
 rule, each experiment's results with an inline-SVG chart of the conversion rate and its 95%
 interval per variant, and per rule with a form its
 submissions: how many, and the latest ten; and per site with webhooks, the latest
@@ -37,8 +38,18 @@ from .api.keys import (
     note_use,
     require_sites,
 )
-from .api.reports import covered, csv_rows, day_number, parse_range, report_rows
+from .api.reports import (
+    STRATEGY_COLUMNS,
+    breakdown,
+    covered,
+    csv_rows,
+    day_number,
+    parse_range,
+    report_rows,
+    strategy_rows,
+)
 from .api.results import Results, experiment_results
+from .attribution import recommends, strategy_results, summed
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .guard import own_origin, require_same_origin
 from .rules import CompiledRule
@@ -215,6 +226,20 @@ async def dashboard_endpoint(request: Request) -> Response:
             )
             for rule in site.rules
         ]
+        # Per rule whose widgets recommend products: its strategies over the period.
+        strategies = {
+            rule.id: strategy_results(
+                site,
+                rule,
+                summed(
+                    await runtime.store.strategy_report(
+                        name, rule.id, day_number(since), day_number(until) + 1
+                    )
+                ),
+            )
+            for rule in site.rules
+            if recommends(site, rule)
+        }
         own = own_origin(request)
         served = origins.allowed(request, own, site.origins, runtime.settings.same_origin)
         sites.append(
@@ -228,6 +253,7 @@ async def dashboard_endpoint(request: Request) -> Response:
                 "recent": recent,
                 "experiments": experiments,
                 "reports": reports,
+                "strategies": strategies,
                 "forms": forms,
             }
         )
@@ -292,11 +318,11 @@ async def dashboard_retry_endpoint(request: Request) -> Response:
 
 
 async def report_csv_endpoint(request: Request) -> Response:
-    """``GET /dashboard/report.csv?site=&rule=&from=&to=[&interval=week]``: a rule's report
-    as CSV, the same bytes as ``GET /v1/reports?format=csv``, for a signed-in operator whose key
-    covers the site: the dashboard's link to it needs no bearer key. A GET that changes
-    nothing; the session cookie is SameSite=Strict, so another site's link to it comes
-    without the session and is refused."""
+    """``GET /dashboard/report.csv?site=&rule=&from=&to=[&interval=week][&breakdown=strategy]``:
+    a rule's report as CSV, the same bytes as ``GET /v1/reports?format=csv``, for a
+    signed-in operator whose key covers the site: the dashboard's link to it needs no bearer
+    key. A GET that changes nothing; the session cookie is SameSite=Strict, so another
+    site's link to it comes without the session and is refused."""
     runtime: Runtime = request.app.state.runtime
     key = await _signed_in(request, runtime)
     if key is None:
@@ -310,12 +336,19 @@ async def report_csv_endpoint(request: Request) -> Response:
     if rule is None:
         raise NotFound(f"rule: site '{name}' has no rule '{rule_id[:64]}'")
     since, until, interval = parse_range(params, panels.today())
+    by = breakdown(params)
     since, until = covered(since, until, interval)
-    rows = await report_rows(runtime, site, rule, since, until, interval)
+    if by == "strategy":
+        body = csv_rows(
+            await strategy_rows(runtime, site, rule, since, until, interval),
+            columns=STRATEGY_COLUMNS,
+        )
+        file = f"{name}-{rule.id}-{since}-{until}-strategies.csv"
+    else:
+        body = csv_rows(await report_rows(runtime, site, rule, since, until, interval))
+        file = f"{name}-{rule.id}-{since}-{until}.csv"
     return Response(
-        csv_rows(rows),
+        body,
         media_type="text/csv; charset=utf-8",
-        headers={
-            "content-disposition": f'attachment; filename="{name}-{rule.id}-{since}-{until}.csv"'
-        },
+        headers={"content-disposition": f'attachment; filename="{file}"'},
     )

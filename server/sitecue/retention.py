@@ -9,11 +9,12 @@ for well under 50 ms; ``bench/retention.py`` measures it). On SQLite the freed p
 then given back to the file system in bounded steps (incremental vacuum); on PostgreSQL
 whole days go at once, by dropping their partitions (see :mod:`sitecue.store.partitions`).
 
-Rollups, first exposures, contacts and form submissions are never touched: reports and
-experiment results outlive the raw log. A site missing from this node's config keeps its
-records (a node with an older config must not delete what a newer one keeps). Any number
-of nodes and workers run it together: each delete is idempotent, and partitions are
-changed by one node at a time.
+Rollups (product and strategy rollups too), first exposures, contacts and form submissions
+are never touched: reports and experiment results outlive the raw log (recommendation
+clicks go once past their 7-day attribution window: they can credit nothing more). A site
+missing from this node's config keeps its records (a node with an older config must not
+delete what a newer one keeps). Any number of nodes and workers run it together: each
+delete is idempotent, and partitions are changed by one node at a time.
 
 The clock is injected, so tests move time instead of waiting for it.
 """
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .store import Store
+from .store.product_rollups import ATTRIBUTION_MS
 from .store.retention import KEYS_KEEP_MS, Cutoffs, Rotation, Table
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class Round(msgspec.Struct):
 
     deleted: dict[str, int] = msgspec.field(default_factory=lambda: dict.fromkeys(_TABLES, 0))
     keys: int = 0
+    clicks: int = 0  # recommendation clicks past their attribution window
     rotation: Rotation = Rotation()
     free_pages: int = 0
     batches: list[float] = msgspec.field(default_factory=list)
@@ -146,6 +149,9 @@ class Retention:
                 )
         done.keys = await self._batches(
             done, partial(self.store.prune_record_keys, now - KEYS_KEEP_MS)
+        )
+        done.clicks = await self._batches(
+            done, partial(self.store.prune_product_clicks, now - ATTRIBUTION_MS)
         )
         done.free_pages = await self._reclaim(done)
         log.info(

@@ -16,13 +16,13 @@ from .origins import RefusedOrigins
 from .rules import CompiledSite
 from .settings import Settings
 from .state import StateCodec
-from .store import Goals, Store
+from .store import Goals, Purchases, Store
 from .tokens import TokenCodec
 
 if TYPE_CHECKING:
     from .versions import ConfigVersions
 
-__all__ = ["Runtime", "Served", "goals_of"]
+__all__ = ["Runtime", "Served", "goals_of", "purchases_of"]
 
 log = logging.getLogger("sitecue")
 
@@ -37,6 +37,16 @@ def goals_of(sites: dict[str, CompiledSite]) -> Goals:
             if rule.rule.goal:
                 names[rule.rule.goal] = (*names.get(rule.rule.goal, ()), rule.id)
     return goals
+
+
+def purchases_of(sites: dict[str, CompiledSite]) -> Purchases:
+    """Per site with a catalogue that names it, its purchase event: what the store's writer
+    credits recommendation clicks by (see store.product_rollups)."""
+    return {
+        name: site.config.catalog.purchase
+        for name, site in sites.items()
+        if site.config.catalog is not None and site.config.catalog.purchase is not None
+    }
 
 
 class Served(NamedTuple):
@@ -76,6 +86,7 @@ class Runtime:
         version or the new one, never a mix."""
         self.sites = sites
         self.store.goals = goals_of(sites)
+        self.store.purchases = purchases_of(sites)
         self.config = served
 
     async def reload(self, author: str = "reload") -> list[Problem]:

@@ -23,6 +23,7 @@ from .decisions import MAX_PAGE, DecisionPage
 from .deliveries import MAX_PAGE as MAX_DELIVERIES
 from .deliveries import DeliveryPage, Retried
 from .holdout import HoldoutResults
+from .recommendations import ProductsReport
 from .reports import MAX_DAYS, Report
 from .results import Results
 from .submissions import MAX_PAGE as MAX_SUBMISSIONS
@@ -115,7 +116,7 @@ def openapi(root_path: str = "") -> dict[str, Any]:
     types = [DecideRequest, DecideResponse, EventsRequest, DecisionPage, Reloaded, Refused]
     types += [TokenRequest, Tokens, AttributesBody, ContactView, ContactExport, Imported, Results]
     types += [FormRequest, FormResponse, FieldErrors, SubmissionPage, DeliveryPage, Retried]
-    types += [InboundEvent, Recorded, HoldoutResults, Report]
+    types += [InboundEvent, Recorded, HoldoutResults, Report, ProductsReport]
     types += [ProductView, ProductPage, ProductsImported]
     _, components = msgspec.json.schema_components([*types, ErrorBody, Health], ref_template=_REF)
     paths: dict[str, Any] = {
@@ -306,6 +307,12 @@ def openapi(root_path: str = "") -> dict[str, Any]:
                         "json (default), csv or ndjson; else by Accept",
                         _enum("json", "csv", "ndjson"),
                     ),
+                    _query(
+                        "breakdown",
+                        "CSV and NDJSON rows per variant (default) or per variant and strategy"
+                        " of the products recommended (JSON has both: rows, strategies)",
+                        _enum("variant", "strategy"),
+                    ),
                 ],
                 "responses": {
                     "200": {
@@ -315,6 +322,33 @@ def openapi(root_path: str = "") -> dict[str, Any]:
                             "text/csv": {"schema": {"type": "string"}},
                             "application/x-ndjson": {"schema": {"type": "string"}},
                         },
+                    },
+                    **_errors(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/recommendations/products": {
+            "get": {
+                "summary": "A rule's recommended products: clicks, purchases, revenue",
+                "description": "Per product, variant and strategy clicked in the range: the"
+                " clicks (once per decision and product), the conversions (the same visitor"
+                " bought the product within 7 days of their latest click on it) and their"
+                " revenue (the catalogue price, else the product's share of the order).",
+                "security": _ADMIN,
+                "parameters": [
+                    _SITE,
+                    _query("rule", "the rule", _TEXT, required=True),
+                    _query(
+                        "since", "first day of clicks, YYYY-MM-DD (UTC; default: until - 29)", _DAY
+                    ),
+                    _query(
+                        "until", f"last day, included (default today; at most {MAX_DAYS})", _DAY
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "per product, variant and strategy",
+                        **_json(_ref(ProductsReport)),
                     },
                     **_errors(400, 401, 403, 404),
                 },
@@ -530,6 +564,11 @@ def openapi(root_path: str = "") -> dict[str, Any]:
                     _query("from", "first day, YYYY-MM-DD (UTC; default: to - 29)", _DAY),
                     _query("to", f"last day, included (default today; at most {MAX_DAYS})", _DAY),
                     _query("interval", "one row per day (default) or week", _enum("day", "week")),
+                    _query(
+                        "breakdown",
+                        "rows per variant (default) or per variant and strategy",
+                        _enum("variant", "strategy"),
+                    ),
                 ],
                 "responses": {
                     "200": {"description": "the CSV", "content": {"text/csv": {}}},

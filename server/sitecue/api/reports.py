@@ -10,6 +10,11 @@ rows a day whatever the traffic, so a 400-day report costs the same at any size.
 400); ``interval=week`` widens them to whole ISO weeks, Monday to Sunday. As JSON, or with
 ``format=csv`` / ``format=ndjson`` (or ``Accept: text/csv`` / ``application/x-ndjson``) one
 row per line, for a spreadsheet or a pipeline.
+
+Where the rule's widgets recommend products, the report also breaks recommendation clicks,
+the purchases they led to and their revenue down by strategy, per period and variant
+(``strategies`` in JSON; ``breakdown=strategy`` makes the CSV and NDJSON rows these), read
+from the strategy rollups: a few rows a day and strategy, however many products.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..attribution import strategy_results, summed
 from ..errors import BadRequest, NotFound
-from ..store import DayCounts
+from ..store import DayCounts, StrategyDay
 from .bodies import json_response
 from .keys import authorised_site
 
@@ -39,20 +45,25 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_DAYS",
     "MAX_DAYS",
+    "STRATEGY_COLUMNS",
     "Interval",
     "Report",
     "ReportRow",
+    "StrategyRow",
     "build_rows",
+    "build_strategy_rows",
     "csv_rows",
     "day_number",
     "report_rows",
     "reports_endpoint",
+    "strategy_rows",
     "totals",
 ]
 
 Interval = Literal["day", "week"]
 INTERVALS: tuple[Interval, ...] = ("day", "week")
 FORMATS = ("json", "csv", "ndjson")
+BREAKDOWNS = ("variant", "strategy")
 MAX_DAYS = 400
 DEFAULT_DAYS = 30
 _EPOCH = date(1970, 1, 1).toordinal()  # day number 0
@@ -82,6 +93,24 @@ class ReportRow(msgspec.Struct, frozen=True):
 COLUMNS = tuple(ReportRow.__struct_fields__)
 
 
+class StrategyRow(msgspec.Struct, frozen=True):
+    """One strategy of one variant in one period: the clicks on the products it recommended
+    that period, and of those clicks the ones a purchase followed, with their revenue.
+    Rates are null where no product was clicked."""
+
+    period: str
+    variant: str
+    strategy: str
+    clicks: int
+    conversions: int
+    revenue: float
+    conversion_rate: float | None  # conversions / clicks
+    revenue_per_click: float | None  # revenue / clicks
+
+
+STRATEGY_COLUMNS = tuple(StrategyRow.__struct_fields__)
+
+
 class Report(msgspec.Struct, frozen=True):
     site: str
     rule: str
@@ -90,6 +119,8 @@ class Report(msgspec.Struct, frozen=True):
     interval: Interval = "day"
     variants: list[str] = msgspec.field(default_factory=list)
     rows: list[ReportRow] = msgspec.field(default_factory=list)
+    # Per period, variant and strategy (rules whose widgets recommend products).
+    strategies: list[StrategyRow] = msgspec.field(default_factory=list)
 
 
 def _now_ms() -> int:
@@ -126,10 +157,20 @@ def _row(period: date, variant: str, sums: Sequence[float]) -> ReportRow:
     )
     revenue = sums[7]
     return ReportRow(
-        period.isoformat(), variant, decisions, visitors, impressions, clicks, dismissals,
-        submissions, conversions, revenue, _ratio(clicks, impressions),
-        _ratio(conversions, visitors), _ratio(revenue, visitors),
-    )  # fmt: skip
+        period.isoformat(),
+        variant,
+        decisions,
+        visitors,
+        impressions,
+        clicks,
+        dismissals,
+        submissions,
+        conversions,
+        revenue,
+        _ratio(clicks, impressions),
+        _ratio(conversions, visitors),
+        _ratio(revenue, visitors),
+    )
 
 
 def _sums(c: DayCounts | ReportRow) -> tuple[float, ...]:
@@ -190,22 +231,92 @@ async def report_rows(
     return build_rows(counts, _variants(rule, counts), since, until, interval)
 
 
+def build_strategy_rows(
+    days: Iterable[StrategyDay],
+    pairs: Sequence[tuple[str, str]],
+    since: date,
+    until: date,
+    interval: Interval,
+) -> list[StrategyRow]:
+    """The strategy rows of [since, until] (already ``covered``): per period (oldest first)
+    and (variant, strategy) of ``pairs`` (in that order), summed over the period's days;
+    zeros where nothing was counted."""
+    step = 7 if interval == "week" else 1
+    first, last = day_number(since), day_number(until)
+    periods = (last - first) // step + 1
+    table = {(p, pair): [0.0, 0.0, 0.0] for p in range(periods) for pair in pairs}
+    for d in days:
+        cell = table.get(((d.day - first) // step, (d.variant, d.strategy)))
+        if first <= d.day <= last and cell is not None:
+            cell[0] += d.clicks
+            cell[1] += d.conversions
+            cell[2] += d.revenue
+    rows = []
+    for p in range(periods):
+        for variant, strategy in pairs:
+            clicks, conversions, revenue = table[p, (variant, strategy)]
+            rows.append(
+                StrategyRow(
+                    (since + timedelta(days=p * step)).isoformat(),
+                    variant,
+                    strategy,
+                    int(clicks),
+                    int(conversions),
+                    revenue,
+                    _ratio(conversions, int(clicks)),
+                    _ratio(revenue, int(clicks)),
+                )
+            )
+    return rows
+
+
+async def strategy_rows(
+    runtime: Runtime,
+    site: CompiledSite,
+    rule: CompiledRule,
+    since: date,
+    until: date,
+    interval: Interval = "day",
+) -> list[StrategyRow]:
+    """The strategy rows of ``rule``'s report (see build_strategy_rows), read from the
+    strategy rollups in one query: each variant's configured strategies, then any other
+    the period holds."""
+    since, until = covered(since, until, interval)
+    days = await runtime.store.strategy_report(
+        site.name, rule.id, day_number(since), day_number(until) + 1
+    )
+    pairs = [(r.variant, r.strategy) for r in strategy_results(site, rule, summed(days))]
+    return build_strategy_rows(days, pairs, since, until, interval)
+
+
 def _cell(value: object) -> str:
     # Numbers, dates and variant ids, which the config's id pattern starts with a letter or
     # digit: nothing a spreadsheet would run as a formula (a negative revenue stays a number).
     return "" if value is None else str(value)
 
 
-def csv_rows(rows: Iterable[ReportRow], header: bool = True) -> bytes:
-    """Rows as CSV (a header line of COLUMNS first); a rate without a denominator is an
-    empty cell."""
+def csv_rows(
+    rows: Iterable[ReportRow | StrategyRow],
+    header: bool = True,
+    columns: Sequence[str] = COLUMNS,
+) -> bytes:
+    """Rows as CSV (a header line of ``columns`` first: COLUMNS, or STRATEGY_COLUMNS for
+    strategy rows); a rate without a denominator is an empty cell."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     if header:
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(getattr(row, name)) for name in COLUMNS])
+        writer.writerow([_cell(getattr(row, name)) for name in columns])
     return out.getvalue().encode()
+
+
+def breakdown(params: Mapping[str, str]) -> str:
+    """``breakdown``: ``variant`` (the default) or ``strategy``; a bad one is a 400."""
+    chosen = params.get("breakdown", "variant")
+    if chosen not in BREAKDOWNS:
+        raise BadRequest(f"breakdown: expected variant or strategy, got {chosen!r}")
+    return chosen
 
 
 def _date(params: Mapping[str, str], name: str) -> date | None:
@@ -223,18 +334,22 @@ def _date(params: Mapping[str, str], name: str) -> date | None:
     return day
 
 
-def parse_range(params: Mapping[str, str], today: date) -> tuple[date, date, Interval]:
-    """``from``, ``to`` and ``interval`` of the query; a bad one is a 400 that names it."""
+def parse_range(
+    params: Mapping[str, str], today: date, names: tuple[str, str] = ("from", "to")
+) -> tuple[date, date, Interval]:
+    """``from``, ``to`` (or the two ``names`` given) and ``interval`` of the query; a bad
+    one is a 400 that names it."""
+    first, last = names
     interval = params.get("interval", "day")
     if interval not in INTERVALS:
         raise BadRequest(f"interval: expected day or week, got {interval!r}")
-    until = _date(params, "to") or today
-    since = _date(params, "from") or until - timedelta(days=DEFAULT_DAYS - 1)
+    until = _date(params, last) or today
+    since = _date(params, first) or until - timedelta(days=DEFAULT_DAYS - 1)
     if since > until:
-        raise BadRequest(f"from: expected a date on or before to ({until}), got '{since}'")
+        raise BadRequest(f"{first}: expected a date on or before {last} ({until}), got '{since}'")
     days = (until - since).days + 1
     if days > MAX_DAYS:
-        raise BadRequest(f"to: expected at most {MAX_DAYS} days from 'from', got {days}")
+        raise BadRequest(f"{last}: expected at most {MAX_DAYS} days from '{first}', got {days}")
     return since, until, interval
 
 
@@ -262,20 +377,41 @@ async def reports_endpoint(request: Request) -> Response:
     today = datetime.fromtimestamp(_now_ms() / 1000, UTC).date()
     since, until, interval = parse_range(params, today)
     kind = _format(request)  # before the read: a bad format costs no query
+    by = breakdown(params)
     since, until = covered(since, until, interval)
-    rows = await report_rows(runtime, site, rule, since, until, interval)
+    strategies = (
+        await strategy_rows(runtime, site, rule, since, until, interval)
+        if by == "strategy" or kind == "json"
+        else []
+    )
+    if by == "strategy" and kind != "json":
+        lines: Sequence[ReportRow | StrategyRow] = strategies
+        columns: Sequence[str] = STRATEGY_COLUMNS
+        suffix = "-strategies"
+    else:
+        lines = rows = await report_rows(runtime, site, rule, since, until, interval)
+        columns, suffix = COLUMNS, ""
     if kind == "csv":
-        name = f"{site.name}-{rule.id}-{since}-{until}.csv"
+        name = f"{site.name}-{rule.id}-{since}-{until}{suffix}.csv"
         return Response(
-            csv_rows(rows),
+            csv_rows(lines, columns=columns),
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
     if kind == "ndjson":
         return Response(
-            b"".join(_encode(row) + b"\n" for row in rows), media_type="application/x-ndjson"
+            b"".join(_encode(row) + b"\n" for row in lines), media_type="application/x-ndjson"
         )
     variants = list(dict.fromkeys(r.variant for r in rows))
     return json_response(
-        Report(site.name, rule.id, since.isoformat(), until.isoformat(), interval, variants, rows)
+        Report(
+            site.name,
+            rule.id,
+            since.isoformat(),
+            until.isoformat(),
+            interval,
+            variants,
+            rows,
+            strategies,
+        )
     )

@@ -6,6 +6,9 @@ control the absolute and relative uplift with 95% intervals and a p-value; the s
 revenue per visitor (Welch's t-test, and the delta method for the relative uplift). A
 sample-ratio-mismatch check against the configured weights flags a broken experiment.
 Everything is read from the rollups the writer keeps, a few rows whatever the traffic.
+Where the rule's widgets recommend products, ``strategies`` gives per variant and strategy
+the clicks on recommended products, the purchases they led to and their revenue (see
+sitecue.attribution), so an experiment can pit one strategy against another.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..attribution import StrategyResult, strategy_results
 from ..errors import BadRequest, NotFound
 from ..rules import CompiledRule, CompiledSite
 from ..stats import Moments, compare, compare_means, sample_ratio
@@ -68,6 +72,8 @@ class Results(msgspec.Struct, frozen=True):
     confidence: float
     variants: list[VariantResult]
     sample_ratio: SampleRatioCheck
+    # Per variant and strategy, recommendation clicks, conversions and revenue.
+    strategies: list[StrategyResult] = msgspec.field(default_factory=list)
 
 
 async def experiment_results(runtime: Runtime, site: CompiledSite, rule: CompiledRule) -> Results:
@@ -117,6 +123,7 @@ async def experiment_results(runtime: Runtime, site: CompiledSite, rule: Compile
         0.95,
         variants,
         SampleRatioCheck(srm.chi2, srm.p_value, srm.mismatch),
+        strategy_results(site, rule, await runtime.store.strategy_results(site.name, rule.id)),
     )
 
 

@@ -26,6 +26,7 @@ from .outbox import (
     DisabledWebhook,
     Message,
 )
+from .product_rollups import ProductCounts, Purchases, StrategyCounts, StrategyDay
 from .rollups import DAY_MS, DayCounts, Goals
 from .submissions import RateLimit, Submission, SubmissionQuery, Submitted
 
@@ -55,10 +56,14 @@ __all__ = [
     "PageClaim",
     "PageView",
     "Product",
+    "ProductCounts",
     "ProductSource",
+    "Purchases",
     "RateLimit",
     "Refreshed",
     "Store",
+    "StrategyCounts",
+    "StrategyDay",
     "Submission",
     "SubmissionQuery",
     "Submitted",

@@ -17,6 +17,7 @@ from .verdicts import Verdict, VerdictFilter, stored, verdict_filter
 if TYPE_CHECKING:
     from .catalog import PageClaim, Product
     from .configs import ConfigHead, ConfigInfo, ConfigVersion
+    from .product_rollups import ProductCounts, Purchases, StrategyCounts, StrategyDay
     from .rollups import DayCounts, Goals
     from .writer import GroupWriter
 
@@ -160,6 +161,7 @@ PSEUDONYMISE = [
     "UPDATE events SET visitor = ? WHERE site = ? AND visitor = ?",
     "UPDATE decisions SET visitor = ?, url = '' WHERE site = ? AND visitor = ?",
     "UPDATE exposures SET visitor = ? WHERE site = ? AND visitor = ?",
+    "UPDATE product_clicks SET visitor = ? WHERE site = ? AND visitor = ?",
 ]
 FORGET = [
     "DELETE FROM links WHERE site = ? AND contact = ?",  # verified or not: each row names them
@@ -311,6 +313,9 @@ class Store(Protocol):
     # Which rules each goal event converts, per site: read by the writer as it counts the
     # rollups; the app sets it at start and on every config reload.
     goals: Goals
+    # Each site's purchase event (its catalog's ``purchase``), which credits recommendation
+    # clicks (see store.product_rollups); set with ``goals``.
+    purchases: Purchases
 
     async def write(
         self,
@@ -379,6 +384,26 @@ class Store(Protocol):
     async def report(self, site: str, rule: str, since_day: int, until_day: int) -> list[DayCounts]:
         """The rollups of ``rule`` on the days ``since_day <= day < until_day`` (UTC day
         numbers), ordered by day and variant; a day or variant without a row is left out."""
+
+    async def strategy_results(self, site: str, rule: str) -> list[StrategyCounts]:
+        """Per variant and strategy of ``rule``: its recommendation clicks, the purchases
+        they led to and their revenue, over every day (see store.product_rollups)."""
+
+    async def strategy_report(
+        self, site: str, rule: str, since_day: int, until_day: int
+    ) -> list[StrategyDay]:
+        """The same per day, on the days ``since_day <= day < until_day``, ordered by day,
+        variant and strategy; a day without a click is left out."""
+
+    async def product_report(
+        self, site: str, rule: str, since_day: int, until_day: int
+    ) -> list[ProductCounts]:
+        """Per recommended product, variant and strategy of ``rule``, summed over the days
+        ``since_day <= day < until_day``, ordered by product, variant and strategy."""
+
+    async def prune_product_clicks(self, before: int, limit: int) -> int:
+        """Delete up to ``limit`` recommendation clicks made before ``before``, past their
+        attribution window; how many."""
 
     async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
         """The holdout and the personalised visitors of ``site``, and their conversions to

@@ -143,6 +143,28 @@ from .outbox import list_sql as outbox_list_sql
 from .partitions import MIGRATION as PARTITION_BY_DAY
 from .partitions import expire as expire_batch
 from .partitions import rotate
+from .product_rollups import (
+    CLICKED_POSTGRES,
+    CONVERT_CLICKS_POSTGRES,
+    PRICES_POSTGRES,
+    PRODUCT_ROLLUPS_POSTGRES,
+    PRODUCTS_REPORT,
+    PRUNE_CLICKS,
+    STRATEGY_REPORT,
+    STRATEGY_RESULTS,
+    UPSERT_CLICKS_POSTGRES,
+    UPSERT_PRODUCTS_POSTGRES,
+    UPSERT_STRATEGIES_POSTGRES,
+    ProductCounts,
+    ProductTally,
+    Purchases,
+    StrategyCounts,
+    StrategyDay,
+    clicked_of,
+    first_clicks,
+    priced_of,
+    purchase_rows,
+)
 from .retention import PRUNE_KEYS, Cutoffs, Rotation, Table
 from .rollups import (
     ATTRIBUTE_POSTGRES,
@@ -320,6 +342,7 @@ MIGRATIONS: list[Migration] = [
     """
     ALTER TABLE contact_events ADD COLUMN products TEXT;
     """,
+    PRODUCT_ROLLUPS_POSTGRES,
 ]
 
 
@@ -386,6 +409,10 @@ _UPSERT_ANSWERS = _numbered(UPSERT_ANSWERS)
 _COUNT_BY_RULE = _numbered(COUNT_BY_RULE)
 _ERASE_BROWSER = _numbered(ERASE_BROWSER)
 _RESULTS = _numbered(RESULTS)
+_STRATEGY_RESULTS = _numbered(STRATEGY_RESULTS)
+_STRATEGY_REPORT = _numbered(STRATEGY_REPORT)
+_PRODUCTS_REPORT = _numbered(PRODUCTS_REPORT)
+_PRUNE_CLICKS = _numbered(PRUNE_CLICKS)
 _REPORT = _numbered(REPORT)
 _INSERT_MESSAGE = _numbered(INSERT_MESSAGE)
 _SETTLE = _numbered(SETTLE)
@@ -499,6 +526,7 @@ class PostgresStore:
 
     def __init__(self, pool: asyncpg.Pool, goals: Goals | None = None) -> None:
         self.goals: Goals = goals or {}
+        self.purchases: Purchases = {}
         self._pool = pool
         self.writer = GroupWriter(self._flush, heartbeat=self._heartbeat)
         self.writer.start()
@@ -548,6 +576,7 @@ class PostgresStore:
                 await db.executemany(_INSERT_MESSAGE, map(message_row, messages))
             new = await db.fetch(KEYS_POSTGRES, *columns(keys, 3)) if keys else []
             kept_events, kept_decisions = stored(events, decisions, map(tuple, new))
+            sent = events
             events = list(compress(events, kept_events))
             decisions = list(compress(decisions, kept_decisions))
             if events:
@@ -560,7 +589,41 @@ class PostgresStore:
                     _INSERT_DECISION,
                     map(decision_row, decisions),
                 )
-            await self._count(db, Tally(), events, decisions)
+            tally = Tally()
+            await self._count_products(db, tally, sent, kept_events, [tuple(r) for r in new])
+            await self._count(db, tally, events, decisions)
+
+    async def _count_products(
+        self,
+        db: asyncpg.Connection,
+        tally: Tally,
+        events: list[EventRecord],
+        kept: list[bool],
+        new: list[Any],
+    ) -> None:
+        """Count the stored events' recommendation clicks and credit their purchases (see
+        store.product_rollups); a product click's variant click goes to ``tally``."""
+        stored_events = list(compress(events, kept))
+        products = ProductTally()
+        products.clicks(stored_events, list(compress(first_clicks(events, new), kept)), tally)
+        clicks = products.click_rows()
+        if clicks:
+            await db.execute(UPSERT_CLICKS_POSTGRES, *columns(clicks, 7))
+        bought = purchase_rows(stored_events, self.purchases)
+        if bought:
+            found = await db.fetch(CLICKED_POSTGRES, *columns(clicked_of(bought), 3))
+            if found:
+                priced = await db.fetch(PRICES_POSTGRES, *columns(priced_of(found), 2))
+                prices = {(site, product): price for site, product, price in priced}
+                changed = products.credit(bought, found, prices)
+                if changed:
+                    await db.execute(CONVERT_CLICKS_POSTGRES, *columns(changed, 4))
+        for sql, rows, width in (
+            (UPSERT_PRODUCTS_POSTGRES, products.product_rows(), 9),
+            (UPSERT_STRATEGIES_POSTGRES, products.strategy_rows(), 8),
+        ):
+            if rows:
+                await db.execute(sql, *columns(rows, width))
 
     async def _count(
         self,
@@ -739,6 +802,30 @@ class PostgresStore:
         async with self._pool.acquire() as db:
             rows = await db.fetch(_REPORT, site, rule, since_day, until_day)
         return [day_counts(row) for row in rows]
+
+    async def strategy_results(self, site: str, rule: str) -> list[StrategyCounts]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_STRATEGY_RESULTS, site, rule)
+        return [StrategyCounts(*row) for row in rows]
+
+    async def strategy_report(
+        self, site: str, rule: str, since_day: int, until_day: int
+    ) -> list[StrategyDay]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_STRATEGY_REPORT, site, rule, since_day, until_day)
+        return [StrategyDay(*row) for row in rows]
+
+    async def product_report(
+        self, site: str, rule: str, since_day: int, until_day: int
+    ) -> list[ProductCounts]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_PRODUCTS_REPORT, site, rule, since_day, until_day)
+        return [ProductCounts(*row) for row in rows]
+
+    async def prune_product_clicks(self, before: int, limit: int) -> int:
+        async with self._pool.acquire() as db:
+            status: str = await db.execute(_PRUNE_CLICKS, before, limit)
+        return int(status.split()[-1])
 
     async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
         async with self._pool.acquire() as db:

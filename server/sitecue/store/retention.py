@@ -7,8 +7,9 @@ Decisions are found through their time-ordered ids (:mod:`sitecue.ids`: an id st
 the hex epoch milliseconds of its ``at``), a range of the primary key, so no index is kept
 for retention alone; events through their ``(site, at)`` index.
 
-Only ``events`` and ``decisions`` (and ``record_keys``) are ever deleted from: rollups,
-first exposures, contacts and form submissions are kept.
+Only ``events`` and ``decisions`` (and ``record_keys``, and ``product_clicks`` past their
+attribution window: see store.product_rollups) are ever deleted from: rollups (product and
+strategy rollups too), first exposures, contacts and form submissions are kept.
 """
 
 from __future__ import annotations

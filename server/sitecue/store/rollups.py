@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from .base import DecisionRecord, EventRecord, Row, VariantCounts
+from .product_rollups import click_keys
 
 __all__ = [
     "ATTRIBUTE",
@@ -110,8 +111,16 @@ def _event_keys(e: EventRecord) -> tuple[str, ...]:
     stored again. (Event ids and call ids have no spaces: the namespaces stay apart.)"""
     mine = (e.key,) if e.key is not None else ()
     if e.type in FEEDBACK and e.decision is not None:
-        return (*mine, f"{e.type} {e.decision}")
+        clicked = click_keys(e)  # a recommended product's: once per (decision, product)
+        return (*mine, clicked[0] if clicked is not None else f"{e.type} {e.decision}")
     return mine
+
+
+def _shared_keys(e: EventRecord) -> tuple[str, ...]:
+    """The keys an event holds without needing them new to be stored: a recommended
+    product's click holds ``click <decision>`` (see store.product_rollups)."""
+    clicked = click_keys(e) if e.type == "click" else None
+    return (clicked[1],) if clicked is not None else ()
 
 
 def _decision_keys(d: DecisionRecord) -> tuple[str, ...]:
@@ -123,7 +132,7 @@ def key_rows(events: Sequence[EventRecord], decisions: Sequence[DecisionRecord])
     """The ``(site, key, at)`` rows of ``record_keys`` the group inserts, each key once,
     sorted (nodes inserting at once take the rows' locks in the same order)."""
     rows: dict[tuple[str, str], int] = {}
-    for record, keys in [(e, _event_keys(e)) for e in events] + [
+    for record, keys in [(e, _event_keys(e) + _shared_keys(e)) for e in events] + [
         (d, _decision_keys(d)) for d in decisions
     ]:
         for key in keys:
@@ -138,19 +147,21 @@ def stored(
 ) -> tuple[list[bool], list[bool]]:
     """Which events and decisions the group stores, given the ``(site, key)`` that were new
     in ``record_keys``: a record iff all its keys were new and no record before it in the
-    group had one of them (as if the group's records were written one after the other)."""
+    group had one of them (as if the group's records were written one after the other).
+    A shared key (``_shared_keys``) need not be new, but is taken for the records after."""
     fresh = set(new)
-    keys = [(e.site, _event_keys(e)) for e in events] + [
-        (d.site, _decision_keys(d)) for d in decisions
+    keys = [(e.site, _event_keys(e), _shared_keys(e)) for e in events] + [
+        (d.site, _decision_keys(d), ()) for d in decisions
     ]
-    if len(fresh) == sum(len(mine) for _, mine in keys):  # every key new, none twice
+    if len(fresh) == sum(len(mine) + len(shared) for _, mine, shared in keys):  # all new, once
         return [True] * len(events), [True] * len(decisions)
     taken: set[tuple[str, str]] = set()
     kept = []
-    for site, mine in keys:
+    for site, mine, shared in keys:
         pairs = {(site, key) for key in mine}
         kept.append(pairs <= fresh and not pairs & taken)
         taken.update(pairs)
+        taken.update((site, key) for key in shared)
     return kept[: len(events)], kept[len(events) :]
 
 
@@ -232,6 +243,8 @@ class Tally:
         for e in events:
             column = _ACTIVITY.get(e.type)
             if column is not None and e.rule is not None and e.variant is not None:
+                if column == "clicks" and click_keys(e) is not None:
+                    continue  # counted once per decision by store.product_rollups
                 self.add(e.site, e.rule, e.variant, e.at, column)
 
     def exposed(self, rows: Iterable[Sequence[Any]]) -> None:

@@ -142,6 +142,29 @@ from .outbox import (
     settle_row,
 )
 from .outbox import list_sql as outbox_list_sql
+from .product_rollups import (
+    CLICKED_SQLITE,
+    CONVERT_CLICKS,
+    PRICES_SQLITE,
+    PRODUCT_ROLLUPS_SQLITE,
+    PRODUCTS_REPORT,
+    PRUNE_CLICKS,
+    STRATEGY_REPORT,
+    STRATEGY_RESULTS,
+    UPSERT_CLICKS_SQLITE,
+    UPSERT_PRODUCTS,
+    UPSERT_STRATEGIES,
+    ProductCounts,
+    ProductTally,
+    Purchases,
+    StrategyCounts,
+    StrategyDay,
+    clicked_of,
+    first_clicks,
+    pairs_json,
+    priced_of,
+    purchase_rows,
+)
 from .retention import EXPIRE, PRUNE_KEYS, Cutoffs, Rotation, Table, expire_args
 from .rollups import (
     ATTRIBUTE,
@@ -318,6 +341,7 @@ MIGRATIONS: list[Migration] = [
     """
     ALTER TABLE contact_events ADD COLUMN products TEXT;
     """,
+    PRODUCT_ROLLUPS_SQLITE,
 ]
 
 
@@ -543,6 +567,7 @@ class SQLiteStore:
         goals: Goals | None = None,
     ) -> None:
         self.goals: Goals = goals or {}
+        self.purchases: Purchases = {}
         self._db = db
         self._path = path
         self._lock_file = lock_file
@@ -647,6 +672,7 @@ class SQLiteStore:
                 list(compress(events, kept_events)),
                 list(compress(decisions, kept_decisions)),
             )
+            self._count_products(tally, events, kept_events, new)
             w.executemany(UPSERT_ROLLUPS, tally.rows())
             w.execute("COMMIT")
         except BaseException:
@@ -668,6 +694,28 @@ class SQLiteStore:
             named = _encode(exposures_of(candidates)).decode()
             changed = tally.attribute(w.execute(EXPOSED_SQLITE, (named,)).fetchall(), candidates)
             w.executemany(ATTRIBUTE, changed)
+
+    def _count_products(
+        self, tally: Tally, events: list[EventRecord], kept: list[bool], new: list[Any]
+    ) -> None:
+        """Count the stored events' recommendation clicks and credit their purchases (see
+        store.product_rollups); a product click's variant click goes to ``tally``."""
+        w = self._writes
+        stored_events = list(compress(events, kept))
+        products = ProductTally()
+        products.clicks(stored_events, list(compress(first_clicks(events, new), kept)), tally)
+        clicks = products.click_rows()
+        if clicks:
+            w.execute(UPSERT_CLICKS_SQLITE, (pairs_json(clicks),))
+        bought = purchase_rows(stored_events, self.purchases)
+        if bought:
+            found = w.execute(CLICKED_SQLITE, (pairs_json(clicked_of(bought)),)).fetchall()
+            if found:
+                priced = w.execute(PRICES_SQLITE, (pairs_json(priced_of(found)),)).fetchall()
+                prices = {(site, product): price for site, product, price in priced}
+                w.executemany(CONVERT_CLICKS, products.credit(bought, found, prices))
+        w.executemany(UPSERT_PRODUCTS, products.product_rows())
+        w.executemany(UPSERT_STRATEGIES, products.strategy_rows())
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         where: list[str] = ["site = ?"]
@@ -836,6 +884,28 @@ class SQLiteStore:
     async def report(self, site: str, rule: str, since_day: int, until_day: int) -> list[DayCounts]:
         async with self._db.execute(REPORT, (site, rule, since_day, until_day)) as cursor:
             return [day_counts(row) for row in await cursor.fetchall()]
+
+    async def strategy_results(self, site: str, rule: str) -> list[StrategyCounts]:
+        async with self._db.execute(STRATEGY_RESULTS, (site, rule)) as cursor:
+            return [StrategyCounts(*row) for row in await cursor.fetchall()]
+
+    async def strategy_report(
+        self, site: str, rule: str, since_day: int, until_day: int
+    ) -> list[StrategyDay]:
+        args = (site, rule, since_day, until_day)
+        async with self._db.execute(STRATEGY_REPORT, args) as cursor:
+            return [StrategyDay(*row) for row in await cursor.fetchall()]
+
+    async def product_report(
+        self, site: str, rule: str, since_day: int, until_day: int
+    ) -> list[ProductCounts]:
+        args = (site, rule, since_day, until_day)
+        async with self._db.execute(PRODUCTS_REPORT, args) as cursor:
+            return [ProductCounts(*row) for row in await cursor.fetchall()]
+
+    async def prune_product_clicks(self, before: int, limit: int) -> int:
+        async with self._write_lock():
+            return int(self._writes.execute(PRUNE_CLICKS, (before, limit)).rowcount)
 
     async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
         params = (site, site, _encode(goals).decode())

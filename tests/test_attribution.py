@@ -43,8 +43,8 @@ def shop_config(path: Path) -> None:
     shop["catalog"] = {"purchase": "order", "cart": "add_to_cart"}
     for name, strategies in RECOMMEND.items():
         shop["widgets"][name] = {
-            "template": "widgets/offer.html",
-            "data": {"title": "You may like", "text": "Picked for you", "code": "-"},
+            "template": "widgets/recommendations.html",
+            "data": {"title": "You may like"},
             "recommend": {"strategies": strategies},
         }
     shop["rules"].append(
@@ -268,10 +268,11 @@ def test_configured_strategies_are_listed_with_zeros_and_held_ones_follow() -> N
         {
             "site": "shop",
             "origins": ["https://shop.example"],
+            "catalog": {},
             "widgets": {
                 "w": {
-                    "template": "widgets/offer.html",
-                    "data": {"title": "t", "text": "t", "code": "c"},
+                    "template": "widgets/recommendations.html",
+                    "data": {"title": "t"},
                     "recommend": {"strategies": ["viewed_together", "popular"]},
                 }
             },

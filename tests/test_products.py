@@ -269,6 +269,7 @@ def test_a_page_without_a_product_or_a_site_without_a_catalog_records_no_view(
     [
         ({"page": {"url": "/", "data": {"product": {"id": "a b"}}}}, "$.page.data.product.id"),
         ({"events": [{"name": "add_to_cart", "product": "a b"}]}, "$.events[0].product"),
+        ({"events": [{"name": "add_to_cart", "product": "a\n"}]}, "$.events[0].product"),
         ({"events": [{"name": "purchase", "products": []}]}, "$.events[0].products"),
         ({"events": [{"name": "purchase", "products": ["p"] * 51}]}, "$.events[0].products"),
         ({"events": [{"name": "purchase", "products": ["x" * 65]}]}, "$.events[0].products[0]"),

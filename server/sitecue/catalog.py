@@ -3,7 +3,7 @@ describe them, and the keys the state cookie names them by.
 
 Interfaces (other modules rely on them):
 
-- ``PRODUCT_ID``: the pattern of a product id (protocol.py uses the same literal).
+- ``PRODUCT_ID``: the pattern of a product id (the protocol's).
 - ``product_of(catalog, product_id, fields, where="$", now=0) -> Product``: a product as
   the site's systems describe it (``PUT /v1/catalog``), checked; raises BadRequest naming
   ``<where>.<field>``. ``check_product`` returns every problem instead (the imports).
@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from .errors import BadRequest, Problem
+from .protocol import PRODUCT_ID
 from .state import PRODUCT_KEY_BYTES
 from .store.catalog import PageClaim, Product
 
@@ -62,7 +63,6 @@ __all__ = [
     "upsert_page_products",
 ]
 
-PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
 """A product id: 1 to 64 letters, digits and ``_ . : / -``, starting with a letter or digit
 (the same literal as protocol.py's)."""
 MAX_NAME = 200

@@ -54,7 +54,8 @@ Number = Annotated[float, msgspec.Meta(ge=-MAX_VALUE, le=MAX_VALUE)]
 # A product id, as sitecue.catalog.PRODUCT_ID has it (the same literal; the server cannot
 # know every product, so an event's ids are checked by pattern only): no control character,
 # no space, nothing a URL, a CSV or a log line would have to escape, and at most 64.
-PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
+# (?!\n): msgspec matches with re.search, where a bare $ also matches before a final newline.
+PRODUCT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}(?!\n)$"
 ProductId = Annotated[str, msgspec.Meta(pattern=PRODUCT_ID)]
 MAX_PRODUCTS = 50
 """The most product ids one event carries (an order's lines)."""

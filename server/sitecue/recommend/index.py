@@ -129,6 +129,10 @@ class Refresher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sitecue-recommend-index")
 
+    def wake(self) -> None:
+        """Look now (this worker's job just published), not at the next poll."""
+        self._wake.set()
+
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -157,3 +161,5 @@ class Refresher:
                 log.warning("recommend: index refresh failed: %s", err)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.every_s)
+            if not self._stopping:
+                self._wake.clear()

@@ -131,6 +131,7 @@ class RecommendJob:
         clock: Callable[[], int] = _now_ms,
         batch: int = BATCH,
         apply_pages: ApplyPages | None = None,
+        published: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.sites = sites
@@ -138,6 +139,7 @@ class RecommendJob:
         self.clock = clock
         self.batch = batch
         self.apply_pages = apply_pages if apply_pages is not None else _page_products()
+        self.published = published  # told when a run changed some site's lists
         self.holder = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -173,6 +175,8 @@ class RecommendJob:
                 continue
             outcome = await self.run_site(name, catalog, wait=wait)
             outcomes.append(outcome)
+            if outcome.changed:
+                self.published()
             if outcome.events or outcome.changed:
                 log.info(
                     "recommend: %s: %d events in %d batches, lists %s (version %d), %.1f s",

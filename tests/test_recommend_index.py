@@ -62,4 +62,4 @@ def test_a_worker_reloads_a_site_only_when_its_version_changes(tmp_path: Path) -
 
 
 def job(store: Store, sites: dict[str, Any]) -> RecommendJob:
-    return RecommendJob(store, lambda: sites, clock=lambda: NOW + 60_000)
+    return RecommendJob(store, lambda: sites, clock=lambda: NOW + 60_000, lists_every_ms=0)

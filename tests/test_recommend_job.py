@@ -4,6 +4,7 @@ runs are incremental, late and out-of-order records are counted once, one node a
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -49,7 +50,7 @@ def job(store: Store, clock: list[int] | None = None, **catalog: Any) -> Recomme
     """A job over the shop; ``clock[0]`` is its time (the tests move it)."""
     now = clock if clock is not None else [NOW]
     site = shop(**catalog)
-    return RecommendJob(store, lambda: {"shop": site}, clock=lambda: now[0])
+    return RecommendJob(store, lambda: {"shop": site}, clock=lambda: now[0], lists_every_ms=0)
 
 
 async def settled(j: RecommendJob, clock: list[int] | None = None) -> list[Outcome]:
@@ -261,3 +262,26 @@ def test_every_comes_from_the_environment_and_fails_fast_naming_it() -> None:
     assert every_from({"SITECUE_RECOMMEND_EVERY": "5"}) == 5.0
     with pytest.raises(SettingsError, match="SITECUE_RECOMMEND_EVERY"):
         every_from({"SITECUE_RECOMMEND_EVERY": "0"})
+
+
+def test_lists_wait_their_interval_while_counting_goes_on(store_url: str) -> None:
+    async def body(store: Store) -> tuple[list[int], list[int]]:
+        clock = [NOW]
+        j = job(store, clock, min_support=1)
+        j.lists_every_ms = 300_000
+        counted, changed = [], []
+        for minute, visitor in enumerate("abcdefghijkl"):
+            await write(store, [view(visitor, A, NOW + minute), view(visitor, B, NOW + minute)])
+            (outcome,) = await j.run()
+            counted.append(outcome.events)
+            if outcome.changed:
+                changed.append(clock[0])
+            clock[0] += 60_000
+        return counted, changed
+
+    counted, changed = with_shop(store_url, body)
+    # Every run counts (SQLite what just came, PostgreSQL what the run before saw).
+    assert counted[1:] == [2] * 11
+    # The lists follow, at most every five minutes (their popular list changes every time).
+    assert len(changed) >= 2
+    assert all(later - earlier >= 300_000 for earlier, later in itertools.pairwise(changed))

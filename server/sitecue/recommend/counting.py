@@ -49,6 +49,7 @@ MAX_PRODUCTS = 50  # products of one kind in one visitor's record
 LATE_MS = 2 * DAY_MS
 PAIR_BASE = 64  # a counted pair (i, j) is stored as i * PAIR_BASE + j; > MAX_PRODUCTS
 _UNIT_MS = {"d": DAY_MS, "h": 3_600_000}
+_SLOTS: dict[Kind, int] = {"viewed": 0, "cart": 1, "bought": 2}  # in a day's counts
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Touched).decode
 
@@ -106,6 +107,7 @@ class Counter:
     ) -> None:
         self.catalog = catalog
         self.windows = Windows.of(catalog)
+        self._windows = {"viewed": self.windows.viewed, "bought": self.windows.bought}
         self.known = known
         self._stored = records
         self._touched: dict[tuple[Kind, str], tuple[Touched, set[int], dict[str, int]]] = {}
@@ -124,8 +126,10 @@ class Counter:
             return
         key = (kind, event.visitor)
         record = self._record(key)
+        slot = _SLOTS[kind]
+        window = None if kind == "cart" else self._windows[kind]
         for product in products:
-            self._touch(kind, record, product, event.at)
+            self._touch(kind, slot, window, record, product, event.at)
         self._changed.add(key)
 
     def _record(self, key: tuple[Kind, str]) -> tuple[Touched, set[int], dict[str, int]]:
@@ -140,40 +144,46 @@ class Counter:
     def _touch(
         self,
         kind: Kind,
+        slot: int,
+        window: int | None,
         record: tuple[Touched, set[int], dict[str, int]],
         product: str,
         at: int,
     ) -> None:
         touched, counted, index = record
+        products, times = touched.products, touched.at
         day = at // DAY_MS
         i = index.get(product)
         if i is None:
-            if len(touched.products) >= MAX_PRODUCTS:
+            if len(products) >= MAX_PRODUCTS:
                 self._compact(kind, record, at)
-                if len(touched.products) >= MAX_PRODUCTS:
+                products, times = touched.products, touched.at
+                if len(products) >= MAX_PRODUCTS:
                     return  # a full record of recent products: this one does not count
-            i = index[product] = len(touched.products)
-            touched.products.append(product)
-            touched.at.append(at)
-            if kind != "cart":
+            i = index[product] = len(products)
+            products.append(product)
+            times.append(at)
+            if window is not None:
                 self.totals[(kind, product)] += 1
             first_today = True
         else:
-            first_today = day > touched.at[i] // DAY_MS
+            first_today = day > times[i] // DAY_MS
         if first_today:
-            self.days[(product, day)][("viewed", "cart", "bought").index(kind)] += 1
-        if kind != "cart":
-            window = self.windows.viewed if kind == "viewed" else self.windows.bought
-            for j, other in enumerate(touched.products):
-                if j == i or abs(touched.at[j] - at) > window:
-                    continue
-                pair = min(i, j) * PAIR_BASE + max(i, j)
-                if pair in counted:
-                    continue
-                counted.add(pair)
-                a, b = (product, other) if product < other else (other, product)
-                self.pairs[(kind, a, b)] += 1
-        touched.at[i] = max(touched.at[i], at)
+            self.days[(product, day)][slot] += 1
+        if window is not None:
+            lo, hi, row = at - window, at + window, i * PAIR_BASE
+            for j, t in enumerate(times):
+                if lo <= t <= hi and j != i:
+                    pair = j * PAIR_BASE + i if j < i else row + j
+                    if pair not in counted:
+                        counted.add(pair)
+                        other = products[j]
+                        if product < other:
+                            self.pairs[(kind, product, other)] += 1
+                        else:
+                            self.pairs[(kind, other, product)] += 1
+        if at > times[i]:
+            times[i] = at
 
     def _compact(
         self, kind: Kind, record: tuple[Touched, set[int], dict[str, int]], at: int
@@ -201,14 +211,14 @@ class Counter:
     def batch(self, done: int) -> Batch:
         """The batch's rows, to commit with the checkpoint ``done``."""
         visitors: list[tuple[str, str, bytes, int]] = []
-        for key in sorted(self._changed):
+        for key in self._changed:
             touched, counted, _ = self._touched[key]
-            touched.pairs = sorted(counted)
+            touched.pairs = list(counted)
             visitors.append((key[0], key[1], _encode(touched), max(touched.at)))
         return Batch(
             done,
             visitors,
-            [(k, a, b, n) for (k, a, b), n in sorted(self.pairs.items())],
-            [(k, p, n) for (k, p), n in sorted(self.totals.items())],
-            [(p, d, n[0], n[1], n[2]) for (p, d), n in sorted(self.days.items())],
+            [(k, a, b, n) for (k, a, b), n in self.pairs.items()],
+            [(k, p, n) for (k, p), n in self.totals.items()],
+            [(p, d, n[0], n[1], n[2]) for (p, d), n in self.days.items()],
         )

@@ -10,7 +10,9 @@ viewers(b)), cosine, so a bestseller seen with everything does not win every slo
 pairs of at least ``min_support`` visitors) and the popular lists (overall and per
 category, over ``popular_over``; a cart counts as three views, a purchase as five), and
 publishes the lists that changed, bumping the site's version so that every worker reloads
-it (see sitecue.recommend.index).
+it (see sitecue.recommend.index). Counting runs every time; the lists are recomputed at
+most every LISTS_EVERY_MS (and on a new day, as popularity's window moves on), from the
+pairs the batches' deltas are first merged into (see store.recommend).
 
 One node at a time runs a site: a run takes the site's lease in the store (renewed with
 every batch, lost if it stalls for LEASE_MS), and a batch commits only while the lease is
@@ -32,13 +34,22 @@ import math
 import os
 import secrets
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from ..settings import positive, setting
-from ..store.recommend import KINDS, Checkpoint, Kind, ListChanges, PairKind, ProductEvent
+from ..store.recommend import (
+    KINDS,
+    Checkpoint,
+    Kind,
+    ListChanges,
+    PairKind,
+    ProductEvent,
+    decode_pairs,
+)
 from .counting import DAY_MS, Counter, Windows, kind_of
 
 if TYPE_CHECKING:
@@ -68,6 +79,10 @@ LEASE_MS = 120_000
 NEIGHBOURS = 20  # per product and kind
 POPULAR = 50  # per list
 PRUNE = 1_000  # visitors' records forgotten per statement
+MERGE = 100_000  # distinct pairs merged per transaction
+# The lists are recomputed (from every pair) at most this often, and on a new day; the
+# events keep being counted every run meanwhile.
+LISTS_EVERY_MS = 5 * 60_000
 _items = msgspec.json.Encoder().encode
 
 
@@ -132,6 +147,7 @@ class RecommendJob:
         batch: int = BATCH,
         apply_pages: ApplyPages | None = None,
         published: Callable[[], None] = lambda: None,
+        lists_every_ms: int = LISTS_EVERY_MS,
     ) -> None:
         self.store = store
         self.sites = sites
@@ -140,6 +156,7 @@ class RecommendJob:
         self.batch = batch
         self.apply_pages = apply_pages if apply_pages is not None else _page_products()
         self.published = published  # told when a run changed some site's lists
+        self.lists_every_ms = lists_every_ms
         self.holder = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -164,16 +181,17 @@ class RecommendJob:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.every_s)
 
-    async def run(self, only: str | None = None, *, wait: bool = False) -> list[Outcome]:
-        """One round over the sites with a catalog (or ``only``); ``wait``: on PostgreSQL,
-        wait the few seconds it takes for the newest events to be countable, rather than
-        leave them to the next run (the command line's one-off run)."""
+    async def run(self, only: str | None = None, *, once: bool = False) -> list[Outcome]:
+        """One round over the sites with a catalog (or ``only``); ``once``: a one-off run
+        (the command line's), which waits the few seconds it takes on PostgreSQL for the
+        newest events to be countable, and publishes the lists whenever events were
+        counted."""
         outcomes = []
         for name, site in sorted(self.sites().items()):
             catalog = site.config.catalog
             if catalog is None or (only is not None and name != only) or self._stopping:
                 continue
-            outcome = await self.run_site(name, catalog, wait=wait)
+            outcome = await self.run_site(name, catalog, once=once)
             outcomes.append(outcome)
             if outcome.changed:
                 self.published()
@@ -186,7 +204,7 @@ class RecommendJob:
                 )  # fmt: skip
         return outcomes
 
-    async def run_site(self, site: str, catalog: Catalog, *, wait: bool = False) -> Outcome:
+    async def run_site(self, site: str, catalog: Catalog, *, once: bool = False) -> Outcome:
         """Count the site's new events and publish its lists (see the module docstring)."""
         started = time.perf_counter()
         now = self.clock()
@@ -198,7 +216,7 @@ class RecommendJob:
         seen, seen_at = state.seen, state.seen_at
         if seen <= state.done:  # nothing observed is pending: this observation is next
             seen, seen_at = horizon.id, now
-        if wait and seen > state.done and now - seen_at < horizon.settle_ms:
+        if once and seen > state.done and now - seen_at < horizon.settle_ms:
             await asyncio.sleep((horizon.settle_ms - (now - seen_at)) / 1000)
         ready = seen > state.done and self.clock() - seen_at >= horizon.settle_ms
         upto = seen if ready else state.done
@@ -212,9 +230,18 @@ class RecommendJob:
             seen, seen_at = horizon.id, now
         windows = Windows.of(catalog)
         day = now // DAY_MS
-        recompute = outcome.events > 0 or state.published // DAY_MS != day or not state.version
-        changes = ListChanges(seen, seen_at, now if recompute else state.published)
+        published = state.published
+        counted = done > state.listed and (
+            once or not published or now - published >= self.lists_every_ms
+        )
+        recompute = counted or not published or published // DAY_MS != day
+        changes = ListChanges(
+            seen, seen_at, now if recompute else published, done if recompute else state.listed
+        )
         if recompute:
+            if not await self._merge(site):
+                outcome.skipped = "the lease was lost to another node"
+                return outcome
             if len(known) != len(products) or outcome.events:
                 products = await self.store.recommend_products(site)
             lists = await self._lists(site, catalog, products, day - windows.popular_days + 1)
@@ -269,6 +296,29 @@ class RecommendJob:
             outcome.events += len(events)
             outcome.batches += 1
         return done
+
+    async def _merge(self, site: str) -> bool:
+        """Sum the batches' pair deltas into the pairs, MERGE distinct pairs a transaction
+        (memory stays bounded however many batches wait); False if the lease was lost."""
+        after = 0
+        while True:
+            summed: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+            while len(summed) < MERGE:
+                deltas = await self.store.recommend_deltas(site, after, 10)
+                for after, blob in deltas:  # noqa: B007 (the last id is the one merged up to)
+                    for kind, a, b, n in decode_pairs(blob):
+                        summed[(kind, a, b)] += n
+                if len(deltas) < 10:
+                    break
+            if not summed and not deltas:
+                return True
+            rows = [(k, a, b, n) for (k, a, b), n in sorted(summed.items())]
+            if not await self.store.recommend_merge(
+                site, self.holder, after, rows, self.clock() + LEASE_MS
+            ):
+                return False
+            if len(summed) < MERGE:
+                return True
 
     async def _pages(self, site: str, catalog: Catalog, events: list[ProductEvent]) -> list[str]:
         """Hand the products pages described to the catalogue (see ApplyPages)."""
@@ -362,4 +412,4 @@ async def run_sites(
     """One round now, waiting for the newest events to be countable: what ``sitecue
     recommend run`` does."""
     job = RecommendJob(store, lambda: sites, clock=clock, every_s=every_from(os.environ))
-    return await job.run(only, wait=True)
+    return await job.run(only, once=True)

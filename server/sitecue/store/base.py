@@ -573,6 +573,21 @@ class Store(Protocol):
         """Add a batch's counts and move the checkpoint to ``batch.done`` in one
         transaction, extending the lease; False (nothing written) if the lease is lost."""
 
+    async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` of the batches' pair deltas (id, msgpack) after ``after``."""
+
+    async def recommend_merge(
+        self,
+        site: str,
+        holder: str,
+        upto: int,
+        pairs: list[tuple[str, str, str, int]],
+        lease_until: int,
+    ) -> bool:
+        """Add ``pairs`` (kind, a, b, added: the deltas up to id ``upto``, summed) into
+        the pairs and delete those deltas, in one transaction extending the lease; False
+        (nothing changed) if the lease is lost."""
+
     async def recommend_pairs(
         self, site: str, kind: PairKind, min_support: int, after: tuple[str, str], limit: int
     ) -> list[tuple[str, str, int]]:

@@ -123,9 +123,12 @@ from .partitions import rotate
 from .recommend import (
     CLAIM,
     COMMIT_STATE,
+    DELETE_DELTAS,
     DELETE_LIST,
+    DELTAS,
     EVENTS,
     HORIZON,
+    INSERT_DELTAS,
     LISTS,
     PAIRS,
     POPULARITY,
@@ -134,6 +137,7 @@ from .recommend import (
     PRUNE_VISITORS,
     PUBLISH_STATE,
     RECOMMEND_POSTGRES,
+    RENEW,
     TOTALS,
     UPSERT_DAYS,
     UPSERT_LIST,
@@ -148,6 +152,7 @@ from .recommend import (
     ListChanges,
     PairKind,
     ProductEvent,
+    encode_pairs,
     event_of,
     lists_version_of,
     product_of,
@@ -1061,14 +1066,37 @@ class PostgresStore:
             )
             if status.split()[-1] != "1":
                 return False  # nothing was written yet: the transaction ends empty
+            if batch.pairs:
+                await db.execute(_numbered(INSERT_DELTAS), site, encode_pairs(batch.pairs))
             for sql, rows in (
                 (UPSERT_VISITORS, batch.visitors),
-                (UPSERT_PAIRS, batch.pairs),
                 (UPSERT_TOTALS, batch.totals),
                 (UPSERT_DAYS, batch.days),
             ):
                 if rows:
                     await db.executemany(_numbered(sql), [(site, *row) for row in rows])
+        return True
+
+    async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(DELTAS), site, after, limit)
+        return [(int(i), bytes(blob)) for i, blob in rows]
+
+    async def recommend_merge(
+        self,
+        site: str,
+        holder: str,
+        upto: int,
+        pairs: list[tuple[str, str, str, int]],
+        lease_until: int,
+    ) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            status = await db.execute(_numbered(RENEW), lease_until, site, holder)
+            if status.split()[-1] != "1":
+                return False
+            if pairs:
+                await db.executemany(_numbered(UPSERT_PAIRS), [(site, *row) for row in pairs])
+            await db.execute(_numbered(DELETE_DELTAS), site, upto)
         return True
 
     async def recommend_pairs(
@@ -1100,7 +1128,8 @@ class PostgresStore:
         async with self._pool.acquire() as db, db.transaction():
             status = await db.execute(
                 _numbered(PUBLISH_STATE),
-                *(changes.seen, changes.seen_at, changes.published, bump, site, holder),
+                *(changes.seen, changes.seen_at, changes.published, changes.listed, bump),
+                *(site, holder),
             )
             if status.split()[-1] != "1":
                 return False

@@ -6,11 +6,14 @@ its published lists, and the lease that lets one node at a time run it. ``rec_vi
 per site, kind (``viewed``, ``cart``, ``bought``) and visitor, the products they touched
 and the pairs already counted for them (``Touched``, msgpack), so each visitor counts once
 per product and once per pair. ``rec_pairs``: how many visitors viewed (bought) both ``a``
-and ``b`` (``a < b``) within the site's window; ``rec_totals``: how many viewed (bought)
-each product; ``rec_days``: per product and UTC day, its viewers, cart adders and buyers
-(popularity). ``rec_lists``: what the job publishes and every worker loads: each product's
-neighbours (``viewed:<id>``, ``bought:<id>``) and the popular lists (``popular``,
-``popular:<category>``), each a JSON array of ``[id, score]``.
+and ``b`` (``a < b``) within the site's window. A batch appends its pairs to ``rec_deltas``
+as one row (msgpack; adding them into ``rec_pairs`` at once would rewrite most of its pages
+every batch, as a batch's pairs fall all over it), and the job merges them into
+``rec_pairs``, summed and in key order, before it computes the lists; ``rec_totals``: how
+many viewed (bought) each product; ``rec_days``: per product and UTC day, its viewers, cart
+adders and buyers (popularity). ``rec_lists``: what the job publishes and every worker
+loads: each product's neighbours (``viewed:<id>``, ``bought:<id>``) and the popular lists
+(``popular``, ``popular:<category>``), each a JSON array of ``[id, score]``.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from .catalog import Product
 __all__ = [
     "CLAIM",
     "COMMIT_STATE",
+    "DELETE_DELTAS",
     "DELETE_LIST",
+    "DELTAS",
     "EVENTS",
     "HORIZON",
+    "INSERT_DELTAS",
     "KINDS",
     "LISTS",
     "PAIRS",
@@ -38,6 +44,7 @@ __all__ = [
     "PUBLISH_STATE",
     "RECOMMEND_POSTGRES",
     "RECOMMEND_SQLITE",
+    "RENEW",
     "TOTALS",
     "UPSERT_DAYS",
     "UPSERT_LIST",
@@ -53,6 +60,8 @@ __all__ = [
     "PairKind",
     "ProductEvent",
     "Touched",
+    "decode_pairs",
+    "encode_pairs",
     "event_of",
     "lists_version_of",
     "product_of",
@@ -68,13 +77,15 @@ KINDS: tuple[Kind, ...] = ("viewed", "cart", "bought")
 class Checkpoint(msgspec.Struct, frozen=True):
     """A site's job state as a run claims it: events up to ``done`` are counted; ``seen``
     is the newest id observed at ``seen_at`` (epoch ms); ``version`` of the published
-    lists; ``published``: when the lists were last computed (epoch ms, 0: never)."""
+    lists; ``published``: when the lists were last computed (epoch ms, 0: never), from the
+    events up to ``listed``."""
 
     done: int = 0
     seen: int = 0
     seen_at: int = 0
     version: int = 0
     published: int = 0
+    listed: int = 0
 
 
 class Horizon(msgspec.Struct, frozen=True):
@@ -111,7 +122,7 @@ class Touched(msgspec.Struct, array_like=True):
 
 class Batch(msgspec.Struct):
     """What one batch of events adds, committed in one transaction with the checkpoint:
-    rows of UPSERT_VISITORS, UPSERT_PAIRS, UPSERT_TOTALS and UPSERT_DAYS (without the
+    rows of UPSERT_VISITORS, INSERT_DELTAS, UPSERT_TOTALS and UPSERT_DAYS (without the
     site, which the engine puts first)."""
 
     done: int
@@ -128,6 +139,7 @@ class ListChanges(msgspec.Struct):
     seen: int
     seen_at: int
     published: int
+    listed: int
     upserts: list[tuple[str, str]] = []
     deletes: list[str] = []
 
@@ -136,7 +148,8 @@ _TABLES = """
 CREATE TABLE rec_state (
     site TEXT PRIMARY KEY, done {big} NOT NULL DEFAULT 0, seen {big} NOT NULL DEFAULT 0,
     seen_at {big} NOT NULL DEFAULT 0, version {big} NOT NULL DEFAULT 0,
-    published {big} NOT NULL DEFAULT 0, lease TEXT, lease_until {big} NOT NULL DEFAULT 0
+    published {big} NOT NULL DEFAULT 0, listed {big} NOT NULL DEFAULT 0,
+    lease TEXT, lease_until {big} NOT NULL DEFAULT 0
 ){without};
 CREATE TABLE rec_visitors (
     site TEXT NOT NULL, kind TEXT NOT NULL, visitor TEXT NOT NULL, touched {blob} NOT NULL,
@@ -149,6 +162,7 @@ CREATE TABLE rec_pairs (
     n {big} NOT NULL,
     PRIMARY KEY (site, kind, a, b)
 ){without};
+CREATE TABLE rec_deltas ({delta_id}site TEXT NOT NULL, pairs {blob} NOT NULL);
 CREATE TABLE rec_totals (
     site TEXT NOT NULL, kind TEXT NOT NULL, product TEXT NOT NULL, n {big} NOT NULL,
     PRIMARY KEY (site, kind, product)
@@ -164,8 +178,12 @@ CREATE TABLE rec_lists (
 ){without};
 CREATE INDEX events_products ON events (site, id) WHERE products IS NOT NULL;
 """
-RECOMMEND_SQLITE = _TABLES.format(big="INTEGER", blob="BLOB", without=" WITHOUT ROWID")
-RECOMMEND_POSTGRES = _TABLES.format(big="BIGINT", blob="BYTEA", without="")
+RECOMMEND_SQLITE = _TABLES.format(
+    big="INTEGER", blob="BLOB", without=" WITHOUT ROWID", delta_id="id INTEGER PRIMARY KEY, "
+)
+RECOMMEND_POSTGRES = _TABLES.format(
+    big="BIGINT", blob="BYTEA", without="", delta_id="id BIGSERIAL PRIMARY KEY, "
+)
 
 # The lease: taken when free or expired (one node at a time runs a site's job); the state
 # as it was comes back, nothing when another holds it.
@@ -173,15 +191,15 @@ CLAIM = (
     "INSERT INTO rec_state (site, lease, lease_until) VALUES (?, ?, ?)"
     " ON CONFLICT (site) DO UPDATE SET lease = excluded.lease,"
     " lease_until = excluded.lease_until WHERE rec_state.lease_until <= ?"
-    " RETURNING done, seen, seen_at, version, published"
+    " RETURNING done, seen, seen_at, version, published, listed"
 )
 # A batch's checkpoint, only while the lease is ours (else the whole batch rolls back).
 COMMIT_STATE = "UPDATE rec_state SET done = ?, lease_until = ? WHERE site = ? AND lease = ?"
 # The end of a run: what it saw, its lists' version (bumped when they changed), the lease
 # given back.
 PUBLISH_STATE = (
-    "UPDATE rec_state SET seen = ?, seen_at = ?, published = ?, version = version + ?,"
-    " lease = NULL, lease_until = 0 WHERE site = ? AND lease = ?"
+    "UPDATE rec_state SET seen = ?, seen_at = ?, published = ?, listed = ?,"
+    " version = version + ?, lease = NULL, lease_until = 0 WHERE site = ? AND lease = ?"
 )
 EVENTS = (
     "SELECT id, visitor, type, name, at, products, detail FROM events"
@@ -193,10 +211,14 @@ UPSERT_VISITORS = (
     " ON CONFLICT (site, kind, visitor) DO UPDATE SET touched = excluded.touched,"
     " at = excluded.at"
 )
+INSERT_DELTAS = "INSERT INTO rec_deltas (site, pairs) VALUES (?, ?)"
+DELTAS = "SELECT id, pairs FROM rec_deltas WHERE site = ? AND id > ? ORDER BY id LIMIT ?"
+RENEW = "UPDATE rec_state SET lease_until = ? WHERE site = ? AND lease = ?"
 UPSERT_PAIRS = (
     "INSERT INTO rec_pairs (site, kind, a, b, n) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (site, kind, a, b) DO UPDATE SET n = rec_pairs.n + excluded.n"
 )
+DELETE_DELTAS = "DELETE FROM rec_deltas WHERE site = ? AND id <= ?"
 UPSERT_TOTALS = (
     "INSERT INTO rec_totals (site, kind, product, n) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (site, kind, product) DO UPDATE SET n = rec_totals.n + excluded.n"
@@ -260,6 +282,9 @@ def lists_version_of(row: Sequence[Any] | None) -> tuple[int, int, int]:
 
 
 _products = msgspec.json.Decoder(list[str]).decode
+encode_pairs = msgspec.msgpack.Encoder().encode
+"""A batch's pairs (kind, a, b, added) as one ``rec_deltas`` row."""
+decode_pairs = msgspec.msgpack.Decoder(list[tuple[str, str, str, int]]).decode
 
 
 def event_of(row: Sequence[Any]) -> ProductEvent:

@@ -123,9 +123,12 @@ from .outbox import list_sql as outbox_list_sql
 from .recommend import (
     CLAIM,
     COMMIT_STATE,
+    DELETE_DELTAS,
     DELETE_LIST,
+    DELTAS,
     EVENTS,
     HORIZON,
+    INSERT_DELTAS,
     LISTS,
     PAIRS,
     POPULARITY,
@@ -134,6 +137,7 @@ from .recommend import (
     PRUNE_VISITORS,
     PUBLISH_STATE,
     RECOMMEND_SQLITE,
+    RENEW,
     TOTALS,
     UPSERT_DAYS,
     UPSERT_LIST,
@@ -148,6 +152,7 @@ from .recommend import (
     ListChanges,
     PairKind,
     ProductEvent,
+    encode_pairs,
     event_of,
     lists_version_of,
     product_of,
@@ -1197,9 +1202,38 @@ class SQLiteStore:
                     _rollback(w)
                     return False
                 w.executemany(UPSERT_VISITORS, [(site, *row) for row in batch.visitors])
-                w.executemany(UPSERT_PAIRS, [(site, *row) for row in batch.pairs])
+                if batch.pairs:
+                    w.execute(INSERT_DELTAS, (site, encode_pairs(batch.pairs)))
                 w.executemany(UPSERT_TOTALS, [(site, *row) for row in batch.totals])
                 w.executemany(UPSERT_DAYS, [(site, *row) for row in batch.days])
+                w.execute("COMMIT")
+            except BaseException:
+                _rollback(w)
+                raise
+        self._checkpoints.committed()
+        return True
+
+    async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        async with self._db.execute(DELTAS, (site, after, limit)) as cursor:
+            return [(int(i), bytes(blob)) for i, blob in await cursor.fetchall()]
+
+    async def recommend_merge(
+        self,
+        site: str,
+        holder: str,
+        upto: int,
+        pairs: list[tuple[str, str, str, int]],
+        lease_until: int,
+    ) -> bool:
+        w = self._writes
+        async with self._write_lock():
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                if w.execute(RENEW, (lease_until, site, holder)).rowcount != 1:
+                    _rollback(w)
+                    return False
+                w.executemany(UPSERT_PAIRS, [(site, *row) for row in pairs])
+                w.execute(DELETE_DELTAS, (site, upto))
                 w.execute("COMMIT")
             except BaseException:
                 _rollback(w)
@@ -1229,11 +1263,11 @@ class SQLiteStore:
     async def recommend_publish(self, site: str, holder: str, changes: ListChanges) -> bool:
         w = self._writes
         bump = 1 if changes.upserts or changes.deletes else 0
-        state = (changes.seen, changes.seen_at, changes.published, bump, site, holder)
+        state = (changes.seen, changes.seen_at, changes.published, changes.listed, bump, site)
         async with self._write_lock():
             w.execute("BEGIN IMMEDIATE")
             try:
-                if w.execute(PUBLISH_STATE, state).rowcount != 1:
+                if w.execute(PUBLISH_STATE, (*state, holder)).rowcount != 1:
                     _rollback(w)
                     return False
                 w.executemany(UPSERT_LIST, [(site, *row) for row in changes.upserts])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,7 +21,7 @@ from sitecue.recommend.counting import MAX_PRODUCTS
 from sitecue.recommend.index import load_index
 from sitecue.recommend.job import Outcome, every_from
 from sitecue.settings import SettingsError
-from sitecue.store import EventRecord, Store, open_store
+from sitecue.store import EventRecord, Product, Store, open_store
 
 CATALOGUE = products(40)
 IDS = [p.id for p in CATALOGUE]
@@ -285,3 +286,31 @@ def test_lists_wait_their_interval_while_counting_goes_on(store_url: str) -> Non
     # The lists follow, at most every five minutes (their popular list changes every time).
     assert len(changed) >= 2
     assert all(later - earlier >= 300_000 for earlier, later in itertools.pairwise(changed))
+
+
+def test_products_pages_describe_go_to_the_catalogue_and_then_count(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sitecue.db'}"
+    handed: list[tuple[str, list[tuple[str, str, str]], int]] = []
+
+    async def take(
+        store: Store, site: str, described: Any, confirm: int, now: int | None = None
+    ) -> list[str]:
+        handed.append((site, list(described), confirm))
+        put_products(url, "shop", [Product("new-1", "New", "https://shop.example/new-1")])
+        return ["new-1"]
+
+    async def body(store: Store) -> list[tuple[str, str, int]]:
+        detail = '{"name":"New"}'
+        await write(store, [
+            view("p", "new-1", NOW, detail=detail), view("p", A, NOW),
+            view("q", "new-1", NOW, detail=detail), view("q", A, NOW),
+        ])  # fmt: skip
+        site = shop(from_pages=True, confirm=2, min_support=2)
+        j = RecommendJob(store, lambda: {"shop": site}, clock=lambda: NOW, apply_pages=take)
+        await j.run()
+        return await store.recommend_pairs("shop", "viewed", 1, ("", ""), 10)
+
+    pairs = with_shop(url, body)
+    described = [("new-1", '{"name":"New"}', "p"), ("new-1", '{"name":"New"}', "q")]
+    assert handed == [("shop", described, 2)]
+    assert pairs == [("new-1", A, 2)]  # counted in the same run that took it

@@ -19,7 +19,7 @@ from sitecue.config import Recommend
 from sitecue.recommend import Index, RecommendJob, recommend
 from sitecue.recommend.counting import MAX_PRODUCTS
 from sitecue.recommend.index import load_index
-from sitecue.recommend.job import Outcome, every_from
+from sitecue.recommend.job import LEASE_MS, Outcome, every_from
 from sitecue.settings import SettingsError
 from sitecue.store import EventRecord, Product, Store, open_store
 
@@ -172,17 +172,17 @@ def test_a_late_record_pairs_by_its_own_time(store_url: str) -> None:
 def test_one_node_at_a_time_runs_a_site(store_url: str) -> None:
     async def body(store: Store) -> tuple[Outcome, Outcome, bool]:
         await write(store, planted())
-        held = await store.recommend_claim("shop", "other-node", NOW, 120_000)
+        held = await store.recommend_claim("shop", "other-node", NOW, LEASE_MS)
         assert held is not None
         blocked = (await job(store).run())[0]
         # Once the other node's lease has run out, a run takes over; the other node's
         # next batch is then refused, and nothing of it is written.
-        late = job(store, [NOW + 121_000])
+        late = job(store, [NOW + LEASE_MS + 1])
         taken = (await late.run())[0]
         from sitecue.store.recommend import Batch
 
         stale = await store.recommend_commit(
-            "shop", "other-node", Batch(10**9, pairs=[("viewed", A, B, 1000)]), NOW + 200_000
+            "shop", "other-node", Batch(10**9, pairs=[("viewed", A, B, 1000)]), NOW + 2 * LEASE_MS
         )
         return blocked, taken, stale
 

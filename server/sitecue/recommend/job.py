@@ -75,7 +75,9 @@ log = logging.getLogger("sitecue")
 EVERY_S = 60.0  # SITECUE_RECOMMEND_EVERY's default
 BATCH = 5_000  # events per transaction: a few tens of ms of the writer's time
 PAGE = 20_000  # pairs read at a time
-LEASE_MS = 120_000
+# A node that stops mid-run holds the site this long: long enough for a run's longest step
+# without a commit (reading every pair to compute the lists), short enough to not matter.
+LEASE_MS = 600_000
 NEIGHBOURS = 20  # per product and kind
 POPULAR = 50  # per list
 PRUNE = 1_000  # visitors' records forgotten per statement

@@ -182,7 +182,10 @@ def test_one_node_at_a_time_runs_a_site(store_url: str) -> None:
         from sitecue.store.recommend import Batch
 
         stale = await store.recommend_commit(
-            "shop", "other-node", Batch(10**9, pairs=[("viewed", A, B, 1000)]), NOW + 2 * LEASE_MS
+            "shop",
+            "other-node",
+            Batch(10**9, pairs=[(f"viewed {A} {B}", 1000)]),
+            NOW + 2 * LEASE_MS,
         )
         return blocked, taken, stale
 

@@ -16,10 +16,10 @@ def test_the_lease_goes_to_one_holder_until_it_runs_out(store_url: str) -> None:
         taken = await store.recommend_claim("shop", "b", NOW + 1000, 1000)
         # "a" lost it: its batch is refused, and nothing of it is kept.
         lost = await store.recommend_commit(
-            "shop", "a", Batch(5, pairs=[("viewed", "p1", "p2", 9)]), NOW + 5000
+            "shop", "a", Batch(5, pairs=[("viewed p1 p2", 9)]), NOW + 5000
         )
         kept = await store.recommend_commit(
-            "shop", "b", Batch(7, pairs=[("viewed", "p1", "p2", 1)]), NOW + 5000
+            "shop", "b", Batch(7, pairs=[("viewed p1 p2", 1)]), NOW + 5000
         )
         deltas = await store.recommend_deltas("shop", 0, 10)
         merged = await store.recommend_merge(

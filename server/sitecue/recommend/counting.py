@@ -112,20 +112,29 @@ class Counter:
         self._stored = records
         self._touched: dict[tuple[Kind, str], tuple[Touched, set[int], dict[str, int]]] = {}
         self._changed: set[tuple[Kind, str]] = set()
-        self.pairs: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        # Each pair as "kind a b" (ids have no spaces): a string sorts, hashes and packs
+        # faster than a tuple, and in the same order (a space sorts before any id's byte).
+        self.pairs: defaultdict[str, int] = defaultdict(int)
         self.totals: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.days: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
 
-    def add(self, event: ProductEvent) -> None:
-        """Count one event (its products, each once, in the order given)."""
-        kind = kind_of(event, self.catalog)
+    def add(self, event: ProductEvent, kind: Kind | None = None) -> None:
+        """Count one event (its products, each once, in the order given); ``kind``: what
+        ``kind_of`` says of it, when the caller knows already."""
         if kind is None:
-            return
-        products = [p for p in dict.fromkeys(event.products) if p in self.known]
-        if not products:
-            return
+            kind = kind_of(event, self.catalog)
+            if kind is None:
+                return
+        products = event.products
+        if len(products) == 1:  # most events: a product view
+            if products[0] not in self.known:
+                return
+        else:
+            products = [p for p in dict.fromkeys(products) if p in self.known]
+            if not products:
+                return
         key = (kind, event.visitor)
-        record = self._record(key)
+        record = self._touched.get(key) or self._record(key)
         slot = _SLOTS[kind]
         window = None if kind == "cart" else self._windows[kind]
         for product in products:
@@ -179,9 +188,9 @@ class Counter:
                         counted.add(pair)
                         other = products[j]
                         if product < other:
-                            self.pairs[(kind, product, other)] += 1
+                            self.pairs[f"{kind} {product} {other}"] += 1
                         else:
-                            self.pairs[(kind, other, product)] += 1
+                            self.pairs[f"{kind} {other} {product}"] += 1
         if at > times[i]:
             times[i] = at
 
@@ -218,7 +227,7 @@ class Counter:
         return Batch(
             done,
             visitors,
-            [(k, a, b, n) for (k, a, b), n in self.pairs.items()],
+            list(self.pairs.items()),
             [(k, p, n) for (k, p), n in self.totals.items()],
             [(p, d, n[0], n[1], n[2]) for (p, d), n in self.days.items()],
         )

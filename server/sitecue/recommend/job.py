@@ -277,8 +277,8 @@ class RecommendJob:
             if catalog.from_pages and self.apply_pages is not None:
                 known.update(await self._pages(site, catalog, events))
             wanted: dict[Kind, set[str]] = {kind: set() for kind in KINDS}
-            for event in events:
-                kind = kind_of(event, catalog)
+            kinds = [kind_of(event, catalog) for event in events]
+            for event, kind in zip(events, kinds, strict=True):
                 if kind is not None:
                     wanted[kind].add(event.visitor)
             records: dict[tuple[Kind, str], bytes] = {}
@@ -287,8 +287,9 @@ class RecommendJob:
                     found = await self.store.recommend_visitors(site, kind, sorted(visitors))
                     records.update({(kind, v): blob for v, blob in found.items()})
             counter = Counter(catalog, known, records)
-            for event in events:
-                counter.add(event)
+            for event, kind in zip(events, kinds, strict=True):
+                if kind is not None:
+                    counter.add(event, kind)
             lease_until = self.clock() + LEASE_MS
             if not await self.store.recommend_commit(
                 site, self.holder, counter.batch(last), lease_until
@@ -304,17 +305,20 @@ class RecommendJob:
         (memory stays bounded however many batches wait); False if the lease was lost."""
         after = 0
         while True:
-            summed: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+            summed: defaultdict[str, int] = defaultdict(int)
             while len(summed) < MERGE:
                 deltas = await self.store.recommend_deltas(site, after, 10)
                 for after, blob in deltas:  # noqa: B007 (the last id is the one merged up to)
-                    for kind, a, b, n in decode_pairs(blob):
-                        summed[(kind, a, b)] += n
+                    for pair, n in decode_pairs(blob):
+                        summed[pair] += n
                 if len(deltas) < 10:
                     break
             if not summed and not deltas:
                 return True
-            rows = [(k, a, b, n) for (k, a, b), n in sorted(summed.items())]
+            rows = []
+            for pair in sorted(summed):  # in key order: each page of the pairs written once
+                kind, a, b = pair.split(" ")
+                rows.append((kind, a, b, summed[pair]))
             if not await self.store.recommend_merge(
                 site, self.holder, after, rows, self.clock() + LEASE_MS
             ):

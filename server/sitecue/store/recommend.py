@@ -127,7 +127,7 @@ class Batch(msgspec.Struct):
 
     done: int
     visitors: list[tuple[str, str, bytes, int]] = []  # kind, visitor, Touched, latest at
-    pairs: list[tuple[str, str, str, int]] = []  # kind, a, b, added
+    pairs: list[tuple[str, int]] = []  # "kind a b" (a < b), added
     totals: list[tuple[str, str, int]] = []  # kind, product, added
     days: list[tuple[str, int, int, int, int]] = []  # product, day, views, carts, buys
 
@@ -283,8 +283,8 @@ def lists_version_of(row: Sequence[Any] | None) -> tuple[int, int, int]:
 
 _products = msgspec.json.Decoder(list[str]).decode
 encode_pairs = msgspec.msgpack.Encoder().encode
-"""A batch's pairs (kind, a, b, added) as one ``rec_deltas`` row."""
-decode_pairs = msgspec.msgpack.Decoder(list[tuple[str, str, str, int]]).decode
+"""A batch's pairs ("kind a b", added) as one ``rec_deltas`` row."""
+decode_pairs = msgspec.msgpack.Decoder(list[tuple[str, int]]).decode
 
 
 def event_of(row: Sequence[Any]) -> ProductEvent:

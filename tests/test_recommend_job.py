@@ -317,3 +317,17 @@ def test_products_pages_describe_go_to_the_catalogue_and_then_count(tmp_path: Pa
     described = [("new-1", '{"name":"New"}', "p"), ("new-1", '{"name":"New"}', "q")]
     assert handed == [("shop", described, 2)]
     assert pairs == [("new-1", A, 2)]  # counted in the same run that took it
+
+
+def test_the_first_events_counted_are_listed_at_once(store_url: str) -> None:
+    """On PostgreSQL the first run only sees the newest ids (and publishes nothing to list);
+    the next, a minute on, lists what it counts at once, not five minutes later."""
+
+    async def body(store: Store) -> dict[str, str]:
+        await write(store, [view(v, p, NOW) for v in "ab" for p in (A, B)])
+        j = job(store, min_support=2)
+        j.lists_every_ms = 300_000
+        await settled(j)
+        return await store.recommend_lists("shop")
+
+    assert with_shop(store_url, body)["viewed:" + A] == f'[["{B}",1.0]]'

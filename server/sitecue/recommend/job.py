@@ -233,8 +233,8 @@ class RecommendJob:
         windows = Windows.of(catalog)
         day = now // DAY_MS
         published = state.published
-        counted = done > state.listed and (
-            once or not published or now - published >= self.lists_every_ms
+        counted = done > state.listed and (  # the first events listed at once
+            once or not state.listed or now - published >= self.lists_every_ms
         )
         recompute = counted or not published or published // DAY_MS != day
         changes = ListChanges(

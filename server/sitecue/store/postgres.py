@@ -141,7 +141,6 @@ from .recommend import (
     TOTALS,
     UPSERT_DAYS,
     UPSERT_LIST,
-    UPSERT_PAIRS,
     UPSERT_TOTALS,
     UPSERT_VISITORS,
     VERSION,
@@ -445,6 +444,11 @@ _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migratin
 # The recommendations' job counts events up to an id seen this long ago: a writer's group
 # (milliseconds) that took a smaller id has committed by then (see store.recommend.Horizon).
 RECOMMEND_SETTLE_MS = 10_000
+_MERGE_PAIRS = (
+    "INSERT INTO rec_pairs (site, kind, a, b, n) SELECT $1, k, a, b, n"
+    " FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS t (k, a, b, n)"
+    " ON CONFLICT (site, kind, a, b) DO UPDATE SET n = rec_pairs.n + excluded.n"
+)
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
 _attributes = msgspec.json.Decoder(dict[str, Any]).decode
@@ -1094,8 +1098,8 @@ class PostgresStore:
             status = await db.execute(_numbered(RENEW), lease_until, site, holder)
             if status.split()[-1] != "1":
                 return False
-            if pairs:
-                await db.executemany(_numbered(UPSERT_PAIRS), [(site, *row) for row in pairs])
+            if pairs:  # one statement of arrays: a row at a time is a round of the server's
+                await db.execute(_MERGE_PAIRS, site, *(list(c) for c in zip(*pairs, strict=True)))
             await db.execute(_numbered(DELETE_DELTAS), site, upto)
         return True
 

@@ -81,6 +81,7 @@ LEASE_MS = 600_000
 NEIGHBOURS = 20  # per product and kind
 POPULAR = 50  # per list
 PRUNE = 1_000  # visitors' records forgotten per statement
+PRUNE_ROUNDS = 20  # statements per kind and publication of the lists
 MERGE = 100_000  # distinct pairs merged per transaction
 # The lists are recomputed (from every pair) at most this often, and on a new day; the
 # events keep being counted every run meanwhile.
@@ -255,7 +256,8 @@ class RecommendJob:
             return outcome
         outcome.changed = bool(changes.upserts or changes.deletes)
         outcome.version = state.version + outcome.changed
-        await self._prune(site, windows, now, day - windows.popular_days)
+        if recompute:  # with the lists: a few minutes' records at a time, not every run
+            await self._prune(site, windows, now, day - windows.popular_days)
         outcome.seconds = time.perf_counter() - started
         return outcome
 
@@ -398,13 +400,13 @@ class RecommendJob:
 
     async def _prune(self, site: str, windows: Windows, now: int, before_day: int) -> None:
         """Forget the visitors' records past their kind's window, and old popularity days,
-        a short statement at a time."""
+        a short statement at a time, at most PRUNE_ROUNDS of them a kind."""
         for kind in KINDS:
-            while not self._stopping:
+            for _ in range(PRUNE_ROUNDS):  # the rest (after a backlog) at the next lists
                 gone = await self.store.recommend_prune(
                     site, kind, now - windows.keep[kind], before_day, PRUNE
                 )
-                if gone < PRUNE:
+                if gone < PRUNE or self._stopping:
                     break
 
 

@@ -55,6 +55,7 @@ from .errors import (
 from .guard import DashboardHeaders
 from .keyring import fingerprint
 from .metrics import Metrics
+from .recommend import RecommendJob, Refresher, every_from
 from .retention import Retention
 from .rootpath import PrefixedPaths
 from .runtime import Runtime, goals_of
@@ -127,6 +128,7 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
     directory is made live at start when it differs, as the demo wants)."""
     snapshot, sites = compile_dir(settings)
     spool_max = max_bytes_from(os.environ)
+    recommend_every = every_from(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -165,6 +167,13 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
         runtime.wake_delivery = deliverer.wake
         retention = Retention(store, lambda: runtime.sites)
         retention.start()
+        # Recommendations: the job (one node at a time per site) and this worker's indexes.
+        indexes = Refresher(store, lambda: runtime.sites, runtime.recommendations)
+        indexes.start()
+        recommendations = RecommendJob(
+            store, lambda: runtime.sites, every_s=recommend_every, published=indexes.wake
+        )
+        recommendations.start()
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, versions.hangup)
@@ -179,6 +188,8 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
             await versions.stop()
             await deliverer.stop()
             await retention.stop()
+            await recommendations.stop()
+            await indexes.stop()
             await store.close()
             await metrics.stop()
 

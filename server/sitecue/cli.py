@@ -12,6 +12,7 @@ sitecue apikey list; sitecue apikey revoke 0123456789ab   # at once, on every wo
 sitecue audiences import --site shop --audience staff staff.csv  # then reload the server
 sitecue preview --site shop --rule free-express --url https://shop.example/cart  # signed link
 sitecue config push -m "why"; sitecue config history; sitecue config rollback 3  # every node
+sitecue recommend run --site shop  # count product events into recommendations now
 """
 
 from __future__ import annotations
@@ -541,6 +542,13 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--variant", help="default: the rule's first variant with a widget")
     preview.add_argument("--ttl", default="1h", help="how long the link works (1h, 2d; 7d at most)")
     preview.add_argument("--url", help="the page to open (default: the site's first origin)")
+    recommend = commands.add_parser("recommend", help="product recommendations")
+    recommend_commands = recommend.add_subparsers(dest="recommend_command", required=True)
+    run = recommend_commands.add_parser(
+        "run", help="count the new product events into recommendations now"
+    )
+    run.add_argument("--site", help="one site (default: every site with a catalog)")
+    run.add_argument("--db", help="database URL (default: as sitecue serve and demo)")
     add_config_commands(commands)
     _config_everywhere(parser)
     return parser
@@ -603,6 +611,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _preview(args.site, args.rule, args.variant, args.ttl, args.url)
         if args.command == "config":
             return run_config(args)
+        if args.command == "recommend":
+            from .recommend.command import run_command
+
+            return run_command(args.site, args.db)
         return _serve(args)
     except SettingsError as err:
         print(f"sitecue: {err}", file=sys.stderr)

@@ -20,6 +20,7 @@ from .store import Goals, Purchases, Store
 from .tokens import TokenCodec
 
 if TYPE_CHECKING:
+    from .recommend.index import Index
     from .versions import ConfigVersions
 
 __all__ = ["Runtime", "Served", "goals_of", "purchases_of"]
@@ -76,6 +77,9 @@ class Runtime:
     # live version, which did not compile here), and this worker's side of versions.
     config: Served | None = None
     versions: ConfigVersions | None = None
+    # Per site with a catalog, the recommendations' index this worker holds (kept current
+    # by recommend.index.Refresher; a site is missing until its first load).
+    recommendations: dict[str, Index] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.keyring = Keyring(self.settings.secrets)

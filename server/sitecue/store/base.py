@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from .catalog import PageClaim, Product
     from .configs import ConfigHead, ConfigInfo, ConfigVersion
     from .product_rollups import ProductCounts, Purchases, StrategyCounts, StrategyDay
+    from .recommend import (
+        Batch,
+        Checkpoint,
+        Horizon,
+        Kind,
+        ListChanges,
+        PairKind,
+        ProductEvent,
+    )
     from .rollups import DayCounts, Goals
     from .writer import GroupWriter
 
@@ -601,3 +610,79 @@ class Store(Protocol):
         """SQLite: give up to ``pages`` free pages back to the file system (an incremental
         vacuum step, one short write); how many free pages are left. PostgreSQL: 0 (dropped
         partitions free their files at once; autovacuum reuses deleted rows' space)."""
+
+    # The recommendations' job and index (see sitecue.recommend and store.recommend).
+
+    async def recommend_claim(
+        self, site: str, holder: str, now: int, lease_ms: int
+    ) -> Checkpoint | None:
+        """Take the site's job for ``holder`` until ``now + lease_ms`` and return its state,
+        or None while another holder's lease runs: one node at a time runs a site."""
+
+    async def recommend_horizon(self, site: str) -> Horizon:
+        """The site's newest product event id, and how long it must have been seen before
+        the job counts up to it (see store.recommend.Horizon)."""
+
+    async def recommend_events(
+        self, site: str, after: int, upto: int, limit: int
+    ) -> list[ProductEvent]:
+        """Up to ``limit`` of the site's events naming products, ``after < id <= upto``,
+        in id order."""
+
+    async def recommend_visitors(
+        self, site: str, kind: Kind, visitors: list[str]
+    ) -> dict[str, bytes]:
+        """The products each of ``visitors`` touched (a Touched, msgpack), those known."""
+
+    async def recommend_commit(
+        self, site: str, holder: str, batch: Batch, lease_until: int
+    ) -> bool:
+        """Add a batch's counts and move the checkpoint to ``batch.done`` in one
+        transaction, extending the lease; False (nothing written) if the lease is lost."""
+
+    async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` of the batches' pair deltas (id, msgpack) after ``after``."""
+
+    async def recommend_merge(
+        self,
+        site: str,
+        holder: str,
+        upto: int,
+        pairs: list[tuple[str, str, str, int]],
+        lease_until: int,
+    ) -> bool:
+        """Add ``pairs`` (kind, a, b, added: the deltas up to id ``upto``, summed) into
+        the pairs and delete those deltas, in one transaction extending the lease; False
+        (nothing changed) if the lease is lost."""
+
+    async def recommend_pairs(
+        self, site: str, kind: PairKind, min_support: int, after: tuple[str, str], limit: int
+    ) -> list[tuple[str, str, int]]:
+        """A page of the pairs (a < b) with at least ``min_support`` visitors, after the
+        pair ``after`` in (a, b) order."""
+
+    async def recommend_totals(self, site: str, kind: PairKind) -> dict[str, int]:
+        """How many visitors viewed (bought) each product."""
+
+    async def recommend_popularity(self, site: str, since_day: int) -> dict[str, int]:
+        """Each product's popularity over the UTC days from ``since_day`` on."""
+
+    async def recommend_lists(self, site: str) -> dict[str, str]:
+        """The published lists (name: JSON items; see store.recommend)."""
+
+    async def recommend_publish(self, site: str, holder: str, changes: ListChanges) -> bool:
+        """Publish the changed lists (bumping the version when any changed), record what
+        the run saw and give the lease back, in one transaction; False if it was lost."""
+
+    async def recommend_prune(
+        self, site: str, kind: Kind, before: int, before_day: int, limit: int
+    ) -> int:
+        """Forget up to ``limit`` visitors of ``kind`` untouched since ``before`` (epoch ms),
+        and the popularity days before ``before_day``; how many visitors went."""
+
+    async def recommend_version(self, site: str) -> tuple[int, int, int]:
+        """Cheap, polled by every worker: the lists' version, and the catalogue's size and
+        latest change (any change to either makes a worker reload the site)."""
+
+    async def recommend_products(self, site: str) -> list[Product]:
+        """Every product of the site's catalogue, by id."""

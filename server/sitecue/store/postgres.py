@@ -165,6 +165,42 @@ from .product_rollups import (
     priced_of,
     purchase_rows,
 )
+from .recommend import (
+    CLAIM,
+    COMMIT_STATE,
+    DELETE_DELTAS,
+    DELETE_LIST,
+    DELTAS,
+    EVENTS,
+    HORIZON,
+    INSERT_DELTAS,
+    LISTS,
+    PAIRS,
+    POPULARITY,
+    PRODUCTS,
+    PRUNE_DAYS,
+    PRUNE_VISITORS,
+    PUBLISH_STATE,
+    RECOMMEND_POSTGRES,
+    RENEW,
+    TOTALS,
+    UPSERT_DAYS,
+    UPSERT_LIST,
+    UPSERT_TOTALS,
+    UPSERT_VISITORS,
+    VERSION,
+    Batch,
+    Checkpoint,
+    Horizon,
+    Kind,
+    ListChanges,
+    PairKind,
+    ProductEvent,
+    encode_pairs,
+    event_of,
+    lists_version_of,
+    product_of,
+)
 from .retention import PRUNE_KEYS, Cutoffs, Rotation, Table
 from .rollups import (
     ATTRIBUTE_POSTGRES,
@@ -343,6 +379,7 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE contact_events ADD COLUMN products TEXT;
     """,
     PRODUCT_ROLLUPS_POSTGRES,
+    RECOMMEND_POSTGRES,
 ]
 
 
@@ -462,6 +499,14 @@ SELECT CASE WHEN f.held THEN 'holdout' ELSE 'personalised' END AS grp, COUNT(*):
 FROM firsts AS f GROUP BY grp ORDER BY grp
 """
 _MIGRATION_LOCK = 0x5C0E  # the advisory lock nodes take turns on while migrating
+# The recommendations' job counts events up to an id seen this long ago: a writer's group
+# (milliseconds) that took a smaller id has committed by then (see store.recommend.Horizon).
+RECOMMEND_SETTLE_MS = 10_000
+_MERGE_PAIRS = (
+    "INSERT INTO rec_pairs (site, kind, a, b, n) SELECT $1, k, a, b, n"
+    " FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS t (k, a, b, n)"
+    " ON CONFLICT (site, kind, a, b) DO UPDATE SET n = rec_pairs.n + excluded.n"
+)
 _encode = msgspec.json.Encoder().encode
 _verdicts = msgspec.json.Decoder(list[Verdict]).decode
 _attributes = msgspec.json.Decoder(dict[str, Any]).decode
@@ -1179,3 +1224,142 @@ class PostgresStore:
     async def close(self) -> None:
         await self.writer.stop()
         await self._pool.close()
+
+    # The recommendations' job and index (see sitecue.recommend and store.recommend).
+
+    async def recommend_claim(
+        self, site: str, holder: str, now: int, lease_ms: int
+    ) -> Checkpoint | None:
+        async with self._pool.acquire() as db:
+            row = await db.fetchrow(_numbered(CLAIM), site, holder, now + lease_ms, now)
+        return None if row is None else Checkpoint(*map(int, row))
+
+    async def recommend_horizon(self, site: str) -> Horizon:
+        async with self._pool.acquire() as db:
+            newest = await db.fetchval(_numbered(HORIZON), site)
+        return Horizon(int(newest or 0), RECOMMEND_SETTLE_MS)
+
+    async def recommend_events(
+        self, site: str, after: int, upto: int, limit: int
+    ) -> list[ProductEvent]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(EVENTS), site, after, upto, limit)
+        return [event_of(row) for row in rows]
+
+    async def recommend_visitors(
+        self, site: str, kind: Kind, visitors: list[str]
+    ) -> dict[str, bytes]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(
+                "SELECT visitor, touched FROM rec_visitors WHERE site = $1 AND kind = $2"
+                " AND visitor = ANY($3::text[])",
+                site,
+                kind,
+                visitors,
+            )
+        return {row[0]: bytes(row[1]) for row in rows}
+
+    async def recommend_commit(
+        self, site: str, holder: str, batch: Batch, lease_until: int
+    ) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            status = await db.execute(
+                _numbered(COMMIT_STATE), batch.done, lease_until, site, holder
+            )
+            if status.split()[-1] != "1":
+                return False  # nothing was written yet: the transaction ends empty
+            if batch.pairs:
+                await db.execute(_numbered(INSERT_DELTAS), site, encode_pairs(batch.pairs))
+            for sql, rows in (
+                (UPSERT_VISITORS, batch.visitors),
+                (UPSERT_TOTALS, batch.totals),
+                (UPSERT_DAYS, batch.days),
+            ):
+                if rows:
+                    await db.executemany(_numbered(sql), [(site, *row) for row in rows])
+        return True
+
+    async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(DELTAS), site, after, limit)
+        return [(int(i), bytes(blob)) for i, blob in rows]
+
+    async def recommend_merge(
+        self,
+        site: str,
+        holder: str,
+        upto: int,
+        pairs: list[tuple[str, str, str, int]],
+        lease_until: int,
+    ) -> bool:
+        async with self._pool.acquire() as db, db.transaction():
+            status = await db.execute(_numbered(RENEW), lease_until, site, holder)
+            if status.split()[-1] != "1":
+                return False
+            if pairs:  # one statement of arrays: a row at a time is a round of the server's
+                await db.execute(_MERGE_PAIRS, site, *(list(c) for c in zip(*pairs, strict=True)))
+            await db.execute(_numbered(DELETE_DELTAS), site, upto)
+        return True
+
+    async def recommend_pairs(
+        self, site: str, kind: PairKind, min_support: int, after: tuple[str, str], limit: int
+    ) -> list[tuple[str, str, int]]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(
+                _numbered(PAIRS), site, kind, min_support, after[0], after[0], after[1], limit
+            )
+        return [(a, b, int(n)) for a, b, n in rows]
+
+    async def recommend_totals(self, site: str, kind: PairKind) -> dict[str, int]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(TOTALS), site, kind)
+        return {p: int(n) for p, n in rows}
+
+    async def recommend_popularity(self, site: str, since_day: int) -> dict[str, int]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(POPULARITY), site, since_day)
+        return {p: int(n) for p, n in rows}
+
+    async def recommend_lists(self, site: str) -> dict[str, str]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(LISTS), site)
+        return {name: items for name, items in rows}
+
+    async def recommend_publish(self, site: str, holder: str, changes: ListChanges) -> bool:
+        bump = 1 if changes.upserts or changes.deletes else 0
+        async with self._pool.acquire() as db, db.transaction():
+            status = await db.execute(
+                _numbered(PUBLISH_STATE),
+                *(changes.seen, changes.seen_at, changes.published, changes.listed, bump),
+                *(site, holder),
+            )
+            if status.split()[-1] != "1":
+                return False
+            if changes.upserts:
+                await db.executemany(
+                    _numbered(UPSERT_LIST), [(site, *row) for row in changes.upserts]
+                )
+            if changes.deletes:
+                await db.executemany(
+                    _numbered(DELETE_LIST), [(site, name) for name in changes.deletes]
+                )
+        return True
+
+    async def recommend_prune(
+        self, site: str, kind: Kind, before: int, before_day: int, limit: int
+    ) -> int:
+        async with self._pool.acquire() as db:
+            status = await db.execute(
+                _numbered(PRUNE_VISITORS), site, kind, site, kind, before, limit
+            )
+            await db.execute(_numbered(PRUNE_DAYS), site, before_day)
+        return int(status.split()[-1])
+
+    async def recommend_version(self, site: str) -> tuple[int, int, int]:
+        async with self._pool.acquire(timeout=2) as db:
+            return lists_version_of(await db.fetchrow(_numbered(VERSION), site, site, site))
+
+    async def recommend_products(self, site: str) -> list[Product]:
+        async with self._pool.acquire() as db:
+            rows = await db.fetch(_numbered(PRODUCTS), site)
+        return [product_of(row) for row in rows]

@@ -165,6 +165,43 @@ from .product_rollups import (
     priced_of,
     purchase_rows,
 )
+from .recommend import (
+    CLAIM,
+    COMMIT_STATE,
+    DELETE_DELTAS,
+    DELETE_LIST,
+    DELTAS,
+    EVENTS,
+    HORIZON,
+    INSERT_DELTAS,
+    LISTS,
+    PAIRS,
+    POPULARITY,
+    PRODUCTS,
+    PRUNE_DAYS,
+    PRUNE_VISITORS,
+    PUBLISH_STATE,
+    RECOMMEND_SQLITE,
+    RENEW,
+    TOTALS,
+    UPSERT_DAYS,
+    UPSERT_LIST,
+    UPSERT_PAIRS,
+    UPSERT_TOTALS,
+    UPSERT_VISITORS,
+    VERSION,
+    Batch,
+    Checkpoint,
+    Horizon,
+    Kind,
+    ListChanges,
+    PairKind,
+    ProductEvent,
+    encode_pairs,
+    event_of,
+    lists_version_of,
+    product_of,
+)
 from .retention import EXPIRE, PRUNE_KEYS, Cutoffs, Rotation, Table, expire_args
 from .rollups import (
     ATTRIBUTE,
@@ -342,6 +379,7 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE contact_events ADD COLUMN products TEXT;
     """,
     PRODUCT_ROLLUPS_SQLITE,
+    RECOMMEND_SQLITE,
 ]
 
 
@@ -1310,3 +1348,140 @@ class SQLiteStore:
         self._writes.close()
         self._lock_file.close()
         await self._db.close()
+
+    # The recommendations' job and index (see sitecue.recommend and store.recommend).
+
+    async def recommend_claim(
+        self, site: str, holder: str, now: int, lease_ms: int
+    ) -> Checkpoint | None:
+        async with self._write_lock():
+            row = self._writes.execute(CLAIM, (site, holder, now + lease_ms, now)).fetchone()
+        return None if row is None else Checkpoint(*map(int, row))
+
+    async def recommend_horizon(self, site: str) -> Horizon:
+        async with self._db.execute(HORIZON, (site,)) as cursor:
+            row = await cursor.fetchone()
+        return Horizon(int(row[0]) if row else 0, 0)  # one writer at a time: ids in order
+
+    async def recommend_events(
+        self, site: str, after: int, upto: int, limit: int
+    ) -> list[ProductEvent]:
+        async with self._db.execute(EVENTS, (site, after, upto, limit)) as cursor:
+            rows = await cursor.fetchall()
+        return [event_of(row) for row in rows]
+
+    async def recommend_visitors(
+        self, site: str, kind: Kind, visitors: list[str]
+    ) -> dict[str, bytes]:
+        sql = (
+            "SELECT visitor, touched FROM rec_visitors WHERE site = ? AND kind = ?"
+            " AND visitor IN (SELECT value FROM json_each(?))"
+        )
+        args = (site, kind, _encode(visitors).decode())
+        async with self._db.execute(sql, args) as cursor:
+            return {row[0]: bytes(row[1]) for row in await cursor.fetchall()}
+
+    async def recommend_commit(
+        self, site: str, holder: str, batch: Batch, lease_until: int
+    ) -> bool:
+        w = self._writes
+        async with self._write_lock():
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                if w.execute(COMMIT_STATE, (batch.done, lease_until, site, holder)).rowcount != 1:
+                    _rollback(w)
+                    return False
+                w.executemany(UPSERT_VISITORS, [(site, *row) for row in batch.visitors])
+                if batch.pairs:
+                    w.execute(INSERT_DELTAS, (site, encode_pairs(batch.pairs)))
+                w.executemany(UPSERT_TOTALS, [(site, *row) for row in batch.totals])
+                w.executemany(UPSERT_DAYS, [(site, *row) for row in batch.days])
+                w.execute("COMMIT")
+            except BaseException:
+                _rollback(w)
+                raise
+        self._checkpoints.committed()
+        return True
+
+    async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        async with self._db.execute(DELTAS, (site, after, limit)) as cursor:
+            return [(int(i), bytes(blob)) for i, blob in await cursor.fetchall()]
+
+    async def recommend_merge(
+        self,
+        site: str,
+        holder: str,
+        upto: int,
+        pairs: list[tuple[str, str, str, int]],
+        lease_until: int,
+    ) -> bool:
+        w = self._writes
+        async with self._write_lock():
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                if w.execute(RENEW, (lease_until, site, holder)).rowcount != 1:
+                    _rollback(w)
+                    return False
+                w.executemany(UPSERT_PAIRS, [(site, *row) for row in pairs])
+                w.execute(DELETE_DELTAS, (site, upto))
+                w.execute("COMMIT")
+            except BaseException:
+                _rollback(w)
+                raise
+        self._checkpoints.committed()
+        return True
+
+    async def recommend_pairs(
+        self, site: str, kind: PairKind, min_support: int, after: tuple[str, str], limit: int
+    ) -> list[tuple[str, str, int]]:
+        args = (site, kind, min_support, after[0], after[0], after[1], limit)
+        async with self._db.execute(PAIRS, args) as cursor:
+            return [(a, b, int(n)) for a, b, n in await cursor.fetchall()]
+
+    async def recommend_totals(self, site: str, kind: PairKind) -> dict[str, int]:
+        async with self._db.execute(TOTALS, (site, kind)) as cursor:
+            return {p: int(n) for p, n in await cursor.fetchall()}
+
+    async def recommend_popularity(self, site: str, since_day: int) -> dict[str, int]:
+        async with self._db.execute(POPULARITY, (site, since_day)) as cursor:
+            return {p: int(n) for p, n in await cursor.fetchall()}
+
+    async def recommend_lists(self, site: str) -> dict[str, str]:
+        async with self._db.execute(LISTS, (site,)) as cursor:
+            return {name: items for name, items in await cursor.fetchall()}
+
+    async def recommend_publish(self, site: str, holder: str, changes: ListChanges) -> bool:
+        w = self._writes
+        bump = 1 if changes.upserts or changes.deletes else 0
+        state = (changes.seen, changes.seen_at, changes.published, changes.listed, bump, site)
+        async with self._write_lock():
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                if w.execute(PUBLISH_STATE, (*state, holder)).rowcount != 1:
+                    _rollback(w)
+                    return False
+                w.executemany(UPSERT_LIST, [(site, *row) for row in changes.upserts])
+                w.executemany(DELETE_LIST, [(site, name) for name in changes.deletes])
+                w.execute("COMMIT")
+            except BaseException:
+                _rollback(w)
+                raise
+        self._checkpoints.committed()
+        return True
+
+    async def recommend_prune(
+        self, site: str, kind: Kind, before: int, before_day: int, limit: int
+    ) -> int:
+        async with self._write_lock():
+            gone = self._writes.execute(PRUNE_VISITORS, (site, kind, site, kind, before, limit))
+            self._writes.execute(PRUNE_DAYS, (site, before_day))
+        self._checkpoints.committed()
+        return int(gone.rowcount)
+
+    async def recommend_version(self, site: str) -> tuple[int, int, int]:
+        async with self._db.execute(VERSION, (site, site, site)) as cursor:
+            return lists_version_of(await cursor.fetchone())
+
+    async def recommend_products(self, site: str) -> list[Product]:
+        async with self._db.execute(PRODUCTS, (site,)) as cursor:
+            return [product_of(row) for row in await cursor.fetchall()]

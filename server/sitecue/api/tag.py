@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import time
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -31,6 +32,7 @@ from ..feedback import accept
 from ..forms import HONEYPOT, check_submission, contact_field
 from ..identity import identify
 from ..ids import record_id
+from ..personal import Recommender
 from ..protocol import (
     MAX_BODY_BYTES,
     DecideRequest,
@@ -40,6 +42,7 @@ from ..protocol import (
     FormRequest,
     FormResponse,
 )
+from ..recommend import recommend
 from ..refresh import due, freshen
 from ..retries import new_visitor, trigger_key
 from ..rules import CompiledSite
@@ -125,6 +128,13 @@ def _set_cookies(
         )
 
 
+def _recommender(runtime: Runtime, site: CompiledSite) -> Recommender | None:
+    """The site's recommendations from the index this worker holds in memory (None until
+    it is loaded): a decision reads no database for them."""
+    index = runtime.recommendations.get(site.name)
+    return partial(recommend, index) if index is not None else None
+
+
 def _reads(runtime: Runtime) -> Store | None:
     """The store for a decision's reads, each bounded in time (see store.bounded); None
     while this worker spools its records, when the store is known to fail and no request
@@ -178,9 +188,9 @@ async def decide_endpoint(request: Request) -> Response:
         and consented(site, body.consent, state)
     ):
         await freshen(reads, site, state, now)
-    outcome = decide(
-        site, state, body, now, key=runtime.keyring.mac_key(decision_ids.PURPOSE, site.name)
-    )
+    signing = runtime.keyring.mac_key(decision_ids.PURPOSE, site.name)
+    recommender = _recommender(runtime, site)
+    outcome = decide(site, state, body, now, key=signing, recommender=recommender)
     state = outcome.state
 
     visitor = state.visitor or "-"
@@ -261,7 +271,9 @@ def _preview_answer(
     identification, no cookie, so the preview counts in no result and no cap."""
     grant, index = preview.verify(runtime.keyring, site, granted, now)
     key = runtime.keyring.mac_key(decision_ids.PURPOSE, site.name)
-    decisions, panel = preview.show(site, state, body, now, key, grant, index)
+    decisions, panel = preview.show(
+        site, state, body, now, key, grant, index, _recommender(runtime, site)
+    )
     answer = preview.PreviewResponse(
         visitor=state.visitor,
         identified=state.contact is not None,

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from . import preview
 from .app import build_app
 from .demo_history import MARKER, seed_history
+from .demo_shop import shop_routes
 from .runtime import Runtime
 from .settings import Settings
 
@@ -84,6 +85,7 @@ def build_demo_app(settings: Settings) -> Starlette:
             Mount("/shop/sc", app=sitecue),
             Route("/news/articles/{n:int}.html", news_article),
             Route("/news/faq-preview", faq_preview),
+            *shop_routes(settings.config_dir),
             Mount("/", app=StaticFiles(directory=settings.config_dir / "demo", html=True)),
         ],
         lifespan=lifespan,

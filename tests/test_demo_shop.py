@@ -64,6 +64,10 @@ def test_the_shop_config_reads_the_catalogue_and_recommends_on_product_and_cart_
         assert widgets[name].template == "widgets/recommendations.html"
         assert recommend is not None
         strategies[name] = recommend.strategies
+    # The cookie keeps as many recent views as the row shows, and no more: with its offers'
+    # memory and a verified buyer's purchases, the shop's state stays under the cookie cap.
+    recently = widgets["recently-viewed"].recommend
+    assert recently is not None and catalog.recent == recently.limit == 4
     assert strategies == {
         "recently-viewed": ["recently_viewed"],
         "bought-together": ["bought_together"],

@@ -242,3 +242,26 @@ def test_a_fresh_demo_stores_the_shoppers_products_with_their_events(
     assert rows and all(json.loads(products) for (products,) in rows)
     (views,) = db.execute("SELECT count(*) FROM events WHERE type = 'product_view'").fetchone()
     assert views > 10 * len(rows)
+
+
+def test_a_demo_imports_the_shops_catalogue_and_recommends_from_its_first_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sitecue demo`` stores the catalogue at every start (again: replaced, not doubled),
+    runs the recommendations' job once over the seeded shoppers and loads its index before
+    it serves: the stove's first bought-together neighbour is its planted partner."""
+    pytest.importorskip("sitecue.recommend", reason="needs the recommendations (issue 19)")
+    env = {"SITECUE_DATA_DIR": str(tmp_path / "data"), "SITECUE_CONFIG_DIR": str(CONFIG_DIR)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.load(env=env, demo=True)
+    for _ in range(2):
+        with TestClient(build_demo_app(settings), base_url=ORIGIN) as client:
+            runtime = client.app.routes[0].app.state.runtime  # type: ignore[attr-defined]
+            stored = client.portal.call(runtime.store.all_products, "shop")  # type: ignore[union-attr]
+            index = runtime.recommendations["shop"]
+    assert sorted(p.id for p in stored) == sorted(p.id for p in SHOP_PRODUCTS)
+    assert {p.id: p.extra for p in stored}["stove-compact-gas"] == {"brand": "Emberlite"}
+    together = index.neighbours["bought_together"]
+    for product, partner in PLANTED.items():
+        assert together[product][0] == partner and together[partner][0] == product

@@ -75,6 +75,12 @@ def test_the_shop_config_reads_the_catalogue_and_recommends_on_product_and_cart_
     rules = {r.id: r.rule for r in shop.rules}
     # The cart page may show an offer, the express-shipping slide-in and both rows at once.
     assert shop.config.max_per_view >= 4
+    # The rows come before the slide-in: the tag reports each impression in a request of its
+    # own, each answered with the whole state cookie, so the last answer's state is kept;
+    # the slide-in's (its once-a-day cap) must be that one (tests/browser/test_cart_slide_in).
+    order = [r.id for r in sorted(shop.rules, key=lambda r: -r.rule.priority)]
+    assert order.index("free-express") > max(order.index("recently-viewed"),
+                                             order.index("bought-together"))  # fmt: skip
     for rule, selector in (("recently-viewed", "#recently-viewed"),
                            ("bought-together", "#bought-together")):  # fmt: skip
         assert rules[rule].placement.selector == selector

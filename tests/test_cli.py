@@ -40,7 +40,7 @@ def test_check_passes_the_examples(
     monkeypatch.setenv("SITECUE_CONFIG_DIR", str(CONFIG_DIR))
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "site 'news' OK, 2 rule(s)" in out and "site 'shop' OK, 4 rule(s)" in out
+    assert "site 'news' OK, 2 rule(s)" in out and "site 'shop' OK, 6 rule(s)" in out
 
 
 def test_check_lists_every_mistake_with_file_and_path(

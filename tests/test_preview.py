@@ -45,7 +45,8 @@ def test_a_preview_link_shows_its_rule_explains_every_rule_and_stores_nothing(
     panel = answer["preview"]
     assert (panel["rule"], panel["variant"]) == ("free-express", "slide-in")
     verdicts = {v["rule"]: v for v in panel["verdicts"]}
-    assert set(verdicts) == {"loyalty-offer", "first-purchase", "free-express", "exit-discount"}
+    assert set(verdicts) == {"loyalty-offer", "first-purchase", "free-express", "exit-discount",
+                             "recently-viewed", "bought-together"}  # fmt: skip
     assert verdicts["free-express"]["reason"] == "condition: triggers.add_to_cart.1d"
     assert verdicts["first-purchase"] == {"rule": "first-purchase", "matched": True,
                                           "variant": "offer"}  # fmt: skip

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from . import preview
 from .app import build_app
 from .demo_history import MARKER, seed_history
+from .demo_shop import CATALOG, SHOP, read_catalog, shop_routes
 from .runtime import Runtime
 from .settings import Settings
 
@@ -72,10 +73,15 @@ def build_demo_app(settings: Settings) -> Starlette:
         # A mounted app's lifespan does not run by itself: run sitecue's as the demo's.
         async with sitecue.router.lifespan_context(sitecue):
             runtime = sitecue.state.runtime
+            now = int(time.time() * 1000)
+            # The shop's catalogue, as its systems would send it (see sitecue.demo_shop).
+            stock = settings.config_dir / CATALOG
+            products = [p.product(now) for p in read_catalog(stock)] if stock.is_file() else []
             # Made-up traffic only for the demo's own config (an operator's config, even
-            # run as a demo, never gets it): rollups are kept for good.
+            # run as a demo, never gets it): rollups are kept for good. The shop's shoppers
+            # buy from its catalogue, with the pattern recommendations learn planted.
             if (settings.config_dir / MARKER).is_file():
-                await seed_history(runtime.store, runtime.sites, int(time.time() * 1000))
+                await seed_history(runtime.store, runtime.sites, now, {SHOP: products})
             yield
 
     return Starlette(
@@ -84,6 +90,7 @@ def build_demo_app(settings: Settings) -> Starlette:
             Mount("/shop/sc", app=sitecue),
             Route("/news/articles/{n:int}.html", news_article),
             Route("/news/faq-preview", faq_preview),
+            *shop_routes(settings.config_dir),
             Mount("/", app=StaticFiles(directory=settings.config_dir / "demo", html=True)),
         ],
         lifespan=lifespan,

@@ -9,6 +9,12 @@ visitors then reach a goal (a purchase carries a value, for revenue), at the rat
 best variant they saw of a rule with that goal. Each variant has its own fixed rate, so an
 experiment has something to find.
 
+A site with a catalogue also gets its shoppers: each visitor has a product in mind, views it
+and a few others (mostly of its category), and a visitor who buys buys a basket (events with
+the products, the purchase valued at their prices). The pattern recommendations must find is
+planted: most who buy one of ``PLANTED``'s products buy its partner with it (the stove and
+its gas), while everything else is noise that rarely repeats.
+
 Only the demo's own config asks for it (it holds the file named by ``MARKER``), and only a
 fresh store gets it: an operator's config directory, or a store with traffic, never does.
 """
@@ -16,13 +22,13 @@ fresh store gets it: an operator's config directory, or a store with traffic, ne
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .decide import Verdict
 from .rules import CompiledRule, CompiledSite
-from .store import DAY_MS, DecisionQuery, DecisionRecord, EventRecord, Store
+from .store import DAY_MS, DecisionQuery, DecisionRecord, EventRecord, Product, Store
 
-__all__ = ["DAYS", "MARKER", "history", "seed_history"]
+__all__ = ["DAYS", "MARKER", "PLANTED", "history", "seed_history"]
 
 DAYS = 28
 SEED = 17
@@ -31,6 +37,53 @@ EXPOSED = 0.6  # the share of visitors to whom a rule shows (its conditions hold
 CLICK, DISMISS = 0.12, 0.08
 MARKER = "demo-history.txt"  # in the config directory: the demo's own, which asks for history
 _ID_PREFIX = "5eed0017"  # decision ids as ids.record_id makes them, this prefix marks the demo's
+# The demo catalogue's products most buyers buy together: product -> its partner.
+PLANTED = {
+    "stove-compact-gas": "gas-canister-230",
+    "tent-trail-2p": "tent-footprint-2p",
+    "boots-ridge-gtx": "socks-merino-hiking",
+    "headlamp-400": "batteries-aaa-4",
+}
+BROWSE = 0.6  # the share of visitors who view products (every buyer does)
+ANCHORED = 0.5  # the share of shoppers who have one of PLANTED's products in mind
+WITH_PARTNER = 0.85  # ... and who buy its partner with it
+NOISE = 0.3  # a basket's chance of one more product, any of them
+
+
+class _Shop:
+    """A catalogue's shoppers, drawn from a random stream of their own (the rules' traffic
+    is the same with or without them)."""
+
+    def __init__(self, site: str, products: Sequence[Product]) -> None:
+        self.rng = random.Random(f"{SEED}:{site}:products")
+        self.stocked = [p for p in products if p.in_stock]
+        self.by_id = {p.id: p for p in products}
+        self.anchors = [a for a, b in PLANTED.items() if {a, b} <= self.by_id.keys()]
+
+    def shopper(self) -> tuple[list[str], list[str]]:
+        """One visitor's product views (oldest first) and the basket they buy, if they buy."""
+        rng = self.rng
+        if self.anchors and rng.random() < ANCHORED:
+            wanted = self.by_id[rng.choice(self.anchors)]
+        else:
+            wanted = rng.choice(self.stocked)
+        basket = [wanted.id]
+        partner = PLANTED.get(wanted.id)
+        if partner is not None and partner in self.by_id and rng.random() < WITH_PARTNER:
+            basket.append(partner)
+        if rng.random() < NOISE:
+            extra = rng.choice(self.stocked).id
+            basket += [extra] if extra not in basket else []
+        alike = [p for p in self.stocked if p.category == wanted.category]
+        views = [wanted.id]
+        for _ in range(rng.randint(1, 3)):
+            views.append(rng.choice(alike if rng.random() < 0.6 else self.stocked).id)
+        views += [b for b in basket if b not in views]
+        return views, basket
+
+    def value(self, basket: list[str]) -> float:
+        """What a basket costs."""
+        return round(sum(self.by_id[b].price or 0.0 for b in basket), 2)
 
 
 def _rates(rule: CompiledRule, rng: random.Random) -> dict[str, float]:
@@ -54,12 +107,15 @@ def _reason(rule: CompiledRule) -> str:
 
 
 def history(
-    site: CompiledSite, until_day: int, days: int = DAYS
+    site: CompiledSite, until_day: int, days: int = DAYS, products: Sequence[Product] = ()
 ) -> list[tuple[list[EventRecord], list[DecisionRecord]]]:
     """The records of ``site``'s made-up traffic on the ``days`` UTC days before
     ``until_day`` (a day number, epoch ms // DAY_MS), one (events, decisions) batch per
-    day, oldest first. The same site and days give the same records."""
+    day, oldest first; with its catalogue's ``products`` when it has a ``catalog``, their
+    views, carts and purchases too. The same site, days and products give the same records."""
     rng = random.Random(f"{SEED}:{site.name}")
+    catalog = site.config.catalog
+    shop = _Shop(site.name, products) if catalog is not None and products else None
     rates = {rule.id: _rates(rule, rng) for rule in site.rules}
     batches = []
     count = 0
@@ -75,6 +131,7 @@ def history(
             count += 1
             verdicts: list[Verdict] = []
             goals: dict[str, float] = {}
+            views, basket = shop.shopper() if shop is not None else ([], [])
             for rule in site.rules:
                 if rng.random() >= EXPOSED:
                     verdicts.append(Verdict(rule.id, False, reason=_reason(rule)))
@@ -96,17 +153,43 @@ def history(
                 elif rng.random() < rate:
                     events.append(_feedback(about, "convert", at + 60_000))
             # One goal event converts every rule whose goal it is.
+            bought = False
             for goal, rate in sorted(goals.items()):
                 if rng.random() >= rate:
                     continue
                 value = round(rng.uniform(19, 180), 2) if goal == "purchase" else None
                 later = at + rng.randrange(60_000, 3 * 3600_000)
+                lines = None
+                if shop is not None and catalog is not None and goal == catalog.purchase:
+                    bought, lines, value = True, basket, shop.value(basket)
+                    events += _carts(site.name, visitor, catalog.cart, basket, later)
                 events.append(
-                    EventRecord(site.name, visitor, "event", later, name=goal, value=value)
-                )
+                    EventRecord(
+                        site.name, visitor, "event", later, name=goal, value=value,
+                        products=lines,
+                    )
+                )  # fmt: skip
+            if shop is not None and (bought or shop.rng.random() < BROWSE):
+                events += [
+                    EventRecord(site.name, visitor, "product_view", at + 5_000 * i, products=[v])
+                    for i, v in enumerate(views)
+                ]
             decisions.append(DecisionRecord(decision, site.name, visitor, at, _url(site), verdicts))
         batches.append((events, decisions))
     return batches
+
+
+def _carts(
+    site: str, visitor: str, cart: str | None, basket: list[str], bought: int
+) -> list[EventRecord]:
+    """The basket's add-to-cart events, the seconds before its purchase at ``bought``."""
+    if cart is None:
+        return []
+    return [
+        EventRecord(site, visitor, "trigger", bought - 1_000 * (len(basket) - i), name=cart,
+                    products=[product])
+        for i, product in enumerate(basket)
+    ]  # fmt: skip
 
 
 def _url(site: CompiledSite) -> str:
@@ -128,15 +211,22 @@ async def _fresh(store: Store, sites: Mapping[str, CompiledSite]) -> bool:
     return True
 
 
-async def seed_history(store: Store, sites: Mapping[str, CompiledSite], now_ms: int) -> list[str]:
-    """Write every site's history up to yesterday into a fresh store (see ``_fresh``); the
-    names of the sites written. A store with any traffic of any site is left as it is: a
-    demo started again, or one whose retention emptied a site, gets no second history."""
+async def seed_history(
+    store: Store,
+    sites: Mapping[str, CompiledSite],
+    now_ms: int,
+    catalogues: Mapping[str, Sequence[Product]] | None = None,
+) -> list[str]:
+    """Write every site's history up to yesterday into a fresh store (see ``_fresh``), with
+    the shoppers of the sites whose ``catalogues`` are given; the names of the sites written.
+    A store with any traffic of any site is left as it is: a demo started again, or one
+    whose retention emptied a site, gets no second history."""
     if not await _fresh(store, sites):
         return []
     seeded = []
     for name, site in sorted(sites.items()):
-        for events, decisions in history(site, now_ms // DAY_MS):
+        products = (catalogues or {}).get(name, ())
+        for events, decisions in history(site, now_ms // DAY_MS, products=products):
             await store.write(events, decisions)
         seeded.append(name)
     return seeded

@@ -86,10 +86,15 @@ def test_every_demo_page_and_widget_fits_a_phone(phone: BrowserContext, demo_url
     open_page(page, f"{demo_url}/shop/")
     expect(page.locator("#offers .sc-offer")).to_be_visible()
     fits(page, "shop")
+    open_page(page, f"{demo_url}/shop/category/kitchen")
+    fits(page, "category")
+    open_page(page, f"{demo_url}/shop/products/stove-compact-gas")
+    fits(page, "product")
     with page.expect_response(lambda r: "/v1/decide" in r.url):
         page.locator(".add-to-cart").first.tap()
     open_page(page, f"{demo_url}/shop/cart.html")
     expect(page.locator(".sc-slide-in")).to_be_visible()
+    expect(page.locator("#cart-lines")).to_contain_text("Compact gas stove")
     fits(page, "cart")
     open_page(page, f"{demo_url}/shop/checkout.html")
     page.evaluate("sitecue('show', 'exit-discount')")  # the exit intent, without the flick

@@ -52,7 +52,7 @@ def test_a_preview_link_shows_its_rule_and_the_panel(
     panel = page.locator("#sitecue-preview")
     expect(panel).to_have_attribute("data-rule", "free-express")
     rows = panel.locator("tr")
-    expect(rows).to_have_count(4)  # every rule of the shop
+    expect(rows).to_have_count(6)  # every rule of the shop
     expect(panel.locator('tr[data-rule="free-express"]')).to_contain_text(
         "condition: triggers.add_to_cart.1d"
     )

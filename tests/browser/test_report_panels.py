@@ -34,7 +34,14 @@ UNTIL_DAY = (date(2026, 10, 31) - date(1970, 1, 1)).days  # history: 2026-10-03 
 PERIOD = "from=2026-10-03&to=2026-10-30"
 RULES = {
     "news": ["paywall-faq", "newsletter"],
-    "shop": ["loyalty-offer", "first-purchase", "free-express", "exit-discount"],
+    "shop": [
+        "loyalty-offer",
+        "first-purchase",
+        "free-express",
+        "exit-discount",
+        "recently-viewed",
+        "bought-together",
+    ],
 }
 
 

@@ -23,8 +23,10 @@ from starlette.staticfiles import StaticFiles
 
 from . import preview
 from .app import build_app
+from .catalog import store_products
 from .demo_history import MARKER, seed_history
 from .demo_shop import CATALOG, SHOP, read_catalog, shop_routes
+from .recommend import Refresher, run_sites
 from .runtime import Runtime
 from .settings import Settings
 
@@ -82,6 +84,14 @@ def build_demo_app(settings: Settings) -> Starlette:
             # buy from its catalogue, with the pattern recommendations learn planted.
             if (settings.config_dir / MARKER).is_file():
                 await seed_history(runtime.store, runtime.sites, now, {SHOP: products})
+            if products and SHOP in runtime.sites:
+                # Imported at every start (each replaces the product of its id), then the
+                # recommendations counted and loaded before the first page is served.
+                await store_products(runtime.store, SHOP, products)
+                await run_sites(runtime.store, runtime.sites, SHOP)
+                await Refresher(
+                    runtime.store, lambda: runtime.sites, runtime.recommendations
+                ).refresh()
             yield
 
     return Starlette(

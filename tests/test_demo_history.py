@@ -250,7 +250,6 @@ def test_a_demo_imports_the_shops_catalogue_and_recommends_from_its_first_page(
     """``sitecue demo`` stores the catalogue at every start (again: replaced, not doubled),
     runs the recommendations' job once over the seeded shoppers and loads its index before
     it serves: the stove's first bought-together neighbour is its planted partner."""
-    pytest.importorskip("sitecue.recommend", reason="needs the recommendations (issue 19)")
     env = {"SITECUE_DATA_DIR": str(tmp_path / "data"), "SITECUE_CONFIG_DIR": str(CONFIG_DIR)}
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -10,6 +10,7 @@ group, as the README's walk-through promises everyone."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +27,8 @@ from .app import build_app
 from .catalog import store_products
 from .demo_history import MARKER, seed_history
 from .demo_shop import CATALOG, SHOP, read_catalog, shop_routes
-from .recommend import Refresher, run_sites
+from .recommend import run_sites
+from .recommend.index import load_index
 from .runtime import Runtime
 from .settings import Settings
 
@@ -86,12 +88,15 @@ def build_demo_app(settings: Settings) -> Starlette:
                 await seed_history(runtime.store, runtime.sites, now, {SHOP: products})
             if products and SHOP in runtime.sites:
                 # Imported at every start (each replaces the product of its id), then the
-                # recommendations counted and loaded before the first page is served.
+                # recommendations counted and loaded before the first page is served. The
+                # app's own job may hold the site's lease for a moment: wait for it.
                 await store_products(runtime.store, SHOP, products)
-                await run_sites(runtime.store, runtime.sites, SHOP)
-                await Refresher(
-                    runtime.store, lambda: runtime.sites, runtime.recommendations
-                ).refresh()
+                for _ in range(100):
+                    outcomes = await run_sites(runtime.store, runtime.sites, SHOP)
+                    if not any(o.skipped for o in outcomes):
+                        break
+                    await asyncio.sleep(0.1)
+                runtime.recommendations[SHOP] = await load_index(runtime.store, SHOP)
             yield
 
     return Starlette(

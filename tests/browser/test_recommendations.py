@@ -11,15 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from pages import open_page
 from playwright.sync_api import BrowserContext, Page, expect
 
 from sitecue.demo_history import PLANTED
-
-# The recommendations' job, index and strategies (sitecue.recommend), the per-visitor
-# rendering of widgets and the tag's product signals make this work together.
-pytest.importorskip("sitecue.recommend", reason="needs the recommendations (issue 19)")
 
 STOVE = "stove-compact-gas"
 GAS = PLANTED[STOVE]  # most who buy the stove buy this gas canister with it

@@ -19,7 +19,7 @@ from crm_site import MINUTE_MS, Clock
 from sitecue.api import contact_events
 from sitecue.api import tag as tag_api
 from sitecue.app import build_app
-from sitecue.catalog import product_key
+from sitecue.catalog import ESTABLISHED_MS, product_key
 from sitecue.products import (
     MAX_BOUGHT,
     bought,
@@ -237,9 +237,23 @@ def test_a_product_page_view_is_recorded_with_the_description_and_kept_newest_fi
     rows = store.rows("product_view")
     assert [json.loads(r[3]) for r in rows] == [["a"], ["b"], ["c"], ["a"], ["d"]]
     assert {r[0] for r in rows} == {LAPTOP}
-    described = json.loads(rows[0][4])  # as sitecue.catalog.page_product writes it
-    assert (described["name"], described["url"]) == ("Product a", f"{ORIGIN}/products/x")
+    # A new browser names the products it views, but describes none (catalog.page_view).
+    assert [r[4] for r in rows] == [None] * 5
     assert recent_keys(store.state(LAPTOP)) == keys("d", "a", "c")  # catalog.recent = 3
+    store.clock.now += ESTABLISHED_MS  # an hour later, with five page views: established
+    store.view(LAPTOP, {"id": "a", "name": "Product a"})
+    described = json.loads(store.rows("product_view")[-1][4])  # as catalog.page_product has it
+    assert (described["name"], described["url"]) == ("Product a", f"{ORIGIN}/products/x")
+
+
+def test_a_pages_wrong_description_loses_nothing_of_its_page_view(store: Store) -> None:
+    """The page's mistake (an image elsewhere, a bad id) is logged, and the decision and the
+    events sent with it stand: only the description (or, for a bad id, the product) goes."""
+    cart = [{"name": "add_to_cart", "product": "sku-1"}]
+    store.view(LAPTOP, {"id": "a", "name": "A", "image": "https://cdn.example/a.png"}, events=cart)
+    store.view(LAPTOP, {"id": "a b", "name": "A"}, events=cart)
+    assert [json.loads(r[3]) for r in store.rows("product_view")] == [["a"]]
+    assert [r[2] for r in store.rows("trigger")] == ["add_to_cart", "add_to_cart"]
 
 
 def test_a_product_view_is_recorded_once_per_counted_page_view(store: Store) -> None:
@@ -267,7 +281,6 @@ def test_a_page_without_a_product_or_a_site_without_a_catalog_records_no_view(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"page": {"url": "/", "data": {"product": {"id": "a b"}}}}, "$.page.data.product.id"),
         ({"events": [{"name": "add_to_cart", "product": "a b"}]}, "$.events[0].product"),
         ({"events": [{"name": "add_to_cart", "product": "a\n"}]}, "$.events[0].product"),
         ({"events": [{"name": "purchase", "products": []}]}, "$.events[0].products"),

@@ -27,6 +27,7 @@ of those origins, and it is only taken once several visitors agree (see store.ca
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Collection, Sequence
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCH",
+    "ESTABLISHED_MS",
+    "ESTABLISHED_VIEWS",
     "FIELDS",
     "MAX_CATEGORY",
     "MAX_NAME",
@@ -57,14 +60,15 @@ __all__ = [
     "Product",
     "check_product",
     "page_product",
+    "page_view",
     "product_key",
     "product_of",
     "store_products",
     "upsert_page_products",
 ]
 
-"""A product id: 1 to 64 letters, digits and ``_ . : / -``, starting with a letter or digit
-(the same literal as protocol.py's)."""
+log = logging.getLogger("sitecue")
+
 MAX_NAME = 200
 MAX_URL = 2048
 MAX_CATEGORY = 64
@@ -299,6 +303,44 @@ def page_product(
     if product is None:
         raise BadRequest("; ".join(f"{where}.{p.path}: {p.expected}" for p in problems))
     return product_id, _detail(product)
+
+
+ESTABLISHED_MS = 3_600_000
+ESTABLISHED_VIEWS = 3
+"""A page's description of its product counts towards ``catalog.confirm`` only from a
+browser first seen an hour ago with three page views: a new cookie costs nothing, so
+counting fresh browsers as distinct visitors let two requests put any product in the
+catalogue. (It deters, it does not prove: see the README.)"""
+_mistaken: set[tuple[str, str]] = set()  # (site, field) of the page mistakes logged, once each
+_MISTAKES_LOGGED = 1000
+
+
+def page_view(
+    site: CompiledSite, page_url: str, raw: Any, established: bool
+) -> tuple[str, str | None] | None:
+    """The product a page view shows, as decide records it: :func:`page_product`, except
+    that a mistake in the page's description is the page's, not the visitor's: it is logged
+    (once per site and field) and only the product's id is kept (nothing for a bad id), so
+    the page view, its decisions and the events sent with it are never refused for it. A
+    browser that is not ``established`` names the product but describes nothing."""
+    try:
+        found = page_product(site, page_url, raw)
+    except BadRequest as err:
+        where = str(err).split(":", 1)[0]
+        if (site.name, where) not in _mistaken and len(_mistaken) < _MISTAKES_LOGGED:
+            _mistaken.add((site.name, where))
+            log.warning("site %s: a page described its product wrongly (%s)", site.name, err)
+        try:
+            value = _decode(raw) if isinstance(raw, msgspec.Raw) else raw
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        product_id = value.get("id") if isinstance(value, dict) else None
+        return (
+            (product_id, None) if isinstance(product_id, str) and _valid("id", product_id) else None
+        )
+    if found is None or established:
+        return found
+    return found[0], None
 
 
 def _detail(product: Product) -> str:

@@ -284,11 +284,14 @@ def decide(
     page, utm = _page_context(request)
     if request.page.data:  # what the page set: checked against the site's declarations
         page["data"] = page_data(site.config.page_data, request.page.data)
-    # The product the page shows: checked on every call (a bad one is refused, naming its
-    # field), recorded and remembered on a counted page view.
+    # The product the page shows: recorded and remembered on a counted page view; its
+    # description counts only from an established browser (see catalog.page_view).
     raw_product = request.page.data.get("product") if site.config.catalog else None
+    established = (
+        state.first_seen and now - state.first_seen >= catalog.ESTABLISHED_MS
+    ) and state.pageviews >= catalog.ESTABLISHED_VIEWS
     shown = (
-        catalog.page_product(site, request.page.url, raw_product)
+        catalog.page_view(site, request.page.url, raw_product, bool(established))
         if raw_product is not None
         else None
     )

@@ -32,8 +32,10 @@ from sitecue.products import (
     viewed,
 )
 from sitecue.protocol import PRODUCT_ID, TriggerSpec
+from sitecue.recommend import Index
 from sitecue.settings import Settings
 from sitecue.state import Products, VisitorState
+from sitecue.store import Product
 from sites import site
 
 STORE: dict[str, Any] = {
@@ -49,11 +51,17 @@ STORE: dict[str, Any] = {
         "from_pages": True,
         "fields": {"brand": "string"},
     },
+    "widgets": {
+        "cards": {
+            "template": "widgets/recommendations.html",
+            "recommend": {"strategies": ["bought_together", "popular"]},
+        }
+    },
     "rules": [
         {
             "id": "cards",
             "placement": {"type": "inline", "selector": "#cards"},
-            "variants": [{"id": "row", "weight": 100, "widget": None}],
+            "variants": [{"id": "row", "weight": 100, "widget": "cards"}],
         }
     ],
 }
@@ -336,18 +344,26 @@ def test_cart_and_purchase_events_carry_their_products_through_events(store: Sto
 
 
 def test_a_click_on_a_recommended_product_records_the_product_and_strategy(store: Store) -> None:
+    runtime = store.client.app.state.runtime  # type: ignore[attr-defined]
+    sku = Product(id="sku-9", name="Lamp", url=f"{ORIGIN}/products/sku-9")
+    runtime.recommendations["store"] = Index.build([sku], popular={None: ["sku-9"]})
     decision = store.decide(LAPTOP)["decisions"][0]
     about = {"decision": decision["id"], "rule": "cards", "variant": "row"}
     store.events(
         LAPTOP,
         [
             {"type": "impression", **about, "product": "sku-9"},  # not about a product
+            # Not a product of the index, or not a strategy of the widget: a plain click
+            # (once per decision, like any plain click).
+            {"type": "click", **about, "product": "sku-0", "strategy": "bought_together"},
+            {"type": "click", **about, "product": "sku-9", "strategy": "recently_viewed"},
             {"type": "click", **about, "product": "sku-9", "strategy": "bought_together"},
         ],
     )
     assert store.rows("impression")[0][3:5] == (None, None)
     assert store.rows("click") == [
-        (LAPTOP, "click", None, '["sku-9"]', '{"strategy":"bought_together"}', None)
+        (LAPTOP, "click", None, None, None, None),
+        (LAPTOP, "click", None, '["sku-9"]', '{"strategy":"bought_together"}', None),
     ]
     bad = {"type": "click", **about, "product": "sku-9", "strategy": "cheapest"}
     assert "$.events[0].strategy" in store.events(LAPTOP, [bad], status=400)["error"]

@@ -147,6 +147,17 @@ class CompiledSite:
                         return self.config.widgets[variant.widget].form
         return None
 
+    def strategies(self, rule_id: str, variant_id: str) -> tuple[str, ...]:
+        """The strategies the widget of this rule's variant recommends by (none: it does
+        not recommend)."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                for variant in rule.variants:
+                    if variant.id == variant_id and variant.widget is not None:
+                        recommend = self.config.widgets[variant.widget].recommend
+                        return tuple(recommend.strategies) if recommend else ()
+        return ()
+
     @property
     def name(self) -> str:
         return self.config.site

@@ -96,4 +96,6 @@ def test_product_views_carts_purchases_and_card_clicks_carry_their_products(
     assert ("product_view", None, '["sku-1"]', None, None) in rows
     assert ("trigger", "add_to_cart", '["sku-2"]', None, None) in rows
     assert ("trigger", "purchase", '["sku-9","sku-1","sku-3"]', None, 99.5) in rows
-    assert ("click", None, '["sku-5"]', '{"strategy":"bought_together"}', None) in rows
+    # The lab's cards are fixed markup, not a widget that recommends: the server keeps the
+    # click as the widget's, without the product (test_products covers one that does).
+    assert ("click", None, None, None, None) in rows

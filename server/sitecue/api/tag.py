@@ -331,7 +331,7 @@ async def events_endpoint(request: Request) -> Response:
             e.decision,
             e.value if e.type == "event" else None,
             key=e.id,  # a retried event is not stored again
-            **(_product_fields(e) if catalog else {}),
+            **(_product_fields(e, site, runtime) if catalog else {}),
         )
         for e in accepted
     ]
@@ -345,13 +345,21 @@ async def events_endpoint(request: Request) -> Response:
     return cors(response, origin)
 
 
-def _product_fields(event: Feedback) -> dict[str, Any]:
+def _product_fields(event: Feedback, site: CompiledSite, runtime: Runtime) -> dict[str, Any]:
     """What an event stores of its products: an ``event``'s (an add-to-cart, a purchase's
     lines), or the product of a ``click`` on a recommendation with the strategy that put it
     there (``detail``); other feedback is about a decision, never a product."""
     if event.type == "event":
         return {"products": products.event_products(event.product, event.products)}
     if event.type == "click" and event.product is not None:
+        # A visitor reports clicks on their own decisions, and could name any product and
+        # strategy: only a product this worker's index holds, under a strategy the
+        # variant's widget recommends by, is counted as a recommendation's (else a plain
+        # click), so nobody can steer results by strategy or fill the product rollups.
+        index = runtime.recommendations.get(site.name)
+        strategies = site.strategies(event.rule or "", event.variant or "")
+        if event.strategy not in strategies or index is None or event.product not in index.products:
+            return {}
         detail = msgspec.json.encode({"strategy": event.strategy}) if event.strategy else None
         return {"products": [event.product], "detail": detail.decode() if detail else None}
     return {}

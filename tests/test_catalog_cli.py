@@ -124,8 +124,8 @@ def test_a_site_without_a_catalog_is_refused(
 ) -> None:
     products = tmp_path / "products.csv"
     products.write_text("id,name,url\n")
-    assert main(["catalog", "import", str(products), "--site", "shop"]) == 2
-    assert "--site: site 'shop' has no catalog section in its config" in capsys.readouterr().err
+    assert main(["catalog", "import", str(products), "--site", "news"]) == 2
+    assert "--site: site 'news' has no catalog section in its config" in capsys.readouterr().err
     assert main(["catalog", "import", str(products), "--site", "nope"]) == 2
     assert "--site: no site named nope" in capsys.readouterr().err
 

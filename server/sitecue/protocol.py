@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .config import Placement, Show, Strategy
+from .config import Placement, Show
 from .tokens import MAX_TOKEN
 
 __all__ = [
@@ -157,7 +157,9 @@ class Feedback(msgspec.Struct, frozen=True):
     # or an ``event``'s products (an add-to-cart's, a purchase's lines) and value (its total).
     product: ProductId | None = None
     products: ProductIds | None = None
-    strategy: Strategy | None = None
+    # Any name: one that is not a strategy of the decision's widget makes a plain click
+    # (api/tag.py), never a refused batch (a site's own template may name its own).
+    strategy: Short | None = None
     value: Number | None = None
 
 

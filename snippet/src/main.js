@@ -35,6 +35,7 @@ function start() {
   let dataRead = []; // the page-data keys some rule reads, as the server lists them
   let changed = []; // keys set since the last call
   let pending = [];
+  let outbox = []; // events to /v1/events, sent together (see send)
   let consent;
   let timer = 0;
   let skew = 0; // the server's clock minus ours: events are dated by the server's clock
@@ -92,7 +93,7 @@ function start() {
     presented.add(d.id);
     // A click on a product card (`data-sc-product`) names the product and the strategy.
     const report = (type, card = {}) => {
-      send({ type, decision: d.id, rule: d.rule, variant: d.variant, product: card.scProduct, strategy: card.scStrategy });
+      send({ type, decision: d.id, rule: d.rule, variant: d.variant, product: valid(card.scProduct)[0], strategy: card.scStrategy });
       if (!previewing) handoff(type, d);
     };
     // A form taken (200) is `submit` for analytics; the server counts it as the conversion.
@@ -110,6 +111,7 @@ function start() {
   // it (a click trigger on a link would be lost otherwise), with the reading time.
   function flush() {
     clearTimeout(timer);
+    post();
     if (pending.length) decide(false, true);
     else if (reads && !previewing) {
       const read = take();
@@ -117,11 +119,17 @@ function start() {
     }
   }
 
+  // The events of one moment go in one request: each answer rewrites the whole state cookie,
+  // so two requests side by side (two widgets' impressions) would each undo the other's.
   function send(event) {
     if (previewing) return;
     event.at = Date.now() + skew;
     event.id = id();
-    beacon(base + 'v1/events', { site, events: [event] });
+    if (outbox.push(event) < 2) setTimeout(post);
+  }
+
+  function post() {
+    while (outbox.length) beacon(base + 'v1/events', { site, events: outbox.splice(0, 50) });
   }
 
   function soon() {
@@ -137,7 +145,7 @@ function start() {
   // An event, with the products it is about (an add-to-cart's, a purchase's lines): ids the
   // server would refuse are left out (it takes at most 50).
   function fire(name, value, ...ids) {
-    ids = [].concat(...ids).filter((p) => p === '' + p && /^[^\W_][\w.:/-]{0,63}$/.test(p)).slice(0, 50);
+    ids = valid(ids);
     const event = { name, at: Date.now(), value, products: ids[0] && ids };
     if (watched === null || watched.has(name)) {
       pending.push(event); // a value that is not a number goes as null
@@ -183,6 +191,9 @@ function start() {
     decide(true);
   });
 }
+
+// The product ids the server takes (at most 50), of an id, a list, or a list of both.
+const valid = (ids) => [].concat(ids).flat().filter((p) => p === '' + p && /^[^\W_][\w.:/-]{0,63}$/.test(p)).slice(0, 50);
 
 // A random id (three 32-bit numbers, seven base-36 digits each): for a page view, a call, an event.
 function id() {

@@ -172,6 +172,9 @@ PSEUDONYMISE = [
     "UPDATE exposures SET visitor = ? WHERE site = ? AND visitor = ?",
     "UPDATE product_clicks SET visitor = ? WHERE site = ? AND visitor = ?",
 ]
+# And what the recommendations' job keeps of each browser (the products it viewed, carted
+# and bought, for pairing its next ones), with (site, visitor): the counts it made stay.
+FORGET_BROWSER_PRODUCTS = "DELETE FROM rec_visitors WHERE site = ? AND visitor = ?"
 FORGET = [
     "DELETE FROM links WHERE site = ? AND contact = ?",  # verified or not: each row names them
     "DELETE FROM token_uses WHERE site = ? AND contact = ?",

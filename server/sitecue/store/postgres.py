@@ -29,6 +29,7 @@ from .base import (
     END_SESSION,
     EVENT_COLUMNS,
     FORGET,
+    FORGET_BROWSER_PRODUCTS,
     HEARTBEAT,
     HISTORY_BROWSERS,
     HISTORY_RECORDS,
@@ -827,6 +828,7 @@ class PostgresStore:
                 for sql in _PSEUDONYMISE:
                     await db.execute(sql, stand_in, site, visitor)
                 await db.execute(_ERASE_BROWSER, site, visitor)
+                await db.execute(_numbered(FORGET_BROWSER_PRODUCTS), site, visitor)
                 for sql in _ERASE_BY["visitor"]:
                     await db.execute(sql, site, visitor)
             for sql in _FORGET:

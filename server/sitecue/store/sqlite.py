@@ -29,6 +29,7 @@ from .base import (
     END_SESSION,
     EVENT_COLUMNS,
     FORGET,
+    FORGET_BROWSER_PRODUCTS,
     HEARTBEAT,
     HISTORY_BROWSERS,
     HISTORY_RECORDS,
@@ -894,6 +895,7 @@ class SQLiteStore:
                     for sql in PSEUDONYMISE:
                         self._writes.execute(sql, (stand_in, site, visitor))
                     self._writes.execute(ERASE_BROWSER, (site, visitor))
+                    self._writes.execute(FORGET_BROWSER_PRODUCTS, (site, visitor))
                     for sql in ERASE_BY["visitor"]:
                         self._writes.execute(sql, (site, visitor))
                 held = sum(self._writes.execute(sql, (site, contact_id)).rowcount for sql in FORGET)

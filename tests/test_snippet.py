@@ -9,13 +9,13 @@ from pathlib import Path
 
 SNIPPET = Path(__file__).resolve().parent.parent / "snippet"
 BUILT = Path(__file__).resolve().parent.parent / "server" / "sitecue" / "static" / "cue.js"
-# 5 KiB, and 120 B more since issue 19: events carry their products (ids the server would
+# 5 KiB, and 152 B more since issue 19: events carry their products (ids the server would
 # refuse are dropped in the page, so one bad id never costs a page view its decision), a
 # click on a recommended product card names the product and its strategy, and the events of
 # one moment go in one request (two widgets' impressions sent side by side each undid the
 # other's cap in the state cookie). Rewriting the overlay CSS and the requests saved nothing
-# once gzipped; the tag is 5,233 B with them.
-GZIP_BUDGET = 5 * 1024 + 120
+# once gzipped; the tag is 5,269 B with them.
+GZIP_BUDGET = 5 * 1024 + 152
 
 
 def test_committed_tag_matches_its_source(tmp_path: Path) -> None:

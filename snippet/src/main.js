@@ -111,7 +111,7 @@ function start() {
   // it (a click trigger on a link would be lost otherwise), with the reading time.
   function flush() {
     clearTimeout(timer);
-    post();
+    deliver();
     if (pending.length) decide(false, true);
     else if (reads && !previewing) {
       const read = take();
@@ -125,10 +125,10 @@ function start() {
     if (previewing) return;
     event.at = Date.now() + skew;
     event.id = id();
-    if (outbox.push(event) < 2) setTimeout(post);
+    if (outbox.push(event) < 2) queueMicrotask(deliver);
   }
 
-  function post() {
+  function deliver() {
     while (outbox.length) beacon(base + 'v1/events', { site, events: outbox.splice(0, 50) });
   }
 

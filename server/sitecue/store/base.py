@@ -680,9 +680,6 @@ class Store(Protocol):
         """Forget up to ``limit`` visitors of ``kind`` untouched since ``before`` (epoch ms),
         and the popularity days before ``before_day``; how many visitors went."""
 
-    async def recommend_version(self, site: str) -> tuple[int, int, int]:
-        """Cheap, polled by every worker: the lists' version, and the catalogue's size and
-        latest change (any change to either makes a worker reload the site)."""
-
-    async def recommend_products(self, site: str) -> list[Product]:
-        """Every product of the site's catalogue, by id."""
+    async def recommend_version(self, site: str) -> tuple[int, int]:
+        """Cheap, polled by every worker: the lists' version and the catalogue's
+        (``catalog_version``); a change to either makes a worker reload the site."""

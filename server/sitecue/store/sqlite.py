@@ -177,7 +177,6 @@ from .recommend import (
     LISTS,
     PAIRS,
     POPULARITY,
-    PRODUCTS,
     PRUNE_DAYS,
     PRUNE_VISITORS,
     PUBLISH_STATE,
@@ -200,7 +199,6 @@ from .recommend import (
     encode_pairs,
     event_of,
     lists_version_of,
-    product_of,
 )
 from .retention import EXPIRE, PRUNE_KEYS, Cutoffs, Rotation, Table, expire_args
 from .rollups import (
@@ -1478,10 +1476,6 @@ class SQLiteStore:
         self._checkpoints.committed()
         return int(gone.rowcount)
 
-    async def recommend_version(self, site: str) -> tuple[int, int, int]:
-        async with self._db.execute(VERSION, (site, site, site)) as cursor:
+    async def recommend_version(self, site: str) -> tuple[int, int]:
+        async with self._db.execute(VERSION, (site, site)) as cursor:
             return lists_version_of(await cursor.fetchone())
-
-    async def recommend_products(self, site: str) -> list[Product]:
-        async with self._db.execute(PRODUCTS, (site,)) as cursor:
-            return [product_of(row) for row in await cursor.fetchall()]

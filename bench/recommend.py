@@ -288,7 +288,7 @@ def sqlite_run(seeded: str, args: argparse.Namespace, i: int) -> dict[str, Any]:
     print(f"sqlite: run {i + 1} of {args.runs} (load average {os.getloadavg()[0]:.1f})")
     command = [sys.executable, __file__, "--one-run", seeded, "--products", str(args.products)]
     command += ["--batch", str(args.batch)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     figures: dict[str, Any] = {}
     for line in out.splitlines():
         if line.startswith("FIGURES "):

@@ -128,7 +128,9 @@ def test_a_flood_from_one_visitor_counts_once_per_pair_and_product(store_url: st
     assert index.popular[:2] == ("p005", "p006")
 
 
-def test_runs_are_incremental_and_end_where_one_run_would(store_url: str) -> None:
+def test_runs_are_incremental_and_end_where_one_run_would(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events = sorted(planted(11), key=lambda e: e.at)  # as they happen
     half = len(events) // 2
 
@@ -148,7 +150,9 @@ def test_runs_are_incremental_and_end_where_one_run_would(store_url: str) -> Non
         await settled(job(store))
         return await store.recommend_lists("shop")
 
-    stepped = with_shop(store_url, in_steps)
+    with monkeypatch.context() as patched:  # the pairs merged in many transactions
+        patched.setattr("sitecue.recommend.job.MERGE", 50)
+        stepped = with_shop(store_url, in_steps)
     assert stepped["bought:" + A].startswith(f'[["{B}"')
     if store_url.startswith("sqlite"):  # (one PostgreSQL database per test)
         assert stepped == with_shop(store_url.replace("sitecue.db", "again.db"), at_once)

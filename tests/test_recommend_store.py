@@ -150,3 +150,18 @@ def test_old_visitors_and_days_are_forgotten(store_url: str) -> None:
 
     gone, visitors, popularity = with_store(store_url, body)
     assert gone == 1 and visitors == {"new": b"x"} and popularity == {"p1": 2}
+
+
+def test_the_visitors_untouched_longest_are_forgotten_first(store_url: str) -> None:
+    async def body(store: Store) -> list[object]:
+        await store.recommend_claim("shop", "h", NOW, 60_000)
+        visitors = [("viewed", name, b"x", NOW - age) for name, age in
+                    [("a", 10), ("b", 40), ("c", 20), ("d", 30), ("e", 1)]]  # fmt: skip
+        await store.recommend_commit("shop", "h", Batch(1, visitors=visitors), NOW + 60_000)
+        first = await store.recommend_prune("shop", "viewed", NOW - 5, 0, 2)
+        left = await store.recommend_visitors("shop", "viewed", list("abcde"))
+        rest = await store.recommend_prune("shop", "viewed", NOW - 5, 0, 2)
+        return [first, sorted(left), rest, sorted(await store.recommend_visitors(
+            "shop", "viewed", list("abcde")))]  # fmt: skip
+
+    assert with_store(store_url, body) == [2, ["a", "c", "e"], 2, ["e"]]

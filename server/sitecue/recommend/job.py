@@ -312,15 +312,19 @@ class RecommendJob:
                     break
             if not summed and not deltas:
                 return True
+            full = len(summed) >= MERGE
             rows = []
+            names: dict[str, str] = {}
+            one = names.setdefault  # one string per id (and kind), not one per row
             for pair in sorted(summed):  # in key order: each page of the pairs written once
                 kind, a, b = pair.split(" ")
-                rows.append((kind, a, b, summed[pair]))
+                rows.append((one(kind, kind), one(a, a), one(b, b), summed[pair]))
+            summed.clear()  # the peak is the rows, not the rows and the sums
             if not await self.store.recommend_merge(
                 site, self.holder, after, rows, self.clock() + LEASE_MS
             ):
                 return False
-            if len(summed) < MERGE:
+            if not full:
                 return True
 
     async def _pages(self, site: str, catalog: Catalog, events: list[ProductEvent]) -> list[str]:

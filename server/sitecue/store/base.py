@@ -677,8 +677,9 @@ class Store(Protocol):
     async def recommend_prune(
         self, site: str, kind: Kind, before: int, before_day: int, limit: int
     ) -> int:
-        """Forget up to ``limit`` visitors of ``kind`` untouched since ``before`` (epoch ms),
-        and the popularity days before ``before_day``; how many visitors went."""
+        """Forget the ``limit`` visitors of ``kind`` untouched longest, if since before
+        ``before`` (epoch ms; and any tied with the last of them), and the popularity days
+        before ``before_day``; how many visitors went."""
 
     async def recommend_version(self, site: str) -> tuple[int, int]:
         """Cheap, polled by every worker: the lists' version and the catalogue's

@@ -1347,9 +1347,8 @@ class PostgresStore:
         self, site: str, kind: Kind, before: int, before_day: int, limit: int
     ) -> int:
         async with self._pool.acquire() as db:
-            status = await db.execute(
-                _numbered(PRUNE_VISITORS), site, kind, site, kind, before, limit
-            )
+            args = (site, kind, before, site, kind, before, limit - 1, before)
+            status = await db.execute(_numbered(PRUNE_VISITORS), *args)
             await db.execute(_numbered(PRUNE_DAYS), site, before_day)
         return int(status.split()[-1])
 

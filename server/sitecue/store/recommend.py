@@ -247,9 +247,13 @@ VERSION = (
     "SELECT (SELECT version FROM rec_state WHERE site = ?),"
     " (SELECT version FROM catalog_versions WHERE site = ?)"
 )
+# The oldest ``limit`` records before a time (and any tied with the last of them): one range
+# of the (site, kind, at) index, where ``visitor IN (SELECT … LIMIT)`` made PostgreSQL join.
+# Arguments: site, kind, before, site, kind, before, limit - 1, before.
 PRUNE_VISITORS = (
-    "DELETE FROM rec_visitors WHERE site = ? AND kind = ? AND visitor IN (SELECT visitor"
-    " FROM rec_visitors WHERE site = ? AND kind = ? AND at < ? LIMIT ?)"
+    "DELETE FROM rec_visitors WHERE site = ? AND kind = ? AND at < ? AND at <= COALESCE("
+    "(SELECT at FROM rec_visitors WHERE site = ? AND kind = ? AND at < ? ORDER BY at"
+    " LIMIT 1 OFFSET ?), ?)"
 )
 PRUNE_DAYS = "DELETE FROM rec_days WHERE site = ? AND day < ?"
 

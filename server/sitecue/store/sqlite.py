@@ -1420,7 +1420,7 @@ class SQLiteStore:
                 if w.execute(RENEW, (lease_until, site, holder)).rowcount != 1:
                     _rollback(w)
                     return False
-                w.executemany(UPSERT_PAIRS, [(site, *row) for row in pairs])
+                w.executemany(UPSERT_PAIRS, ((site, *row) for row in pairs))
                 w.execute(DELETE_DELTAS, (site, upto))
                 w.execute("COMMIT")
             except BaseException:
@@ -1471,7 +1471,8 @@ class SQLiteStore:
         self, site: str, kind: Kind, before: int, before_day: int, limit: int
     ) -> int:
         async with self._write_lock():
-            gone = self._writes.execute(PRUNE_VISITORS, (site, kind, site, kind, before, limit))
+            args = (site, kind, before, site, kind, before, limit - 1, before)
+            gone = self._writes.execute(PRUNE_VISITORS, args)
             self._writes.execute(PRUNE_DAYS, (site, before_day))
         self._checkpoints.committed()
         return int(gone.rowcount)

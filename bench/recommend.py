@@ -8,12 +8,18 @@ events go straight into the ``events`` table (the writer is not what is measured
 one run of the job counts them all from an empty checkpoint and publishes the lists; then
 10,000 more events come and a second run counts them (what every minute's run does).
 
-Prints, per engine: the run's time and rate, its batches (count, median and max time of
-each commit: what a request's write may wait behind on SQLite), the lists published, and
-the process's peak memory.
+SQLite: the file is seeded once, and each of ``--runs`` runs (default 3) works on a fresh
+copy of it in its own process, so that its peak memory is the job's own; the median run is
+reported. Each run first scans the same events with a plain SELECT (no job): its time is
+the machine's speed at that moment, so that the job's ratio to it means something on a
+loaded machine. Measure when ``uptime`` shows the machine idle.
+
+Prints, per run: the job's wall and CPU time and rate, the baseline scan's, its batches
+(count, median and max time of each commit: what a request's write may wait behind on
+SQLite) and merges, the lists published, and the run's peak memory.
 
     python bench/recommend.py [--events 1000000] [--products 2000] [--engine sqlite|postgres]
-                              [--batch N]
+                              [--batch N] [--runs 3]
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
+import os
 import random
 import resource
+import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +53,7 @@ from sitecue.recommend import RecommendJob  # noqa: E402
 from sitecue.recommend.job import BATCH  # noqa: E402
 from sitecue.store import EventRecord, Store, open_store  # noqa: E402
 from sitecue.store.base import INSERT_EVENT, event_row  # noqa: E402
-from sitecue.store.recommend import Batch  # noqa: E402
+from sitecue.store.recommend import EVENTS, Batch  # noqa: E402
 
 
 def synthetic(count: int, catalogue: list[str], seed: int, start: int) -> Iterator[EventRecord]:
@@ -128,7 +138,8 @@ def ms(values: list[float]) -> str:
 
 async def timed_run(store: Store, job: RecommendJob, clock: list[int]) -> dict[str, Any]:
     commits: list[float] = []
-    commit = store.recommend_commit
+    merges: list[float] = []
+    commit, merge = store.recommend_commit, store.recommend_merge
 
     async def timed(site: str, holder: str, batch: Batch, lease_until: int) -> bool:
         t0 = time.perf_counter()
@@ -137,18 +148,40 @@ async def timed_run(store: Store, job: RecommendJob, clock: list[int]) -> dict[s
         finally:
             commits.append(time.perf_counter() - t0)
 
+    async def timed_merge(*args: Any) -> bool:
+        t0 = time.perf_counter()
+        try:
+            return await merge(*args)
+        finally:
+            merges.append(time.perf_counter() - t0)
+
     store.recommend_commit = timed  # type: ignore[method-assign]
+    store.recommend_merge = timed_merge  # type: ignore[method-assign]
     started, cpu = time.perf_counter(), time.process_time()
     outcomes = await job.run()
     clock[0] += 60_000  # PostgreSQL: the second run counts what the first saw
     outcomes += await job.run()
     took, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.recommend_commit = commit  # type: ignore[method-assign]
+    store.recommend_merge = merge  # type: ignore[method-assign]
     events = sum(o.events for o in outcomes)
-    return {"took": took, "cpu": cpu, "events": events, "commits": commits}
+    return {"took": took, "cpu": cpu, "events": events, "commits": commits, "merges": merges}
 
 
-async def bench(url: str, more: list[EventRecord], label: str, batch: int) -> None:
+def scan(path: str) -> tuple[float, float, int]:
+    """The baseline: the job's own query over every product event of the shop, rows fetched
+    and nothing done with them; (wall s, CPU s, rows)."""
+    db = sqlite3.connect(path)
+    started, cpu = time.perf_counter(), time.process_time()
+    rows = 0
+    for _ in db.execute(EVENTS, ("shop", 0, 2**62, 2**62)):
+        rows += 1
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
+    db.close()
+    return took, cpu, rows
+
+
+async def bench(url: str, more: list[EventRecord], label: str, batch: int) -> dict[str, Any]:
     store = await open_store(url)
     try:
         clock = [NOW]
@@ -160,7 +193,7 @@ async def bench(url: str, more: list[EventRecord], label: str, batch: int) -> No
             f"{label}: {first['events']:,} events counted in {first['took']:.1f} s"
             f" ({first['events'] / first['took']:,.0f}/s; this process's CPU time"
             f" {first['cpu']:.1f} s); commits {ms(first['commits'])};"
-            f" {len(lists):,} lists published"
+            f" merges {ms(first['merges'])}; {len(lists):,} lists published"
         )
         if url.startswith("sqlite"):
             fill_sqlite(url, more)
@@ -171,10 +204,34 @@ async def bench(url: str, more: list[EventRecord], label: str, batch: int) -> No
         print(
             f"{label}: the next run: {second['events']:,} new events in {second['took']:.2f} s"
             f" (CPU {second['cpu']:.2f} s);"
-            f" commits {ms(second['commits'])}"
+            f" commits {ms(second['commits'])}; merges {ms(second['merges'])}"
         )
     finally:
         await store.close()
+    first["lists"] = len(lists)
+    return {k: v for k, v in first.items() if k not in ("commits", "merges")}
+
+
+def one_run(seeded: str, products: int, batch: int) -> None:
+    """One SQLite run on a fresh copy of ``seeded`` (in a process of its own: see main);
+    prints its figures, then a JSON line of them for the parent."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sitecue.db"
+        shutil.copy(seeded, path)
+        base_took, base_cpu, rows = scan(str(path))
+        print(f"sqlite: baseline: a plain SELECT of the {rows:,} events: {base_took:.1f} s"
+              f" (CPU {base_cpu:.1f} s)")  # fmt: skip
+        ids = [p.id for p in products_of(products)]
+        more = list(synthetic(10_000, ids, 2, NOW))
+        figures = asyncio.run(bench(f"sqlite:///{path}", more, "sqlite", batch))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"sqlite: peak memory of the run's process: {peak:.0f} MB", flush=True)
+    figures.update(base_took=base_took, base_cpu=base_cpu, peak=peak)
+    print("FIGURES " + json.dumps(figures), flush=True)
+
+
+def products_of(count: int) -> list[Any]:
+    return products(count, categories=20)
 
 
 def main() -> None:
@@ -183,20 +240,36 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=2_000)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], action="append")
     parser.add_argument("--batch", type=int, default=BATCH, help="events per transaction")
+    parser.add_argument("--runs", type=int, default=3, help="SQLite runs (median reported)")
+    parser.add_argument("--one-run", help=argparse.SUPPRESS)  # a run's process (see one_run)
     args = parser.parse_args()
+    if args.one_run:
+        one_run(args.one_run, args.products, args.batch)
+        return
     engines = args.engine or ["sqlite"]
-    catalogue = products(args.products, categories=20)
+    catalogue = products_of(args.products)
     ids = [p.id for p in catalogue]
     more = list(synthetic(10_000, ids, 2, NOW))
     with tempfile.TemporaryDirectory() as tmp:
         if "sqlite" in engines:
-            url = f"sqlite:///{Path(tmp) / 'sitecue.db'}"
+            path = Path(tmp) / "seeded.db"
+            url = f"sqlite:///{path}"
             asyncio.run(_migrate(url))
             put_products(url, "shop", catalogue)
             t0 = time.perf_counter()
             count = fill_sqlite(url, synthetic(args.events, ids, 1, NOW - DAY))
             print(f"sqlite: seeded {count:,} events in {time.perf_counter() - t0:.1f} s")
-            asyncio.run(bench(url, more, "sqlite", args.batch))
+            runs = [sqlite_run(str(path), args, i) for i in range(args.runs)]
+            median = sorted(runs, key=lambda r: r["took"])[len(runs) // 2]
+            walls = ", ".join(f"{r['took']:.1f}" for r in runs)
+            print(
+                f"sqlite: median of {len(runs)} runs: {median['took']:.1f} s wall,"
+                f" CPU {median['cpu']:.1f} s, {median['events'] / median['took']:,.0f} events/s,"
+                f" peak memory {median['peak']:.0f} MB; baseline scan in the same run"
+                f" {median['base_took']:.1f} s (CPU {median['base_cpu']:.1f} s): job/scan CPU"
+                f" {median['cpu'] / median['base_cpu']:.1f}×; all runs' wall"
+                f" {walls} s"
+            )
         if "postgres" in engines:
             with postgres_cluster() as server, new_database(server, "bench") as url:
                 asyncio.run(_migrate(url))
@@ -206,8 +279,23 @@ def main() -> None:
                 count = asyncio.run(fill_postgres(url, events))
                 print(f"postgres: seeded {count:,} events in {time.perf_counter() - t0:.1f} s")
                 asyncio.run(bench(url, more, "postgres", args.batch))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory of the process (seeding included): {peak:.0f} MB")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"peak memory of the process (seeding included): {peak:.0f} MB")
+
+
+def sqlite_run(seeded: str, args: argparse.Namespace, i: int) -> dict[str, Any]:
+    """Run ``one_run`` in a process of its own; its figures."""
+    print(f"sqlite: run {i + 1} of {args.runs} (load average {os.getloadavg()[0]:.1f})")
+    command = [sys.executable, __file__, "--one-run", seeded, "--products", str(args.products)]
+    command += ["--batch", str(args.batch)]
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    figures: dict[str, Any] = {}
+    for line in out.splitlines():
+        if line.startswith("FIGURES "):
+            figures = json.loads(line.removeprefix("FIGURES "))
+        else:
+            print(f"  {line}")
+    return figures
 
 
 async def _migrate(url: str) -> None:

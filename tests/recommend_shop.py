@@ -14,6 +14,7 @@ import asyncpg
 
 from sitecue.rules import CompiledSite
 from sitecue.store import EventRecord, Product
+from sitecue.store.catalog import BUMP_VERSION
 from sites import site
 
 DAY = 86_400_000
@@ -50,7 +51,8 @@ _INSERT = (
 
 
 def put_products(url: str, site_name: str, items: Iterable[Product]) -> None:
-    """Write products into the table as the catalogue would (the store must have migrated)."""
+    """Write products into the table as the catalogue would, moving its version on (the
+    store must have migrated)."""
     rows = [
         (site_name, p.id, p.name, p.url, p.image, p.price, p.category, p.in_stock,
          p.source, p.updated)
@@ -60,19 +62,25 @@ def put_products(url: str, site_name: str, items: Iterable[Product]) -> None:
         db = sqlite3.connect(url.removeprefix("sqlite:///"))
         with db:
             db.executemany(_INSERT, rows)
+            db.execute(BUMP_VERSION, (site_name,))
         db.close()
         return
 
     async def write() -> None:
-        count = iter(range(1, 100))
-        sql = "".join(f"${next(count)}" if c == "?" else c for c in _INSERT)
         db = await asyncpg.connect(url)
         try:
-            await db.executemany(sql, rows)
+            async with db.transaction():
+                await db.executemany(_numbered(_INSERT), rows)
+                await db.execute(_numbered(BUMP_VERSION), site_name)
         finally:
             await db.close()
 
     asyncio.run(write())
+
+
+def _numbered(sql: str) -> str:
+    count = iter(range(1, 100))
+    return "".join(f"${next(count)}" if c == "?" else c for c in sql)
 
 
 def view(visitor: str, product: str, at: int, **fields: Any) -> EventRecord:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
 from postgres_cluster import new_database
@@ -127,7 +128,9 @@ def test_a_flood_from_one_visitor_counts_once_per_pair_and_product(store_url: st
     assert index.popular[:2] == ("p005", "p006")
 
 
-def test_runs_are_incremental_and_end_where_one_run_would(store_url: str) -> None:
+def test_runs_are_incremental_and_end_where_one_run_would(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events = sorted(planted(11), key=lambda e: e.at)  # as they happen
     half = len(events) // 2
 
@@ -147,7 +150,9 @@ def test_runs_are_incremental_and_end_where_one_run_would(store_url: str) -> Non
         await settled(job(store))
         return await store.recommend_lists("shop")
 
-    stepped = with_shop(store_url, in_steps)
+    with monkeypatch.context() as patched:  # the pairs merged in many transactions
+        patched.setattr("sitecue.recommend.job.MERGE", 50)
+        stepped = with_shop(store_url, in_steps)
     assert stepped["bought:" + A].startswith(f'[["{B}"')
     if store_url.startswith("sqlite"):  # (one PostgreSQL database per test)
         assert stepped == with_shop(store_url.replace("sitecue.db", "again.db"), at_once)
@@ -317,6 +322,25 @@ def test_products_pages_describe_go_to_the_catalogue_and_then_count(tmp_path: Pa
     described = [("new-1", '{"name":"New"}', "p"), ("new-1", '{"name":"New"}', "q")]
     assert handed == [("shop", described, 2)]
     assert pairs == [("new-1", A, 2)]  # counted in the same run that took it
+
+
+def test_the_job_hands_page_descriptions_to_the_catalogue_itself(store_url: str) -> None:
+    """Without an ``apply_pages`` given, the job uses sitecue.catalog.upsert_page_products:
+    a description two visitors sent becomes a product (source ``page``) and is counted."""
+    detail = msgspec.json.encode({"name": "New", "url": "https://shop.example/new-1"}).decode()
+
+    async def body(store: Store) -> list[Any]:
+        await write(store, [
+            view("p", "new-1", NOW, detail=detail), view("p", A, NOW),
+            view("q", "new-1", NOW, detail=detail), view("q", A, NOW),
+        ])  # fmt: skip
+        j = job(store, from_pages=True, confirm=2, min_support=2)
+        await settled(j)
+        taken = await store.product("shop", "new-1")
+        pairs = await store.recommend_pairs("shop", "viewed", 1, ("", ""), 10)
+        return [taken and (taken.name, taken.source), pairs]
+
+    assert with_shop(store_url, body) == [("New", "page"), [("new-1", A, 2)]]
 
 
 def test_the_first_events_counted_are_listed_at_once(store_url: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from recommend_shop import NOW, products, put_products, view
 from sitecue.store import EventRecord, Store
 from sitecue.store.recommend import Batch, ListChanges
@@ -108,18 +110,23 @@ def test_the_version_moves_with_the_lists_and_the_catalogue(store_url: str) -> N
         versions.append(await store.recommend_version("shop"))
         return [versions, lists, await store.recommend_lists("shop")]
 
-    def products_added(url: str) -> tuple[int, int, int]:
-        put_products(url, "shop", products(3))
+    def catalogue_changes(url: str) -> list[tuple[int, int]]:
+        """The version as products come, and as one changes with neither the catalogue's
+        size nor its latest ``updated`` moving (a restock written with the same time)."""
+        seen = []
 
-        async def read(store: Store) -> tuple[int, int, int]:
+        async def read(store: Store) -> tuple[int, int]:
             return await store.recommend_version("shop")
 
-        return with_store(url, read)
+        for items in (products(3), [msgspec.structs.replace(products(1)[0], in_stock=False)]):
+            put_products(url, "shop", items)
+            seen.append(with_store(url, read))
+        return seen
 
     versions, lists, after = with_store(store_url, body)
-    assert versions == [(0, 0, 0), (1, 0, 0), (1, 0, 0), (2, 0, 0)]
+    assert versions == [(0, 0), (1, 0), (1, 0), (2, 0)]
     assert lists == {"popular": '[["p1",3]]'} and after == {}
-    assert products_added(store_url)[1:] == (3, 0)  # three products, updated at 0
+    assert catalogue_changes(store_url) == [(2, 1), (2, 2)]
 
 
 def test_old_visitors_and_days_are_forgotten(store_url: str) -> None:
@@ -143,3 +150,18 @@ def test_old_visitors_and_days_are_forgotten(store_url: str) -> None:
 
     gone, visitors, popularity = with_store(store_url, body)
     assert gone == 1 and visitors == {"new": b"x"} and popularity == {"p1": 2}
+
+
+def test_the_visitors_untouched_longest_are_forgotten_first(store_url: str) -> None:
+    async def body(store: Store) -> list[object]:
+        await store.recommend_claim("shop", "h", NOW, 60_000)
+        visitors = [("viewed", name, b"x", NOW - age) for name, age in
+                    [("a", 10), ("b", 40), ("c", 20), ("d", 30), ("e", 1)]]  # fmt: skip
+        await store.recommend_commit("shop", "h", Batch(1, visitors=visitors), NOW + 60_000)
+        first = await store.recommend_prune("shop", "viewed", NOW - 5, 0, 2)
+        left = await store.recommend_visitors("shop", "viewed", list("abcde"))
+        rest = await store.recommend_prune("shop", "viewed", NOW - 5, 0, 2)
+        return [first, sorted(left), rest, sorted(await store.recommend_visitors(
+            "shop", "viewed", list("abcde")))]  # fmt: skip
+
+    assert with_store(store_url, body) == [2, ["a", "c", "e"], 2, ["e"]]

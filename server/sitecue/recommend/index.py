@@ -3,8 +3,8 @@ and by the 6-byte key the state cookie names products by), each product's neighb
 (viewed together, bought together) and the popular lists, as the job published them.
 
 A ``Refresher`` (one per worker, started with the app) asks the store every REFRESH_S
-seconds for each site's version (the lists' version and the catalogue's size and latest
-change: one cheap read) and reloads only a site whose version changed, swapping the new
+seconds for each site's version (the lists' version and the catalogue's counter,
+``catalog_version``: one cheap read) and reloads only a site whose version changed, swapping the new
 Index in whole. A request never reads the store for recommendations: until a site's index
 is loaded, it has none (``Runtime.recommendations.get(site)`` is None).
 """
@@ -48,7 +48,7 @@ class Index:
     neighbours: Mapping[Neighbours, Mapping[str, tuple[str, ...]]]
     popular: tuple[str, ...]
     popular_in: Mapping[str, tuple[str, ...]]
-    version: tuple[int, int, int] = (0, 0, 0)
+    version: tuple[int, int] = (0, 0)
 
     @classmethod
     def build(
@@ -56,7 +56,7 @@ class Index:
         products: Iterable[Product],
         neighbours: Mapping[Neighbours, Mapping[str, Sequence[str]]] | None = None,
         popular: Mapping[str | None, Sequence[str]] | None = None,
-        version: tuple[int, int, int] = (0, 0, 0),
+        version: tuple[int, int] = (0, 0),
     ) -> Index:
         """From plain data: the products, each product's neighbours of each kind (best
         first), and the popular lists (best first): ``None`` the overall one, else by
@@ -89,7 +89,7 @@ class Index:
 
 
 def index_of(
-    products: Iterable[Product], lists: Mapping[str, str], version: tuple[int, int, int]
+    products: Iterable[Product], lists: Mapping[str, str], version: tuple[int, int]
 ) -> Index:
     """An Index from the store's rows: the products and the published lists (see
     store.recommend)."""
@@ -108,7 +108,7 @@ def index_of(
 async def load_index(store: Store, site: str) -> Index:
     """The site's index as the store holds it now."""
     version = await store.recommend_version(site)
-    products = await store.recommend_products(site)
+    products = await store.all_products(site)
     lists = await store.recommend_lists(site)
     return await asyncio.to_thread(index_of, products, lists, version)
 

@@ -680,12 +680,10 @@ class Store(Protocol):
     async def recommend_prune(
         self, site: str, kind: Kind, before: int, before_day: int, limit: int
     ) -> int:
-        """Forget up to ``limit`` visitors of ``kind`` untouched since ``before`` (epoch ms),
-        and the popularity days before ``before_day``; how many visitors went."""
+        """Forget the ``limit`` visitors of ``kind`` untouched longest, if since before
+        ``before`` (epoch ms; and any tied with the last of them), and the popularity days
+        before ``before_day``; how many visitors went."""
 
-    async def recommend_version(self, site: str) -> tuple[int, int, int]:
-        """Cheap, polled by every worker: the lists' version, and the catalogue's size and
-        latest change (any change to either makes a worker reload the site)."""
-
-    async def recommend_products(self, site: str) -> list[Product]:
-        """Every product of the site's catalogue, by id."""
+    async def recommend_version(self, site: str) -> tuple[int, int]:
+        """Cheap, polled by every worker: the lists' version and the catalogue's
+        (``catalog_version``); a change to either makes a worker reload the site."""

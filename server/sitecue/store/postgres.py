@@ -178,7 +178,6 @@ from .recommend import (
     LISTS,
     PAIRS,
     POPULARITY,
-    PRODUCTS,
     PRUNE_DAYS,
     PRUNE_VISITORS,
     PUBLISH_STATE,
@@ -200,7 +199,6 @@ from .recommend import (
     encode_pairs,
     event_of,
     lists_version_of,
-    product_of,
 )
 from .retention import PRUNE_KEYS, Cutoffs, Rotation, Table
 from .rollups import (
@@ -1351,17 +1349,11 @@ class PostgresStore:
         self, site: str, kind: Kind, before: int, before_day: int, limit: int
     ) -> int:
         async with self._pool.acquire() as db:
-            status = await db.execute(
-                _numbered(PRUNE_VISITORS), site, kind, site, kind, before, limit
-            )
+            args = (site, kind, before, site, kind, before, limit - 1, before)
+            status = await db.execute(_numbered(PRUNE_VISITORS), *args)
             await db.execute(_numbered(PRUNE_DAYS), site, before_day)
         return int(status.split()[-1])
 
-    async def recommend_version(self, site: str) -> tuple[int, int, int]:
+    async def recommend_version(self, site: str) -> tuple[int, int]:
         async with self._pool.acquire(timeout=2) as db:
-            return lists_version_of(await db.fetchrow(_numbered(VERSION), site, site, site))
-
-    async def recommend_products(self, site: str) -> list[Product]:
-        async with self._pool.acquire() as db:
-            rows = await db.fetch(_numbered(PRODUCTS), site)
-        return [product_of(row) for row in rows]
+            return lists_version_of(await db.fetchrow(_numbered(VERSION), site, site))

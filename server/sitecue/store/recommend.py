@@ -23,8 +23,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from .catalog import Product
-
 __all__ = [
     "CLAIM",
     "COMMIT_STATE",
@@ -38,7 +36,6 @@ __all__ = [
     "LISTS",
     "PAIRS",
     "POPULARITY",
-    "PRODUCTS",
     "PRUNE_DAYS",
     "PRUNE_VISITORS",
     "PUBLISH_STATE",
@@ -64,7 +61,6 @@ __all__ = [
     "encode_pairs",
     "event_of",
     "lists_version_of",
-    "product_of",
 ]
 
 Kind = Literal["viewed", "cart", "bought"]
@@ -245,40 +241,28 @@ POPULARITY = (
     " WHERE site = ? AND day >= ? GROUP BY product"
 )
 LISTS = "SELECT list, items FROM rec_lists WHERE site = ?"
-PRODUCTS = (
-    "SELECT id, name, url, image, price, category, in_stock, extra, source, updated"
-    " FROM products WHERE site = ? ORDER BY id"
-)
 # What a worker polls to know whether to reload a site: the lists' version and the
-# catalogue's size and latest change.
+# catalogue's (the counter every change of the site's products moves on: store.catalog).
 VERSION = (
     "SELECT (SELECT version FROM rec_state WHERE site = ?),"
-    " (SELECT COUNT(*) FROM products WHERE site = ?),"
-    " (SELECT MAX(updated) FROM products WHERE site = ?)"
+    " (SELECT version FROM catalog_versions WHERE site = ?)"
 )
+# The oldest ``limit`` records before a time (and any tied with the last of them): one range
+# of the (site, kind, at) index, where ``visitor IN (SELECT … LIMIT)`` made PostgreSQL join.
+# Arguments: site, kind, before, site, kind, before, limit - 1, before.
 PRUNE_VISITORS = (
-    "DELETE FROM rec_visitors WHERE site = ? AND kind = ? AND visitor IN (SELECT visitor"
-    " FROM rec_visitors WHERE site = ? AND kind = ? AND at < ? LIMIT ?)"
+    "DELETE FROM rec_visitors WHERE site = ? AND kind = ? AND at < ? AND at <= COALESCE("
+    "(SELECT at FROM rec_visitors WHERE site = ? AND kind = ? AND at < ? ORDER BY at"
+    " LIMIT 1 OFFSET ?), ?)"
 )
 PRUNE_DAYS = "DELETE FROM rec_days WHERE site = ? AND day < ?"
 
-_extra = msgspec.json.Decoder(dict[str, Any]).decode
 
-
-def product_of(row: Sequence[Any]) -> Product:
-    """A row of PRODUCTS as a Product."""
-    id_, name, url, image, price, category, in_stock, extra, source, updated = row
-    return Product(
-        id_, name, url, image, price, category, bool(in_stock),
-        _extra(extra) if extra else {}, source, int(updated),
-    )  # fmt: skip
-
-
-def lists_version_of(row: Sequence[Any] | None) -> tuple[int, int, int]:
-    """A row of VERSION as (lists' version, products, latest product change)."""
+def lists_version_of(row: Sequence[Any] | None) -> tuple[int, int]:
+    """A row of VERSION as (lists' version, catalogue's version), 0 for none yet."""
     if row is None:
-        return (0, 0, 0)
-    return (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
+        return (0, 0)
+    return (int(row[0] or 0), int(row[1] or 0))
 
 
 _products = msgspec.json.Decoder(list[str]).decode

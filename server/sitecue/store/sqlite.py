@@ -178,7 +178,6 @@ from .recommend import (
     LISTS,
     PAIRS,
     POPULARITY,
-    PRODUCTS,
     PRUNE_DAYS,
     PRUNE_VISITORS,
     PUBLISH_STATE,
@@ -201,7 +200,6 @@ from .recommend import (
     encode_pairs,
     event_of,
     lists_version_of,
-    product_of,
 )
 from .retention import EXPIRE, PRUNE_KEYS, Cutoffs, Rotation, Table, expire_args
 from .rollups import (
@@ -1424,7 +1422,7 @@ class SQLiteStore:
                 if w.execute(RENEW, (lease_until, site, holder)).rowcount != 1:
                     _rollback(w)
                     return False
-                w.executemany(UPSERT_PAIRS, [(site, *row) for row in pairs])
+                w.executemany(UPSERT_PAIRS, ((site, *row) for row in pairs))
                 w.execute(DELETE_DELTAS, (site, upto))
                 w.execute("COMMIT")
             except BaseException:
@@ -1475,15 +1473,12 @@ class SQLiteStore:
         self, site: str, kind: Kind, before: int, before_day: int, limit: int
     ) -> int:
         async with self._write_lock():
-            gone = self._writes.execute(PRUNE_VISITORS, (site, kind, site, kind, before, limit))
+            args = (site, kind, before, site, kind, before, limit - 1, before)
+            gone = self._writes.execute(PRUNE_VISITORS, args)
             self._writes.execute(PRUNE_DAYS, (site, before_day))
         self._checkpoints.committed()
         return int(gone.rowcount)
 
-    async def recommend_version(self, site: str) -> tuple[int, int, int]:
-        async with self._db.execute(VERSION, (site, site, site)) as cursor:
+    async def recommend_version(self, site: str) -> tuple[int, int]:
+        async with self._db.execute(VERSION, (site, site)) as cursor:
             return lists_version_of(await cursor.fetchone())
-
-    async def recommend_products(self, site: str) -> list[Product]:
-        async with self._db.execute(PRODUCTS, (site,)) as cursor:
-            return [product_of(row) for row in await cursor.fetchall()]

@@ -2,14 +2,17 @@
 of decide() alone as rules grow, and what the overlay budget, the holdout and goal stops
 cost: nothing on a page view of a site that sets none of them (against decide() as it was
 before them, in the same run), and the worst-case state cookie with them; and decide() with
-a recommendations widget against decide() without one (issue 19: at most 1.5x).
+a recommendations widget against decide() without one, and POST /v1/decide through the
+real app with the demo shop's recommendation rows against the same shop with fixed widgets
+in their slots (issue 19: at most 1.5x).
 
 Both servers run the same way (uvicorn, 2 workers, this machine) and take the same load from
 wrk: first as fast as they go (peak requests/s), then paced at half of sitecue's peak for
 p50/p99 latency. sitecue gets the demo config and a realistic state cookie (a returning
 reader who has met the paywall), and commits its records to SQLite before answering.
 
-    python bench/decide.py            # needs wrk (apt-get install wrk)
+    python bench/decide.py                      # needs wrk (apt-get install wrk)
+    python bench/decide.py --recommendations    # issue 19's figures only
 """
 
 from __future__ import annotations
@@ -482,7 +485,9 @@ def recommendations_cost() -> None:
     Cold: every call another product page, so every row is rendered (the worst case); warm:
     the same page again, its row already rendered; shop-like: product pages as popular as a
     Zipf law over the 1,000 products says (seeded), the rows the widget keeps rendered
-    serving those seen before. Interleaved, the best of each, CPU time."""
+    serving those seen before. A new row is made of cards (one product, one strategy) the
+    widget keeps, up to 4,096 of them: over these 1,000 products, after the first round
+    most cards of a new row were rendered before. Interleaved, the best of each, CPU time."""
     rng = random.Random(19)
     products = [
         Product(f"sku-{i}", f"Product {i}", f"https://shop.example/products/sku-{i}",
@@ -747,9 +752,10 @@ def endpoint_cost(rounds: int = ENDPOINT_ROUNDS) -> None:
     showing a fixed widget in their slots (issue 19: at most 1.5x). Each app has its own
     SQLite store and the shop's index of 1,000 products (Index.build, as the job's would
     be loaded); the cookie is the sealed one the app set for a shopper who viewed 8
-    products. Three page mixes: the same product page again (its row rendered before),
-    product pages as popular as a Zipf law says (seeded), and 1,000 pages in turn (more
-    than a widget keeps rendered rows of: every bought-together row new)."""
+    products (it keeps the shop's 4 most recent). Three page mixes: the same product page
+    again (its row rendered before), product pages as popular as a Zipf law says (seeded),
+    and 1,000 pages in turn (more than a widget keeps rendered rows of: every
+    bought-together row new)."""
     asyncio.run(_endpoint(rounds))
 
 

@@ -714,3 +714,27 @@ def test_a_template_reading_the_loop_renders_whole_each_time(tmp_path: Path) -> 
     assert split_cards(template, "widgets/recommendations.html") is None
     template = templates.compile("widgets/offer.html")
     assert split_cards(template, "widgets/offer.html") is None  # no row of products
+
+
+def test_a_row_reading_its_products_outside_the_loop_is_rendered_per_row(tmp_path: Path) -> None:
+    counted = (
+        "{{ recommendations | length }}:{% for p in recommendations %} {{ p.name }}{% endfor %}"
+    )
+    site = compiled(tmp_path, {"recommendations.html": counted})
+    recommender = ListRecommender(PRODUCTS, together={"a": ["b", "c", "e"], "e": ["c", "b"]})
+    assert html(run(site, page("/products/a", "a"), None, recommender), "recs") == (
+        "3: Camera bag Tripod Strap"
+    )
+    assert html(run(site, page("/products/e", "e"), None, recommender), "recs") == (
+        "2: Tripod Camera bag"
+    )
+    templates = Templates(config_dir(tmp_path))
+    cards = split_cards(
+        templates.compile("widgets/recommendations.html"), "widgets/recommendations.html"
+    )
+    assert cards is not None and not cards.fixed  # its frame is rendered for each row
+    shipped = Templates(CONFIG_DIR)
+    cards = split_cards(
+        shipped.compile("widgets/recommendations.html"), "widgets/recommendations.html"
+    )
+    assert cards is not None and cards.fixed  # the shipped row: one frame for all its rows

@@ -71,6 +71,7 @@ _refused: set[str] = set()  # the products whose unsafe link was logged, each on
 _CACHED = 512  # rendered rows of recommendations kept per widget (see PersonalWidget.render)
 _CARDS = 4096  # rendered product cards kept per widget (see Cards)
 _CARDS_VAR = "_sitecue_cards_"  # what the row's template prints in place of its loop
+_CARDS_MARK = "\x00sitecue-cards\x00"  # where the cards go in a fixed row (no data has it)
 
 
 class Picked(Protocol):
@@ -162,10 +163,9 @@ class Cards:
     row: jinja2.Template
     card: jinja2.Template
     target: str
-
-    @property
-    def names(self) -> tuple[str, str]:
-        return self.target, _CARDS_VAR
+    # The row reads no per-visitor variable outside its loop: all but the cards is the
+    # same markup on every row of a widget, rendered once (see row_markup).
+    fixed: bool = False
 
 
 def _reads(node: nodes.Node) -> set[str]:
@@ -233,6 +233,7 @@ def split_cards(template: jinja2.Template, name: str) -> Cards | None:
     assert isinstance(card_loop, nodes.For)
     card_sets = [n for n in card_ast.body[:at] if isinstance(n, (nodes.Assign, nodes.AssignBlock))]
     card_ast.body = [*card_sets, *card_loop.body]
+    fixed = not (_reads(whole) & set(PERSONAL))
     made = []
     for ast in (whole, card_ast):
         ast.set_environment(env)
@@ -240,7 +241,7 @@ def split_cards(template: jinja2.Template, name: str) -> Cards | None:
         compiled = env.template_class.from_code(env, code, dict(template.globals))
         compiled.globals = dict(template.globals)
         made.append(compiled)
-    return Cards(made[0], made[1], loop.target.name)
+    return Cards(made[0], made[1], loop.target.name, fixed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,6 +274,8 @@ class PersonalWidget:
     _cards: dict[tuple[int, str], tuple[Product, dict[str, Any] | None, str]] = field(
         default_factory=dict, repr=False
     )
+    # A fixed row's markup before and after its cards, once rendered (see row_markup).
+    _frame: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def with_data(self, data: dict[str, Any]) -> PersonalWidget:
         """The same widget for another rule and variant (its own fixed data, its own rows)."""
@@ -340,7 +343,7 @@ class PersonalWidget:
         """A shared widget's row from its cards, each rendered once (see Cards)."""
         shown: list[dict[str, Any]] = []
         markup: list[str] = []
-        target, printed = cards.names
+        target = cards.target
         try:
             for pick in picks:
                 if len(shown) == limit:
@@ -363,8 +366,7 @@ class PersonalWidget:
             data["recommendations"] = shown
             data["attributes"] = dict.fromkeys(self.attributes)
             data["answers"] = dict.fromkeys(self.answers)
-            data[printed] = "".join(markup)
-            html = cards.row.render(data).strip()
+            html = row_markup(cards, data, "".join(markup), self._frame)
         except Exception as err:  # the config's code failing on one visitor's data
             log.warning("widget %s failed to render: %s: %s", self.name, type(err).__name__, err)
             return None, f"template: {type(err).__name__}"
@@ -541,19 +543,31 @@ def compile_personal(
     )
 
 
+def row_markup(
+    cards: Cards, data: dict[str, Any], markup: str, frame: list[tuple[str, str]]
+) -> str:
+    """The row of ``cards`` around the cards' ``markup``: a fixed row's frame (the markup
+    before and after the cards, rendered once into ``frame``), else the row rendered."""
+    if cards.fixed:
+        if not frame:
+            parts = cards.row.render({**data, _CARDS_VAR: _CARDS_MARK}).split(_CARDS_MARK)
+            if len(parts) == 2:
+                frame.append((parts[0], parts[1]))
+        if frame:
+            before, after = frame[0]
+            return (before + markup + after).strip()
+    return cards.row.render({**data, _CARDS_VAR: markup}).strip()
+
+
 def _same_markup(template: jinja2.Template, cards: Cards, samples: list[dict[str, Any]]) -> bool:
     """Do ``cards`` render each sample exactly as ``template`` does (a check at load, so a
     split can never change what a page shows)?"""
-    target, printed = cards.names
     try:
         for sample in samples:
             markup = "".join(
-                cards.card.render({**sample, target: p}) for p in sample["recommendations"]
+                cards.card.render({**sample, cards.target: p}) for p in sample["recommendations"]
             )
-            if (
-                cards.row.render({**sample, printed: markup}).strip()
-                != template.render(sample).strip()
-            ):
+            if row_markup(cards, sample, markup, []) != template.render(sample).strip():
                 return False
     except Exception:  # the split's templates failing where the whole one does not
         return False

@@ -2,18 +2,22 @@
 of decide() alone as rules grow, and what the overlay budget, the holdout and goal stops
 cost: nothing on a page view of a site that sets none of them (against decide() as it was
 before them, in the same run), and the worst-case state cookie with them; and decide() with
-a recommendations widget against decide() without one (issue 19: at most 1.5x).
+a recommendations widget against decide() without one, and POST /v1/decide through the
+real app with the demo shop's recommendation rows against the same shop with fixed widgets
+in their slots (issue 19: at most 1.5x).
 
 Both servers run the same way (uvicorn, 2 workers, this machine) and take the same load from
 wrk: first as fast as they go (peak requests/s), then paced at half of sitecue's peak for
 p50/p99 latency. sitecue gets the demo config and a realistic state cookie (a returning
 reader who has met the paywall), and commits its records to SQLite before answering.
 
-    python bench/decide.py            # needs wrk (apt-get install wrk)
+    python bench/decide.py                      # needs wrk (apt-get install wrk)
+    python bench/decide.py --recommendations    # issue 19's figures only
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -27,6 +31,7 @@ import tempfile
 import time
 import timeit
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,8 @@ import msgspec  # noqa: E402
 from sitecue.catalog import product_key  # noqa: E402
 from sitecue.decide import decide  # noqa: E402
 from sitecue.protocol import DecideRequest, Page, PageEvent  # noqa: E402
+from sitecue.recommend.index import Index  # noqa: E402
+from sitecue.recommend.strategies import recommend  # noqa: E402
 from sitecue.rules import load_sites  # noqa: E402
 from sitecue.state import MAX_COOKIE_BYTES, Products, StateCodec, VisitorState  # noqa: E402
 from sitecue.state_size import state_size  # noqa: E402
@@ -462,22 +469,12 @@ def budget_and_holdout() -> None:
 
 
 def _recommender(products: list[Product], together: dict[str, list[str]]) -> Any:
-    """sitecue.recommend's recommend() bound to an Index of ``products`` where that package
-    is present; else the tests' in-memory recommender, the same shape with the same filters."""
-    try:
-        from functools import partial
-
-        from sitecue.recommend.index import Index  # type: ignore[import-not-found]
-        from sitecue.recommend.strategies import recommend  # type: ignore[import-not-found]
-    except ImportError:
-        from recommenders import ListRecommender
-
-        popular = [p.id for p in products[:50]]
-        return ListRecommender(products, popular=popular, together=together), "tests' list"
+    """sitecue.recommend's recommend() bound to an Index of ``products``: ``together`` the
+    bought-together neighbours, the first 50 products the popular list."""
     index = Index.build(
         products, {"bought_together": together}, {None: [p.id for p in products[:50]]}
     )
-    return partial(recommend, index), "sitecue.recommend"
+    return partial(recommend, index)
 
 
 def recommendations_cost() -> None:
@@ -488,7 +485,9 @@ def recommendations_cost() -> None:
     Cold: every call another product page, so every row is rendered (the worst case); warm:
     the same page again, its row already rendered; shop-like: product pages as popular as a
     Zipf law over the 1,000 products says (seeded), the rows the widget keeps rendered
-    serving those seen before. Interleaved, the best of each, CPU time."""
+    serving those seen before. A new row is made of cards (one product, one strategy) the
+    widget keeps, up to 4,096 of them: over these 1,000 products, after the first round
+    most cards of a new row were rendered before. Interleaved, the best of each, CPU time."""
     rng = random.Random(19)
     products = [
         Product(f"sku-{i}", f"Product {i}", f"https://shop.example/products/sku-{i}",
@@ -497,7 +496,7 @@ def recommendations_cost() -> None:
         for i in range(1000)
     ]  # fmt: skip
     together = {p.id: [f"sku-{rng.randrange(1000)}" for _ in range(20)] for p in products}
-    recommender, which = _recommender(products, together)
+    recommender = _recommender(products, together)
     rules = rules_of(20, random.Random(20))
     catalog = {"recent": 8}
     recs = {
@@ -558,7 +557,7 @@ def recommendations_cost() -> None:
     best = {name: min(us) for name, us in rounds.items()}
     median = {name: statistics.median(us) for name, us in rounds.items()}
     base, middle = best["without (a fixed widget)"], median["without (a fixed widget)"]
-    print(f"recommendations widget (decide() alone, 21 rules, 4 products, {which} recommender;")
+    print("recommendations widget (decide() alone, 21 rules, 4 products, sitecue.recommend;")
     print(f"CPU time of {RECS_ROUNDS} interleaved rounds of 20 calls, best and median round):")
     for name in runs:
         print(
@@ -566,6 +565,198 @@ def recommendations_cost() -> None:
             f"   median {median[name]:6.1f} µs  ratio {median[name] / middle:.2f}"
         )
     print("  (target: with <= 1.5x without)")
+
+
+SHOP = "https://shop.example"
+ENDPOINT_ROUNDS = 1500  # calls per app and page mix, alternating; the median is printed
+FIXED = {
+    "template": "widgets/offer.html",
+    "data": {"title": "Free returns", "text": "Return anything within 30 days.", "code": "RETURNS"},
+}
+
+
+def _shop_catalogue() -> tuple[list[Product], dict[str, list[str]]]:
+    """1,000 products of the shop (seeded) and 20 bought-together neighbours of each."""
+    rng = random.Random(19)
+    products = [
+        Product(f"sku-{i}", f"Product {i}", f"{SHOP}/shop/products/sku-{i}",
+                f"/images/sku-{i}.svg", round(rng.uniform(5, 500), 2), f"cat-{i % 6}",
+                in_stock=rng.random() > 0.1, extra={"brand": f"Brand {i % 17}"})
+        for i in range(1000)
+    ]  # fmt: skip
+    together = {p.id: [f"sku-{rng.randrange(1000)}" for _ in range(20)] for p in products}
+    return products, together
+
+
+def _shop_config(tmp: Path, name: str, rows: tuple[str, ...]) -> Path:
+    """A copy of the demo config whose shop keeps the recommendation widgets ``rows``
+    (of recently-viewed, bought-together) and shows a fixed widget in the others' slots."""
+    config = tmp / name
+    shutil.copytree(ROOT / "config", config)
+    path = config / "sites" / "shop.json"
+    shop = json.loads(path.read_text())
+    for widget in ("recently-viewed", "bought-together"):
+        if widget not in rows:
+            shop["widgets"][widget] = FIXED
+    path.write_text(json.dumps(shop))
+    return config
+
+
+def _decide_body(product: int) -> bytes:
+    """The body the tag sends on the page of product sku-<product>."""
+    return json.dumps(
+        {
+            "site": "shop",
+            "page": {
+                "url": f"{SHOP}/shop/products/sku-{product}",
+                "title": f"Product {product}",
+                "viewport": "desktop",
+                "data": {"product": {"id": f"sku-{product}", "name": f"Product {product}"}},
+            },
+            "view": f"view-{product}",
+        }
+    ).encode()
+
+
+async def _post_decide(app: Any, body: bytes, cookie: str) -> tuple[int, list[str], bytes]:
+    """One POST /v1/decide through the whole ASGI app, in this event loop: status, the
+    cookies set, the answer."""
+    headers = [
+        (b"host", b"cue.shop.example"),
+        (b"origin", SHOP.encode()),
+        (b"content-type", b"text/plain"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/v1/decide",
+        "raw_path": b"/v1/decide",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("cue.shop.example", 443),
+    }
+    status, cookies, chunks = 0, [], []
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            for name, value in message["headers"]:
+                if name == b"set-cookie":
+                    cookies.append(value.decode().split(";")[0])
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, cookies, b"".join(chunks)
+
+
+async def _endpoint(rounds: int) -> None:
+    from contextlib import AsyncExitStack
+
+    from sitecue.app import build_app
+    from sitecue.settings import Settings
+
+    products, together = _shop_catalogue()
+    popular = {None: [p.id for p in products[:50]]}
+    variants = {
+        "fixed widgets in both slots (baseline)": (),
+        "bought-together row": ("bought-together",),
+        "demo shop: both rows": ("recently-viewed", "bought-together"),
+    }
+    os.environ["SITECUE_RECOMMEND_EVERY"] = "3600"  # the job's first run only
+    with tempfile.TemporaryDirectory(prefix="sitecue-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        apps = {}
+        async with AsyncExitStack() as running:
+            for i, (name, rows) in enumerate(variants.items()):
+                settings = Settings.load(
+                    config_dir=str(_shop_config(tmp, f"config-{i}", rows)),
+                    db=f"sqlite:///{tmp}/store-{i}.db",
+                    env={"SITECUE_DATA_DIR": str(tmp / f"data-{i}"),
+                         "SITECUE_SECRETS": "bench-secret-0123456789"},
+                )  # fmt: skip
+                app = build_app(settings)
+                await running.enter_async_context(app.router.lifespan_context(app))
+                apps[name] = app
+            await asyncio.sleep(1)  # the job's and the refresher's first rounds
+            indexes = {}
+            for name, app in apps.items():
+                runtime = app.state.runtime
+                version = await runtime.store.recommend_version("shop")
+                # The version the refresher sees in the store: it keeps this index.
+                index = Index.build(products, {"bought_together": together}, popular, version)
+                runtime.recommendations["shop"] = indexes[name] = index
+            # A returning shopper's sealed cookies: 8 product pages viewed before this one.
+            cookie = ""
+            for product in range(900, 908):
+                first = next(iter(apps.values()))
+                status, cookies, _ = await _post_decide(first, _decide_body(product), cookie)
+                assert status == 200, status
+                if cookies:
+                    cookie = "; ".join(
+                        {c.split("=")[0]: c for c in [*cookie.split("; "), *cookies] if c}.values()
+                    )
+            rng = random.Random(19)
+            weights = [1 / (rank + 1) for rank in range(1000)]
+            mixes = {
+                "a row seen before (one product page)": [7] * rounds,
+                "Zipf product pages": rng.choices(range(1000), weights, k=rounds),
+                "every row new (1,000 pages in turn)": [i % 1000 for i in range(rounds)],
+            }
+            print("POST /v1/decide, the real app in-process (SQLite store, demo shop, 1,000")
+            print(f"products indexed, a returning shopper's sealed cookie of {len(cookie)} B;")
+            print(f"median of {rounds} calls each, the apps called in turn):")
+            for mix, pages in mixes.items():
+                taken: dict[str, list[float]] = {name: [] for name in apps}
+                shown: dict[str, set[str]] = {name: set() for name in apps}
+                for product in pages:
+                    body = _decide_body(product)
+                    for name, app in apps.items():
+                        start = time.perf_counter()
+                        status, _, answer = await _post_decide(app, body, cookie)
+                        taken[name].append((time.perf_counter() - start) * 1e6)
+                        assert status == 200, (status, answer)
+                        for decision in msgspec.json.decode(answer).get("decisions", []):
+                            shown[name].add(decision["rule"])
+                base = statistics.median(taken["fixed widgets in both slots (baseline)"])
+                print(f"  {mix}:")
+                for name, us in taken.items():
+                    median = statistics.median(us)
+                    rows = ", ".join(sorted(shown[name]))
+                    print(f"    {name:40} {median:7.0f} µs  ratio {median / base:.2f}  ({rows})")
+            for name, app in apps.items():
+                assert app.state.runtime.recommendations["shop"] is indexes[name], "reloaded"
+    print("  (target: with a recommendations widget <= 1.5x with a fixed one)")
+
+
+def endpoint_cost(rounds: int = ENDPOINT_ROUNDS) -> None:
+    """POST /v1/decide through the real ASGI app, called in-process (no HTTP client), on a
+    product page of the demo shop: with its recommendation rows against the same shop
+    showing a fixed widget in their slots (issue 19: at most 1.5x). Each app has its own
+    SQLite store and the shop's index of 1,000 products (Index.build, as the job's would
+    be loaded); the cookie is the sealed one the app set for a shopper who viewed 8
+    products (it keeps the shop's 4 most recent). Three page mixes: the same product page
+    again (its row rendered before), product pages as popular as a Zipf law says (seeded),
+    and 1,000 pages in turn (more than a widget keeps rendered rows of: every
+    bought-together row new)."""
+    asyncio.run(_endpoint(rounds))
 
 
 def page_of(i: int) -> DecideRequest:
@@ -576,7 +767,10 @@ def page_of(i: int) -> DecideRequest:
 
 
 if __name__ == "__main__":
+    endpoint_cost()
     recommendations_cost()
+    if sys.argv[1:] == ["--recommendations"]:  # issue 19's figures only
+        sys.exit()
     decide_alone()
     reading_cost()
     new_context_unused()

@@ -19,21 +19,22 @@ from starlette.testclient import TestClient
 
 from admin_keys import new_key
 from forms_site import FORMS, FORMS_SITE, write_config
-from recommenders import ListRecommender
-from sitecue import preview
+from recommenders import ListRecommender, Pick
+from sitecue import personal, preview
 from sitecue.app import build_app
 from sitecue.catalog import product_key
 from sitecue.cli import main
 from sitecue.config import parse_site
 from sitecue.decide import Outcome, decide
 from sitecue.errors import ConfigError
-from sitecue.personal import NONE_TO_SHOW, NOT_LOADED, safe_link
+from sitecue.personal import NONE_TO_SHOW, NOT_LOADED, safe_link, split_cards
 from sitecue.protocol import DecideRequest, Page
 from sitecue.rules import CompiledSite, compile_site
 from sitecue.settings import Settings
 from sitecue.state import Products, VisitorState
 from sitecue.state_size import state_size
 from sitecue.store.catalog import Product
+from sitecue.widgets import Templates
 from sites import CONFIG_DIR
 
 NOW = int(datetime(2026, 11, 25, 12, tzinfo=UTC).timestamp() * 1000)
@@ -638,3 +639,102 @@ def test_sitecue_check_reports_a_personal_template_that_fails(
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"{path}: $.widgets.greeting.template: expected a template that")
     assert err[0].endswith("with empty sample data") and err[-1] == "1 mistake(s) found"
+
+
+# A row from its cards: each product's card rendered once per widget and strategy
+
+
+def whole_row(tmp_path: Path, shown: list[dict[str, Any]]) -> str:
+    """The row as the whole template renders it (no split), for ``shown`` products."""
+    templates = Templates(config_dir(tmp_path))
+    templates.compile("widgets/recommendations.html")
+    data = {"title": "Often bought together", "currency": "€", "rule": "recs"}
+    data |= {"variant": "only", "widget": "together", "form": None}
+    data |= {"recommendations": shown, "attributes": {}, "answers": {}}
+    return templates.render("widgets/recommendations.html", data)
+
+
+def test_a_row_renders_from_cards_as_the_whole_template_would_each_card_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    product = personal.product
+
+    def counted(pick: Any, extras: Any) -> dict[str, Any] | None:
+        seen.append(pick.product.id)
+        return product(pick, extras)
+
+    monkeypatch.setattr("sitecue.personal.product", counted)
+    site = compiled(tmp_path)
+    together = {"a": ["b", "c", "e"], "e": ["b", "c", "a"]}
+    recommender = ListRecommender(PRODUCTS, together=together)
+    first = html(run(site, page("/products/a", "a"), None, recommender), "recs")
+    assert seen == ["b", "c", "e"]
+    second = html(run(site, page("/products/e", "e"), None, recommender), "recs")
+    assert seen == ["b", "c", "e", "a"]  # b and c: their cards kept from the first row
+    by_id = {p.id: p for p in PRODUCTS}
+
+    def shown(ids: list[str]) -> list[dict[str, Any]]:
+        picks = [Pick(by_id[i], "bought_together") for i in ids]
+        return [p for pick in picks if (p := product(pick, ("brand",))) is not None]
+
+    assert first == whole_row(tmp_path, shown(["b", "c", "e"]))
+    assert second == whole_row(tmp_path, shown(["b", "c", "a"]))
+    assert first is not None and first.count("<li>") == 3
+
+
+def test_cards_kept_are_escaped_and_never_an_unsafe_link(tmp_path: Path) -> None:
+    hostile = [
+        Product("x", '<script>alert("x")</script>', f"{SHOP}/x", "javascript:alert(1)"),
+        Product("y", "Y", "javascript:alert(1)"),
+        *PRODUCTS,
+    ]
+    site = compiled(tmp_path)
+    recommender = ListRecommender(hostile, together={"a": ["x", "y", "b"], "e": ["x", "y"]})
+    for path, product_id in (("/products/a", "a"), ("/products/e", "e"), ("/products/a", "a")):
+        row = html(run(site, page(path, product_id), None, recommender), "recs")
+        assert row is not None
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in row
+        assert "<script>" not in row and "javascript:" not in row
+        assert 'data-sc-product="y"' not in row
+
+
+def test_a_template_reading_the_loop_renders_whole_each_time(tmp_path: Path) -> None:
+    numbered = "{% for p in recommendations %}{{ loop.index }}. {{ p.name }} {% endfor %}"
+    site = compiled(tmp_path, {"recommendations.html": numbered})
+    recommender = ListRecommender(PRODUCTS, together={"a": ["b", "c"], "e": ["c", "b"]})
+    assert html(run(site, page("/products/a", "a"), None, recommender), "recs") == (
+        "1. Camera bag 2. Tripod"
+    )
+    assert html(run(site, page("/products/e", "e"), None, recommender), "recs") == (
+        "1. Tripod 2. Camera bag"
+    )
+    templates = Templates(config_dir(tmp_path))
+    template = templates.compile("widgets/recommendations.html")
+    assert split_cards(template, "widgets/recommendations.html") is None
+    template = templates.compile("widgets/offer.html")
+    assert split_cards(template, "widgets/offer.html") is None  # no row of products
+
+
+def test_a_row_reading_its_products_outside_the_loop_is_rendered_per_row(tmp_path: Path) -> None:
+    counted = (
+        "{{ recommendations | length }}:{% for p in recommendations %} {{ p.name }}{% endfor %}"
+    )
+    site = compiled(tmp_path, {"recommendations.html": counted})
+    recommender = ListRecommender(PRODUCTS, together={"a": ["b", "c", "e"], "e": ["c", "b"]})
+    assert html(run(site, page("/products/a", "a"), None, recommender), "recs") == (
+        "3: Camera bag Tripod Strap"
+    )
+    assert html(run(site, page("/products/e", "e"), None, recommender), "recs") == (
+        "2: Tripod Camera bag"
+    )
+    templates = Templates(config_dir(tmp_path))
+    cards = split_cards(
+        templates.compile("widgets/recommendations.html"), "widgets/recommendations.html"
+    )
+    assert cards is not None and not cards.fixed  # its frame is rendered for each row
+    shipped = Templates(CONFIG_DIR)
+    cards = split_cards(
+        shipped.compile("widgets/recommendations.html"), "widgets/recommendations.html"
+    )
+    assert cards is not None and cards.fixed  # the shipped row: one frame for all its rows

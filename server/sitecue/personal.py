@@ -33,6 +33,7 @@ from typing import Annotated, Any, Protocol
 
 import jinja2
 import msgspec
+from jinja2 import nodes
 
 from .config import AttributeType, FormField, Recommend, SiteConfig, Widget
 from .errors import Problem
@@ -68,6 +69,9 @@ _SAFE_LINK = re.compile(
 )
 _refused: set[str] = set()  # the products whose unsafe link was logged, each once
 _CACHED = 512  # rendered rows of recommendations kept per widget (see PersonalWidget.render)
+_CARDS = 4096  # rendered product cards kept per widget (see Cards)
+_CARDS_VAR = "_sitecue_cards_"  # what the row's template prints in place of its loop
+_CARDS_MARK = "\x00sitecue-cards\x00"  # where the cards go in a fixed row (no data has it)
 
 
 class Picked(Protocol):
@@ -146,6 +150,101 @@ def product(pick: Picked, extras: Iterable[str]) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True, eq=False)
+class Cards:
+    """A row template split where it loops over the products: ``row``, the template with
+    its loop ``{% for p in recommendations %}…{% endfor %}`` printing the cards' markup
+    instead, and ``card``, the loop's body (after the template's own ``{% set %}``s) for
+    one product ``p``. A card then depends only on its product, its strategy and the
+    widget's fixed data, so it is rendered once and kept; a new row is mostly cards
+    rendered before. Split only where that is sure to render the same markup (see
+    :func:`split_cards`); the cards are autoescaped like the rest, the row's template
+    printing them as the markup they already are."""
+
+    row: jinja2.Template
+    card: jinja2.Template
+    target: str
+    # The row reads no per-visitor variable outside its loop: all but the cards is the
+    # same markup on every row of a widget, rendered once (see row_markup).
+    fixed: bool = False
+
+
+def _reads(node: nodes.Node) -> set[str]:
+    """The names ``node`` (itself included) reads."""
+    found = [node, *node.find_all(nodes.Name)]
+    return {n.name for n in found if isinstance(n, nodes.Name) and n.ctx == "load"}
+
+
+def split_cards(template: jinja2.Template, name: str) -> Cards | None:
+    """``template`` (of ``name``) split into its row and its card, or None where it is not
+    of the form that allows it: one top-level loop over ``recommendations`` (one loop
+    variable, no ``else``, filter nor recursion) whose body reads no ``loop``, sets
+    nothing, and reads no per-visitor variable but its product; before it, only text,
+    output and ``{% set %}``s reading none of those; no include, import, macro nor block
+    anywhere (the card would lose what they bring)."""
+    env = template.environment
+    if env.loader is None:
+        return None
+    try:
+        source = env.loader.get_source(env, name)[0]
+        whole, card_ast = env.parse(source, name), env.parse(source, name)
+    except jinja2.TemplateError:
+        return None
+    banned = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport, nodes.Macro,
+              nodes.CallBlock, nodes.Block, nodes.EvalContextModifier)  # fmt: skip
+    if any(True for _ in whole.find_all(banned)) or _CARDS_VAR in _reads(whole):
+        return None
+    every_loop = list(whole.find_all(nodes.For))
+    at = next(
+        (
+            i
+            for i, n in enumerate(whole.body)
+            if isinstance(n, nodes.For) and "recommendations" in _reads(n.iter)
+        ),
+        None,
+    )
+    if at is None:
+        return None
+    loop = whole.body[at]
+    assert isinstance(loop, nodes.For)
+    if (
+        not isinstance(loop.iter, nodes.Name)
+        or loop.iter.name != "recommendations"
+        or not isinstance(loop.target, nodes.Name)
+        or loop.else_
+        or loop.test is not None
+        or loop.recursive
+        or sum(1 for f in every_loop if "recommendations" in _reads(f.iter)) != 1
+    ):
+        return None
+    body = nodes.Template(loop.body)
+    if any(True for _ in body.find_all((nodes.Assign, nodes.AssignBlock, nodes.For))) or _reads(
+        body
+    ) & {"loop", *PERSONAL}:
+        return None
+    sets = [n for n in whole.body[:at] if isinstance(n, (nodes.Assign, nodes.AssignBlock))]
+    if any(_reads(n) & {*PERSONAL, loop.target.name} for n in sets):
+        return None
+    lineno = loop.lineno
+    # The row: the loop replaced by the cards, already escaped markup.
+    printed = nodes.MarkSafe(nodes.Name(_CARDS_VAR, "load", lineno=lineno), lineno=lineno)
+    whole.body[at] = nodes.Output([printed], lineno=lineno)
+    # The card: the template's sets (the same ones, parsed again), then the loop's body.
+    card_loop = card_ast.body[at]
+    assert isinstance(card_loop, nodes.For)
+    card_sets = [n for n in card_ast.body[:at] if isinstance(n, (nodes.Assign, nodes.AssignBlock))]
+    card_ast.body = [*card_sets, *card_loop.body]
+    fixed = not (_reads(whole) & set(PERSONAL))
+    made = []
+    for ast in (whole, card_ast):
+        ast.set_environment(env)
+        code = env.compile(ast, name, template.filename)
+        compiled = env.template_class.from_code(env, code, dict(template.globals))
+        compiled.globals = dict(template.globals)
+        made.append(compiled)
+    return Cards(made[0], made[1], loop.target.name, fixed)
+
+
+@dataclass(frozen=True, eq=False)
 class PersonalWidget:
     """One variant's personal widget: its compiled template, its fixed data, what it
     recommends, and the names its per-visitor variables always have."""
@@ -165,15 +264,24 @@ class PersonalWidget:
     # index reloaded with changed products makes new rows. Rows with a visitor's own
     # attributes or answers are never kept.
     shared: bool = False
+    # A shared widget whose template splits into row and card (see Cards) keeps its cards,
+    # each by the identity of its (frozen) product, held, and its strategy: the product as
+    # the template sees it (None: left out) and its card's markup.
+    cards: Cards | None = None
     _rows: OrderedDict[tuple[tuple[int, str], ...], tuple[str, Sequence[Picked]]] = field(
         default_factory=OrderedDict, repr=False
     )
+    _cards: dict[tuple[int, str], tuple[Product, dict[str, Any] | None, str]] = field(
+        default_factory=dict, repr=False
+    )
+    # A fixed row's markup before and after its cards, once rendered (see row_markup).
+    _frame: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     def with_data(self, data: dict[str, Any]) -> PersonalWidget:
         """The same widget for another rule and variant (its own fixed data, its own rows)."""
         return PersonalWidget(
             self.name, self.template, data, self.recommend, self.attributes, self.answers,
-            self.extras, self.shared,
+            self.extras, self.shared, self.cards,
         )  # fmt: skip
 
     def render(
@@ -197,6 +305,8 @@ class PersonalWidget:
                 if kept is not None:
                     self._rows.move_to_end(row)
                     return kept[0], None
+            if self.shared and self.cards is not None:
+                return self._render_cards(data, picks, row, self.cards, self.recommend.limit)
             shown = [p for pick in picks if (p := product(pick, self.extras)) is not None]
             if not shown:
                 return None, NONE_TO_SHOW
@@ -214,9 +324,54 @@ class PersonalWidget:
             log.warning("widget %s failed to render: %s: %s", self.name, type(err).__name__, err)
             return None, f"template: {type(err).__name__}"
         if row:
-            self._rows[row] = (html, tuple(picks))
-            if len(self._rows) > _CACHED:
-                self._rows.popitem(last=False)
+            self._keep(row, html, picks)
+        return html, None
+
+    def _keep(self, row: tuple[tuple[int, str], ...], html: str, picks: Sequence[Picked]) -> None:
+        self._rows[row] = (html, tuple(picks))
+        if len(self._rows) > _CACHED:
+            self._rows.popitem(last=False)
+
+    def _render_cards(
+        self,
+        data: dict[str, Any],
+        picks: Sequence[Picked],
+        row: tuple[tuple[int, str], ...],
+        cards: Cards,
+        limit: int,
+    ) -> tuple[str | None, str | None]:
+        """A shared widget's row from its cards, each rendered once (see Cards)."""
+        shown: list[dict[str, Any]] = []
+        markup: list[str] = []
+        target = cards.target
+        try:
+            for pick in picks:
+                if len(shown) == limit:
+                    break
+                item = pick.product
+                key = (id(item), pick.strategy)
+                kept = self._cards.get(key)
+                if kept is None or kept[0] is not item:
+                    seen = product(pick, self.extras)
+                    card = "" if seen is None else cards.card.render({**data, target: seen})
+                    kept = (item, seen, card)
+                    self._cards[key] = kept
+                    if len(self._cards) > _CARDS:
+                        del self._cards[next(iter(self._cards))]  # the oldest kept
+                if kept[1] is not None:
+                    shown.append(kept[1])
+                    markup.append(kept[2])
+            if not shown:
+                return None, NONE_TO_SHOW
+            data["recommendations"] = shown
+            data["attributes"] = dict.fromkeys(self.attributes)
+            data["answers"] = dict.fromkeys(self.answers)
+            html = row_markup(cards, data, "".join(markup), self._frame)
+        except Exception as err:  # the config's code failing on one visitor's data
+            log.warning("widget %s failed to render: %s: %s", self.name, type(err).__name__, err)
+            return None, f"template: {type(err).__name__}"
+        if row:
+            self._keep(row, html, picks)
         return html, None
 
 
@@ -339,6 +494,7 @@ def compile_personal(
         answers[key] = fields[key]  # kept in the cookie: this template reads it
     data = {**widget.data, "rule": "", "variant": "", "widget": name}
     data["form"] = msgspec.to_builtins(widget.form) if widget.form is not None else None
+    samples = []
     for full in (False, True):
         sample = {
             **data,
@@ -350,6 +506,7 @@ def compile_personal(
             },
             "answers": {k: _sample_answer(f) if full else None for k, f in fields.items()},
         }
+        samples.append(sample)
         try:
             html = templates.render(widget.template, sample)
         except TemplateProblem as err:
@@ -366,13 +523,52 @@ def compile_personal(
             )
             return None
     catalog = config.catalog
+    template = templates.compile(widget.template)
+    shared = not (reads.names & {"attributes", "answers"})
+    cards = None
+    if shared and widget.recommend is not None:
+        cards = split_cards(template, widget.template)
+        if cards is not None and not _same_markup(template, cards, samples):
+            cards = None  # a form the split misjudged: the whole template it is
     return PersonalWidget(
         name,
-        templates.compile(widget.template),
+        template,
         data,
         widget.recommend,
         tuple(config.attributes),
         tuple(fields),
         tuple(catalog.fields) if catalog is not None else (),
-        shared=not (reads.names & {"attributes", "answers"}),
+        shared=shared,
+        cards=cards,
     )
+
+
+def row_markup(
+    cards: Cards, data: dict[str, Any], markup: str, frame: list[tuple[str, str]]
+) -> str:
+    """The row of ``cards`` around the cards' ``markup``: a fixed row's frame (the markup
+    before and after the cards, rendered once into ``frame``), else the row rendered."""
+    if cards.fixed:
+        if not frame:
+            parts = cards.row.render({**data, _CARDS_VAR: _CARDS_MARK}).split(_CARDS_MARK)
+            if len(parts) == 2:
+                frame.append((parts[0], parts[1]))
+        if frame:
+            before, after = frame[0]
+            return (before + markup + after).strip()
+    return cards.row.render({**data, _CARDS_VAR: markup}).strip()
+
+
+def _same_markup(template: jinja2.Template, cards: Cards, samples: list[dict[str, Any]]) -> bool:
+    """Do ``cards`` render each sample exactly as ``template`` does (a check at load, so a
+    split can never change what a page shows)?"""
+    try:
+        for sample in samples:
+            markup = "".join(
+                cards.card.render({**sample, cards.target: p}) for p in sample["recommendations"]
+            )
+            if row_markup(cards, sample, markup, []) != template.render(sample).strip():
+                return False
+    except Exception:  # the split's templates failing where the whole one does not
+        return False
+    return True

@@ -44,6 +44,7 @@ __all__ = [
     "WebhookEvent",
     "Widget",
     "decode_site",
+    "duration_ms",
     "json_schema",
     "load_site",
     "parse_site",
@@ -332,6 +333,14 @@ _PATTERN_MEANING[_CATALOG_FIELD] = (
 _WITHIN = r"^([1-9][0-9]{0,2}d|[1-9][0-9]{0,3}h)$"
 _PATTERN_MEANING[_WITHIN] = "a duration in days or hours, such as 30d or 12h"
 Within = Annotated[str, msgspec.Meta(pattern=_WITHIN)]
+
+
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(duration: str) -> int:
+    """A duration of the config (``"15m"``, ``"12h"``, ``"90d"``) in milliseconds."""
+    return int(duration[:-1]) * _UNIT_MS[duration[-1]]
 
 
 class Catalog(_Strict, frozen=True):

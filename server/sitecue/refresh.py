@@ -30,6 +30,7 @@ from datetime import date, datetime
 from datetime import time as midnight
 from zoneinfo import ZoneInfo
 
+from .config import duration_ms
 from .errors import StoreUnavailable
 from .products import server_keys
 from .rules import CompiledSite
@@ -45,13 +46,11 @@ __all__ = [
     "refresh",
     "server_counts",
     "server_sums",
-    "within_ms",
 ]
 
 log = logging.getLogger("sitecue")
 
 DAY_MS = 86_400_000
-_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": DAY_MS}
 REFRESH_GAP_MS = 60_000
 """Within one process, a browser is refreshed at most this often (or once per interval, if
 that is shorter), even when it replays an older cookie that says it is due."""
@@ -59,13 +58,7 @@ that is shorter), even when it replays an older cookie that says it is due."""
 
 def interval_ms(site: CompiledSite) -> int:
     """The site's refresh interval (``"15m"``) in milliseconds."""
-    duration = site.config.identify.refresh
-    return int(duration[:-1]) * _UNIT_MS[duration[-1]]
-
-
-def within_ms(duration: str) -> int:
-    """A catalog's window (``"90d"``, ``"12h"``) in milliseconds."""
-    return int(duration[:-1]) * _UNIT_MS[duration[-1]]
+    return duration_ms(site.config.identify.refresh)
 
 
 def due(site: CompiledSite, state: VisitorState, now: int) -> bool:
@@ -181,7 +174,7 @@ async def refresh(store: Store, site: CompiledSite, state: VisitorState, now: in
     purchase = catalog.purchase if catalog is not None else None
     # What the person bought within the site's ``catalog.bought_within``: the window in
     # which purchases are taken to belong together, and a bound on the rows read.
-    bought_since = now - within_ms(catalog.bought_within) if catalog is not None else now
+    bought_since = now - duration_ms(catalog.bought_within) if catalog is not None else now
     found = await store.refresh(
         site.name, state.visitor, state.contact, names, since, purchase, bought_since
     )

@@ -18,10 +18,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import BadRequest, NotFound
 from .bodies import json_response
 from .keys import authorised_site
-from .reports import day_number, parse_range
+from .reports import day_number, parse_range, rule_of
 
 __all__ = ["ProductRow", "ProductsReport", "products_endpoint"]
 
@@ -56,12 +55,7 @@ def _now_ms() -> int:
 async def products_endpoint(request: Request) -> Response:
     runtime, site = await authorised_site(request, "of the recommendations")
     params = request.query_params
-    rule_id = params.get("rule")
-    if not rule_id:
-        raise BadRequest("rule: expected the id of the rule whose recommendations to list")
-    rule = next((r for r in site.rules if r.id == rule_id), None)
-    if rule is None:
-        raise NotFound(f"rule: site '{site.name}' has no rule '{rule_id}'")
+    rule = rule_of(site, params, "whose recommendations to list")
     today = datetime.fromtimestamp(_now_ms() / 1000, UTC).date()
     since, until, _ = parse_range(
         {k: v for k, v in params.items() if k != "interval"}, today, ("since", "until")

@@ -319,6 +319,17 @@ def breakdown(params: Mapping[str, str]) -> str:
     return chosen
 
 
+def rule_of(site: CompiledSite, params: Mapping[str, str], what: str) -> CompiledRule:
+    """The site's rule that ``rule`` names: a 400 without one, a 404 for one it lacks."""
+    rule_id = params.get("rule")
+    if not rule_id:
+        raise BadRequest(f"rule: expected the id of the rule {what}")
+    rule = next((r for r in site.rules if r.id == rule_id), None)
+    if rule is None:
+        raise NotFound(f"rule: site '{site.name}' has no rule '{rule_id}'")
+    return rule
+
+
 def _date(params: Mapping[str, str], name: str) -> date | None:
     text = params.get(name)
     if text is None:
@@ -368,12 +379,7 @@ def _format(request: Request) -> str:
 async def reports_endpoint(request: Request) -> Response:
     runtime, site = await authorised_site(request, "of the report")
     params = request.query_params
-    rule_id = params.get("rule")
-    if not rule_id:
-        raise BadRequest("rule: expected the id of the rule to report on")
-    rule = next((r for r in site.rules if r.id == rule_id), None)
-    if rule is None:
-        raise NotFound(f"rule: site '{site.name}' has no rule '{rule_id}'")
+    rule = rule_of(site, params, "to report on")
     today = datetime.fromtimestamp(_now_ms() / 1000, UTC).date()
     since, until, interval = parse_range(params, today)
     kind = _format(request)  # before the read: a bad format costs no query

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from ..config import Catalog
+from ..config import Catalog, duration_ms
 from ..store.recommend import Batch, Kind, ProductEvent, Touched
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "Counter",
     "Windows",
     "kind_of",
-    "within_ms",
 ]
 
 DAY_MS = 86_400_000
@@ -48,15 +47,9 @@ MAX_PRODUCTS = 50  # products of one kind in one visitor's record
 # outage of up to two days still pair with what the visitor touched before it.
 LATE_MS = 2 * DAY_MS
 PAIR_BASE = 64  # a counted pair (i, j) is stored as i * PAIR_BASE + j; > MAX_PRODUCTS
-_UNIT_MS = {"d": DAY_MS, "h": 3_600_000}
 _SLOTS: dict[Kind, int] = {"viewed": 0, "cart": 1, "bought": 2}  # in a day's counts
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Touched).decode
-
-
-def within_ms(text: str) -> int:
-    """A catalog duration (``30d``, ``12h``) in milliseconds."""
-    return int(text[:-1]) * _UNIT_MS[text[-1]]
 
 
 class Windows(NamedTuple):
@@ -72,13 +65,13 @@ class Windows(NamedTuple):
 
     @classmethod
     def of(cls, catalog: Catalog) -> Windows:
-        viewed, bought = within_ms(catalog.viewed_within), within_ms(catalog.bought_within)
+        viewed, bought = duration_ms(catalog.viewed_within), duration_ms(catalog.bought_within)
         keep: dict[Kind, int] = {
             "viewed": max(viewed, DAY_MS) + LATE_MS,
             "cart": DAY_MS + LATE_MS,
             "bought": max(bought, DAY_MS) + LATE_MS,
         }
-        popular = -(-within_ms(catalog.popular_over) // DAY_MS)
+        popular = -(-duration_ms(catalog.popular_over) // DAY_MS)
         return cls(viewed, bought, keep, popular)
 
 

@@ -349,7 +349,7 @@ def decide(
                 html = rule.html[index]
                 personal = rule.personal[index] if rule.personal else None
                 if personal is not None:  # before the slot: with nothing to show, it frees it
-                    html, reason = personal.render(state, request, recommender)
+                    html, reason = personal.render(state, product, recommender)
         if reason is not None:
             verdicts.append(Verdict(rule.id, False, reason=reason))
             continue

@@ -29,7 +29,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import jinja2
 import msgspec
@@ -38,7 +38,6 @@ from jinja2 import nodes
 from .config import AttributeType, FormField, Recommend, SiteConfig, Widget
 from .errors import Problem
 from .products import bought_keys, recent_keys
-from .protocol import PRODUCT_ID, DecideRequest
 from .state import VisitorState
 from .store.catalog import Product
 from .widgets import TemplateProblem, Templates
@@ -51,7 +50,6 @@ __all__ = [
     "Picked",
     "Recommender",
     "compile_personal",
-    "current_product",
     "product",
     "safe_link",
 ]
@@ -91,28 +89,6 @@ class Recommender(Protocol):
     def __call__(
         self, spec: Recommend, current: str | None, viewed: list[bytes], bought: set[bytes], /
     ) -> Sequence[Picked]: ...
-
-
-class _ProductRef(msgspec.Struct):
-    """The product a page shows, as far as a recommendation needs it: its id."""
-
-    id: Annotated[str, msgspec.Meta(pattern=PRODUCT_ID)]
-
-
-_product_ref = msgspec.json.Decoder(_ProductRef)
-
-
-def current_product(request: DecideRequest) -> str | None:
-    """The id of the product on the page (``sitecue('set', {product: {id, …}})``), or None.
-    A bad description is refused by the page-view code, which checks all of it; here it
-    simply names no product."""
-    raw = request.page.data.get("product")
-    if raw is None:
-        return None
-    try:
-        return _product_ref.decode(raw).id
-    except (msgspec.DecodeError, RecursionError):
-        return None
 
 
 def safe_link(url: str | None) -> bool:
@@ -285,20 +261,19 @@ class PersonalWidget:
         )  # fmt: skip
 
     def render(
-        self, state: VisitorState, request: DecideRequest, recommender: Recommender | None
+        self, state: VisitorState, current: str | None, recommender: Recommender | None
     ) -> tuple[str | None, str | None]:
         """``(html, None)``, or ``(None, why it is not shown)``: no recommendations to show
         (or the index is not loaded yet), or a template that failed on this visitor's data
-        (logged; the rest of the decision goes on)."""
+        (logged; the rest of the decision goes on). ``current`` is the product on the page,
+        as sitecue.catalog read it."""
         data = dict(self.data)
         row: tuple[tuple[int, str], ...] = ()
         picks: Sequence[Picked] = ()
         if self.recommend is not None:
             if recommender is None:
                 return None, NOT_LOADED
-            picks = recommender(
-                self.recommend, current_product(request), recent_keys(state), bought_keys(state)
-            )
+            picks = recommender(self.recommend, current, recent_keys(state), bought_keys(state))
             if self.shared and picks:
                 row = tuple((id(pick.product), pick.strategy) for pick in picks)
                 kept = self._rows.get(row)

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from . import decision_ids
+from . import catalog, decision_ids
 from .decide import Verdict, decide
 from .errors import BadRequest
 from .keyring import Keyring
@@ -182,7 +182,9 @@ def show(
     html = rule.html[index]
     personal = rule.personal[index] if rule.personal else None
     if personal is not None:
-        html = personal.render(state, request, recommender)[0]
+        raw = request.page.data.get("product")
+        shown = catalog.page_view(site, request.page.url, raw, False) if raw is not None else None
+        html = personal.render(state, shown[0] if shown else None, recommender)[0]
     view = request.view or f"@{now}"
     decision = Decision(
         id=decision_ids.issue(key, PREVIEWER, view, rule.id, variant.id, now),

@@ -565,6 +565,30 @@ def test_contacts_are_created_replaced_and_kept_per_site(store_url: str) -> None
     assert with_store(store_url, body) == [first, later, None]
 
 
+def test_a_write_is_seen_by_the_next_read_while_another_read_is_under_way(
+    store_url: str,
+) -> None:
+    """A background read (a poller's, another request's) in flight while a contact is
+    written must not lend the next read its older snapshot: a contact just written, then
+    read back, is there. SQLite's reads share one connection, where one read's statement
+    left open across an await used to hold the snapshot for every read behind it."""
+
+    async def body(store: Store) -> list[str]:
+        await store.put_contacts([Contact("shop", "someone-else", {}, T0)])
+        missing = []
+        for i in range(20):
+            other = asyncio.create_task(store.contact("shop", "someone-else"))
+            await asyncio.sleep(0)  # its read is queued on the reader's thread...
+            time.sleep(0.002)  # ...and started there, its result not yet taken
+            await store.put_contacts([Contact("shop", f"customer-{i}", {}, T0)])
+            if await store.contact("shop", f"customer-{i}") is None:
+                missing.append(f"customer-{i}")
+            await other
+        return missing
+
+    assert with_store(store_url, body) == []
+
+
 def test_browsers_link_to_one_contact_and_its_log_is_found(store_url: str) -> None:
     async def body(store: Store) -> tuple[list[str], list[str], list[str]]:
         await store.write([], [decision(0, "laptop"), decision(1, "phone"), decision(2, "other")])

@@ -781,8 +781,7 @@ class SQLiteStore:
             f"SELECT {DECISION_COLUMNS} FROM decisions"
             f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         )
-        async with self._db.execute(sql, (*args, query.limit)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._rows(sql, (*args, query.limit))
         return [
             DecisionRecord(r[0], r[1], r[2], r[3], r[4], _verdicts(r[5]), bool(r[6])) for r in rows
         ]
@@ -793,8 +792,19 @@ class SQLiteStore:
             f"SELECT {EVENT_COLUMNS} FROM events"
             f" WHERE site = ? AND visitor IN ({marks}) ORDER BY at, id"
         )
-        async with self._db.execute(sql, (site, *visitors)) as cursor:
-            return [EventRecord(*row) for row in await cursor.fetchall()]
+        return [EventRecord(*row) for row in await self._rows(sql, (site, *visitors))]
+
+    async def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        """Every row of one read, run to its end in a single call on the reader's thread.
+        A statement left open across an await would hold its snapshot, and another read
+        sharing the connection meanwhile would see the file as it was: a contact just
+        written, missing; a key just revoked, still valid."""
+        return list(await self._db.execute_fetchall(sql, args))
+
+    async def _row(self, sql: str, args: Sequence[object] = ()) -> Any | None:
+        """The first row of one read (a lookup by key), or None."""
+        rows = await self._rows(sql, args)
+        return rows[0] if rows else None
 
     async def _execute(self, sql: str, args: Row) -> None:
         """One statement outside the request path, committed at once."""
@@ -813,8 +823,7 @@ class SQLiteStore:
 
     async def contact(self, site: str, contact_id: str) -> Contact | None:
         sql = "SELECT attributes, updated, answers, source FROM contacts WHERE site = ? AND id = ?"
-        async with self._db.execute(sql, (site, contact_id)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(sql, (site, contact_id))
         if row is None:
             return None
         return Contact(site, contact_id, _attributes(row[0]), row[1], _attributes(row[2]), row[3])
@@ -844,12 +853,10 @@ class SQLiteStore:
             "SELECT visitor FROM links WHERE site = ? AND contact = ? AND verified"
             " ORDER BY at, visitor"
         )
-        async with self._db.execute(sql, (site, contact_id)) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+        return [row[0] for row in await self._rows(sql, (site, contact_id))]
 
     async def claims(self, site: str, contact_id: str) -> int:
-        async with self._db.execute(COUNT_CLAIMS, (site, contact_id)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(COUNT_CLAIMS, (site, contact_id))
         return int(row[0]) if row else 0
 
     async def history(self, site: str, contact_id: str) -> History:
@@ -916,30 +923,27 @@ class SQLiteStore:
         return held > 0
 
     async def results(self, site: str, rule: str) -> list[VariantCounts]:
-        async with self._db.execute(RESULTS, (site, rule)) as cursor:
-            return [variant_counts(row) for row in await cursor.fetchall()]
+        return [variant_counts(row) for row in await self._rows(RESULTS, (site, rule))]
 
     async def report(self, site: str, rule: str, since_day: int, until_day: int) -> list[DayCounts]:
-        async with self._db.execute(REPORT, (site, rule, since_day, until_day)) as cursor:
-            return [day_counts(row) for row in await cursor.fetchall()]
+        return [
+            day_counts(row) for row in await self._rows(REPORT, (site, rule, since_day, until_day))
+        ]
 
     async def strategy_results(self, site: str, rule: str) -> list[StrategyCounts]:
-        async with self._db.execute(STRATEGY_RESULTS, (site, rule)) as cursor:
-            return [StrategyCounts(*row) for row in await cursor.fetchall()]
+        return [StrategyCounts(*row) for row in await self._rows(STRATEGY_RESULTS, (site, rule))]
 
     async def strategy_report(
         self, site: str, rule: str, since_day: int, until_day: int
     ) -> list[StrategyDay]:
         args = (site, rule, since_day, until_day)
-        async with self._db.execute(STRATEGY_REPORT, args) as cursor:
-            return [StrategyDay(*row) for row in await cursor.fetchall()]
+        return [StrategyDay(*row) for row in await self._rows(STRATEGY_REPORT, args)]
 
     async def product_report(
         self, site: str, rule: str, since_day: int, until_day: int
     ) -> list[ProductCounts]:
         args = (site, rule, since_day, until_day)
-        async with self._db.execute(PRODUCTS_REPORT, args) as cursor:
-            return [ProductCounts(*row) for row in await cursor.fetchall()]
+        return [ProductCounts(*row) for row in await self._rows(PRODUCTS_REPORT, args)]
 
     async def prune_product_clicks(self, before: int, limit: int) -> int:
         async with self._write_lock():
@@ -947,8 +951,7 @@ class SQLiteStore:
 
     async def holdout_results(self, site: str, goals: list[str]) -> list[GroupCounts]:
         params = (site, site, _encode(goals).decode())
-        async with self._db.execute(_HOLDOUT_RESULTS, params) as cursor:
-            return [GroupCounts(*row) for row in await cursor.fetchall()]
+        return [GroupCounts(*row) for row in await self._rows(_HOLDOUT_RESULTS, params)]
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._execute(
@@ -957,13 +960,11 @@ class SQLiteStore:
         )
 
     async def api_key(self, key_id: str) -> ApiKey | None:
-        async with self._db.execute(SELECT_API_KEY, (key_id,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(SELECT_API_KEY, (key_id,))
         return None if row is None else _api_key(row)
 
     async def api_keys(self) -> list[ApiKey]:
-        async with self._db.execute(LIST_API_KEYS) as cursor:
-            return [_api_key(row) for row in await cursor.fetchall()]
+        return [_api_key(row) for row in await self._rows(LIST_API_KEYS)]
 
     async def touch_api_key(self, key_id: str, at: int) -> None:
         await self._execute(TOUCH_API_KEY, (at, key_id))
@@ -995,8 +996,7 @@ class SQLiteStore:
                 raise
 
     async def session_key(self, id_hash: str, now: int) -> ApiKey | None:
-        async with self._db.execute(SESSION_KEY, (id_hash, now)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(SESSION_KEY, (id_hash, now))
         return None if row is None else _api_key(row)
 
     async def end_session(self, id_hash: str) -> None:
@@ -1006,8 +1006,7 @@ class SQLiteStore:
         if not await self.writer.healthy():
             return False
         try:
-            async with self._db.execute("SELECT COUNT(*) FROM api_keys") as cursor:
-                return await cursor.fetchone() is not None
+            return await self._row("SELECT COUNT(*) FROM api_keys") is not None
         except (sqlite3.Error, ValueError):  # ValueError: the connection is closed
             return False
 
@@ -1073,12 +1072,10 @@ class SQLiteStore:
 
     async def submissions(self, query: SubmissionQuery) -> list[Submission]:
         sql, args = list_sql(query)
-        async with self._db.execute(sql, args) as cursor:
-            return [submission_of(row) for row in await cursor.fetchall()]
+        return [submission_of(row) for row in await self._rows(sql, args)]
 
     async def submission_counts(self, site: str) -> dict[str, int]:
-        async with self._db.execute(COUNT_BY_RULE, (site,)) as cursor:
-            return {row[0]: int(row[1]) for row in await cursor.fetchall()}
+        return {row[0]: int(row[1]) for row in await self._rows(COUNT_BY_RULE, (site,))}
 
     async def add_contact_events(self, events: list[ContactEvent]) -> int:
         async with self._write_lock():
@@ -1094,8 +1091,10 @@ class SQLiteStore:
         return int(stored)
 
     async def contact_events(self, site: str, contact_id: str) -> list[ContactEvent]:
-        async with self._db.execute(LIST_CONTACT_EVENTS, (site, contact_id)) as cursor:
-            return [contact_event_of(row) for row in await cursor.fetchall()]
+        return [
+            contact_event_of(row)
+            for row in await self._rows(LIST_CONTACT_EVENTS, (site, contact_id))
+        ]
 
     async def refresh(
         self,
@@ -1108,8 +1107,7 @@ class SQLiteStore:
         bought_since: int = 0,
     ) -> Refreshed | None:
         args = (site, visitor, contact_id, _encode(names).decode(), since, purchase, bought_since)
-        async with self._db.execute(REFRESH_SQLITE, args) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(REFRESH_SQLITE, args)
         return refreshed_of(*row) if row is not None else None
 
     async def put_products(self, site: str, products: Sequence[Product]) -> None:
@@ -1125,8 +1123,7 @@ class SQLiteStore:
                 raise
 
     async def product(self, site: str, product_id: str) -> Product | None:
-        async with self._db.execute(SELECT_PRODUCT, (site, product_id)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(SELECT_PRODUCT, (site, product_id))
         return None if row is None else product_of_row(row)
 
     async def products(
@@ -1137,12 +1134,10 @@ class SQLiteStore:
         limit: int = 100,
     ) -> list[Product]:
         sql, args = product_list_sql(site, category, after, limit)
-        async with self._db.execute(sql, args) as cursor:
-            return [product_of_row(row) for row in await cursor.fetchall()]
+        return [product_of_row(row) for row in await self._rows(sql, args)]
 
     async def all_products(self, site: str) -> list[Product]:
-        async with self._db.execute(ALL_PRODUCTS, (site,)) as cursor:
-            return [product_of_row(row) for row in await cursor.fetchall()]
+        return [product_of_row(row) for row in await self._rows(ALL_PRODUCTS, (site,))]
 
     async def delete_product(self, site: str, product_id: str) -> bool:
         async with self._write_lock():
@@ -1159,8 +1154,7 @@ class SQLiteStore:
         return deleted
 
     async def catalog_version(self, site: str) -> int:
-        async with self._db.execute(SELECT_VERSION, (site,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(SELECT_VERSION, (site,))
         return 0 if row is None else int(row[0])
 
     async def confirm_page_products(
@@ -1244,8 +1238,7 @@ class SQLiteStore:
 
     async def deliveries(self, query: DeliveryQuery) -> list[Delivery]:
         sql, args = outbox_list_sql(query)
-        async with self._db.execute(sql, args) as cursor:
-            return [delivery_of(row) for row in await cursor.fetchall()]
+        return [delivery_of(row) for row in await self._rows(sql, args)]
 
     async def retry_delivery(self, site: str, message_id: str, now: int) -> bool:
         async with self._write_lock():
@@ -1276,16 +1269,14 @@ class SQLiteStore:
         return enabled
 
     async def disabled_webhooks(self) -> list[DisabledWebhook]:
-        async with self._db.execute(DISABLED) as cursor:
-            return [disabled_of(row) for row in await cursor.fetchall()]
+        return [disabled_of(row) for row in await self._rows(DISABLED)]
 
     async def prune_outbox(self, before: int, limit: int) -> int:
         async with self._write_lock():
             return int(self._writes.execute(PRUNE, (before, limit)).rowcount)
 
     async def outbox_depth(self) -> dict[tuple[str, str], int]:
-        async with self._db.execute(DEPTH) as cursor:
-            return {(r[0], r[1]): int(r[2]) for r in await cursor.fetchall()}
+        return {(r[0], r[1]): int(r[2]) for r in await self._rows(DEPTH)}
 
     async def expire(self, table: Table, site: str, before: int, limit: int) -> int:
         async with self._write_lock():
@@ -1323,18 +1314,15 @@ class SQLiteStore:
             return publish_sqlite(self._writes, files, author, message, created, only_if_empty)
 
     async def config_version(self) -> ConfigHead | None:
-        async with self._db.execute(CONFIG_LATEST) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(CONFIG_LATEST)
         return None if row is None else ConfigHead(int(row[0]), str(row[1]))
 
     async def config(self, version: int) -> ConfigVersion | None:
-        async with self._db.execute(CONFIG_ONE, (version,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(CONFIG_ONE, (version,))
         return None if row is None else version_of(row)
 
     async def config_history(self, limit: int = 100) -> list[ConfigInfo]:
-        async with self._db.execute(CONFIG_HISTORY, (limit,)) as cursor:
-            return [info_of(row) for row in await cursor.fetchall()]
+        return [info_of(row) for row in await self._rows(CONFIG_HISTORY, (limit,))]
 
     async def listen_configs(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         async def stop() -> None:
@@ -1359,15 +1347,13 @@ class SQLiteStore:
         return None if row is None else Checkpoint(*map(int, row))
 
     async def recommend_horizon(self, site: str) -> Horizon:
-        async with self._db.execute(HORIZON, (site,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._row(HORIZON, (site,))
         return Horizon(int(row[0]) if row else 0, 0)  # one writer at a time: ids in order
 
     async def recommend_events(
         self, site: str, after: int, upto: int, limit: int
     ) -> list[ProductEvent]:
-        async with self._db.execute(EVENTS, (site, after, upto, limit)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._rows(EVENTS, (site, after, upto, limit))
         return [event_of(row) for row in rows]
 
     async def recommend_visitors(
@@ -1378,8 +1364,7 @@ class SQLiteStore:
             " AND visitor IN (SELECT value FROM json_each(?))"
         )
         args = (site, kind, _encode(visitors).decode())
-        async with self._db.execute(sql, args) as cursor:
-            return {row[0]: bytes(row[1]) for row in await cursor.fetchall()}
+        return {row[0]: bytes(row[1]) for row in await self._rows(sql, args)}
 
     async def recommend_commit(
         self, site: str, holder: str, batch: Batch, lease_until: int
@@ -1404,8 +1389,7 @@ class SQLiteStore:
         return True
 
     async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
-        async with self._db.execute(DELTAS, (site, after, limit)) as cursor:
-            return [(int(i), bytes(blob)) for i, blob in await cursor.fetchall()]
+        return [(int(i), bytes(blob)) for i, blob in await self._rows(DELTAS, (site, after, limit))]
 
     async def recommend_merge(
         self,
@@ -1435,20 +1419,16 @@ class SQLiteStore:
         self, site: str, kind: PairKind, min_support: int, after: tuple[str, str], limit: int
     ) -> list[tuple[str, str, int]]:
         args = (site, kind, min_support, after[0], after[0], after[1], limit)
-        async with self._db.execute(PAIRS, args) as cursor:
-            return [(a, b, int(n)) for a, b, n in await cursor.fetchall()]
+        return [(a, b, int(n)) for a, b, n in await self._rows(PAIRS, args)]
 
     async def recommend_totals(self, site: str, kind: PairKind) -> dict[str, int]:
-        async with self._db.execute(TOTALS, (site, kind)) as cursor:
-            return {p: int(n) for p, n in await cursor.fetchall()}
+        return {p: int(n) for p, n in await self._rows(TOTALS, (site, kind))}
 
     async def recommend_popularity(self, site: str, since_day: int) -> dict[str, int]:
-        async with self._db.execute(POPULARITY, (site, since_day)) as cursor:
-            return {p: int(n) for p, n in await cursor.fetchall()}
+        return {p: int(n) for p, n in await self._rows(POPULARITY, (site, since_day))}
 
     async def recommend_lists(self, site: str) -> dict[str, str]:
-        async with self._db.execute(LISTS, (site,)) as cursor:
-            return {name: items for name, items in await cursor.fetchall()}
+        return {name: items for name, items in await self._rows(LISTS, (site,))}
 
     async def recommend_publish(self, site: str, holder: str, changes: ListChanges) -> bool:
         w = self._writes
@@ -1480,5 +1460,4 @@ class SQLiteStore:
         return int(gone.rowcount)
 
     async def recommend_version(self, site: str) -> tuple[int, int]:
-        async with self._db.execute(VERSION, (site, site)) as cursor:
-            return lists_version_of(await cursor.fetchone())
+        return lists_version_of(await self._row(VERSION, (site, site)))

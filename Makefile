@@ -48,6 +48,7 @@ test: system $(STAMP) snippet/node_modules/.package-lock.json lint
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python bench/conditions.py
+	$(BIN)/python bench/decision.py
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/state.py

@@ -1,5 +1,6 @@
-"""The baseline for bench/decide.py: a bare Starlette endpoint answering a constant 1 KB
-JSON body, served the same way as sitecue (uvicorn, same workers)."""
+"""The baseline for bench/decide.py: bare Starlette endpoints on the tag's two paths, served
+the same way as sitecue (uvicorn, same workers): ``/v1/decide`` reads the body and answers
+a constant 1 KB of JSON, ``/v1/events`` reads it and answers 204 as sitecue does."""
 
 import json
 
@@ -17,4 +18,14 @@ async def constant(request: Request) -> Response:
     return Response(BODY, media_type="application/json")
 
 
-app = Starlette(routes=[Route("/v1/decide", constant, methods=["POST"])])
+async def no_content(request: Request) -> Response:
+    await request.body()
+    return Response(status_code=204)
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/decide", constant, methods=["POST"]),
+        Route("/v1/events", no_content, methods=["POST"]),
+    ]
+)

@@ -1,6 +1,7 @@
-"""The Starlette app: every route (the tag's endpoints from :mod:`sitecue.api.tag`, the admin
-ones from :mod:`sitecue.api`, the dashboard), the background tasks a node runs, and the one
-place where errors raised on purpose map to HTTP.
+"""The Starlette app: every route (the tag's endpoints from :mod:`sitecue.api.tag`, two of
+them on the hot path of :mod:`sitecue.api.hotpath`; the admin ones from :mod:`sitecue.api`;
+the dashboard), its middleware, and the background tasks a node runs. Errors raised on
+purpose map to HTTP in :mod:`sitecue.api.errors`.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ from importlib.resources import files
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from .api.admin import reload_endpoint
-from .api.bodies import ErrorBody, FieldErrors, json_response
 from .api.catalog import catalog_endpoint, catalog_import_endpoint, catalog_list_endpoint
 from .api.contact_events import contact_events_endpoint
 from .api.contacts import contact_endpoint, export_endpoint, import_endpoint
 from .api.decisions import decisions_endpoint
 from .api.deliveries import deliveries_endpoint, retry_endpoint
+from .api.errors import HANDLERS
 from .api.holdout import holdout_endpoint
+from .api.hotpath import HotPath
 from .api.monitoring import health_endpoint, metrics_endpoint
 from .api.openapi import openapi_endpoint
 from .api.recommendations import products_endpoint
@@ -36,7 +35,7 @@ from .api.reports import reports_endpoint
 from .api.results import results_endpoint
 from .api.static import load_script, panel_endpoint, script_endpoint
 from .api.submissions import submissions_endpoint
-from .api.tag import cors, decide_endpoint, events_endpoint, forms_endpoint, preflight
+from .api.tag import decide_endpoint, events_endpoint, forms_endpoint, preflight
 from .api.tokens import tokens_endpoint
 from .dashboard import (
     dashboard_endpoint,
@@ -45,12 +44,6 @@ from .dashboard import (
     logout_endpoint,
     preview_endpoint,
     report_csv_endpoint,
-)
-from .errors import (
-    FormInvalid,
-    RequestError,
-    StoreUnavailable,
-    TooManyRequests,
 )
 from .guard import DashboardHeaders
 from .keyring import fingerprint
@@ -71,55 +64,8 @@ __all__ = ["build_app"]
 
 log = logging.getLogger("sitecue")
 
-
-async def _request_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestError)
-    return json_response(ErrorBody(exc.message), exc.status)
-
-
-async def _form_invalid(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, FormInvalid)
-    return cors(json_response(FieldErrors(exc.message, exc.fields), exc.status), _origin(request))
-
-
-async def _too_many(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TooManyRequests)
-    response = json_response(ErrorBody(exc.message), exc.status)
-    response.headers["retry-after"] = str(exc.retry_after)
-    response.headers["access-control-expose-headers"] = "Retry-After"  # for the page's script
-    return cors(response, _origin(request))
-
-
-def _origin(request: Request) -> str | None:
-    """The caller's origin when some site lists it: a 4xx it must read (a field's problem,
-    a rate limit) is readable by the page's script."""
-    runtime: Runtime = request.app.state.runtime
-    origin = request.headers.get("origin")
-    listed = origin is not None and any(origin in s.origins for s in runtime.sites.values())
-    return origin if listed else None
-
-
-async def _store_unavailable(request: Request, exc: Exception) -> Response:
-    """The database is stopped, full or read-only: nothing of this request was stored, and
-    it may be sent again. The cause is logged, not answered: it may name hosts and files."""
-    assert isinstance(exc, StoreUnavailable)
-    log.warning("%s %s: store unavailable: %s", request.method, request.url.path, exc)
-    body = ErrorBody("store: unavailable, nothing was stored; retry later")
-    response = json_response(body, 503)
-    response.headers["retry-after"] = str(exc.retry_after)
-    return response
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no such path, a method the path does not take), in the same
-    JSON shape as ours."""
-    assert isinstance(exc, HTTPException)
-    message = f"{request.method} {request.url.path}: {exc.detail}"
-    if exc.headers and "Allow" in exc.headers:
-        message += f"; this path takes {exc.headers['Allow']}"
-    response = json_response(ErrorBody(message), exc.status_code)
-    response.headers.update(exc.headers or {})
-    return response
+HOT = ("/v1/decide", "/v1/events")
+"""The paths whose ``POST`` the hot path answers (see api.hotpath)."""
 
 
 def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
@@ -231,19 +177,18 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
         ("/metrics", metrics_endpoint, ["GET"]),
         ("/healthz", health_endpoint, ["GET"]),
     ]
+    timed = [(path, metrics.timed(path, endpoint), methods) for path, endpoint, methods in routes]
+    hot = {path: endpoint for path, endpoint, methods in timed if path in HOT and "POST" in methods}
     app = Starlette(
-        routes=[
-            Route(path, metrics.timed(path, endpoint), methods=methods)
-            for path, endpoint, methods in routes
+        routes=[Route(path, endpoint, methods=methods) for path, endpoint, methods in timed],
+        exception_handlers=HANDLERS,
+        # The tag's hot endpoints are answered before the dashboard's middleware and the
+        # router (see api.hotpath); their Routes serve only their preflight.
+        middleware=[
+            Middleware(PrefixedPaths),
+            Middleware(HotPath, endpoints=hot),
+            Middleware(DashboardHeaders),
         ],
-        exception_handlers={
-            RequestError: _request_error,
-            FormInvalid: _form_invalid,
-            TooManyRequests: _too_many,
-            HTTPException: _http_error,
-            StoreUnavailable: _store_unavailable,
-        },
-        middleware=[Middleware(PrefixedPaths), Middleware(DashboardHeaders)],
         lifespan=lifespan,
     )
     app.state.script = load_script()

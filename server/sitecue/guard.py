@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import Forbidden
+from .rootpath import route_path
 
 __all__ = ["CONTENT_SECURITY_POLICY", "DashboardHeaders", "require_same_origin"]
 
@@ -132,12 +133,6 @@ _HEADERS = {
 }
 
 
-def _route_path(scope: Scope) -> str:
-    """The path below the app's ``root_path`` (the prefix a proxy or a Mount strips)."""
-    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
-    return path[len(root) :] if root and path.startswith(root + "/") else path
-
-
 class DashboardHeaders:
     """ASGI middleware: the headers above on every response under ``/dashboard``: pages,
     redirects, and errors, whoever answers them."""
@@ -146,7 +141,7 @@ class DashboardHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = _route_path(scope) if scope["type"] == "http" else ""
+        route = route_path(scope) if scope["type"] == "http" else ""
         if route != PREFIX and not route.startswith(PREFIX + "/"):
             await self.app(scope, receive, send)
             return

@@ -30,7 +30,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["MEANING", "PrefixedPaths", "cookie_path", "of", "parse"]
+__all__ = ["MEANING", "PrefixedPaths", "cookie_path", "of", "parse", "route_path"]
 
 # Segments of unreserved characters only, and none "." or "..". This is what keeps a root
 # path from being more than a path: "//evil.example" would make every redirect of the
@@ -70,6 +70,13 @@ def cookie_path(scope: Mapping[str, Any]) -> str:
     """The visitor cookies' ``Path``: sitecue's own path and below (``/sc/``), so the site's
     other pages never receive them."""
     return of(scope) + "/"
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the app's ``root_path`` (the prefix a proxy or a Mount strips), as
+    the router matches it."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
 class PrefixedPaths:

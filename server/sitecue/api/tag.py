@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import decision_ids, origins, preview, products, rootpath
-from ..decide import apply_feedback, apply_reading, consented, decide
+from ..decide import Outcome, apply_feedback, apply_reading, consented, decide
 from ..errors import (
     BadRequest,
     Forbidden,
@@ -193,7 +193,23 @@ async def decide_endpoint(request: Request) -> Response:
     outcome = decide(site, state, body, now, key=signing, recommender=recommender)
     state = outcome.state
 
-    visitor = state.visitor or "-"
+    events, record = _records(site, body, outcome, now, rejected)
+    await runtime.store.write(events, [record])
+    for verdict in outcome.verdicts:
+        runtime.metrics.decisions[(site.name, verdict.rule, _OUTCOME[verdict.matched])] += 1
+    response = _answer(site, outcome, now)
+    # What this view showed, dismissed or converted survives the size cap.
+    keep = state.touched(marks) | {d.rule for d in outcome.decisions}
+    _set_cookies(request, response, runtime, state, outcome.persist, site.name, keep)
+    return cors(response, origin)
+
+
+def _records(
+    site: CompiledSite, body: DecideRequest, outcome: Outcome, now: int, rejected: str | None
+) -> tuple[list[EventRecord], DecisionRecord]:
+    """What a decision stores: the page's triggers (and the product it showed, and a token
+    refused) as events, and the decision with every rule's verdict."""
+    visitor = outcome.state.visitor or "-"
     # Triggers count on the day the server receives them (the visitor's clock is not
     # trusted), and are stored so, for recounting when the person is identified. A retried
     # call (the same ``call`` id) is answered again, but its records are not stored again.
@@ -227,19 +243,15 @@ async def decide_endpoint(request: Request) -> Response:
             )
         )
     record = DecisionRecord(
-        record_id(now),
-        site.name,
-        visitor,
-        now,
-        body.page.url,
-        outcome.verdicts,
-        body.pageview,
+        record_id(now), site.name, visitor, now, body.page.url, outcome.verdicts, body.pageview,
         key=body.call,
-    )
-    await runtime.store.write(events, [record])
-    for verdict in outcome.verdicts:
-        runtime.metrics.decisions[(site.name, verdict.rule, _OUTCOME[verdict.matched])] += 1
+    )  # fmt: skip
+    return events, record
 
+
+def _answer(site: CompiledSite, outcome: Outcome, now: int) -> Response:
+    """The answer to the tag: what to show, and what the site has it watch."""
+    state = outcome.state
     answer = DecideResponse(
         visitor=state.visitor,
         identified=state.contact is not None,
@@ -251,11 +263,7 @@ async def decide_endpoint(request: Request) -> Response:
         reading=bool(site.reading),
         data=list(site.data_keys),
     )
-    response = json_response(answer)
-    # What this view showed, dismissed or converted survives the size cap.
-    keep = state.touched(marks) | {d.rule for d in outcome.decisions}
-    _set_cookies(request, response, runtime, state, outcome.persist, site.name, keep)
-    return cors(response, origin)
+    return json_response(answer)
 
 
 def _preview_answer(

@@ -1,0 +1,177 @@
+"""Where the time of one ``POST /v1/decide`` goes, stage by stage, in process: the real app
+on the demo config with its SQLite store, and the request bench/decide.py sends (a
+returning reader who meets the paywall, with a call id of its own).
+
+Each stage is timed alone, by the function the endpoint calls for it, in CPU time (the best
+of interleaved rounds, so a busy moment slows every stage alike): body decode, cookie
+(the Cookie header parsed and the state unsealed), decide, render (the answer encoded, the
+state sealed into its Set-Cookie headers), record (the records committed, in groups of 16
+requests as under load). The whole call through the ASGI app is timed the same way, 16 at
+a time, and what the stages leave of it is the framework: ASGI dispatch, the request and
+response objects, CORS, metrics and the writer's hand-over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from msgspec.structs import replace
+from starlette.requests import Request
+
+from sitecue.api import tag
+from sitecue.api.bodies import decode
+from sitecue.app import build_app
+from sitecue.decide import decide
+from sitecue.protocol import DecideRequest
+from sitecue.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ORIGIN = "https://news.example"
+ROUNDS = 15
+CALLS = 200  # a round: this many calls of a stage
+GROUP = 16  # concurrent requests, as under load: the records of 16 go in one commit
+
+
+def _body(call: str) -> bytes:
+    return json.dumps({
+        "site": "news",
+        "page": {"url": f"{ORIGIN}/news/articles/2.html", "title": "Story", "viewport": "desktop"},
+        "events": [{"name": "paywall_view"}],
+        "view": "bench-view",
+        "call": call,
+    }).encode()  # fmt: skip
+
+
+def _scope(app: Any, body: bytes, cookies: str) -> dict[str, Any]:
+    headers = [
+        (b"host", b"127.0.0.1:8971"),
+        (b"origin", ORIGIN.encode()),
+        (b"content-type", b"text/plain"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cookie", cookies.encode()),
+    ]
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "root_path": "",
+        "query_string": b"", "headers": headers, "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8971), "app": app,
+    }  # fmt: skip
+
+
+async def _call(app: Any, body: bytes, cookies: str) -> tuple[int, list[str], bytes]:
+    """One POST /v1/decide through the whole ASGI app: status, cookies set, answer."""
+    status, cookies_set, chunks, sent = 0, [], [], False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            cookies_set.extend(
+                v.decode().split(";")[0] for n, v in message["headers"] if n == b"set-cookie"
+            )
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    scope = _scope(app, body, cookies)
+    del scope["app"]
+    await app(scope, receive, send)
+    return status, cookies_set, b"".join(chunks)
+
+
+def _cpu_us(run: Callable[[], Any], number: int) -> float:
+    start = time.process_time()
+    for _ in range(number):
+        run()
+    return (time.process_time() - start) / number * 1e6
+
+
+async def _cpu_us_async(run: Callable[[int], Any], number: int) -> float:
+    """CPU µs per request of ``number`` requests, ``GROUP`` at a time."""
+    start = time.process_time()
+    for first in range(0, number, GROUP):
+        await asyncio.gather(*(run(first + i) for i in range(GROUP)))
+    return (time.process_time() - start) / number * 1e6
+
+
+async def stages() -> None:
+    with tempfile.TemporaryDirectory(prefix="sitecue-stages-") as tmp:
+        settings = Settings.load(
+            config_dir=str(ROOT / "config"),
+            db=f"sqlite:///{tmp}/store.db",
+            env={"SITECUE_DATA_DIR": tmp, "SITECUE_SECRETS": "bench-secret-0123456789"},
+        )
+        app = build_app(settings)
+        async with app.router.lifespan_context(app):
+            await _stages(app)
+
+
+async def _stages(app: Any) -> None:
+    runtime = app.state.runtime
+    cookies = ""
+    for i in range(2):  # a reader who met the paywall twice today
+        status, cookies_set, _ = await _call(app, _body(f"stages-warm-{i}"), cookies)
+        assert status == 200, status
+        cookies = "; ".join(cookies_set)
+    body = _body("stages-00000001")
+    site = runtime.site("news")
+    request = decode(body, DecideRequest)
+    http = Request(_scope(app, body, cookies))
+    now = tag._now_ms()
+    key = runtime.keyring.mac_key("decision", "news")
+
+    def fresh_state() -> Any:
+        return tag._visitor_and_state(http, runtime, "news", request.call)
+
+    outcome = decide(site, fresh_state(), request, now, key=key)
+    assert outcome.decisions, "the paywall rule shows"
+
+    def render() -> None:
+        response = tag._answer(site, outcome, now)
+        tag._set_cookies(http, response, runtime, outcome.state, True, "news", set())
+
+    calls = iter(range(10**9))
+
+    async def record(_: int) -> None:
+        call = replace(request, call=f"stages-{next(calls):08d}")  # stored, not a retry
+        events, record = tag._records(site, call, outcome, now, None)
+        await runtime.store.write(events, [record])
+
+    async def whole(_: int) -> None:
+        status, _, _ = await _call(app, _body(f"stages-{next(calls):08d}"), cookies)
+        assert status == 200, status
+
+    timed: dict[str, list[float]] = {}
+    for _ in range(ROUNDS):
+        for name, us in (
+            ("body decode", _cpu_us(lambda: decode(body, DecideRequest), CALLS)),
+            ("cookie", _cpu_us(fresh_state, CALLS)),
+            ("decide", _cpu_us(lambda: decide(site, fresh_state(), request, now, key=key), CALLS)),
+            ("render", _cpu_us(render, CALLS)),
+            ("record", await _cpu_us_async(record, CALLS)),
+            ("whole call", await _cpu_us_async(whole, CALLS)),
+        ):
+            timed.setdefault(name, []).append(us)
+    best = {name: min(us) for name, us in timed.items()}
+    best["decide"] -= best["cookie"]  # each decide() had its cookie unsealed first
+    parts = ("body decode", "cookie", "decide", "render", "record")
+    best["framework and respond"] = best["whole call"] - sum(best[p] for p in parts)
+    print(
+        f"POST /v1/decide in process, stage by stage (CPU µs a request, best of {ROUNDS}"
+        f" interleaved rounds; records committed {GROUP} requests a group):"
+    )
+    for name in (*parts, "framework and respond", "whole call"):
+        share = best[name] / best["whole call"]
+        print(f"  {name:22} {best[name]:6.1f} µs  {share:4.0%}")

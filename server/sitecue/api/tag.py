@@ -81,10 +81,15 @@ def _check_origin(request: Request, site: CompiledSite) -> str | None:
 
 
 def cors(response: Response, origin: str | None) -> Response:
+    """``response`` readable by the page of ``origin``, with its cookies. Called once per
+    response, which has none of these headers yet: they are appended as they are, without
+    MutableHeaders' search for a header to replace (on every page view)."""
     if origin:
-        response.headers["access-control-allow-origin"] = origin
-        response.headers["access-control-allow-credentials"] = "true"
-        response.headers["vary"] = "Origin"
+        response.raw_headers += (
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"access-control-allow-credentials", b"true"),
+            (b"vary", b"Origin"),
+        )
     return response
 
 

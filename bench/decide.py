@@ -107,31 +107,46 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time the processes have used so far."""
-    total = 0
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User and system CPU time each process has used so far."""
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICK
+        used[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return used
 
 
 class Load:
     """wrk against one server and path, each request with an id of its own."""
 
-    def __init__(self, port: int, path: str, body: dict[str, Any], cookies: str, seconds: int):
+    def __init__(
+        self, server: subprocess.Popen[bytes], port: int, path: str, body: dict[str, Any],
+        cookies: str, seconds: int,
+    ) -> None:  # fmt: skip
+        self.server_pid = server.pid
         self.port, self.path, self.cookies, self.seconds = port, path, cookies, seconds
         template = json.dumps(body)
         if "call" not in body and "%s" not in template:
             template = json.dumps({**body, "call": "%s"})
         self.template = template.replace("%", "%%").replace('"%%s"', '"%s"')
-        self.runs = 0
+        self.runs = self.retried = 0
 
     def run(self, wait_ms: float | None = None) -> dict[str, float]:
-        """Run wrk; with ``wait_ms``, each connection waits that long after each response."""
+        """Run wrk; with ``wait_ms``, each connection waits that long after each response.
+        The workers share one listening socket, and the kernel may hand most of wrk's
+        connections to one of them: that measures a node of one worker, so such a run (its
+        busiest worker used over 70% of the workers' CPU) is run again, at most twice."""
+        for _ in range(3):
+            result = self._run(wait_ms)
+            if result["busiest"] <= 0.7:
+                break
+            self.retried += 1
+        return result
+
+    def _run(self, wait_ms: float | None) -> dict[str, float]:
         self.runs += 1
         delay = f"function delay() return {wait_ms:.3f} end" if wait_ms is not None else ""
         prefix = f"wrk{os.getpid()}r{self.runs}"
@@ -156,13 +171,15 @@ end
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(script)
         pids = descendants(self.server_pid)
-        cpu = cpu_seconds(pids)
+        before = cpu_seconds(pids)
         url = f"http://127.0.0.1:{self.port}{self.path}"
         out = subprocess.run(
             ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{self.seconds}s", "-s", f.name, url],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-        cpu = cpu_seconds(pids) - cpu
+        after = cpu_seconds(pids)
+        used = sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)
+        cpu, workers = sum(used), used[:2]
         os.unlink(f.name)
         match = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
         assert match, out
@@ -173,6 +190,7 @@ end
             "p99_ms": float(p99) / 1000,
             "errors": int(errors),
             "cpu_us": cpu / int(requests) * 1e6,
+            "busiest": workers[0] / sum(workers) if sum(workers) else 1.0,
         }
 
     def paced(self, rate: float) -> dict[str, float]:
@@ -183,12 +201,11 @@ end
         taken = CONNECTIONS * 1000 / self.run(wanted)["rps"]
         return self.run(max(wanted - (taken - wanted), 0))
 
-    server_pid = 0
-
 
 def row(name: str, r: dict[str, float]) -> str:
     latency = f"p50 {r['p50_ms']:5.2f} ms  p99 {r['p99_ms']:6.2f} ms"
-    return f"    {name:26} {r['rps']:7.0f} req/s  {latency}  {r['cpu_us']:5.0f} µs CPU a request"
+    cpu = f"{r['cpu_us']:4.0f} µs CPU a request, busiest worker {r['busiest']:.0%}"
+    return f"    {name:15} {r['rps']:6.0f} req/s  {latency}  {cpu}"
 
 
 def one_run(seconds: int) -> dict[str, bool]:
@@ -214,9 +231,8 @@ def one_run(seconds: int) -> dict[str, bool]:
         cookies, events = returning_reader(8971)
         print(f"  the reader's cookies: {len(cookies)} B")
         for path, body in (("/v1/decide", DECIDE), ("/v1/events", events)):
-            ours = Load(8971, path, body, cookies, seconds)
-            theirs = Load(8972, path, body, cookies, seconds)
-            ours.server_pid, theirs.server_pid = sitecue.pid, bare.pid
+            ours = Load(sitecue, 8971, path, body, cookies, seconds)
+            theirs = Load(bare, 8972, path, body, cookies, seconds)
             peak_bare, peak = theirs.run(), ours.run()
             half = ours.paced(peak["rps"] / 2)
             half_bare = theirs.paced(peak["rps"] / 2)
@@ -230,7 +246,8 @@ def one_run(seconds: int) -> dict[str, bool]:
             print(f"  paced at half of sitecue's peak (~{peak['rps'] / 2:.0f} req/s):")
             print(row("bare Starlette", half_bare))
             print(row("sitecue", half) + "   (target p99 < 10 ms)")
-            print(f"  non-2xx answers and connection errors: {errors}")
+            retried = ours.retried + theirs.retried
+            print(f"  errors (non-2xx, connection): {errors}; unbalanced runs retried: {retried}")
     finally:
         for proc in (sitecue, bare):
             proc.terminate()

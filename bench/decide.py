@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -78,16 +79,13 @@ def post(port: int, path: str, body: dict[str, Any], cookies: str) -> tuple[str,
 
 
 def returning_reader(port: int) -> tuple[str, dict[str, Any]]:
-    """The cookies of a reader who met the paywall twice today, and an impression of the
-    paywall decision their next page view gets (what the tag then sends to /v1/events)."""
+    """The cookies of a reader who met the paywall twice today, and a page event of theirs
+    (``sitecue('event', 'share')``) as the tag sends it to /v1/events. Not an impression:
+    a decision's impression is stored once, and every replay of it would be deduplicated."""
     cookies = ""
     for i in range(2):
         cookies, _ = post(port, "/v1/decide", {**DECIDE, "call": f"bench-warm-{i}"}, cookies)
-    _, answer = post(port, "/v1/decide", {**DECIDE, "call": "bench-warm-2"}, cookies)
-    shown = json.loads(answer)["decisions"][0]
-    impression = {"type": "impression", "decision": shown["id"], "rule": shown["rule"],
-                  "variant": shown["variant"], "id": "%s"}  # fmt: skip
-    return cookies, {"site": "news", "events": [impression]}
+    return cookies, {"site": "news", "events": [{"type": "event", "name": "share", "id": "%s"}]}
 
 
 def descendants(pid: int) -> list[int]:
@@ -122,6 +120,8 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
 class Load:
     """wrk against one server and path, each request with an id of its own."""
 
+    made = 0
+
     def __init__(
         self, server: subprocess.Popen[bytes], port: int, path: str, body: dict[str, Any],
         cookies: str, seconds: int,
@@ -133,6 +133,8 @@ class Load:
             template = json.dumps({**body, "call": "%s"})
         self.template = template.replace("%", "%%").replace('"%%s"', '"%s"')
         self.runs = self.retried = 0
+        Load.made += 1
+        self.prefix = f"wrk{os.getpid()}l{Load.made}"  # ids unique to this process and load
 
     def run(self, wait_ms: float | None = None) -> dict[str, float]:
         """Run wrk; with ``wait_ms``, each connection waits that long after each response.
@@ -149,7 +151,7 @@ class Load:
     def _run(self, wait_ms: float | None) -> dict[str, float]:
         self.runs += 1
         delay = f"function delay() return {wait_ms:.3f} end" if wait_ms is not None else ""
-        prefix = f"wrk{os.getpid()}r{self.runs}"
+        prefix = f"{self.prefix}r{self.runs}"
         script = f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "text/plain"
@@ -160,12 +162,13 @@ function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 function request()
   n = n + 1
   local id = string.format("{prefix}t%dn%d", tid, n)
-  return wrk.format(nil, nil, nil, string.format([[{self.template}]], id))
+  return wrk.format(nil, nil, nil, string.format([==[{self.template}]==], id))
 end
 {delay}
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %f %f %d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect))
+    latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect
+    + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
@@ -173,16 +176,20 @@ end
         pids = descendants(self.server_pid)
         before = cpu_seconds(pids)
         url = f"http://127.0.0.1:{self.port}{self.path}"
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{self.seconds}s", "-s", f.name, url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        try:
+            out = subprocess.run(
+                ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{self.seconds}s", "-s", f.name, url],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+        finally:
+            os.unlink(f.name)
+        time.sleep(0.2)  # the commits of the last requests answered, counted too
         after = cpu_seconds(pids)
         used = sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)
         cpu, workers = sum(used), used[:2]
-        os.unlink(f.name)
         match = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
-        assert match, out
+        if match is None or int(match[1]) == 0:
+            raise RuntimeError(f"wrk completed no request against {url}:\n{out}")
         requests, micros, p50, p99, errors = match.groups()
         return {
             "rps": int(requests) / (int(micros) / 1e6),
@@ -211,8 +218,11 @@ def row(name: str, r: dict[str, float]) -> str:
 def one_run(seconds: int) -> dict[str, bool]:
     """Both servers, both endpoints: the figures printed, and which targets were met."""
     data = Path(tempfile.mkdtemp(prefix="sitecue-bench-"))
+    # A fresh SQLite store in ``data`` for each run (no SITECUE_DB or root path from outside).
+    outside = ("SITECUE_DB", "SITECUE_ROOT_PATH")
+    inherited = {k: v for k, v in os.environ.items() if k not in outside}
     env = {
-        **os.environ,
+        **inherited,
         "SITECUE_DATA_DIR": str(data),
         "SITECUE_SECRETS": SECRET,
         "SITECUE_CONFIG_DIR": str(ROOT / "config"),

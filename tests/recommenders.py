@@ -1,5 +1,5 @@
 """A small, real, in-memory recommender in the shape decide takes (sitecue.personal.
-Recommender), for the tests of personal widgets and bench/decide.py: each strategy picks from
+Recommender), for the tests of personal widgets: each strategy picks from
 fixed lists (the popular ones, and per product the ones viewed or bought with it), with the
 filters every strategy applies (in stock, not bought, not the current product, once each, at
 most ``per_category`` a category, at most ``limit``)."""

@@ -360,6 +360,29 @@ def test_a_closed_store_is_not_healthy(store_url: str) -> None:
     assert asyncio.run(main()) is False
 
 
+def test_a_store_whose_reads_fail_is_not_healthy(tmp_path: Path) -> None:
+    """A read refused by SQLite (a disk I/O error) makes the health check say no, for
+    /healthz to report, rather than raise."""
+
+    async def main() -> bool:
+        store = await open_store(f"sqlite:///{tmp_path / 'sitecue.db'}")
+        assert isinstance(store, sqlite_store.SQLiteStore)
+
+        async def failing(*args: Any) -> Any:
+            err = sqlite3.OperationalError("disk I/O error")
+            err.sqlite_errorcode = sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
+            raise err
+
+        try:
+            store._db.execute_fetchall = failing  # type: ignore[method-assign]
+            return await store.healthy()
+        finally:
+            del store._db.execute_fetchall
+            await store.close()
+
+    assert asyncio.run(main()) is False
+
+
 def wal_size(path: Path) -> int:
     try:
         return os.path.getsize(f"{path}-wal")

@@ -183,7 +183,8 @@ def build_app(settings: Settings, *, publish: bool = False) -> Starlette:
         routes=[Route(path, endpoint, methods=methods) for path, endpoint, methods in timed],
         exception_handlers=HANDLERS,
         # The tag's hot endpoints are answered before the dashboard's middleware and the
-        # router (see api.hotpath); their Routes serve only their preflight.
+        # router (see api.hotpath); their Routes stay, for the preflight, the 405s, and any
+        # form of the path the hot path does not take.
         middleware=[
             Middleware(PrefixedPaths),
             Middleware(HotPath, endpoints=hot),

@@ -3,13 +3,12 @@ ASGI scope, in front of Starlette's router.
 
 Every page view of every site calls ``/v1/decide``, and most send ``/v1/events`` after it.
 On Starlette's way a request also passes the dashboard's middleware, the exception
-wrappers of the app and of its route, and a router trying the routes in turn: a quarter
-of the CPU time of a decision that does nothing else (see ``bench/README.md``). Here the
-two are looked up by path and called at once, on the same :class:`~starlette.requests.Request`
-and with the same :mod:`sitecue.metrics` timing. Everything else, their CORS preflight
-included, takes Starlette's way; the errors raised on purpose are answered by the same
-handlers (:mod:`sitecue.api.errors`), and any other error goes up to Starlette's
-outermost middleware, a 500 as on any route.
+wrappers of the app and of its route, and a router trying the routes in turn: work a page
+view does not need. Here the two are looked up by path and called at once, on the same
+:class:`~starlette.requests.Request` and with the same :mod:`sitecue.metrics` timing.
+Everything else, their CORS preflight included, takes Starlette's way; the errors raised
+on purpose are answered by the same handlers (:mod:`sitecue.api.errors`), and any other
+error goes up to Starlette's outermost middleware, a 500 as on any route.
 """
 
 from __future__ import annotations
@@ -50,5 +49,9 @@ class HotPath:
             handled = await answer(request, exc)
             if handled is None:
                 raise
+            # As Starlette does: one error may be raised to many requests (the writer's,
+            # to every request of a failed group), and its traceback would keep the last
+            # one's frames alive.
+            exc.__traceback__ = None
             response = handled
         await response(scope, receive, send)

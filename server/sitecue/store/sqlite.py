@@ -1007,7 +1007,9 @@ class SQLiteStore:
             return False
         try:
             return await self._row("SELECT COUNT(*) FROM api_keys") is not None
-        except (sqlite3.Error, ValueError):  # ValueError: the connection is closed
+        # A failing read comes translated (StoreUnavailable); ValueError: the connection is
+        # closed. Either way not healthy, which /healthz reports, rather than an error.
+        except (StoreUnavailable, sqlite3.Error, ValueError):
             return False
 
     async def submit(

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import msgspec  # noqa: E402
 
+from asgi import post  # noqa: E402
 from sitecue.catalog import product_key  # noqa: E402
 from sitecue.decide import decide  # noqa: E402
 from sitecue.protocol import DecideRequest, Page, PageEvent  # noqa: E402
@@ -468,55 +469,6 @@ def _decide_body(product: int) -> bytes:
     ).encode()
 
 
-async def _post_decide(app: Any, body: bytes, cookie: str) -> tuple[int, list[str], bytes]:
-    """One POST /v1/decide through the whole ASGI app, in this event loop: status, the
-    cookies set, the answer."""
-    headers = [
-        (b"host", b"cue.shop.example"),
-        (b"origin", SHOP.encode()),
-        (b"content-type", b"text/plain"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "https",
-        "path": "/v1/decide",
-        "raw_path": b"/v1/decide",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("cue.shop.example", 443),
-    }
-    status, cookies, chunks = 0, [], []
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            for name, value in message["headers"]:
-                if name == b"set-cookie":
-                    cookies.append(value.decode().split(";")[0])
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, cookies, b"".join(chunks)
-
-
 async def _endpoint(rounds: int) -> None:
     from contextlib import AsyncExitStack
 
@@ -557,7 +509,9 @@ async def _endpoint(rounds: int) -> None:
             cookie = ""
             for product in range(900, 908):
                 first = next(iter(apps.values()))
-                status, cookies, _ = await _post_decide(first, _decide_body(product), cookie)
+                status, cookies, _ = await post(
+                    first, "/v1/decide", _decide_body(product), cookie, SHOP
+                )
                 assert status == 200, status
                 if cookies:
                     cookie = "; ".join(
@@ -580,7 +534,7 @@ async def _endpoint(rounds: int) -> None:
                     body = _decide_body(product)
                     for name, app in apps.items():
                         start = time.perf_counter()
-                        status, _, answer = await _post_decide(app, body, cookie)
+                        status, _, answer = await post(app, "/v1/decide", body, cookie, SHOP)
                         taken[name].append((time.perf_counter() - start) * 1e6)
                         assert status == 200, (status, answer)
                         for decision in msgspec.json.decode(answer).get("decisions", []):

@@ -24,6 +24,7 @@ from typing import Any
 from msgspec.structs import replace
 from starlette.requests import Request
 
+from asgi import post, post_scope
 from sitecue.api import tag
 from sitecue.api.bodies import decode
 from sitecue.app import build_app
@@ -48,49 +49,6 @@ def _body(call: str) -> bytes:
         "view": "bench-view",
         "call": call,
     }).encode()  # fmt: skip
-
-
-def _scope(app: Any, body: bytes, cookies: str) -> dict[str, Any]:
-    headers = [
-        (b"host", b"127.0.0.1:8971"),
-        (b"origin", ORIGIN.encode()),
-        (b"content-type", b"text/plain"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cookie", cookies.encode()),
-    ]
-    return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "root_path": "",
-        "query_string": b"", "headers": headers, "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8971), "app": app,
-    }  # fmt: skip
-
-
-async def _call(app: Any, body: bytes, cookies: str) -> tuple[int, list[str], bytes]:
-    """One POST /v1/decide through the whole ASGI app: status, cookies set, answer."""
-    status, cookies_set, chunks, sent = 0, [], [], False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            cookies_set.extend(
-                v.decode().split(";")[0] for n, v in message["headers"] if n == b"set-cookie"
-            )
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    scope = _scope(app, body, cookies)
-    del scope["app"]
-    await app(scope, receive, send)
-    return status, cookies_set, b"".join(chunks)
 
 
 def _cpu_us(run: Callable[[], Any], number: int) -> float:
@@ -162,13 +120,14 @@ async def _stages(app: Any) -> None:
     runtime = app.state.runtime
     cookies = ""
     for i in range(2):  # a reader who met the paywall twice today
-        status, cookies_set, _ = await _call(app, _body(f"stages-warm-{i}"), cookies)
+        warm = _body(f"stages-warm-{i}")
+        status, cookies_set, _ = await post(app, "/v1/decide", warm, cookies, ORIGIN)
         assert status == 200, status
         cookies = "; ".join(cookies_set)
     body = _body("stages-00000001")
     site = runtime.site("news")
     request = decode(body, DecideRequest)
-    http = Request(_scope(app, body, cookies))
+    http = Request({**post_scope("/v1/decide", body, cookies, ORIGIN), "app": app})
     now = tag._now_ms()
     key = runtime.keyring.mac_key("decision", "news")
 
@@ -190,7 +149,8 @@ async def _stages(app: Any) -> None:
         await runtime.store.write(events, [record])
 
     async def whole(_: int) -> None:
-        status, _, _ = await _call(app, _body(f"stages-{next(calls):08d}"), cookies)
+        call = _body(f"stages-{next(calls):08d}")
+        status, _, _ = await post(app, "/v1/decide", call, cookies, ORIGIN)
         assert status == 200, status
 
     timed: dict[str, list[float]] = {}

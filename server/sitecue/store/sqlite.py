@@ -1368,27 +1368,38 @@ class SQLiteStore:
         args = (site, kind, _encode(visitors).decode())
         return {row[0]: bytes(row[1]) for row in await self._rows(sql, args)}
 
-    async def recommend_commit(
-        self, site: str, holder: str, batch: Batch, lease_until: int
+    async def _leased(
+        self, guard: str, args: Row, body: Callable[[sqlite3.Connection], object]
     ) -> bool:
+        """One transaction of the recommendations' job under its lease: ``guard`` renews (or
+        moves) the lease, and must change one row, else the lease is lost and nothing is
+        written (False); then ``body`` writes, and all of it commits, or rolls back."""
         w = self._writes
         async with self._write_lock():
             w.execute("BEGIN IMMEDIATE")
             try:
-                if w.execute(COMMIT_STATE, (batch.done, lease_until, site, holder)).rowcount != 1:
+                if w.execute(guard, args).rowcount != 1:
                     _rollback(w)
                     return False
-                w.executemany(UPSERT_VISITORS, [(site, *row) for row in batch.visitors])
-                if batch.pairs:
-                    w.execute(INSERT_DELTAS, (site, encode_pairs(batch.pairs)))
-                w.executemany(UPSERT_TOTALS, [(site, *row) for row in batch.totals])
-                w.executemany(UPSERT_DAYS, [(site, *row) for row in batch.days])
+                body(w)
                 w.execute("COMMIT")
             except BaseException:
                 _rollback(w)
                 raise
         self._checkpoints.committed()
         return True
+
+    async def recommend_commit(
+        self, site: str, holder: str, batch: Batch, lease_until: int
+    ) -> bool:
+        def write(w: sqlite3.Connection) -> None:
+            w.executemany(UPSERT_VISITORS, [(site, *row) for row in batch.visitors])
+            if batch.pairs:
+                w.execute(INSERT_DELTAS, (site, encode_pairs(batch.pairs)))
+            w.executemany(UPSERT_TOTALS, [(site, *row) for row in batch.totals])
+            w.executemany(UPSERT_DAYS, [(site, *row) for row in batch.days])
+
+        return await self._leased(COMMIT_STATE, (batch.done, lease_until, site, holder), write)
 
     async def recommend_deltas(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         return [(int(i), bytes(blob)) for i, blob in await self._rows(DELTAS, (site, after, limit))]
@@ -1401,21 +1412,11 @@ class SQLiteStore:
         pairs: list[tuple[str, str, str, int]],
         lease_until: int,
     ) -> bool:
-        w = self._writes
-        async with self._write_lock():
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                if w.execute(RENEW, (lease_until, site, holder)).rowcount != 1:
-                    _rollback(w)
-                    return False
-                w.executemany(UPSERT_PAIRS, ((site, *row) for row in pairs))
-                w.execute(DELETE_DELTAS, (site, upto))
-                w.execute("COMMIT")
-            except BaseException:
-                _rollback(w)
-                raise
-        self._checkpoints.committed()
-        return True
+        def write(w: sqlite3.Connection) -> None:
+            w.executemany(UPSERT_PAIRS, ((site, *row) for row in pairs))
+            w.execute(DELETE_DELTAS, (site, upto))
+
+        return await self._leased(RENEW, (lease_until, site, holder), write)
 
     async def recommend_pairs(
         self, site: str, kind: PairKind, min_support: int, after: tuple[str, str], limit: int
@@ -1433,23 +1434,14 @@ class SQLiteStore:
         return {name: items for name, items in await self._rows(LISTS, (site,))}
 
     async def recommend_publish(self, site: str, holder: str, changes: ListChanges) -> bool:
-        w = self._writes
         bump = 1 if changes.upserts or changes.deletes else 0
         state = (changes.seen, changes.seen_at, changes.published, changes.listed, bump, site)
-        async with self._write_lock():
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                if w.execute(PUBLISH_STATE, (*state, holder)).rowcount != 1:
-                    _rollback(w)
-                    return False
-                w.executemany(UPSERT_LIST, [(site, *row) for row in changes.upserts])
-                w.executemany(DELETE_LIST, [(site, name) for name in changes.deletes])
-                w.execute("COMMIT")
-            except BaseException:
-                _rollback(w)
-                raise
-        self._checkpoints.committed()
-        return True
+
+        def write(w: sqlite3.Connection) -> None:
+            w.executemany(UPSERT_LIST, [(site, *row) for row in changes.upserts])
+            w.executemany(DELETE_LIST, [(site, name) for name in changes.deletes])
+
+        return await self._leased(PUBLISH_STATE, (*state, holder), write)
 
     async def recommend_prune(
         self, site: str, kind: Kind, before: int, before_day: int, limit: int

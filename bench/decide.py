@@ -150,7 +150,16 @@ class Load:
 
     def _run(self, wait_ms: float | None) -> dict[str, float]:
         self.runs += 1
-        delay = f"function delay() return {wait_ms:.3f} end" if wait_ms is not None else ""
+        # A fixed wait keeps the connections in step: all of them answered in one burst wait
+        # alike and send the next burst together, a peak-rate burst every cycle rather than a
+        # pace. Waits drawn from an exponential (seeded per thread) spread them out, as
+        # independent visitors arrive.
+        delay = (
+            f"function init(args) math.randomseed(tid) end\n"
+            f"function delay() return -{wait_ms:.3f} * math.log(1 - math.random()) end"
+            if wait_ms is not None
+            else ""
+        )
         prefix = f"{self.prefix}r{self.runs}"
         script = f"""
 wrk.method = "POST"

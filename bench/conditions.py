@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from condition_oracle import evaluate as interpret
 from sitecue.conditions import compile_condition
+from timing import in_turns
 
 COUNTRIES = [f"c{i:02d}" for i in range(50)]
 SECTIONS = [f"section-{i}" for i in range(50)]
@@ -88,17 +89,6 @@ CONTEXTS = [CONTEXT, ANONYMOUS]
 def per_call_us(fn: Any, number: int) -> float:
     """Best of 5 runs, in µs per call: the least disturbed by other work on the machine."""
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
-
-
-def in_turns(a: Any, b: Any, number: int, rounds: int = 400) -> tuple[float, float]:
-    """The best µs per call of ``a`` and of ``b``, timed in many short turns: on a busy
-    machine both meet the same quiet moments, so their ratio holds where one long run
-    each would compare two different loads."""
-    best_a = best_b = float("inf")
-    for _ in range(rounds):
-        best_a = min(best_a, timeit.timeit(a, number=number) / number * 1e6)
-        best_b = min(best_b, timeit.timeit(b, number=number) / number * 1e6)
-    return best_a, best_b
 
 
 def main() -> None:
@@ -189,7 +179,7 @@ def new_context_unused() -> None:
         return run
 
     evaluations = len(rules) * len(CONTEXTS)
-    plain, new = (us / evaluations for us in in_turns(over(CONTEXTS), over(extended), 20))
+    plain, new = (us / evaluations for us in in_turns(over(CONTEXTS), over(extended), 20, 400))
     print("the new context (sums, page data) present but unused by the rules:")
     print(f"  without it   {plain:7.3f} µs per condition")
     print(f"  with it      {new:7.3f} µs per condition")

@@ -44,9 +44,25 @@ from sitecue.state import MAX_COOKIE_BYTES, Products, StateCodec, VisitorState  
 from sitecue.state_size import state_size  # noqa: E402
 from sitecue.store.catalog import Product  # noqa: E402
 from sites import NEWS, rule, site  # noqa: E402
+from timing import in_turns  # noqa: E402
 
 ORIGIN = "https://news.example"
 KEY = b"bench-decision-key"  # signs decision ids
+VISITOR = "bench-visitor-000001"
+
+
+def from_cookie(
+    compiled: Any, codec: StateCodec, cookie: str, request: DecideRequest, now: int
+) -> Any:
+    """A call as a page view makes it: the visitor's state opened from their cookie, then
+    decide()."""
+
+    def call() -> None:
+        state = codec.decode(cookie, VISITOR, "news")
+        assert state is not None
+        decide(compiled, state, request, now, key=KEY)
+
+    return call
 
 
 def rules_of(n: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -82,21 +98,11 @@ def decide_alone() -> None:
             view="v",
         )
         codec = StateCodec(["bench-secret-0123456789"])
-        seed = VisitorState(visitor="bench-visitor-000001")
+        seed = VisitorState(visitor=VISITOR)
         for _ in range(3):
             decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
         cookie = codec.encode(seed, "news")
-
-        def call(
-            compiled: Any = compiled,
-            cookie: str = cookie,
-            codec: StateCodec = codec,
-            request: DecideRequest = request,
-        ) -> None:
-            state = codec.decode(cookie, "bench-visitor-000001", "news")
-            assert state is not None
-            decide(compiled, state, request, 1_790_000_000_000, key=KEY)
-
+        call = from_cookie(compiled, codec, cookie, request, 1_790_000_000_000)
         us = min(timeit.repeat(call, number=300, repeat=5)) / 300 * 1e6
         per_rule[n] = us / n
         print(
@@ -130,23 +136,12 @@ def reading_cost() -> None:
             view="v",
             read=read,
         )
-        seed = VisitorState(visitor="bench-visitor-000001")
+        seed = VisitorState(visitor=VISITOR)
         for day in range(7):
             decide(compiled, seed, request, 1_790_000_000_000 + day * 86_400_000, key=KEY)
         cookie = codec.encode(seed, "news")
         now = 1_790_000_000_000 + 7 * 86_400_000
-
-        def call(
-            compiled: Any = compiled,
-            cookie: str = cookie,
-            request: DecideRequest = request,
-            now: int = now,
-        ) -> None:
-            state = codec.decode(cookie, "bench-visitor-000001", "news")
-            assert state is not None
-            decide(compiled, state, request, now, key=KEY)
-
-        calls.append((call, len(cookie) + 5))
+        calls.append((from_cookie(compiled, codec, cookie, request, now), len(cookie) + 5))
     best = [float("inf")] * len(cases)
     for _ in range(9):
         for i, (call, _) in enumerate(calls):
@@ -162,16 +157,6 @@ def reading_cost() -> None:
         rules = [rule()] if when is None else [rule(), {**rule(), "id": "long", "when": when}]
         size = state_size(site(rules=rules)).worst
         print(f"  worst-case state cookie, {label:26} {size:5d} B (cap {MAX_COOKIE_BYTES} B)")
-
-
-def in_turns(a: Any, b: Any, number: int, rounds: int = 200) -> tuple[float, float]:
-    """The best µs per call of ``a`` and of ``b``, timed in many short turns, so that on a
-    busy machine both meet the same quiet moments and their ratio holds."""
-    best_a = best_b = float("inf")
-    for _ in range(rounds):
-        best_a = min(best_a, timeit.timeit(a, number=number) / number * 1e6)
-        best_b = min(best_b, timeit.timeit(b, number=number) / number * 1e6)
-    return best_a, best_b
 
 
 def new_context_unused() -> None:
@@ -191,18 +176,13 @@ def new_context_unused() -> None:
     unread = {f"key_{i}": msgspec.Raw(b'"a value no rule reads"') for i in range(10)}
     with_data = msgspec.structs.replace(request, page=msgspec.structs.replace(page, data=unread))
     codec = StateCodec(["bench-secret-0123456789"])
-    seed = VisitorState(visitor="bench-visitor-000001")
+    seed = VisitorState(visitor=VISITOR)
     for _ in range(3):
         decide(plain, seed, request, 1_790_000_000_000, key=KEY)
     cookie = codec.encode(seed, "news")
 
     def call(compiled: Any, req: DecideRequest) -> Any:
-        def run() -> None:
-            state = codec.decode(cookie, "bench-visitor-000001", "news")
-            assert state is not None
-            decide(compiled, state, req, 1_790_000_000_000, key=KEY)
-
-        return run
+        return from_cookie(compiled, codec, cookie, req, 1_790_000_000_000)
 
     base, unused = in_turns(call(plain, request), call(declared, request), 10, 600)
     again, carried = in_turns(call(plain, request), call(declared, with_data), 10, 600)
@@ -273,14 +253,14 @@ def budget_and_holdout() -> None:
     codec = StateCodec(["bench-secret-0123456789"])
     cookies = {}
     for name, compiled in (("plain", plain), ("configured", configured)):
-        seed = VisitorState(visitor="bench-visitor-000001")
+        seed = VisitorState(visitor=VISITOR)
         for _ in range(3):
             decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
         cookies[name] = codec.encode(seed, "news")
 
     def timer(fn: Any, compiled: Any, cookie: str) -> Any:
         def call() -> None:
-            state = codec.decode(cookie, "bench-visitor-000001", "news")
+            state = codec.decode(cookie, VISITOR, "news")
             assert state is not None
             fn(compiled, state, request, 1_790_000_000_000, key=KEY)
 
@@ -368,7 +348,7 @@ def recommendations_cost() -> None:
     without = site(rules=[top, *rules], catalog=catalog, widgets={**NEWS["widgets"], "row": fixed})
     codec = StateCodec(["bench-secret-0123456789"])
     seed = VisitorState(
-        visitor="bench-visitor-000001",
+        visitor=VISITOR,
         products=Products(
             viewed=b"".join(product_key(f"sku-{i}") for i in range(900, 908)),
             bought=b"".join(product_key(f"sku-{i}") for i in (901, 950)),
@@ -385,7 +365,7 @@ def recommendations_cost() -> None:
         turn = iter(range(10**9))
 
         def call() -> None:
-            state = codec.decode(cookie, "bench-visitor-000001", "news")
+            state = codec.decode(cookie, VISITOR, "news")
             assert state is not None
             request = order[next(turn) % len(order)]
             out = decide(compiled, state, request, 1_790_000_000_000, key=KEY,

@@ -47,6 +47,23 @@ from timing import in_turns  # noqa: E402
 ORIGIN = "https://news.example"
 KEY = b"bench-decision-key"  # signs decision ids
 VISITOR = "bench-visitor-000001"
+T0 = 1_790_000_000_000
+PAYWALL = DecideRequest(
+    site="news",
+    page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
+    events=[PageEvent(name="paywall_view")],
+    view="v",
+)  # a returning reader's article page, with a paywall event
+
+
+def returning(
+    compiled: Any, codec: StateCodec, request: DecideRequest, times: tuple[int, ...] = (T0,) * 3
+) -> str:
+    """The cookie of a reader who made ``request`` at ``times`` (three times at T0)."""
+    seed = VisitorState(visitor=VISITOR)
+    for now in times:
+        decide(compiled, seed, request, now, key=KEY)
+    return codec.encode(seed, "news")
 
 
 def from_cookie(
@@ -89,18 +106,9 @@ def decide_alone() -> None:
     per_rule = {}
     for n in (20, 200):
         compiled = site(rules=rules_of(n, random.Random(n)))
-        request = DecideRequest(
-            site="news",
-            page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
-            events=[PageEvent(name="paywall_view")],
-            view="v",
-        )
         codec = StateCodec(["bench-secret-0123456789"])
-        seed = VisitorState(visitor=VISITOR)
-        for _ in range(3):
-            decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
-        cookie = codec.encode(seed, "news")
-        call = from_cookie(compiled, codec, cookie, request, 1_790_000_000_000)
+        cookie = returning(compiled, codec, PAYWALL)
+        call = from_cookie(compiled, codec, cookie, PAYWALL, T0)
         us = min(timeit.repeat(call, number=300, repeat=5)) / 300 * 1e6
         per_rule[n] = us / n
         print(
@@ -127,18 +135,9 @@ def reading_cost() -> None:
     calls = []
     for _, rules, read in cases:
         compiled = site(rules=rules)
-        request = DecideRequest(
-            site="news",
-            page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
-            events=[PageEvent(name="paywall_view")],
-            view="v",
-            read=read,
-        )
-        seed = VisitorState(visitor=VISITOR)
-        for day in range(7):
-            decide(compiled, seed, request, 1_790_000_000_000 + day * 86_400_000, key=KEY)
-        cookie = codec.encode(seed, "news")
-        now = 1_790_000_000_000 + 7 * 86_400_000
+        request = msgspec.structs.replace(PAYWALL, read=read)
+        cookie = returning(compiled, codec, request, tuple(T0 + d * 86_400_000 for d in range(7)))
+        now = T0 + 7 * 86_400_000
         calls.append((from_cookie(compiled, codec, cookie, request, now), len(cookie) + 5))
     best = [float("inf")] * len(cases)
     for _ in range(9):
@@ -174,13 +173,10 @@ def new_context_unused() -> None:
     unread = {f"key_{i}": msgspec.Raw(b'"a value no rule reads"') for i in range(10)}
     with_data = msgspec.structs.replace(request, page=msgspec.structs.replace(page, data=unread))
     codec = StateCodec(["bench-secret-0123456789"])
-    seed = VisitorState(visitor=VISITOR)
-    for _ in range(3):
-        decide(plain, seed, request, 1_790_000_000_000, key=KEY)
-    cookie = codec.encode(seed, "news")
+    cookie = returning(plain, codec, request)
 
     def call(compiled: Any, req: DecideRequest) -> Any:
-        return from_cookie(compiled, codec, cookie, req, 1_790_000_000_000)
+        return from_cookie(compiled, codec, cookie, req, T0)
 
     base, unused = in_turns(call(plain, request), call(declared, request), 10, 600)
     again, carried = in_turns(call(plain, request), call(declared, with_data), 10, 600)
@@ -222,22 +218,9 @@ def budget_and_holdout() -> None:
     stopping = [{**r, "limit": {"stop_after": ["goal"]}} for r in rules]
     budget = {"per_view": 1, "per_session": 2, "per_day": 3, "cooldown": "10m"}
     configured = site(rules=stopping, frequency=budget, holdout=0.05)
-    request = DecideRequest(
-        site="news",
-        page=Page(url=f"{ORIGIN}/news/articles/2.html?utm_source=mail"),
-        events=[PageEvent(name="paywall_view")],
-        view="v",
-    )
     codec = StateCodec(["bench-secret-0123456789"])
-    cookies = {}
-    for name, compiled in (("plain", plain), ("configured", configured)):
-        seed = VisitorState(visitor=VISITOR)
-        for _ in range(3):
-            decide(compiled, seed, request, 1_790_000_000_000, key=KEY)
-        cookies[name] = codec.encode(seed, "news")
-
     runs = {
-        name: from_cookie(compiled, codec, cookies[name], request, 1_790_000_000_000)
+        name: from_cookie(compiled, codec, returning(compiled, codec, PAYWALL), PAYWALL, T0)
         for name, compiled in (("plain", plain), ("configured", configured))
     }
     best = dict.fromkeys(runs, float("inf"))
@@ -317,7 +300,7 @@ def recommendations_cost() -> None:
         ),
     )
     for _ in range(3):
-        decide(without, seed, page_of(0), 1_790_000_000_000, key=KEY)
+        decide(without, seed, page_of(0), T0, key=KEY)
     cookie = codec.encode(seed, "news")
     pages = [page_of(i) for i in range(1000)]  # more than a widget keeps rendered rows of
     weights = [1 / (rank + 1) for rank in range(1000)]
@@ -330,7 +313,7 @@ def recommendations_cost() -> None:
             state = codec.decode(cookie, VISITOR, "news")
             assert state is not None
             request = order[next(turn) % len(order)]
-            out = decide(compiled, state, request, 1_790_000_000_000, key=KEY,
+            out = decide(compiled, state, request, T0, key=KEY,
                          recommender=recommender)  # fmt: skip
             assert out.decisions[0].rule == "recs" and out.decisions[0].html
 

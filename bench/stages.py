@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "https://news.example"
 ROUNDS = 15
 CALLS = 208  # whole calls a round, in groups of GROUP
+STAGES = ("body decode", "cookie", "decide", "render", "record")
 GROUP = 16  # concurrent requests, as under load: the records of 16 go in one commit
 
 
@@ -63,28 +64,74 @@ async def _page_view(store: Any, n: int, visitors: int, now: int) -> None:
     await store.write([trigger], [decision])
 
 
-async def write_volume() -> None:
-    """What SQLite's write-ahead log takes per decision, as the writer commits them: 200
-    groups of 16 page views, checkpoints held off for the count; from one visitor (as
-    bench/decide.py sends them) and from 5,000 (as a site's traffic spreads them over the
-    indexes)."""
+class _TimedStatements:
+    """The writing connection of a store, timing each statement by its first words."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.spent: dict[str, float] = {}
+
+    def _timed(self, method: str, sql: str, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return getattr(self.connection, method)(sql, *args)
+        finally:
+            name = " ".join(sql.split()[:3]) + ("" if method == "execute" or args[0] else " (none)")
+            self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - start
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._timed("execute", sql, *args)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        rows = list(rows)
+        return self._timed("executemany", sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+
+async def writes() -> None:
+    """What a commit costs SQLite: the write-ahead log per decision, 200 groups of 16 page
+    views (checkpoints held off for the count), from one visitor (as bench/decide.py sends
+    them) and from 5,000 (as a site's traffic spreads them over the indexes); and each
+    statement's time per commit, from 5,000 visitors, 16 page views a commit and one."""
     print("SQLite's write-ahead log per decision (groups of 16, WAL bytes / decisions):")
-    for visitors in (1, 5000):
+    timed: dict[int, tuple[_TimedStatements, float, int]] = {}
+    for visitors, group in ((1, GROUP), (5000, GROUP), (5000, 1)):
         with tempfile.TemporaryDirectory(prefix="sitecue-wal-") as tmp:
             store = await open_store(f"sqlite:///{tmp}/store.db")
             store._checkpoints._task.cancel()  # type: ignore[attr-defined]  # the count only
+            statements = store._writes = _TimedStatements(store._writes)  # type: ignore[attr-defined]
             now = tag._now_ms()
-            for first in range(0, 200 * GROUP, GROUP):
+            commits = 200 * GROUP // group
+            start = time.perf_counter()
+            for first in range(0, commits * group, group):
                 await asyncio.gather(
-                    *(_page_view(store, first + i, visitors, now) for i in range(GROUP))
+                    *(_page_view(store, first + i, visitors, now) for i in range(group))
                 )
+            if visitors > 1:  # the statements as a site's traffic spreads them
+                timed[group] = statements, time.perf_counter() - start, commits
             wal = Path(f"{tmp}/store.db-wal").stat().st_size
             await store.close()
-        print(f"  {visitors:5d} visitor(s)  {wal / (200 * GROUP) / 1024:5.1f} KiB a decision")
+        if group == GROUP:
+            print(f"  {visitors:5d} visitor(s)  {wal / (200 * GROUP) / 1024:5.1f} KiB a decision")
+    print("A commit's statements, 5,000 visitors (µs a commit; 16 page views a commit / one):")
+    many, one = timed[GROUP], timed[1]
+    for name in sorted(many[0].spent, key=lambda n: -many[0].spent[n]):
+        print(
+            f"  {name:40} {many[0].spent[name] / many[2] * 1e6:7.1f}"
+            f"  {one[0].spent.get(name, 0.0) / one[2] * 1e6:7.1f}"
+        )
+    totals = (
+        ("all statements", [sum(t.spent.values()) / n for t, _, n in (many, one)]),
+        ("the write: made, handed over, committed", [spent / n for _, spent, n in (many, one)]),
+    )
+    for label, (per_many, per_one) in totals:
+        print(f"  {label:40} {per_many * 1e6:7.1f}  {per_one * 1e6:7.1f}")
 
 
 async def stages() -> None:
-    await write_volume()
+    await writes()
     with tempfile.TemporaryDirectory(prefix="sitecue-stages-") as tmp:
         settings = Settings.load(
             config_dir=str(ROOT / "config"),
@@ -156,35 +203,50 @@ async def _stages(app: Any) -> None:
         status, _, _ = await post(app, "/v1/decide", call, cookies, ORIGIN)
         assert status == 200, status
 
-    rounds: list[dict[str, float]] = []
+    async def quickest(group: int, rounds: int) -> dict[str, float]:
+        """The stages of the quickest of ``rounds`` rounds of whole calls, ``group`` at a
+        time: the round least disturbed by the rest of the machine."""
+        timed = []
+        for _ in range(rounds):
+            stages.spent = {}
+            start = time.perf_counter()
+            for _ in range(CALLS // group):
+                await asyncio.gather(*(whole() for _ in range(group)))
+            calls = CALLS // group * group
+            timed.append({
+                **{stage: spent / calls * 1e6 for stage, spent in stages.spent.items()},
+                "whole call": (time.perf_counter() - start) / calls * 1e6,
+            })  # fmt: skip
+        best = min(timed, key=lambda r: r["whole call"])
+        best["framework and respond"] = best["whole call"] - sum(best[p] for p in STAGES)
+        return best
+
     try:
         for name, function in wrapped.items():
             setattr(tag, name, function)
         writer.flush = stages.timed_async("record", flush)
         for _ in range(3):  # warm up
             await asyncio.gather(*(whole() for _ in range(GROUP)))
-        for _ in range(ROUNDS):
-            stages.spent = {}
-            start = time.perf_counter()
-            for _ in range(CALLS // GROUP):
-                await asyncio.gather(*(whole() for _ in range(GROUP)))
-            whole_us = (time.perf_counter() - start) / CALLS * 1e6
-            rounds.append({
-                **{stage: spent / CALLS * 1e6 for stage, spent in stages.spent.items()},
-                "whole call": whole_us,
-            })  # fmt: skip
+        best = await quickest(GROUP, ROUNDS)
+        alone = {group: await quickest(group, ROUNDS // 2) for group in (1, 4)}
     finally:
         for name, function in originals.items():
             setattr(tag, name, function)
         writer.flush = flush
-    # The round whose whole call was quickest: the one least disturbed by the machine.
-    best = min(rounds, key=lambda r: r["whole call"])
-    parts = ("body decode", "cookie", "decide", "render", "record")
-    best["framework and respond"] = best["whole call"] - sum(best[p] for p in parts)
     print(
         f"POST /v1/decide in process, stage by stage (µs a request, timed inside whole"
         f" calls, {GROUP} at a time; the quickest of {ROUNDS} rounds):"
     )
-    for name in (*parts, "framework and respond", "whole call"):
+    for name in (*STAGES, "framework and respond", "whole call"):
         share = best[name] / best["whole call"]
         print(f"  {name:22} {best[name]:6.1f} µs  {share:4.0%}")
+    # What one commit costs whatever it holds (BEGIN and COMMIT, the log's pages, the
+    # writer's hand-over): paid once per group, so by every request when they come alone.
+    print("  fewer requests a commit (whole call, of it record / framework and respond):")
+    for group, r in alone.items():
+        print(
+            f"    {group:2d} at a time       {r['whole call']:6.1f} µs"
+            f" ({r['record']:.0f} / {r['framework and respond']:.0f})"
+        )
+    fixed = (alone[1]["whole call"] - best["whole call"]) * GROUP / (GROUP - 1)
+    print(f"  a commit's own cost, whatever it holds: ~{fixed:.0f} µs")

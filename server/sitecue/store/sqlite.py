@@ -428,6 +428,14 @@ def _vacuum_once(db: sqlite3.Connection) -> None:
             )  # fmt: skip
 
 
+def _many(db: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
+    """``executemany``, unless there are no rows: a group's commit runs its statements for
+    rows most groups do not have (messages, product clicks, conversions), and each costs
+    ~5 µs even empty."""
+    if rows:
+        db.executemany(sql, rows)
+
+
 def _rollback(db: sqlite3.Connection) -> None:
     """Undo the open transaction, unless SQLite already has: it rolls back by itself on a
     full disk or an I/O error, and a second ROLLBACK would raise "no transaction is active"
@@ -702,7 +710,7 @@ class SQLiteStore:
             kept_events, kept_decisions = stored(events, decisions, new)
             w.executemany(INSERT_EVENT, compress(event_rows, kept_events))
             w.executemany(INSERT_DECISION, compress(decision_rows, kept_decisions))
-            w.executemany(INSERT_MESSAGE, message_rows)
+            _many(w, INSERT_MESSAGE, message_rows)
             tally = Tally()
             self._count(
                 tally,
@@ -730,7 +738,7 @@ class SQLiteStore:
         if candidates:
             named = _encode(exposures_of(candidates)).decode()
             changed = tally.attribute(w.execute(EXPOSED_SQLITE, (named,)).fetchall(), candidates)
-            w.executemany(ATTRIBUTE, changed)
+            _many(w, ATTRIBUTE, changed)
 
     def _count_products(
         self, tally: Tally, events: list[EventRecord], kept: list[bool], new: list[Any]
@@ -751,8 +759,8 @@ class SQLiteStore:
                 priced = w.execute(PRICES_SQLITE, (pairs_json(priced_of(found)),)).fetchall()
                 prices = {(site, product): price for site, product, price in priced}
                 w.executemany(CONVERT_CLICKS, products.credit(bought, found, prices))
-        w.executemany(UPSERT_PRODUCTS, products.product_rows())
-        w.executemany(UPSERT_STRATEGIES, products.strategy_rows())
+        _many(w, UPSERT_PRODUCTS, products.product_rows())
+        _many(w, UPSERT_STRATEGIES, products.strategy_rows())
 
     async def decisions(self, query: DecisionQuery) -> list[DecisionRecord]:
         where: list[str] = ["site = ?"]

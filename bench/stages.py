@@ -28,6 +28,7 @@ from sitecue.api import tag
 from sitecue.app import build_app
 from sitecue.decide import Verdict
 from sitecue.ids import record_id
+from sitecue.retries import trigger_key
 from sitecue.settings import Settings
 from sitecue.store import DecisionRecord, EventRecord, open_store
 
@@ -60,7 +61,8 @@ async def _page_view(store: Any, n: int, visitors: int, now: int) -> None:
         record_id(now), "news", visitor, now, f"{ORIGIN}/news/articles/2.html", shown, True,
         key=call,
     )  # fmt: skip
-    trigger = EventRecord("news", visitor, "trigger", now, name="paywall_view", key=f"{call}:0")
+    key = trigger_key(call, "0")  # as the endpoint keys it
+    trigger = EventRecord("news", visitor, "trigger", now, name="paywall_view", key=key)
     await store.write([trigger], [decision])
 
 

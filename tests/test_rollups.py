@@ -23,6 +23,7 @@ from sitecue.runtime import Runtime, goals_of
 from sitecue.store import (
     DAY_MS,
     DayCounts,
+    DecisionQuery,
     DecisionRecord,
     EventRecord,
     Goals,
@@ -38,6 +39,7 @@ from sitecue.store import sqlite as sqlite_store
 from sitecue.store.backfill import postgres_rollups, sqlite_rollups
 from sitecue.store.submissions import INSERT_SUBMISSION, submission_row
 from sites import rule, site
+from test_retention import count
 
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % DAY_MS  # midnight UTC
 DAY0 = T0 // DAY_MS
@@ -292,6 +294,43 @@ def test_a_goal_before_the_exposure_and_a_replay_do_not_count(store_url: str) ->
     assert before == [VariantCounts("blue", 1, 1, 0, decisions=1)]
     # One visitor, converted once, revenue 3 + 1 (the purchase before exposure not counted).
     assert after == [VariantCounts("blue", 1, 1, 1, 4.0, 16.0, decisions=2)]
+
+
+def test_a_calls_records_are_kept_once_by_its_decisions_key(store_url: str) -> None:
+    """A decide call's triggers (keys ``<call>.<part>``) take no key row of their own: the
+    key of its decision keeps a retry of the call, in its group or a later one, from
+    storing them again. A dotted key whose call has no decision in the group (a form's
+    conversion) keeps a row of its own."""
+
+    def call(call: str, at: int, parts: tuple[str, ...]) -> Records:
+        triggers = [
+            EventRecord("news", "a", "trigger", T0 + at, name=f"t{p}", key=f"{call}.{p}")
+            for p in parts
+        ]
+        shown = [Verdict("exp", True, variant="blue")]
+        return triggers, [DecisionRecord(record_id(T0 + at), "news", "a", T0 + at, "u", shown,
+                                         key=call)]  # fmt: skip
+
+    form = EventRecord("news", "a", "convert", T0 + 40, rule="exp", variant="blue",
+                       decision="d-1", key="form-0001.form")  # fmt: skip
+
+    async def body(store: Store) -> tuple[list[str], int, int]:
+        first, retried = call("call-0001", 10, ("0",)), call("call-0001", 11, ("0", "1"))
+        await store.write(first[0] + retried[0], first[1] + retried[1])  # one group
+        await store.write(*call("call-0001", 20, ("0", "2")))  # a later retry: nothing
+        await store.write(*call("call-0002", 30, ("0",)))
+        await store.write([form], [])
+        await store.write([form], [])
+        stored = [e.name or e.type for e in await store.events("news", ["a"])]
+        decisions = await store.decisions(DecisionQuery(site="news"))
+        return stored, len(decisions), await count(store_url, "SELECT COUNT(*) FROM record_keys")
+
+    stored, decisions, keys = run(store_url, body)
+    # The retry in the group stores only the trigger its first attempt did not send.
+    assert stored == ["t0", "t1", "t0", "convert"]
+    assert decisions == 2
+    # The two decisions' keys, and the conversion's own and its decision's (one a decision).
+    assert keys == 4
 
 
 def msgspec_replace(e: EventRecord, **changes: Any) -> EventRecord:

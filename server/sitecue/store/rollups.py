@@ -128,15 +128,51 @@ def _decision_keys(d: DecisionRecord) -> tuple[str, ...]:
     return (f"decision {d.key}",) if d.key is not None else ()
 
 
+# One record's keys in its group: (site, at, new, own, shared). ``new`` must be new in
+# record_keys, ``own`` held by no record before it in the group, and both ``own`` and
+# ``shared`` are held for the records after it; the rows inserted are ``new`` and
+# ``shared``. A record's own keys are usually its new ones; not so for a decide call's.
+_Keys = tuple[str, int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def _group_keys(
+    events: Sequence[EventRecord], decisions: Sequence[DecisionRecord]
+) -> tuple[list[_Keys], int]:
+    """Each record's keys, events first, and how many rows the group inserts if every key
+    is new and none repeats.
+
+    The records a decide call makes beside its decision (its triggers, the product it
+    showed, a refused token: keys ``<call>.<part>``, see retries.trigger_key) are stored
+    with that decision, so they need no row of their own: what must be new is the
+    decision's key (a retry of the call stores none of them), and their own keys only keep
+    a retry that shares their group from storing them twice. One row fewer per trigger,
+    and one index page fewer in each commit. Only the server makes such keys: event ids
+    and call ids have no dots."""
+    calls = {(d.site, d.key) for d in decisions if d.key is not None}
+    keys: list[_Keys] = []
+    rows = 0
+    for e in events:
+        call, dot, _ = (e.key or "").rpartition(".")
+        if dot and (e.site, call) in calls:
+            keys.append((e.site, e.at, (f"decision {call}",), (e.key or "",), ()))
+            continue  # its row is the decision's, counted there
+        mine, shared = _event_keys(e), _shared_keys(e)
+        keys.append((e.site, e.at, mine, mine, shared))
+        rows += len(mine) + len(shared)
+    for d in decisions:
+        mine = _decision_keys(d)
+        keys.append((d.site, d.at, mine, mine, ()))
+        rows += len(mine)
+    return keys, rows
+
+
 def key_rows(events: Sequence[EventRecord], decisions: Sequence[DecisionRecord]) -> list[Row]:
     """The ``(site, key, at)`` rows of ``record_keys`` the group inserts, each key once,
     sorted (nodes inserting at once take the rows' locks in the same order)."""
     rows: dict[tuple[str, str], int] = {}
-    for record, keys in [(e, _event_keys(e) + _shared_keys(e)) for e in events] + [
-        (d, _decision_keys(d)) for d in decisions
-    ]:
-        for key in keys:
-            rows.setdefault((record.site, key), record.at)
+    for site, at, new, _, shared in _group_keys(events, decisions)[0]:
+        for key in (*new, *shared):
+            rows.setdefault((site, key), at)
     return [(site, key, at) for (site, key), at in sorted(rows.items())]
 
 
@@ -146,22 +182,20 @@ def stored(
     new: Iterable[tuple[str, str]],
 ) -> tuple[list[bool], list[bool]]:
     """Which events and decisions the group stores, given the ``(site, key)`` that were new
-    in ``record_keys``: a record iff all its keys were new and no record before it in the
-    group had one of them (as if the group's records were written one after the other).
-    A shared key (``_shared_keys``) need not be new, but is taken for the records after."""
+    in ``record_keys``: a record iff its keys were new and no record before it in the group
+    held one of them (as if the group's records were written one after the other). A
+    shared key (``_shared_keys``) need not be new, but is held for the records after."""
     fresh = set(new)
-    keys = [(e.site, _event_keys(e), _shared_keys(e)) for e in events] + [
-        (d.site, _decision_keys(d), ()) for d in decisions
-    ]
-    if len(fresh) == sum(len(mine) + len(shared) for _, mine, shared in keys):  # all new, once
+    keys, rows = _group_keys(events, decisions)
+    if len(fresh) == rows:  # all new, none repeated
         return [True] * len(events), [True] * len(decisions)
-    taken: set[tuple[str, str]] = set()
+    held: set[tuple[str, str]] = set()
     kept = []
-    for site, mine, shared in keys:
-        pairs = {(site, key) for key in mine}
-        kept.append(pairs <= fresh and not pairs & taken)
-        taken.update(pairs)
-        taken.update((site, key) for key in shared)
+    for site, _, needed, own, shared in keys:
+        mine = {(site, key) for key in own}
+        kept.append({(site, key) for key in needed} <= fresh and not mine & held)
+        held.update(mine)
+        held.update((site, key) for key in shared)
     return kept[: len(events)], kept[len(events) :]
 
 

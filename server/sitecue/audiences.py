@@ -37,7 +37,7 @@ import hmac
 import os
 import sys
 from array import array
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -134,7 +134,7 @@ def write_id_file(path: Path, ids: Iterable[str], key: bytes) -> tuple[int, int]
     return len(hashes), HEADER + 8 * len(hashes)
 
 
-def read_id_file(path: Path, keys: list[bytes] | None) -> HashedIds:
+def read_id_file(path: Path, keys: Sequence[bytes] | None) -> HashedIds:
     """Load an id list file; ``keys`` are the site's audience keys, newest first (None: only
     check the file, as ``sitecue check`` does without the server's secrets). Raises
     ValueError saying what is wrong."""
@@ -331,7 +331,7 @@ def id_file_path(name: Any) -> PurePosixPath | None:
 
 
 def _file_ids(
-    spec: dict[str, Any], at: str, root: Path, keys: list[bytes] | None, problems: list[Problem]
+    spec: dict[str, Any], at: str, root: Path, keys: Sequence[bytes] | None, problems: list[Problem]
 ) -> Collection[str]:
     relative = id_file_path(spec["ids_file"])
     if relative is None:

@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 import msgspec
 
@@ -72,7 +73,7 @@ def _decode(decision: str) -> bytes | None:
     return raw
 
 
-def verify(keys: list[bytes], decision: str, visitor: str, rule: str, variant: str) -> bool:
+def verify(keys: Sequence[bytes], decision: str, visitor: str, rule: str, variant: str) -> bool:
     """Did one of ``keys`` (every key of the rotation) issue ``decision`` to ``visitor`` for
     this rule and variant?"""
     raw = _decode(decision)

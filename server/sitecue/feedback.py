@@ -25,7 +25,9 @@ MAX_AHEAD_MS = 60 * 1000  # clocks drift; the tag dates its events by the server
 _REFUSED = "; nothing in this batch was stored"
 
 
-def accept(events: Sequence[Feedback], keys: list[bytes], visitor: str, now: int) -> list[Feedback]:
+def accept(
+    events: Sequence[Feedback], keys: Sequence[bytes], visitor: str, now: int
+) -> list[Feedback]:
     """The events of the batch to record and apply. Feedback on a decision made without
     consent (issued to no one in particular) or on a preview link is valid but left out:
     nothing about that visitor is kept, and a preview counts for nothing. Raises

@@ -84,8 +84,11 @@ class Keyring:
         if not secrets:
             raise ValueError("the keyring needs at least one secret")
         self.secrets = list(secrets)
+        # Derived once per purpose and site: each derivation is an HMAC, and the tag's
+        # endpoints ask on every request.
         self.sealer = cache(self._sealer)
         self.mac_key = cache(self._mac_key)
+        self.mac_keys = cache(self._mac_keys)
 
     def _sealer(self, purpose: str, site: str) -> Sealer:
         return Sealer([derive(s, purpose, site) for s in self.secrets])
@@ -94,7 +97,7 @@ class Keyring:
         """The key that signs (MACs) for ``purpose`` on ``site``: the signing secret's."""
         return derive(self.secrets[0], purpose, site)
 
-    def mac_keys(self, purpose: str, site: str) -> list[bytes]:
+    def _mac_keys(self, purpose: str, site: str) -> tuple[bytes, ...]:
         """Every key that may have signed, the signing one first (for verifying across a
         rotation)."""
-        return [derive(s, purpose, site) for s in self.secrets]
+        return tuple(derive(s, purpose, site) for s in self.secrets)

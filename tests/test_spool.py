@@ -6,6 +6,7 @@ process; damaged and foreign files are left for the operator; a full spool refus
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import http.client
 import json
 import logging
@@ -110,6 +111,32 @@ def test_a_hung_store_holds_up_one_group_and_the_rest_go_straight_to_the_spool(
         # after the first waited for the store.
         assert store.calls <= 2 and spool.depth == 30 and spool.active
         await writer.stop()
+
+    asyncio.run(main())
+
+
+def test_sqlite_waiting_for_its_lock_is_bounded_in_the_writers_own_task(tmp_path: Path) -> None:
+    """SQLite's flush waits only for the writers' lock, so it runs bounded in the writer's
+    own task, with no task of its own: a wait past the timeout is cancelled at once, the
+    group spooled, and neither lock left held."""
+    path = tmp_path / "sitecue.db"
+
+    async def main() -> None:
+        store = await open_store(f"sqlite:///{path}")
+        assert store.writer.cancels_at_once
+        spool = Spool(tmp_path / "spool", flush_timeout=0.3, retry=(3600, 3600))
+        spool.attach(store.writer)
+        with open(f"{path}.writer-lock", "a+b") as holder:  # another process writing
+            fcntl.flock(holder, fcntl.LOCK_EX)
+            started = time.monotonic()
+            await store.write([event(1)], [])
+            waited = time.monotonic() - started
+            fcntl.flock(holder, fcntl.LOCK_UN)
+        assert 0.3 <= waited < 5 and spool.active and spool.depth == 1
+        assert not spool._zombies and not store._turn.locked()  # type: ignore[attr-defined]
+        with open(f"{path}.writer-lock", "a+b") as other:  # the store let its lock go
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        await store.close()  # the spool stopped with its writer, its group kept
 
     asyncio.run(main())
 

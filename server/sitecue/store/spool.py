@@ -220,6 +220,7 @@ class Spool:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _flush: Flush | None = None
     _max_records: int = 2000
+    _cancels_at_once: bool = False  # the writer's flush, cancelled, lets go at once
     _task: asyncio.Task[None] | None = None
     _stopping: bool = False
     _zombies: set[asyncio.Task[None]] = field(default_factory=set)
@@ -244,6 +245,7 @@ class Spool:
         writer.spool = self
         self._flush = writer.flush
         self._max_records = writer.max_records
+        self._cancels_at_once = writer.cancels_at_once
         self._task = asyncio.create_task(self._run(), name="sitecue-spool")
 
     async def commit(
@@ -316,13 +318,26 @@ class Spool:
         ``flush_timeout``). One that does not answer is cancelled (a replay of its records is
         skipped by their keys, should it commit after all), and counts as the store failing."""
         timeout = self.flush_timeout if timeout is None else timeout
-        task = asyncio.ensure_future(flush(group.events, group.decisions, group.messages))
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-        if task in done:
-            return task.result()
-        task.cancel()
-        self._zombies.add(task)
-        task.add_done_callback(self._bury)
+        if self._cancels_at_once:
+            # Cancelled, this flush lets go at once: it runs in this task, bounded by a timer,
+            # without a task and a wait of its own (20-30 µs a commit against 8-12).
+            bound = asyncio.timeout(timeout)
+            try:
+                async with bound:
+                    return await flush(group.events, group.decisions, group.messages)
+            except TimeoutError:
+                if not bound.expired():
+                    raise  # the flush's own
+        else:
+            # It may not let go (PostgreSQL rolling back over a network that stopped
+            # answering): it runs as a task of its own, left to finish while we go on.
+            task = asyncio.ensure_future(flush(group.events, group.decisions, group.messages))
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if task in done:
+                return task.result()
+            task.cancel()
+            self._zombies.add(task)
+            task.add_done_callback(self._bury)
         raise StoreUnavailable(f"the store did not commit within {timeout:g} s")
 
     def _bury(self, task: asyncio.Task[None]) -> None:

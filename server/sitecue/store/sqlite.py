@@ -619,7 +619,7 @@ class SQLiteStore:
         self._turn = asyncio.Lock()
         self._writes = writes
         self._checkpoints = Checkpointer(path, self._write_lock)
-        self.writer = GroupWriter(self._flush, heartbeat=self._heartbeat)
+        self.writer = GroupWriter(self._flush, heartbeat=self._heartbeat, cancels_at_once=True)
         self.writer.start()
 
     @classmethod

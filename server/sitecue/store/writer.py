@@ -57,6 +57,9 @@ class GroupWriter:
     heartbeat: Callable[[], Awaitable[None]] | None = None  # commits a row; proves writes work
     failing: StoreUnavailable | None = None  # why the last commit failed, until one succeeds
     spool: Spool | None = None  # where groups go while the store fails (see Spool.attach)
+    # Whether a cancelled flush lets go at once: SQLite's waits only for the file's lock,
+    # PostgreSQL's may wait on the network to roll back (see Spool._bounded).
+    cancels_at_once: bool = False
     _queue: list[_Pending] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None

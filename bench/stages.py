@@ -153,13 +153,16 @@ class _Stages:
     def __init__(self) -> None:
         self.spent: dict[str, float] = {}
 
+    def _add(self, stage: str, start: float) -> None:
+        self.spent[stage] = self.spent.get(stage, 0.0) + time.perf_counter() - start
+
     def timed(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.spent[stage] = self.spent.get(stage, 0.0) + time.perf_counter() - start
+                self._add(stage, start)
 
         return timed
 
@@ -172,7 +175,7 @@ class _Stages:
             try:
                 return await function(*args, **kwargs)
             finally:
-                self.spent[stage] = self.spent.get(stage, 0.0) + time.perf_counter() - start
+                self._add(stage, start)
 
         return timed
 
@@ -214,10 +217,10 @@ async def _stages(app: Any) -> None:
             start = time.perf_counter()
             for _ in range(CALLS // group):
                 await asyncio.gather(*(whole() for _ in range(group)))
-            calls = CALLS // group * group
+            made = CALLS // group * group
             timed.append({
-                **{stage: spent / calls * 1e6 for stage, spent in stages.spent.items()},
-                "whole call": (time.perf_counter() - start) / calls * 1e6,
+                **{stage: spent / made * 1e6 for stage, spent in stages.spent.items()},
+                "whole call": (time.perf_counter() - start) / made * 1e6,
             })  # fmt: skip
         best = min(timed, key=lambda r: r["whole call"])
         best["framework and respond"] = best["whole call"] - sum(best[p] for p in STAGES)

@@ -123,9 +123,13 @@ def _shared_keys(e: EventRecord) -> tuple[str, ...]:
     return (clicked[1],) if clicked is not None else ()
 
 
-def _decision_keys(d: DecisionRecord) -> tuple[str, ...]:
+def _decision_key(call: str) -> str:
     # Prefixed: a decision's key is a call id, which an event id may equal.
-    return (f"decision {d.key}",) if d.key is not None else ()
+    return f"decision {call}"
+
+
+def _decision_keys(d: DecisionRecord) -> tuple[str, ...]:
+    return (_decision_key(d.key),) if d.key is not None else ()
 
 
 # One record's keys in its group: (site, at, new, own, shared). ``new`` must be new in
@@ -154,7 +158,7 @@ def _group_keys(
     for e in events:
         call, dot, _ = (e.key or "").rpartition(".")
         if dot and (e.site, call) in calls:
-            keys.append((e.site, e.at, (f"decision {call}",), (e.key or "",), ()))
+            keys.append((e.site, e.at, (_decision_key(call),), (e.key or "",), ()))
             continue  # its row is the decision's, counted there
         mine, shared = _event_keys(e), _shared_keys(e)
         keys.append((e.site, e.at, mine, mine, shared))
